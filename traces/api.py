@@ -1,0 +1,224 @@
+"""The HTTP API (DRF): ingestion and reads. Thin views around ingest.py and store.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import store
+from .auth import KeyPrincipal, request_project
+from .filters import parse_run_filter
+from .ingest import decode_body, parse_trace, too_large
+from .models import Run, RunError, Step
+
+PROJECT_PARAM = OpenApiParameter(
+    "project",
+    str,
+    description="Project slug. Required with session authentication; an API key is "
+    "bound to its project.",
+)
+EXECUTION_ID_PARAM = OpenApiParameter("execution_id", str, OpenApiParameter.PATH)
+
+
+def read_body(request: Request) -> bytes:
+    """The raw body, refusing more than the limit without reading it all."""
+    limit: int = settings.TRACE_MAX_BODY_BYTES
+    declared = request.META.get("CONTENT_LENGTH")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large(int(declared))
+    # Read the stream ourselves: request.body would apply Django's own (smaller) cap
+    # and answer 400 instead of 413.
+    body: bytes = request._request.read(limit + 1)
+    if len(body) > limit:
+        raise too_large(None)
+    return body
+
+
+class TraceIngest(APIView):
+    @extend_schema(
+        operation_id="ingest_trace",
+        summary="Ingest one ExecutionTrace (DashFlow JSON)",
+        description=(
+            "Body: one ExecutionTrace exactly as DashFlow's `to_json()` writes it, "
+            "optionally `Content-Encoding: gzip`. Requires `Authorization: Bearer <key>`. "
+            "Idempotent on `execution_id`: 201 when stored, 200 when already stored. "
+            "A trace without `execution_id` gets one, returned in the body."
+        ),
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={
+            201: OpenApiResponse(OpenApiTypes.OBJECT, description="Stored"),
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="Already stored"),
+            400: OpenApiResponse(description="Invalid trace: `path` and `rule` say why"),
+            401: OpenApiResponse(description="Missing, unknown or revoked key"),
+            413: OpenApiResponse(description="Body over TRACE_MAX_BODY_BYTES"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        if not isinstance(request.user, KeyPrincipal):
+            raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
+        project = request.user.project
+        data = decode_body(read_body(request), request.META.get("HTTP_CONTENT_ENCODING"))
+        trace = parse_trace(data)
+        run, created = store.save_trace(project, trace)
+        body = {
+            "execution_id": run.execution_id,
+            "created": created,
+            "status": run.status,
+            "url": f"/api/v1/runs/{run.execution_id}",
+        }
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    """The run row as the API shows it (no states)."""
+    return {
+        "execution_id": run.execution_id,
+        "project": run.project.slug,
+        "thread_id": run.thread_id,
+        "parent_execution_id": run.parent_execution_id,
+        "root_execution_id": run.root_execution_id,
+        "depth": run.depth,
+        "graph_name": run.graph_name,
+        "status": run.status,
+        "completed": run.completed,
+        "started_at": run.started_at_text,
+        "ended_at": run.ended_at_text,
+        "duration_ms": run.duration_ms,
+        "total_tokens": run.total_tokens,
+        "node_count": run.node_count,
+        "error_count": run.error_count,
+        "first_error": run.first_error or None,
+        "first_error_type": run.first_error_type or None,
+        "first_error_node": run.first_error_node or None,
+        "metadata": run.metadata,
+    }
+
+
+class RunPagination(CursorPagination):
+    ordering = ("-started_at", "-id")
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 500
+
+
+class RunList(APIView):
+    @extend_schema(
+        operation_id="list_runs",
+        summary="Runs of a project, newest first (cursor pagination)",
+        parameters=[
+            PROJECT_PARAM,
+            OpenApiParameter("status", str, enum=["running", "completed", "failed"]),
+            OpenApiParameter("node", str, description="Runs that executed this node"),
+            OpenApiParameter("error_type", str, description="Runs with an error of this type"),
+            OpenApiParameter("thread_id", str),
+            OpenApiParameter("started_after", OpenApiTypes.DATETIME),
+            OpenApiParameter("started_before", OpenApiTypes.DATETIME),
+            OpenApiParameter("limit", int, description="Page size (default 50, max 500)"),
+            OpenApiParameter("cursor", str),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request) -> Response:
+        project = request_project(request)
+        run_filter = parse_run_filter(request.query_params)
+        runs = run_filter.apply(Run.objects.filter(project=project).select_related("project"))
+        paginator = RunPagination()
+        page = paginator.paginate_queryset(runs, request, view=self)
+        assert page is not None
+        return paginator.get_paginated_response([run_summary(r) for r in page])
+
+
+def get_run(request: Request, execution_id: str) -> Run:
+    project = request_project(request)
+    run = (
+        Run.objects.select_related("project")
+        .filter(project=project, execution_id=execution_id)
+        .first()
+    )
+    if run is None:
+        raise exceptions.NotFound(f"run {execution_id!r}: not found")
+    return run
+
+
+def step_summary(step: Step) -> dict[str, Any]:
+    return {
+        "index": step.index,
+        "position": step.position,
+        "node": step.node,
+        "started_at": step.started_at_text,
+        "duration_ms": step.duration_ms,
+        "tokens_used": step.tokens_used,
+        "tools_called": step.tools_called,
+        "success": step.success,
+        "error_message": step.error_message,
+        "metadata": step.metadata,
+        "has_state": step.state_before_id is not None or step.state_after_id is not None,
+    }
+
+
+def error_summary(error: RunError) -> dict[str, Any]:
+    return {
+        "node": error.node,
+        "message": error.message,
+        "error_type": error.error_type,
+        "timestamp": error.timestamp_text,
+        "execution_index": error.execution_index,
+        "recoverable": error.recoverable,
+        "retry_attempted": error.retry_attempted,
+        "context": error.context,
+        "metadata": error.metadata,
+    }
+
+
+class RunDetail(APIView):
+    @extend_schema(
+        operation_id="get_run",
+        summary="A run's summary with its node list and errors (no states)",
+        parameters=[PROJECT_PARAM, EXECUTION_ID_PARAM],
+        responses={200: OpenApiTypes.OBJECT, 404: OpenApiResponse(description="No such run")},
+    )
+    def get(self, request: Request, execution_id: str) -> Response:
+        run = get_run(request, execution_id)
+        body = run_summary(run)
+        body["nodes"] = [step_summary(s) for s in run.steps.all()]
+        body["errors"] = [error_summary(e) for e in run.errors.all()]
+        return Response(body)
+
+
+class RunStep(APIView):
+    @extend_schema(
+        operation_id="get_step",
+        summary="One node execution with state_before and state_after",
+        parameters=[PROJECT_PARAM, EXECUTION_ID_PARAM, OpenApiParameter("index", int, "path")],
+        responses={200: OpenApiTypes.OBJECT, 404: OpenApiResponse(description="No such step")},
+    )
+    def get(self, request: Request, execution_id: str, index: int) -> HttpResponse:
+        run = get_run(request, execution_id)
+        step = run.steps.filter(index=index).first()
+        if step is None:
+            raise exceptions.NotFound(f"step {index} of run {execution_id!r}: not found")
+        states = store.load_states(run.project_id, [step.state_before_id, step.state_after_id])
+        node = store.step_to_node(step, states)
+        return HttpResponse(msgspec.json.encode(node), content_type="application/json")
+
+
+class RunTrace(APIView):
+    @extend_schema(
+        operation_id="get_trace",
+        summary="The whole run as an ExecutionTrace in DashFlow JSON",
+        parameters=[PROJECT_PARAM, EXECUTION_ID_PARAM],
+        responses={200: OpenApiTypes.OBJECT, 404: OpenApiResponse(description="No such run")},
+    )
+    def get(self, request: Request, execution_id: str) -> HttpResponse:
+        run = get_run(request, execution_id)
+        return HttpResponse(store.load_trace(run).to_json(), content_type="application/json")

@@ -1,0 +1,87 @@
+"""API-key authentication for DRF, and resolving the project a request is about."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from .models import ApiKey, Project, hash_api_key
+
+# Writing last_used_at on every request would turn each read into a write.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class KeyPrincipal:
+    """``request.user`` for a request made with an API key: it acts for one project."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = None
+
+    def __init__(self, key: ApiKey) -> None:
+        self.key = key
+        self.project = key.project
+        self.username = f"api-key:{key.prefix}"
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer dfk_...``. A missing header defers to the next method."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[KeyPrincipal, ApiKey] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        scheme, _, raw = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        raw = raw.strip()
+        if not raw:
+            raise exceptions.AuthenticationFailed("Authorization: empty bearer token")
+        key = ApiKey.objects.select_related("project").filter(key_hash=hash_api_key(raw)).first()
+        if key is None:
+            raise exceptions.AuthenticationFailed("Authorization: unknown API key")
+        if key.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("Authorization: this API key was revoked")
+        now = timezone.now()
+        if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
+            key.last_used_at = now
+            key.save(update_fields=["last_used_at"])
+        return KeyPrincipal(key), key
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword
+
+
+def request_project(request: Request) -> Project:
+    """The project a request is scoped to.
+
+    An API key is bound to its project (``?project=`` may name it, nothing else); a
+    signed-in user names a project they belong to with ``?project=<slug>``. Anything else
+    is a 404, so a request never learns whether another project exists.
+    """
+    slug = request.query_params.get("project")
+    user: Any = request.user
+    if isinstance(user, KeyPrincipal):
+        if slug and slug != user.project.slug:
+            raise exceptions.NotFound(f"project {slug!r}: not found")
+        return user.project
+    if not slug:
+        raise exceptions.ValidationError(
+            {"project": "required: name the project with ?project=<slug>"}
+        )
+    project = Project.objects.for_user(user).filter(slug=slug).first()
+    if project is None:
+        raise exceptions.NotFound(f"project {slug!r}: not found")
+    return project

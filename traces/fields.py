@@ -1,0 +1,39 @@
+"""A column for DashFlow's u64 counters."""
+
+from typing import Any
+
+from django.db import models
+
+_SIGNED_LIMIT = 2**63
+_WRAP = 2**64
+
+
+def to_db_u64(value: int | None) -> int | None:
+    """u64 -> signed 64-bit, two's complement (values below 2**63 are unchanged)."""
+    if value is None:
+        return None
+    return value - _WRAP if value >= _SIGNED_LIMIT else value
+
+
+def from_db_u64(value: int | None) -> int | None:
+    if value is None:
+        return None
+    return value + _WRAP if value < 0 else value
+
+
+class U64Field(models.BigIntegerField):  # type: ignore[type-arg]
+    """An unsigned 64-bit integer in a signed BIGINT column.
+
+    DashFlow's durations and token counts are u64. No SQL database we support has an
+    unsigned 64-bit type, and a NUMERIC column loses exactness in SQLite, so values at or
+    above 2**63 are stored wrapped (two's complement) and unwrapped on read: every value
+    round-trips exactly. The price: ordering and range filters are wrong only for values
+    above 2**63 (292 million years in milliseconds), which real traces never reach.
+    """
+
+    def get_prep_value(self, value: Any) -> Any:
+        value = super().get_prep_value(value)
+        return to_db_u64(value)
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> int | None:
+        return from_db_u64(value)

@@ -1,0 +1,265 @@
+"""Rows that persist the canonical ``ExecutionTrace`` (traces/trace.py).
+
+``traces/store.py`` is the only code that maps a trace to these rows and back. State
+snapshots are content-addressed per project (``StateSnapshot``), so the ``state_after`` of
+one step and the ``state_before`` of the next cost one blob. Summary columns on ``Run``
+let lists and filters work without reading any snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+import msgspec
+import zstandard
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from .fields import U64Field
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer"
+    MEMBER = "member"
+    ADMIN = "admin"
+
+
+class ProjectQuerySet(models.QuerySet["Project"]):
+    def for_user(self, user: Any) -> ProjectQuerySet:
+        """The projects ``user`` is a member of (none for an anonymous user)."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(memberships__user=user)
+
+
+class Project(models.Model):
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
+    )
+
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def role_of(self, user: Any) -> str | None:
+        if not user.is_authenticated:
+            return None
+        membership = self.memberships.filter(user=user).first()
+        return membership.role if membership else None
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="unique_membership"),
+        ]
+
+
+API_KEY_PREFIX = "dfk_"
+
+
+def hash_api_key(raw: str) -> str:
+    # Keys are 256 bits of randomness, so a fast hash is enough (as for GitHub tokens);
+    # a slow password hash would cost every ingestion request.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def active(self) -> ApiKeyQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    """A project-scoped ingestion/read key. Only its hash is stored; the key is shown once."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, help_text="The first characters, to recognise it")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.project.slug})"
+
+    @classmethod
+    def issue(cls, project: Project, name: str = "") -> tuple[ApiKey, str]:
+        """Create a key; returns the row and the raw key, which is never stored."""
+        raw = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        key = cls.objects.create(
+            project=project, name=name, prefix=raw[:12], key_hash=hash_api_key(raw)
+        )
+        return key, raw
+
+    def revoke(self) -> None:
+        self.revoked_at = timezone.now()
+        self.save(update_fields=["revoked_at"])
+
+
+_compressor = zstandard.ZstdCompressor(level=3)
+_decompressor = zstandard.ZstdDecompressor()
+
+
+class StateSnapshot(models.Model):
+    """One distinct state value of a project, zstd-compressed JSON.
+
+    ``digest`` is the SHA-256 of the canonical JSON (``trace.state_hash``); ``data`` keeps
+    the producer's key order so a loaded trace reads as it was sent.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    digest = models.CharField(max_length=64)
+    size_bytes = models.PositiveBigIntegerField(help_text="Uncompressed JSON size")
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "digest"], name="unique_snapshot"),
+        ]
+
+    @staticmethod
+    def compress(json_bytes: bytes) -> bytes:
+        return _compressor.compress(json_bytes)
+
+    def json_bytes(self) -> bytes:
+        return _decompressor.decompress(bytes(self.data))
+
+    def value(self) -> Any:
+        return msgspec.json.decode(self.json_bytes())
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    def visible_to(self, user: Any) -> RunQuerySet:
+        return self.filter(project__in=Project.objects.for_user(user))
+
+
+class Run(models.Model):
+    """One execution of a graph: the trace's top level plus summary columns."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
+    execution_id = models.CharField(max_length=200)
+    thread_id = models.CharField(max_length=200, null=True, blank=True)
+    parent_execution_id = models.CharField(max_length=200, null=True, blank=True)
+    root_execution_id = models.CharField(max_length=200, null=True, blank=True)
+    depth = U64Field(null=True, blank=True)
+    graph_name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=RunStatus.choices)
+    completed = models.BooleanField(default=False)
+    # started_at orders every list, so it is never null: the trace's own time when it has
+    # one, else the time it arrived. The *_text columns keep the producer's exact string.
+    started_at = models.DateTimeField()
+    started_at_text = models.CharField(max_length=64, null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_at_text = models.CharField(max_length=64, null=True, blank=True)
+    duration_ms = U64Field(default=0)
+    total_tokens = U64Field(default=0)
+    node_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    first_error = models.TextField(blank=True)
+    first_error_type = models.CharField(max_length=200, blank=True)
+    first_error_node = models.CharField(max_length=200, blank=True)
+    final_state = models.ForeignKey(
+        StateSnapshot, null=True, blank=True, on_delete=models.RESTRICT, related_name="+"
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    execution_metrics = models.JSONField(null=True, blank=True)
+    performance_metrics = models.JSONField(null=True, blank=True)
+    # SHA-256 of the trace's JSON as last stored: an identical re-send writes nothing.
+    trace_digest = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "execution_id"], name="unique_run"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "-started_at", "-id"], name="run_newest"),
+            models.Index(fields=["project", "status", "-started_at"], name="run_status"),
+            models.Index(fields=["project", "thread_id"], name="run_thread"),
+        ]
+
+    def __str__(self) -> str:
+        return self.execution_id
+
+
+class Step(models.Model):
+    """One ``NodeExecution`` of a run; ``position`` is its place in ``nodes_executed``."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    index = U64Field()
+    node = models.CharField(max_length=200)
+    started_at_text = models.CharField(max_length=64, null=True, blank=True)
+    duration_ms = U64Field(default=0)
+    tokens_used = U64Field(default=0)
+    state_before = models.ForeignKey(
+        StateSnapshot, null=True, blank=True, on_delete=models.RESTRICT, related_name="+"
+    )
+    state_after = models.ForeignKey(
+        StateSnapshot, null=True, blank=True, on_delete=models.RESTRICT, related_name="+"
+    )
+    tools_called = models.JSONField(default=list, blank=True)
+    success = models.BooleanField(default=True)
+    error_message = models.TextField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="unique_step"),
+        ]
+        indexes = [models.Index(fields=["node", "run"], name="step_node")]
+        ordering = ["position"]
+
+
+class RunError(models.Model):
+    """One ``ErrorTrace`` of a run, in the order the trace lists them."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="errors")
+    position = models.PositiveIntegerField()
+    node = models.CharField(max_length=200)
+    message = models.TextField()
+    error_type = models.CharField(max_length=200, null=True, blank=True)
+    state_at_error = models.ForeignKey(
+        StateSnapshot, null=True, blank=True, on_delete=models.RESTRICT, related_name="+"
+    )
+    timestamp_text = models.CharField(max_length=64, null=True, blank=True)
+    execution_index = U64Field(null=True, blank=True)
+    recoverable = models.BooleanField(default=False)
+    retry_attempted = models.BooleanField(default=False)
+    context = models.TextField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="unique_run_error"),
+        ]
+        indexes = [models.Index(fields=["error_type", "run"], name="error_type")]
+        ordering = ["position"]

@@ -1,0 +1,414 @@
+"""The one mapping between ``ExecutionTrace`` and the rows in ``traces/models.py``.
+
+``save_trace`` writes a whole trace in one transaction; ``load_trace`` gives it back equal
+to what was saved. Steps and snapshots go in with COPY on PostgreSQL and ``executemany``
+on SQLite: Django's ``bulk_create`` builds a model instance per row, which costs several
+times the insert itself for a 2,000-step trace (benchmarks/ingest.py measures both).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Model
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from .fields import to_db_u64
+from .models import Project, Run, RunError, RunStatus, StateSnapshot, Step
+from .trace import (
+    UNSET,
+    ErrorTrace,
+    ExecutionMetrics,
+    ExecutionTrace,
+    NodeExecution,
+    PerformanceMetrics,
+    convert,
+    state_hash,
+)
+
+_json = msgspec.json.Encoder()
+
+# SQLite's default limit on bound variables is 32,766; stay well below it.
+_CHUNK = 900
+
+
+def run_status(trace: ExecutionTrace) -> str:
+    """``failed`` when anything failed or the run ended incomplete; ``completed``; else
+    ``running`` (a partial trace of a run still going)."""
+    if trace.errors or any(not n.success for n in trace.nodes_executed):
+        return RunStatus.FAILED
+    if trace.completed:
+        return RunStatus.COMPLETED
+    if trace.ended_at is not None:
+        return RunStatus.FAILED
+    return RunStatus.RUNNING
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = parse_datetime(text)
+    except ValueError:
+        return None
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
+
+
+def _first_error(trace: ExecutionTrace) -> tuple[str, str, str]:
+    if trace.errors:
+        e = trace.errors[0]
+        return e.message, e.error_type or "", e.node
+    for n in trace.nodes_executed:
+        if not n.success:
+            return n.error_message or "", "", n.node
+    return "", "", ""
+
+
+class _Snapshots:
+    """Collects the distinct states of one trace and resolves them to snapshot ids."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self._pending: dict[str, bytes] = {}  # digest -> JSON in the producer's key order
+        self._ids: dict[str, int] = {}
+        self._by_object: dict[int, str] = {}
+
+    def add(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        # The same object often appears twice (a step's state_after is the next step's
+        # state_before after a round trip through the live API); hash it once.
+        key = id(value)
+        digest = self._by_object.get(key)
+        if digest is None:
+            digest = state_hash(value)
+            self._by_object[key] = digest
+            if digest not in self._pending:
+                self._pending[digest] = _json.encode(value)
+        return digest
+
+    def resolve(self) -> dict[str, int]:
+        """Insert the snapshots the project lacks; return digest -> id for all of them."""
+        digests = list(self._pending)
+        self._ids = _snapshot_ids(self.project.pk, digests)
+        missing = [d for d in digests if d not in self._ids]
+        if missing:
+            rows = [
+                (
+                    self.project.pk,
+                    d,
+                    len(self._pending[d]),
+                    StateSnapshot.compress(self._pending[d]),
+                )
+                for d in missing
+            ]
+            insert_rows(StateSnapshot, ["project_id", "digest", "size_bytes", "data"], rows)
+            self._ids.update(_snapshot_ids(self.project.pk, missing))
+        return self._ids
+
+    def id_for(self, digest: str | None) -> int | None:
+        return None if digest is None else self._ids[digest]
+
+
+def _snapshot_ids(project_id: int, digests: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for start in range(0, len(digests), _CHUNK):
+        chunk = digests[start : start + _CHUNK]
+        for pk, digest in StateSnapshot.objects.filter(
+            project_id=project_id, digest__in=chunk
+        ).values_list("pk", "digest"):
+            found[digest] = pk
+    return found
+
+
+def insert_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Insert prepared rows (database values, JSON already encoded as text) in bulk."""
+    table = model._meta.db_table
+    cols = ", ".join(connection.ops.quote_name(c) for c in columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+            with raw.copy(f"COPY {connection.ops.quote_name(table)} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join(["%s"] * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows))
+
+
+def trace_digest(trace: ExecutionTrace) -> str:
+    return hashlib.sha256(trace.to_json()).hexdigest()
+
+
+def save_trace(project: Project, trace: ExecutionTrace) -> tuple[Run, bool]:
+    """Store ``trace`` as the whole truth about its run; returns ``(run, created)``.
+
+    Idempotent on ``(project, execution_id)``: an identical trace writes nothing; a
+    different one for an existing run (a live run's final trace) replaces its steps and
+    errors, so no node execution is ever stored twice. A trace without ``execution_id``
+    gets a new UUID, set on ``trace``.
+    """
+    if trace.execution_id is None:
+        trace.execution_id = str(uuid.uuid4())
+    digest = trace_digest(trace)
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                return _save_locked(project, trace, digest)
+        except IntegrityError:
+            # Another request stored the same run (or a shared snapshot) between our read
+            # and our insert; the second pass finds its rows and takes the update path.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _save_locked(project: Project, trace: ExecutionTrace, digest: str) -> tuple[Run, bool]:
+    run = (
+        Run.objects.select_for_update()
+        .filter(project=project, execution_id=trace.execution_id)
+        .first()
+    )
+    if run is not None and run.trace_digest == digest:
+        return run, False
+    created = run is None
+    snapshots = _Snapshots(project)
+    step_digests = [
+        (snapshots.add(n.state_before), snapshots.add(n.state_after)) for n in trace.nodes_executed
+    ]
+    error_digests = [snapshots.add(e.state_at_error) for e in trace.errors]
+    final_digest = snapshots.add(trace.final_state)
+    snapshots.resolve()
+
+    now = timezone.now()
+    first_error, first_error_type, first_error_node = _first_error(trace)
+    graph_name = trace.metadata.get("graph_name")
+    fields: dict[str, Any] = {
+        "thread_id": trace.thread_id,
+        "parent_execution_id": _opt(trace.parent_execution_id),
+        "root_execution_id": _opt(trace.root_execution_id),
+        "depth": _opt(trace.depth),
+        "graph_name": graph_name[:200] if isinstance(graph_name, str) else "",
+        "status": run_status(trace),
+        "completed": trace.completed,
+        "started_at": _parse_time(trace.started_at) or (run.started_at if run else now),
+        "started_at_text": trace.started_at,
+        "ended_at": _parse_time(trace.ended_at),
+        "ended_at_text": trace.ended_at,
+        "duration_ms": trace.total_duration_ms,
+        "total_tokens": trace.total_tokens,
+        "node_count": len(trace.nodes_executed),
+        "error_count": len(trace.errors),
+        "first_error": first_error,
+        "first_error_type": first_error_type,
+        "first_error_node": first_error_node,
+        "final_state_id": snapshots.id_for(final_digest),
+        "metadata": trace.metadata,
+        "execution_metrics": _builtins(trace.execution_metrics),
+        "performance_metrics": _builtins(trace.performance_metrics),
+        "trace_digest": digest,
+        "updated_at": now,
+    }
+    if run is None:
+        assert trace.execution_id is not None
+        run = Run.objects.create(project=project, execution_id=trace.execution_id, **fields)
+    else:
+        for name, value in fields.items():
+            setattr(run, name, value)
+        run.save(update_fields=list(fields))
+        run.steps.all().delete()
+        run.errors.all().delete()
+
+    insert_rows(
+        Step,
+        STEP_COLUMNS,
+        (
+            _step_row(run.pk, position, n, snapshots.id_for(b), snapshots.id_for(a))
+            for position, (n, (b, a)) in enumerate(
+                zip(trace.nodes_executed, step_digests, strict=True)
+            )
+        ),
+    )
+    insert_rows(
+        RunError,
+        ERROR_COLUMNS,
+        (
+            _error_row(run.pk, position, e, snapshots.id_for(d))
+            for position, (e, d) in enumerate(zip(trace.errors, error_digests, strict=True))
+        ),
+    )
+    return run, created
+
+
+STEP_COLUMNS = [
+    "run_id",
+    "position",
+    "index",
+    "node",
+    "started_at_text",
+    "duration_ms",
+    "tokens_used",
+    "state_before_id",
+    "state_after_id",
+    "tools_called",
+    "success",
+    "error_message",
+    "metadata",
+]
+
+
+def _step_row(
+    run_id: int, position: int, n: NodeExecution, before: int | None, after: int | None
+) -> tuple[Any, ...]:
+    return (
+        run_id,
+        position,
+        to_db_u64(n.index if n.index is not UNSET else position),
+        n.node,
+        n.started_at,
+        to_db_u64(n.duration_ms),
+        to_db_u64(n.tokens_used),
+        before,
+        after,
+        _json.encode(n.tools_called).decode(),
+        n.success,
+        n.error_message,
+        _json.encode(n.metadata).decode(),
+    )
+
+
+ERROR_COLUMNS = [
+    "run_id",
+    "position",
+    "node",
+    "message",
+    "error_type",
+    "state_at_error_id",
+    "timestamp_text",
+    "execution_index",
+    "recoverable",
+    "retry_attempted",
+    "context",
+    "metadata",
+]
+
+
+def _error_row(run_id: int, position: int, e: ErrorTrace, state: int | None) -> tuple[Any, ...]:
+    return (
+        run_id,
+        position,
+        e.node,
+        e.message,
+        e.error_type,
+        state,
+        e.timestamp,
+        to_db_u64(e.execution_index),
+        e.recoverable,
+        e.retry_attempted,
+        e.context,
+        _json.encode(e.metadata).decode(),
+    )
+
+
+def _opt(value: Any) -> Any:
+    return None if value is UNSET else value
+
+
+def _builtins(value: Any) -> Any:
+    return None if value is UNSET else msgspec.to_builtins(value)
+
+
+def load_states(project_id: int, ids: Iterable[int | None]) -> dict[int, Any]:
+    """Decode the snapshots with these ids (each once)."""
+    wanted = sorted({i for i in ids if i is not None})
+    states: dict[int, Any] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        for snap in StateSnapshot.objects.filter(
+            project_id=project_id, pk__in=wanted[start : start + _CHUNK]
+        ):
+            states[snap.pk] = snap.value()
+    return states
+
+
+def step_to_node(step: Step, states: dict[int, Any]) -> NodeExecution:
+    return NodeExecution(
+        node=step.node,
+        duration_ms=step.duration_ms,
+        tokens_used=step.tokens_used,
+        state_before=states.get(step.state_before_id) if step.state_before_id else None,
+        state_after=states.get(step.state_after_id) if step.state_after_id else None,
+        tools_called=step.tools_called,
+        success=step.success,
+        error_message=step.error_message,
+        index=step.index,
+        started_at=step.started_at_text,
+        metadata=step.metadata,
+    )
+
+
+def error_to_trace(error: RunError, states: dict[int, Any]) -> ErrorTrace:
+    return ErrorTrace(
+        node=error.node,
+        message=error.message,
+        error_type=error.error_type,
+        state_at_error=states.get(error.state_at_error_id) if error.state_at_error_id else None,
+        timestamp=error.timestamp_text,
+        execution_index=error.execution_index,
+        recoverable=error.recoverable,
+        retry_attempted=error.retry_attempted,
+        context=error.context,
+        metadata=error.metadata,
+    )
+
+
+def load_trace(run: Run, with_states: bool = True) -> ExecutionTrace:
+    """The stored run as an ``ExecutionTrace``; ``with_states=False`` leaves every state
+    ``None`` and reads no snapshot (for summaries of long runs)."""
+    steps = list(run.steps.all())
+    errors = list(run.errors.all())
+    states: dict[int, Any] = {}
+    if with_states:
+        ids: list[int | None] = [run.final_state_id]
+        for s in steps:
+            ids += [s.state_before_id, s.state_after_id]
+        ids += [e.state_at_error_id for e in errors]
+        states = load_states(run.project_id, ids)
+    return ExecutionTrace(
+        thread_id=run.thread_id,
+        execution_id=run.execution_id,
+        parent_execution_id=_unset(run.parent_execution_id),
+        root_execution_id=_unset(run.root_execution_id),
+        depth=_unset(run.depth),
+        nodes_executed=[step_to_node(s, states) for s in steps],
+        total_duration_ms=run.duration_ms,
+        total_tokens=run.total_tokens,
+        errors=[error_to_trace(e, states) for e in errors],
+        completed=run.completed,
+        started_at=run.started_at_text,
+        ended_at=run.ended_at_text,
+        final_state=states.get(run.final_state_id) if run.final_state_id else None,
+        metadata=run.metadata,
+        execution_metrics=(
+            UNSET
+            if run.execution_metrics is None
+            else convert(run.execution_metrics, ExecutionMetrics)
+        ),
+        performance_metrics=(
+            UNSET
+            if run.performance_metrics is None
+            else convert(run.performance_metrics, PerformanceMetrics)
+        ),
+    )
+
+
+def _unset(value: Any) -> Any:
+    return UNSET if value is None else value

@@ -1,0 +1,392 @@
+"""DashFlow's canonical ``ExecutionTrace`` (ADR-0001), the only definition of a trace's shape.
+
+The JSON form is the one DashFlow's Rust ``ExecutionTrace::to_json()`` writes: fields in
+the same order, ``parent_execution_id`` / ``root_execution_id`` / ``depth`` /
+``execution_metrics`` / ``performance_metrics`` omitted when absent, nulls kept, integers
+exact at any size. Parsing validates types as it decodes (msgspec), so a bad document is
+refused with the JSON path of the first bad value before anything is stored.
+
+Unknown fields are ignored on input, as DashFlow's own serde deserializer does, so a newer
+producer can still send to an older server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+__all__ = [
+    "UNSET",
+    "Duration",
+    "ErrorTrace",
+    "ExecutionMetrics",
+    "ExecutionTrace",
+    "NodeExecution",
+    "PerformanceMetrics",
+    "TraceError",
+    "UnsetType",
+    "canonical_json",
+    "convert",
+    "state_hash",
+]
+
+U64_MAX = 2**64 - 1
+
+# u64 in DashFlow. msgspec cannot bound an int above int64 in a Meta, so the upper
+# bound is checked in __post_init__ (see _check_u64).
+U64 = Annotated[int, msgspec.Meta(ge=0)]
+Nanos = Annotated[int, msgspec.Meta(ge=0, le=999_999_999)]
+
+
+def _check_u64(obj: msgspec.Struct, *fields: str) -> None:
+    for name in fields:
+        value = getattr(obj, name)
+        if isinstance(value, int) and value > U64_MAX:
+            raise ValueError(f"{name}: expected an unsigned 64-bit integer, got {value}")
+
+
+class Duration(msgspec.Struct, kw_only=True):
+    """Rust's ``std::time::Duration`` as serde writes it."""
+
+    secs: U64
+    nanos: Nanos
+
+    def __post_init__(self) -> None:
+        _check_u64(self, "secs")
+
+    @property
+    def total_ms(self) -> float:
+        return self.secs * 1000 + self.nanos / 1_000_000
+
+
+class ExecutionMetrics(msgspec.Struct, kw_only=True):
+    """The executor's metrics payload, present in auto-persisted traces."""
+
+    node_durations: dict[str, Duration] = {}
+    node_execution_counts: dict[str, U64] = {}
+    node_timestamps: dict[str, Any] = {}
+    total_duration: Duration = msgspec.field(default_factory=lambda: Duration(secs=0, nanos=0))
+    checkpoint_count: U64 = 0
+    checkpoint_loads: U64 = 0
+    state_size_bytes: U64 | None = None
+    edges_traversed: U64 = 0
+    conditional_branches: U64 = 0
+    parallel_executions: U64 = 0
+    peak_concurrency: U64 = 0
+    events_emitted: U64 = 0
+    node_tokens: dict[str, U64] = {}
+    total_tokens: U64 = 0
+
+
+class PerformanceMetrics(msgspec.Struct, kw_only=True):
+    """A point-in-time performance snapshot attached to a trace."""
+
+    current_latency_ms: float = 0.0
+    average_latency_ms: float = 0.0
+    p95_latency_ms: float = 0.0
+    p99_latency_ms: float = 0.0
+    tokens_per_second: float = 0.0
+    error_rate: float = 0.0
+    memory_usage_mb: float = 0.0
+    cpu_usage_percent: float = 0.0
+    sample_count: U64 = 0
+    sample_window_secs: float = 0.0
+    timestamp: str | None = None
+    thread_id: str | None = None
+    custom: dict[str, Any] = {}
+
+
+class NodeExecution(msgspec.Struct, kw_only=True):
+    """One execution of one node. A node that runs in a loop has one of these per visit."""
+
+    node: str
+    duration_ms: U64
+    tokens_used: U64 = 0
+    state_before: Any = None
+    state_after: Any = None
+    tools_called: list[str] = []
+    success: bool = True
+    error_message: str | None = None
+    # Absent on input means "its position in nodes_executed" (set by ExecutionTrace).
+    index: U64 | UnsetType = UNSET
+    started_at: str | None = None
+    metadata: dict[str, Any] = {}
+
+    def __post_init__(self) -> None:
+        _check_u64(self, "duration_ms", "tokens_used", "index")
+
+    def state_changed(self) -> bool:
+        """True when both snapshots exist and differ."""
+        if self.state_before is None or self.state_after is None:
+            return False
+        return bool(self.state_before != self.state_after)
+
+    def changed_keys(self) -> list[str]:
+        """Top-level keys added, modified or removed; empty unless both states are objects."""
+        before, after = self.state_before, self.state_after
+        if not isinstance(before, dict) or not isinstance(after, dict):
+            return []
+        changed = [k for k, v in after.items() if k not in before or before[k] != v]
+        changed.extend(k for k in before if k not in after)
+        return changed
+
+
+class ErrorTrace(msgspec.Struct, kw_only=True):
+    """An error raised during a run, with the state at the moment it happened."""
+
+    node: str
+    message: str
+    error_type: str | None = None
+    state_at_error: Any = None
+    timestamp: str | None = None
+    execution_index: U64 | None = None
+    recoverable: bool = False
+    retry_attempted: bool = False
+    context: str | None = None
+    metadata: dict[str, Any] = {}
+
+    def __post_init__(self) -> None:
+        _check_u64(self, "execution_index")
+
+
+class ExecutionTrace(msgspec.Struct, kw_only=True):
+    """A whole run: every node execution in order, errors, totals and the final state."""
+
+    thread_id: str | None = None
+    execution_id: str | None = None
+    parent_execution_id: str | UnsetType = UNSET
+    root_execution_id: str | UnsetType = UNSET
+    depth: U64 | UnsetType = UNSET
+    nodes_executed: list[NodeExecution]
+    total_duration_ms: U64 = 0
+    total_tokens: U64 = 0
+    errors: list[ErrorTrace] = []
+    completed: bool = False
+    started_at: str | None = None
+    ended_at: str | None = None
+    final_state: Any = None
+    metadata: dict[str, Any] = {}
+    execution_metrics: ExecutionMetrics | UnsetType = UNSET
+    performance_metrics: PerformanceMetrics | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        _check_u64(self, "total_duration_ms", "total_tokens", "depth")
+        for position, node in enumerate(self.nodes_executed):
+            if node.index is UNSET:
+                node.index = position
+
+    # -- JSON ------------------------------------------------------------------------
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> ExecutionTrace:
+        """Parse DashFlow JSON. Raises ``TraceError`` naming the path and the rule."""
+        try:
+            trace: ExecutionTrace = msgspec.json.decode(data, type=cls)
+            return trace
+        except msgspec.ValidationError as exc:
+            raise TraceError.from_validation(exc, data) from None
+        except msgspec.DecodeError as exc:
+            raise TraceError("$", f"malformed JSON: {exc}") from None
+        except RecursionError:
+            raise TraceError("$", "nesting is too deep") from None
+
+    @classmethod
+    def from_obj(cls, obj: Any, path: str = "$") -> ExecutionTrace:
+        """Build from already-decoded JSON (a dict), with the same validation."""
+        trace: ExecutionTrace = convert(obj, cls, path)
+        return trace
+
+    def to_json(self) -> bytes:
+        """Compact JSON, fields in DashFlow's order."""
+        return msgspec.json.encode(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = msgspec.to_builtins(self)
+        return result
+
+    # -- analysis (DashFlow's semantics) ---------------------------------------------
+
+    @property
+    def node_count(self) -> int:
+        return len(self.nodes_executed)
+
+    @property
+    def error_count(self) -> int:
+        return len(self.errors)
+
+    def has_errors(self) -> bool:
+        return bool(self.errors)
+
+    def is_successful(self) -> bool:
+        """Completed and no errors."""
+        return self.completed and not self.errors
+
+    def slowest_node(self) -> NodeExecution | None:
+        """The execution with the largest duration (the last one on a tie, as Rust's
+        ``Iterator::max_by_key``)."""
+        best: NodeExecution | None = None
+        for node in self.nodes_executed:
+            if best is None or node.duration_ms >= best.duration_ms:
+                best = node
+        return best
+
+    def most_expensive_node(self) -> NodeExecution | None:
+        """The execution that used the most tokens (the last one on a tie)."""
+        best: NodeExecution | None = None
+        for node in self.nodes_executed:
+            if best is None or node.tokens_used >= best.tokens_used:
+                best = node
+        return best
+
+    def get_node_execution(self, node: str) -> NodeExecution | None:
+        """The first execution of ``node``."""
+        return next((n for n in self.nodes_executed if n.node == node), None)
+
+    def get_all_node_executions(self, node: str) -> list[NodeExecution]:
+        return [n for n in self.nodes_executed if n.node == node]
+
+    def node_execution_count(self, node: str) -> int:
+        return sum(1 for n in self.nodes_executed if n.node == node)
+
+    def total_time_in_node(self, node: str) -> int:
+        return sum(n.duration_ms for n in self.nodes_executed if n.node == node)
+
+    def total_tokens_in_node(self, node: str) -> int:
+        return sum(n.tokens_used for n in self.nodes_executed if n.node == node)
+
+    def errors_for_node(self, node: str) -> list[ErrorTrace]:
+        return [e for e in self.errors if e.node == node]
+
+    def unique_nodes(self) -> list[str]:
+        """Node names in the order they first ran."""
+        return list(dict.fromkeys(n.node for n in self.nodes_executed))
+
+    def average_node_duration_ms(self) -> float:
+        if not self.nodes_executed:
+            return 0.0
+        return sum(n.duration_ms for n in self.nodes_executed) / len(self.nodes_executed)
+
+    def time_breakdown(self) -> dict[str, float]:
+        """Percent of ``total_duration_ms`` spent in each node; empty when the total is 0."""
+        return self._breakdown(self.total_duration_ms, "duration_ms")
+
+    def token_breakdown(self) -> dict[str, float]:
+        """Percent of ``total_tokens`` used by each node; empty when the total is 0."""
+        return self._breakdown(self.total_tokens, "tokens_used")
+
+    def _breakdown(self, total: int, attr: str) -> dict[str, float]:
+        if total == 0:
+            return {}
+        sums: dict[str, int] = {}
+        for n in self.nodes_executed:
+            sums[n.node] = sums.get(n.node, 0) + getattr(n, attr)
+        return {name: value / total * 100.0 for name, value in sums.items()}
+
+    def iter_states(self) -> Iterator[Any]:
+        """Every state snapshot the trace carries (nodes, errors, final state)."""
+        for n in self.nodes_executed:
+            yield n.state_before
+            yield n.state_after
+        for e in self.errors:
+            yield e.state_at_error
+        yield self.final_state
+
+
+def canonical_json(value: Any) -> bytes:
+    """Keys sorted, compact, UTF-8: the form DashFlow hashes for ``state_hash``."""
+    return msgspec.json.encode(value, order="sorted")
+
+
+def state_hash(value: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON of a state."""
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def convert(obj: Any, type_: type[Any], path: str = "$") -> Any:
+    """Validate already-decoded JSON against one of the types above."""
+    try:
+        return msgspec.convert(obj, type=type_)
+    except msgspec.ValidationError as exc:
+        raise TraceError.from_validation(exc, obj, prefix=path) from None
+
+
+class TraceError(ValueError):
+    """Input that is not a valid trace: ``path`` is a JSON path, ``rule`` what it broke."""
+
+    def __init__(self, path: str, rule: str) -> None:
+        super().__init__(f"{path}: {rule}")
+        self.path = path
+        self.rule = rule
+
+    _AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
+    _TYPE_NAMES = {
+        "int": "an unsigned integer",
+        "str": "a string",
+        "str | null": "a string or null",
+        "bool": "a boolean",
+        "array": "an array",
+        "object": "an object",
+        "float": "a number",
+        "int | null": "an unsigned integer or null",
+    }
+
+    @classmethod
+    def from_validation(
+        cls, exc: msgspec.ValidationError, source: Any, prefix: str = "$"
+    ) -> TraceError:
+        match = cls._AT.match(str(exc))
+        assert match is not None
+        msg, path = match.group("msg"), match.group("path") or "$"
+        missing = re.match(r"Object missing required field `(.+)`", msg)
+        if missing:
+            return cls(_join(prefix, f"{path}.{missing.group(1)}"), "required field is missing")
+        expected = re.match(r"Expected `(.+?)`(?:, got `(.+)`)?(?: (.*))?$", msg)
+        if expected:
+            wanted = cls._TYPE_NAMES.get(expected.group(1), expected.group(1))
+            bound = expected.group(3)  # such as ">= 0"
+            if bound == ">= 0" and expected.group(1) == "int":
+                wanted = "an unsigned integer"
+            elif bound:
+                wanted = f"{wanted.replace('an unsigned', 'an')} {bound}"
+            value = _lookup(source, path)
+            shown = _show(value) if value is not _MISSING else expected.group(2)
+            return cls(_join(prefix, path), f"expected {wanted}, got {shown}")
+        # Errors raised in __post_init__ carry "<field>: <rule>".
+        own = re.match(r"(\w+): (.*)$", msg)
+        if own:
+            return cls(_join(prefix, f"{path}.{own.group(1)}"), own.group(2))
+        return cls(_join(prefix, path), msg[:1].lower() + msg[1:])
+
+
+_MISSING = object()
+_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _join(prefix: str, path: str) -> str:
+    return prefix + path[1:] if path.startswith("$") else path
+
+
+def _lookup(source: Any, path: str) -> Any:
+    """The value at a msgspec error path, for the message (only on the error path)."""
+    if isinstance(source, (bytes, str)):
+        try:
+            source = msgspec.json.decode(source)
+        except (msgspec.DecodeError, RecursionError):
+            return _MISSING
+    value = source
+    for key, position in _PART.findall(path[1:]):
+        try:
+            value = value[key] if key else value[int(position)]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return value
+
+
+def _show(value: Any) -> str:
+    text = msgspec.json.encode(value).decode()
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("traces", api.TraceIngest.as_view(), name="api-traces"),
+    path("runs", api.RunList.as_view(), name="api-runs"),
+    path("runs/<str:execution_id>", api.RunDetail.as_view(), name="api-run"),
+    path("runs/<str:execution_id>/steps/<int:index>", api.RunStep.as_view(), name="api-step"),
+    path("runs/<str:execution_id>/trace", api.RunTrace.as_view(), name="api-trace"),
+]

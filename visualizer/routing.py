@@ -1,0 +1,5 @@
+"""Websocket routes (Channels)."""
+
+from typing import Any
+
+websocket_urlpatterns: list[Any] = []
