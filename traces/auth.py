@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
@@ -85,3 +86,17 @@ def request_project(request: Request) -> Project:
     if project is None:
         raise exceptions.NotFound(f"project {slug!r}: not found")
     return project
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    """Describes the API key to drf-spectacular (an HTTP bearer scheme)."""
+
+    target_class = "traces.auth.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A project API key: `manage.py create_api_key --project <slug>`.",
+        }
