@@ -173,6 +173,11 @@ LOGOUT_REDIRECT_URL = "login"
 TRACE_MAX_BODY_BYTES = env_int("TRACE_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
 TRACE_MAX_DEPTH = env_int("TRACE_MAX_DEPTH", 200, minimum=8)
 TRACE_MAX_NODES = env_int("TRACE_MAX_NODES", 100_000, minimum=1)
+TRACE_MAX_EVENTS = env_int("TRACE_MAX_EVENTS", 1000, minimum=1)
+# A running run with no event for this long is shown as stale.
+RUN_STALE_AFTER = env_int("RUN_STALE_AFTER", 600, minimum=1)
+# Events a websocket replays before telling a client that is too far behind to resync.
+WS_MAX_REPLAY = env_int("WS_MAX_REPLAY", 5000, minimum=1)
 # Django's own request-body cap must not cut a trace short before our limit answers 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = TRACE_MAX_BODY_BYTES + 1024 * 1024
 

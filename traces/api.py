@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from django.conf import settings
 from django.http import HttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -15,11 +16,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import store
+from . import live, store
 from .auth import KeyPrincipal, request_project
 from .filters import parse_run_filter
-from .ingest import decode_body, parse_trace, too_large
+from .ingest import IngestError, decode_body, parse_trace, too_large
 from .models import Run, RunError, Step
+from .trace import U64_MAX, TraceError
 
 PROJECT_PARAM = OpenApiParameter(
     "project",
@@ -74,34 +76,48 @@ class TraceIngest(APIView):
             "execution_id": run.execution_id,
             "created": created,
             "status": run.status,
-            "url": f"/api/v1/runs/{run.execution_id}",
+            "url": reverse("api-run", args=[run.execution_id]),
         }
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-def run_summary(run: Run) -> dict[str, Any]:
-    """The run row as the API shows it (no states)."""
-    return {
-        "execution_id": run.execution_id,
-        "project": run.project.slug,
-        "thread_id": run.thread_id,
-        "parent_execution_id": run.parent_execution_id,
-        "root_execution_id": run.root_execution_id,
-        "depth": run.depth,
-        "graph_name": run.graph_name,
-        "status": run.status,
-        "completed": run.completed,
-        "started_at": run.started_at_text,
-        "ended_at": run.ended_at_text,
-        "duration_ms": run.duration_ms,
-        "total_tokens": run.total_tokens,
-        "node_count": run.node_count,
-        "error_count": run.error_count,
-        "first_error": run.first_error or None,
-        "first_error_type": run.first_error_type or None,
-        "first_error_node": run.first_error_node or None,
-        "metadata": run.metadata,
-    }
+class RunEvents(APIView):
+    @extend_schema(
+        operation_id="post_run_events",
+        summary="Stream a run while it executes: a batch of live events",
+        description=(
+            'Body: `{"events": [{"seq": n, "type": T, "data": {...}}]}` with T one of '
+            "`run_started`, `node_started`, `node_finished` (data: a NodeExecution), `error` "
+            "(data: an ErrorTrace), `run_finished`. `seq` counts from 1 per run; a seq already "
+            "stored is ignored, so a retried batch is harmless. Requires an API key."
+        ),
+        parameters=[EXECUTION_ID_PARAM],
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="Stored"),
+            400: OpenApiResponse(description="Invalid event: `path` and `rule` say why"),
+            401: OpenApiResponse(description="Missing, unknown or revoked key"),
+        },
+    )
+    def post(self, request: Request, execution_id: str) -> Response:
+        if not isinstance(request.user, KeyPrincipal):
+            raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
+        data = decode_body(read_body(request), request.META.get("HTTP_CONTENT_ENCODING"))
+        try:
+            events = live.parse_events(data, settings.TRACE_MAX_EVENTS)
+        except TraceError as exc:
+            raise IngestError(400, exc.path, exc.rule) from None
+        run, new = live.ingest_events(request.user.project, execution_id, events)
+        return Response(
+            {
+                "execution_id": run.execution_id,
+                "accepted": len(new),
+                "duplicates": len(events) - len(new),
+                "last_seq": run.last_seq,
+                "missing_seqs": run.missing_seqs,
+                "status": run.status,
+            }
+        )
 
 
 class RunPagination(CursorPagination):
@@ -135,7 +151,7 @@ class RunList(APIView):
         paginator = RunPagination()
         page = paginator.paginate_queryset(runs, request, view=self)
         assert page is not None
-        return paginator.get_paginated_response([run_summary(r) for r in page])
+        return paginator.get_paginated_response([r.summary() for r in page])
 
 
 def get_run(request: Request, execution_id: str) -> Run:
@@ -189,7 +205,7 @@ class RunDetail(APIView):
     )
     def get(self, request: Request, execution_id: str) -> Response:
         run = get_run(request, execution_id)
-        body = run_summary(run)
+        body = run.summary()
         body["nodes"] = [step_summary(s) for s in run.steps.all()]
         body["errors"] = [error_summary(e) for e in run.errors.all()]
         return Response(body)
@@ -204,7 +220,7 @@ class RunStep(APIView):
     )
     def get(self, request: Request, execution_id: str, index: int) -> HttpResponse:
         run = get_run(request, execution_id)
-        step = run.steps.filter(index=index).first()
+        step = run.steps.filter(index=index).first() if index <= U64_MAX else None
         if step is None:
             raise exceptions.NotFound(f"step {index} of run {execution_id!r}: not found")
         states = store.load_states(run.project_id, [step.state_before_id, step.state_after_id])

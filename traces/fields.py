@@ -12,6 +12,8 @@ def to_db_u64(value: int | None) -> int | None:
     """u64 -> signed 64-bit, two's complement (values below 2**63 are unchanged)."""
     if value is None:
         return None
+    if not 0 <= value < _WRAP:
+        raise ValueError(f"{value} is not an unsigned 64-bit integer")
     return value - _WRAP if value >= _SIGNED_LIMIT else value
 
 

@@ -45,11 +45,14 @@ class RunFilter:
 
 
 def _time(name: str, raw: str) -> datetime:
-    value = parse_datetime(raw)
-    if value is None:
-        day = parse_date(raw)
-        if day is not None:
-            value = datetime(day.year, day.month, day.day)
+    try:
+        value = parse_datetime(raw)
+        if value is None:
+            day = parse_date(raw)
+            if day is not None:
+                value = datetime(day.year, day.month, day.day)
+    except ValueError:  # well-formed but impossible, such as month 13
+        value = None
     if value is None:
         raise ValidationError({name: f"expected an ISO 8601 date or time, got {raw!r}"})
     if timezone.is_naive(value):

@@ -56,16 +56,50 @@ def too_large(size: int | None) -> IngestError:
 
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_PARENS = bytes.maketrans(b"[{]}", b"(())")
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'[]{}"\0')
 
 
 def json_depth(data: bytes) -> int:
     """The deepest nesting of arrays and objects, without building any object (the
     decoder recurses, so depth is checked before decoding)."""
-    brackets = _STRINGS.sub(b"", data).translate(None, _NOT_BRACKETS)
+    brackets = _brackets_outside_strings(data)
+    if brackets is None:
+        brackets = _STRINGS.sub(b"", data).translate(None, _NOT_BRACKETS)
     if not brackets:
         return 0
-    steps = (1 if c in (0x5B, 0x7B) else -1 for c in brackets)
+    # Sibling leaves ("{}{}{}", a list of flat objects) all peak at the depth of one of
+    # them, so each run is cut to one before the loop in Python, which then steps over
+    # less than half the brackets of a typical trace.
+    parens = brackets.translate(_PARENS).replace(b"()", b"x")
+    while b"xx" in parens:
+        parens = parens.replace(b"xx", b"x")
+    steps = (1 if c == 0x28 else -1 for c in parens.replace(b"x", b"()"))
     return max(accumulate(steps))
+
+
+def _brackets_outside_strings(data: bytes) -> bytes | None:
+    r"""The brackets that the ``_STRINGS`` regex leaves, found with bytes methods only
+    (the regex takes ~0.15 s on a 4.7 MB trace); ``None`` when the document is malformed
+    in a way this shortcut could read differently, so the caller takes the regex.
+
+    A bracket is inside a string when an odd number of quotes precede it. Escaped quotes
+    are blanked first: inside a string every run of backslashes starts an escape, so
+    pairing ``\\`` then ``\"`` left to right is exact there (other escapes cannot end a
+    string). Then only quotes, brackets and blanks are kept, and adjacent quote pairs are
+    dropped: that keeps every remaining quote's parity, so the pieces at even positions of
+    a split on quotes are the parts outside strings. A blank there means an escape outside
+    any string, which the regex reads differently.
+    """
+    escapes = b"\\" in data
+    text = data.replace(b"\\\\", b"\0\0").replace(b'\\"', b"\0\0") if escapes else data
+    pieces = text.translate(None, _NOT_STRUCTURE).replace(b'""', b"").split(b'"')
+    if len(pieces) % 2 == 0:  # an unterminated string
+        return None
+    outside = b"".join(pieces[::2])
+    if escapes and b"\0" in outside:
+        return None
+    return outside.translate(None, _NOT_BRACKETS)
 
 
 def parse_trace(data: bytes) -> ExecutionTrace:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -191,6 +192,11 @@ class Run(models.Model):
     performance_metrics = models.JSONField(null=True, blank=True)
     # SHA-256 of the trace's JSON as last stored: an identical re-send writes nothing.
     trace_digest = models.CharField(max_length=64, blank=True)
+    # Live streaming (traces/live.py): the highest seq stored and how many events there
+    # are; fewer events than last_seq means a gap that a retried batch may still fill.
+    last_seq = models.PositiveBigIntegerField(default=0)
+    event_count = models.PositiveIntegerField(default=0)
+    last_event_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -208,6 +214,47 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return self.execution_id
+
+    @property
+    def missing_seqs(self) -> int:
+        """How many seqs below ``last_seq`` have not arrived."""
+        return self.last_seq - self.event_count
+
+    def is_stale(self, now: datetime | None = None) -> bool:
+        """A running run that has sent nothing for RUN_STALE_AFTER seconds: shown as stale
+        rather than running forever."""
+        if self.status != RunStatus.RUNNING:
+            return False
+        last = self.last_event_at or self.updated_at
+        limit = timedelta(seconds=settings.RUN_STALE_AFTER)
+        return (now or timezone.now()) - last > limit
+
+    def summary(self) -> dict[str, Any]:
+        """The run row as the API, pages and websockets show it (no states)."""
+        return {
+            "execution_id": self.execution_id,
+            "project": self.project.slug,
+            "thread_id": self.thread_id,
+            "parent_execution_id": self.parent_execution_id,
+            "root_execution_id": self.root_execution_id,
+            "depth": self.depth,
+            "graph_name": self.graph_name,
+            "status": self.status,
+            "stale": self.is_stale(),
+            "completed": self.completed,
+            "started_at": self.started_at_text,
+            "ended_at": self.ended_at_text,
+            "duration_ms": self.duration_ms,
+            "total_tokens": self.total_tokens,
+            "node_count": self.node_count,
+            "error_count": self.error_count,
+            "first_error": self.first_error or None,
+            "first_error_type": self.first_error_type or None,
+            "first_error_node": self.first_error_node or None,
+            "last_seq": self.last_seq,
+            "missing_seqs": self.missing_seqs,
+            "metadata": self.metadata,
+        }
 
 
 class Step(models.Model):
@@ -263,3 +310,34 @@ class RunError(models.Model):
         ]
         indexes = [models.Index(fields=["error_type", "run"], name="error_type")]
         ordering = ["position"]
+
+
+class EventType(models.TextChoices):
+    RUN_STARTED = "run_started"
+    NODE_STARTED = "node_started"
+    NODE_FINISHED = "node_finished"
+    ERROR = "error"
+    RUN_FINISHED = "run_finished"
+
+
+class RunEvent(models.Model):
+    """One live event of a run, as a producer streamed it (DESIGN.md §4).
+
+    ``data`` is the event's JSON, zstd-compressed, with its states taken out: they live in
+    ``StateSnapshot`` like every other state, and ``states`` maps each state field of the
+    event to its snapshot id, so a replayed event is the one that was sent.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=20, choices=EventType.choices)
+    data = models.BinaryField()
+    states = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # A repeated seq is a no-op: the insert skips it on this constraint.
+            models.UniqueConstraint(fields=["run", "seq"], name="unique_event_seq"),
+        ]
+        ordering = ["seq"]

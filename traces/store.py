@@ -20,6 +20,7 @@ from django.db.models import Model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from . import events
 from .fields import to_db_u64
 from .models import Project, Run, RunError, RunStatus, StateSnapshot, Step
 from .trace import (
@@ -51,7 +52,7 @@ def run_status(trace: ExecutionTrace) -> str:
     return RunStatus.RUNNING
 
 
-def _parse_time(text: str | None) -> datetime | None:
+def parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
@@ -73,7 +74,7 @@ def _first_error(trace: ExecutionTrace) -> tuple[str, str, str]:
     return "", "", ""
 
 
-class _Snapshots:
+class Snapshots:
     """Collects the distinct states of one trace and resolves them to snapshot ids."""
 
     def __init__(self, project: Project) -> None:
@@ -99,21 +100,30 @@ class _Snapshots:
     def resolve(self) -> dict[str, int]:
         """Insert the snapshots the project lacks; return digest -> id for all of them."""
         digests = list(self._pending)
-        self._ids = _snapshot_ids(self.project.pk, digests)
-        missing = [d for d in digests if d not in self._ids]
-        if missing:
-            rows = [
-                (
-                    self.project.pk,
-                    d,
-                    len(self._pending[d]),
-                    StateSnapshot.compress(self._pending[d]),
-                )
-                for d in missing
-            ]
-            insert_rows(StateSnapshot, ["project_id", "digest", "size_bytes", "data"], rows)
+        if connection.vendor == "postgresql":
+            # One round trip finds the stored ids and draws ids for the rest from the
+            # table's sequence, so the COPY needs no second look-up (~20 ms a trace).
+            self._ids, missing = _pg_snapshot_ids(self.project.pk, digests)
+            self._insert(missing, with_ids=True)
+        else:
+            self._ids = _snapshot_ids(self.project.pk, digests)
+            missing = [d for d in digests if d not in self._ids]
+            self._insert(missing, with_ids=False)
             self._ids.update(_snapshot_ids(self.project.pk, missing))
         return self._ids
+
+    def _insert(self, digests: list[str], with_ids: bool) -> None:
+        if not digests:
+            return
+        columns = ["project_id", "digest", "size_bytes", "data"]
+        rows: list[tuple[Any, ...]] = [
+            (self.project.pk, d, len(self._pending[d]), StateSnapshot.compress(self._pending[d]))
+            for d in digests
+        ]
+        if with_ids:
+            columns.insert(0, "id")
+            rows = [(self._ids[row[1]], *row) for row in rows]
+        insert_rows(StateSnapshot, columns, rows)
 
     def id_for(self, digest: str | None) -> int | None:
         return None if digest is None else self._ids[digest]
@@ -128,6 +138,29 @@ def _snapshot_ids(project_id: int, digests: Sequence[str]) -> dict[str, int]:
         ).values_list("pk", "digest"):
             found[digest] = pk
     return found
+
+
+def _pg_snapshot_ids(project_id: int, digests: Sequence[str]) -> tuple[dict[str, int], list[str]]:
+    """digest -> id for all ``digests``, and those not stored yet, in the order given; their
+    ids are new values of the table's id sequence (ascending in that order, as COPY would
+    have assigned them)."""
+    table = connection.ops.quote_name(StateSnapshot._meta.db_table)
+    ids: dict[str, int] = {}
+    missing: list[str] = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT digest, coalesce(id, nextval((SELECT pg_get_serial_sequence(%s, 'id'))"
+            "::regclass)), id IS NULL FROM ("
+            " SELECT d.digest, s.id FROM unnest(%s::text[]) WITH ORDINALITY AS d(digest, n)"
+            f" LEFT JOIN {table} s ON s.project_id = %s AND s.digest = d.digest"
+            " ORDER BY d.n) AS found",
+            [StateSnapshot._meta.db_table, list(digests), project_id],
+        )
+        for digest, pk, is_new in cursor.fetchall():
+            ids[digest] = pk
+            if is_new:
+                missing.append(digest)
+    return ids, missing
 
 
 def insert_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -181,7 +214,7 @@ def _save_locked(project: Project, trace: ExecutionTrace, digest: str) -> tuple[
     if run is not None and run.trace_digest == digest:
         return run, False
     created = run is None
-    snapshots = _Snapshots(project)
+    snapshots = Snapshots(project)
     step_digests = [
         (snapshots.add(n.state_before), snapshots.add(n.state_after)) for n in trace.nodes_executed
     ]
@@ -200,9 +233,9 @@ def _save_locked(project: Project, trace: ExecutionTrace, digest: str) -> tuple[
         "graph_name": graph_name[:200] if isinstance(graph_name, str) else "",
         "status": run_status(trace),
         "completed": trace.completed,
-        "started_at": _parse_time(trace.started_at) or (run.started_at if run else now),
+        "started_at": parse_time(trace.started_at) or (run.started_at if run else now),
         "started_at_text": trace.started_at,
-        "ended_at": _parse_time(trace.ended_at),
+        "ended_at": parse_time(trace.ended_at),
         "ended_at_text": trace.ended_at,
         "duration_ms": trace.total_duration_ms,
         "total_tokens": trace.total_tokens,
@@ -232,7 +265,7 @@ def _save_locked(project: Project, trace: ExecutionTrace, digest: str) -> tuple[
         Step,
         STEP_COLUMNS,
         (
-            _step_row(run.pk, position, n, snapshots.id_for(b), snapshots.id_for(a))
+            step_row(run.pk, position, n, snapshots.id_for(b), snapshots.id_for(a))
             for position, (n, (b, a)) in enumerate(
                 zip(trace.nodes_executed, step_digests, strict=True)
             )
@@ -242,10 +275,11 @@ def _save_locked(project: Project, trace: ExecutionTrace, digest: str) -> tuple[
         RunError,
         ERROR_COLUMNS,
         (
-            _error_row(run.pk, position, e, snapshots.id_for(d))
+            error_row(run.pk, position, e, snapshots.id_for(d))
             for position, (e, d) in enumerate(zip(trace.errors, error_digests, strict=True))
         ),
     )
+    events.run_changed(run)
     return run, created
 
 
@@ -266,7 +300,7 @@ STEP_COLUMNS = [
 ]
 
 
-def _step_row(
+def step_row(
     run_id: int, position: int, n: NodeExecution, before: int | None, after: int | None
 ) -> tuple[Any, ...]:
     return (
@@ -302,7 +336,7 @@ ERROR_COLUMNS = [
 ]
 
 
-def _error_row(run_id: int, position: int, e: ErrorTrace, state: int | None) -> tuple[Any, ...]:
+def error_row(run_id: int, position: int, e: ErrorTrace, state: int | None) -> tuple[Any, ...]:
     return (
         run_id,
         position,

@@ -12,6 +12,7 @@ producer can still send to an older server.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import re
 from collections.abc import Iterator
@@ -43,11 +44,31 @@ U64 = Annotated[int, msgspec.Meta(ge=0)]
 Nanos = Annotated[int, msgspec.Meta(ge=0, le=999_999_999)]
 
 
+# Storage limits on identifiers and timestamps (columns of that width; PostgreSQL refuses
+# longer values), checked here so a long one is a 400 naming its path, not a 500.
+Name = Annotated[str, msgspec.Meta(max_length=200)]
+Stamp = Annotated[str, msgspec.Meta(max_length=64)]
+
+_U64_RULE = "expected an unsigned 64-bit integer"
+
+
 def _check_u64(obj: msgspec.Struct, *fields: str) -> None:
     for name in fields:
         value = getattr(obj, name)
-        if isinstance(value, int) and value > U64_MAX:
-            raise ValueError(f"{name}: expected an unsigned 64-bit integer, got {value}")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, int) and item > U64_MAX:
+                    raise ValueError(f"{name}.{key}: {_U64_RULE}, got {item}")
+        elif isinstance(value, int) and value > U64_MAX:
+            raise ValueError(f"{name}: {_U64_RULE}, got {value}")
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON values as DashFlow (serde_json) sees it: ``0`` is not ``false`` and
+    ``1`` is not ``1.0``, which Python's ``==`` confuses; key order does not matter."""
+    if a is b:
+        return True
+    return canonical_json(a) == canonical_json(b)
 
 
 class Duration(msgspec.Struct, kw_only=True):
@@ -82,6 +103,22 @@ class ExecutionMetrics(msgspec.Struct, kw_only=True):
     node_tokens: dict[str, U64] = {}
     total_tokens: U64 = 0
 
+    def __post_init__(self) -> None:
+        _check_u64(
+            self,
+            "node_execution_counts",
+            "checkpoint_count",
+            "checkpoint_loads",
+            "state_size_bytes",
+            "edges_traversed",
+            "conditional_branches",
+            "parallel_executions",
+            "peak_concurrency",
+            "events_emitted",
+            "node_tokens",
+            "total_tokens",
+        )
+
 
 class PerformanceMetrics(msgspec.Struct, kw_only=True):
     """A point-in-time performance snapshot attached to a trace."""
@@ -100,11 +137,14 @@ class PerformanceMetrics(msgspec.Struct, kw_only=True):
     thread_id: str | None = None
     custom: dict[str, Any] = {}
 
+    def __post_init__(self) -> None:
+        _check_u64(self, "sample_count")
+
 
 class NodeExecution(msgspec.Struct, kw_only=True):
     """One execution of one node. A node that runs in a loop has one of these per visit."""
 
-    node: str
+    node: Name
     duration_ms: U64
     tokens_used: U64 = 0
     state_before: Any = None
@@ -114,7 +154,7 @@ class NodeExecution(msgspec.Struct, kw_only=True):
     error_message: str | None = None
     # Absent on input means "its position in nodes_executed" (set by ExecutionTrace).
     index: U64 | UnsetType = UNSET
-    started_at: str | None = None
+    started_at: Stamp | None = None
     metadata: dict[str, Any] = {}
 
     def __post_init__(self) -> None:
@@ -124,14 +164,14 @@ class NodeExecution(msgspec.Struct, kw_only=True):
         """True when both snapshots exist and differ."""
         if self.state_before is None or self.state_after is None:
             return False
-        return bool(self.state_before != self.state_after)
+        return not json_equal(self.state_before, self.state_after)
 
     def changed_keys(self) -> list[str]:
         """Top-level keys added, modified or removed; empty unless both states are objects."""
         before, after = self.state_before, self.state_after
         if not isinstance(before, dict) or not isinstance(after, dict):
             return []
-        changed = [k for k, v in after.items() if k not in before or before[k] != v]
+        changed = [k for k, v in after.items() if k not in before or not json_equal(before[k], v)]
         changed.extend(k for k in before if k not in after)
         return changed
 
@@ -139,11 +179,11 @@ class NodeExecution(msgspec.Struct, kw_only=True):
 class ErrorTrace(msgspec.Struct, kw_only=True):
     """An error raised during a run, with the state at the moment it happened."""
 
-    node: str
+    node: Name
     message: str
-    error_type: str | None = None
+    error_type: Name | None = None
     state_at_error: Any = None
-    timestamp: str | None = None
+    timestamp: Stamp | None = None
     execution_index: U64 | None = None
     recoverable: bool = False
     retry_attempted: bool = False
@@ -157,18 +197,18 @@ class ErrorTrace(msgspec.Struct, kw_only=True):
 class ExecutionTrace(msgspec.Struct, kw_only=True):
     """A whole run: every node execution in order, errors, totals and the final state."""
 
-    thread_id: str | None = None
-    execution_id: str | None = None
-    parent_execution_id: str | UnsetType = UNSET
-    root_execution_id: str | UnsetType = UNSET
+    thread_id: Name | None = None
+    execution_id: Name | None = None
+    parent_execution_id: Name | UnsetType = UNSET
+    root_execution_id: Name | UnsetType = UNSET
     depth: U64 | UnsetType = UNSET
     nodes_executed: list[NodeExecution]
     total_duration_ms: U64 = 0
     total_tokens: U64 = 0
     errors: list[ErrorTrace] = []
     completed: bool = False
-    started_at: str | None = None
-    ended_at: str | None = None
+    started_at: Stamp | None = None
+    ended_at: Stamp | None = None
     final_state: Any = None
     metadata: dict[str, Any] = {}
     execution_metrics: ExecutionMetrics | UnsetType = UNSET
@@ -176,6 +216,11 @@ class ExecutionTrace(msgspec.Struct, kw_only=True):
 
     def __post_init__(self) -> None:
         _check_u64(self, "total_duration_ms", "total_tokens", "depth")
+        # The execution id is a URL path segment (/api/v1/runs/<execution_id>).
+        if self.execution_id is not None and (not self.execution_id or "/" in self.execution_id):
+            raise ValueError(
+                f"execution_id: expected a non-empty id without '/', got {self.execution_id!r}"
+            )
         for position, node in enumerate(self.nodes_executed):
             if node.index is UNSET:
                 node.index = position
@@ -185,21 +230,44 @@ class ExecutionTrace(msgspec.Struct, kw_only=True):
     @classmethod
     def from_json(cls, data: bytes | str) -> ExecutionTrace:
         """Parse DashFlow JSON. Raises ``TraceError`` naming the path and the rule."""
+        # A 2,000-step trace allocates ~70k lists and dicts while decoding: ~100 young
+        # collections, and usually a full one (~0.1 s in a server process), none of which
+        # can free anything, since decoded JSON holds no reference cycles. So the collector
+        # waits until the trace is built.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             trace: ExecutionTrace = msgspec.json.decode(data, type=cls)
-            return trace
         except msgspec.ValidationError as exc:
             raise TraceError.from_validation(exc, data) from None
         except msgspec.DecodeError as exc:
             raise TraceError("$", f"malformed JSON: {exc}") from None
         except RecursionError:
             raise TraceError("$", "nesting is too deep") from None
+        finally:
+            if collecting:
+                gc.enable()
+        # JSON can only carry NUL escaped, so the scan runs only when the text has one.
+        raw = data.encode() if isinstance(data, str) else data
+        if b"\\u0000" in raw:
+            trace.refuse_nul()
+        return trace
 
     @classmethod
     def from_obj(cls, obj: Any, path: str = "$") -> ExecutionTrace:
         """Build from already-decoded JSON (a dict), with the same validation."""
         trace: ExecutionTrace = convert(obj, cls, path)
+        trace.refuse_nul(path)
         return trace
+
+    def refuse_nul(self, prefix: str = "$") -> None:
+        """Refuse NUL characters outside states: PostgreSQL text and jsonb cannot hold
+        them (states are stored as compressed bytes and may)."""
+        for i, n in enumerate(self.nodes_executed):
+            _no_nul(f"{prefix}.nodes_executed[{i}]", n, _STATE_FIELDS)
+        for i, e in enumerate(self.errors):
+            _no_nul(f"{prefix}.errors[{i}]", e, _STATE_FIELDS)
+        _no_nul(prefix, self, {"nodes_executed", "errors", *_STATE_FIELDS})
 
     def to_json(self) -> bytes:
         """Compact JSON, fields in DashFlow's order."""
@@ -357,10 +425,34 @@ class TraceError(ValueError):
             shown = _show(value) if value is not _MISSING else expected.group(2)
             return cls(_join(prefix, path), f"expected {wanted}, got {shown}")
         # Errors raised in __post_init__ carry "<field>: <rule>".
-        own = re.match(r"(\w+): (.*)$", msg)
+        own = re.match(r"(.+?): (expected .*)$", msg)
         if own:
             return cls(_join(prefix, f"{path}.{own.group(1)}"), own.group(2))
         return cls(_join(prefix, path), msg[:1].lower() + msg[1:])
+
+
+_STATE_FIELDS = {"state_before", "state_after", "state_at_error", "final_state"}
+
+
+def _no_nul(path: str, struct: msgspec.Struct, skip: set[str]) -> None:
+    for name in struct.__struct_fields__:
+        if name not in skip:
+            _walk_nul(f"{path}.{name}", getattr(struct, name))
+
+
+def _walk_nul(path: str, value: Any) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise TraceError(path, "contains a NUL character (\\u0000), allowed only in states")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _walk_nul(f"{path}.{key}", key)
+            _walk_nul(f"{path}.{key}", item)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _walk_nul(f"{path}[{i}]", item)
+    elif isinstance(value, msgspec.Struct):
+        _no_nul(path, value, set())
 
 
 _MISSING = object()

@@ -8,4 +8,5 @@ urlpatterns = [
     path("runs/<str:execution_id>", api.RunDetail.as_view(), name="api-run"),
     path("runs/<str:execution_id>/steps/<int:index>", api.RunStep.as_view(), name="api-step"),
     path("runs/<str:execution_id>/trace", api.RunTrace.as_view(), name="api-trace"),
+    path("runs/<str:execution_id>/events", api.RunEvents.as_view(), name="api-events"),
 ]

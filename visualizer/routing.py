@@ -1,5 +1,10 @@
 """Websocket routes (Channels)."""
 
-from typing import Any
+from django.urls import path
 
-websocket_urlpatterns: list[Any] = []
+from . import consumers
+
+websocket_urlpatterns = [
+    path("ws/runs/<str:execution_id>/", consumers.RunConsumer.as_asgi()),
+    path("ws/projects/<slug:slug>/runs/", consumers.ProjectRunsConsumer.as_asgi()),
+]

@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from traces.ingest import IngestError, parse_trace
-from traces.models import Project
+from traces.models import Project, Run
 from traces.store import save_trace
 
 
@@ -34,8 +34,12 @@ class Command(BaseCommand):
                 failed += 1
                 self.stderr.write(f"{file}: {exc}")
                 continue
+            known = Run.objects.filter(project=project, execution_id=trace.execution_id)
+            before = known.values_list("trace_digest", flat=True).first()
             run, created = save_trace(project, trace)
-            state = "stored" if created else "unchanged" if run.trace_digest else "updated"
+            state = (
+                "stored" if created else "unchanged" if run.trace_digest == before else "updated"
+            )
             self.stdout.write(f"{file.name}: {run.execution_id} {state}")
         if failed:
             raise CommandError(f"{failed} of {len(files)} files were not valid traces")

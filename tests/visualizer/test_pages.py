@@ -1,0 +1,149 @@
+"""Server-rendered pages: sign-in, the project list and a project's page."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+
+from traces.models import Project
+
+
+@pytest.fixture
+def alice(member: Any) -> Client:
+    """Alice, a member of ``acme`` only, signed in."""
+    client = Client()
+    assert client.login(username="alice", password="pw-alice-123")
+    return client
+
+
+def test_login_page_renders_the_sign_in_form(db: None) -> None:
+    response = Client().get("/login/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'name="username"' in html
+    assert 'name="password"' in html
+    assert "csrfmiddlewaretoken" in html
+
+
+def test_signing_in_with_the_right_password_leads_home(member: Any) -> None:
+    client = Client()
+
+    response = client.post("/login/", {"username": "alice", "password": "pw-alice-123"})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+def test_signing_in_with_a_wrong_password_shows_the_form_again(member: Any) -> None:
+    response = Client().post("/login/", {"username": "alice", "password": "wrong"})
+
+    assert response.status_code == 200
+    assert "did not match" in response.content.decode()
+
+
+@pytest.mark.parametrize("url", ["/", "/projects/acme/"])
+def test_pages_redirect_an_anonymous_visitor_to_sign_in(project: Project, url: str) -> None:
+    response = Client().get(url)
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/login/?next={url}"
+
+
+def test_home_lists_only_the_users_projects(
+    alice: Client, project: Project, other_project: Project
+) -> None:
+    response = alice.get("/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'href="/projects/acme/"' in html
+    assert "Acme" in html
+    assert "/projects/other/" not in html
+    assert [card["project"].slug for card in response.context["cards"]] == ["acme"]
+
+
+def test_home_of_a_user_without_projects_says_so(project: Project) -> None:
+    get_user_model().objects.create_user("nobody", password="pw-nobody-123")
+    client = Client()
+    assert client.login(username="nobody", password="pw-nobody-123")
+
+    response = client.get("/")
+
+    assert response.status_code == 200
+    assert "/projects/acme/" not in response.content.decode()
+    assert "not a member of any project" in response.content.decode()
+
+
+def test_home_counts_a_projects_runs_and_failures(
+    alice: Client, project: Project, fixtures_dir: Path
+) -> None:
+    call_command(
+        "import_traces",
+        str(fixtures_dir / "research_agent_success.json"),
+        "--project",
+        "acme",
+        stdout=io.StringIO(),
+    )
+    call_command(
+        "import_traces",
+        str(fixtures_dir / "tool_timeout_failure.json"),
+        "--project",
+        "acme",
+        stdout=io.StringIO(),
+    )
+
+    response = alice.get("/")
+
+    [card] = response.context["cards"]
+    assert card["run_count"] == 2
+    assert card["failed_count"] == 1
+    assert "1 failed" in response.content.decode()
+
+
+def test_project_page_shows_the_members_project(
+    alice: Client, project: Project, fixtures_dir: Path
+) -> None:
+    call_command(
+        "import_traces",
+        str(fixtures_dir / "tool_timeout_failure.json"),
+        "--project",
+        "acme",
+        stdout=io.StringIO(),
+    )
+
+    response = alice.get("/projects/acme/")
+
+    assert response.status_code == 200
+    assert response.context["project"] == project
+    assert [r.execution_id for r in response.context["runs"]] == [
+        "0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02"
+    ]
+
+
+def test_project_page_is_404_for_a_non_member(
+    alice: Client, other_project: Project, fixtures_dir: Path
+) -> None:
+    call_command(
+        "import_traces",
+        str(fixtures_dir / "tool_timeout_failure.json"),
+        "--project",
+        "other",
+        stdout=io.StringIO(),
+    )
+
+    response = alice.get("/projects/other/")
+
+    assert response.status_code == 404
+    assert "0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02" not in response.content.decode()
+
+
+def test_project_page_of_a_missing_project_is_404(alice: Client) -> None:
+    assert alice.get("/projects/nope/").status_code == 404

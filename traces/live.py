@@ -1,0 +1,351 @@
+"""Live runs: a producer streams events while the run executes (DESIGN.md §4).
+
+``ingest_events`` validates a batch, stores the events it has not seen (by ``seq``), applies
+them to the run's rows (steps, errors, summary columns) in one transaction, and publishes
+the new ones after commit. ``replay`` gives back stored events after a seq, for a websocket
+that (re)connects. The database is the source of truth; the channel layer may lose messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+import msgspec
+import zstandard
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import events as publish
+from .models import EventType, Project, Run, RunError, RunEvent, RunStatus, Step
+from .store import (
+    ERROR_COLUMNS,
+    STEP_COLUMNS,
+    Snapshots,
+    error_row,
+    insert_rows,
+    load_states,
+    parse_time,
+    step_row,
+)
+from .trace import (
+    U64,
+    UNSET,
+    ErrorTrace,
+    Name,
+    NodeExecution,
+    Stamp,
+    TraceError,
+    convert,
+)
+
+Seq = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class Event(msgspec.Struct, kw_only=True):
+    seq: Seq
+    type: Literal["run_started", "node_started", "node_finished", "error", "run_finished"]
+    data: dict[str, Any] = {}
+
+
+class EventBatch(msgspec.Struct, kw_only=True):
+    events: list[Event]
+
+
+class RunStarted(msgspec.Struct, kw_only=True):
+    thread_id: Name | None = None
+    parent_execution_id: Name | None = None
+    root_execution_id: Name | None = None
+    depth: U64 | None = None
+    started_at: Stamp | None = None
+    metadata: dict[str, Any] = {}
+    initial_state: Any = None
+
+
+class NodeStarted(msgspec.Struct, kw_only=True):
+    node: Name
+    index: U64
+    started_at: Stamp | None = None
+
+
+class RunFinished(msgspec.Struct, kw_only=True):
+    completed: bool
+    ended_at: Stamp | None = None
+    final_state: Any = None
+    total_duration_ms: U64 = 0
+    total_tokens: U64 = 0
+
+
+DATA_TYPES: dict[str, type[msgspec.Struct]] = {
+    EventType.RUN_STARTED: RunStarted,
+    EventType.NODE_STARTED: NodeStarted,
+    EventType.NODE_FINISHED: NodeExecution,
+    EventType.ERROR: ErrorTrace,
+    EventType.RUN_FINISHED: RunFinished,
+}
+
+# The fields of each event's data that hold a state (stored as snapshots).
+STATE_FIELDS: dict[str, tuple[str, ...]] = {
+    EventType.RUN_STARTED: ("initial_state",),
+    EventType.NODE_FINISHED: ("state_before", "state_after"),
+    EventType.ERROR: ("state_at_error",),
+    EventType.RUN_FINISHED: ("final_state",),
+}
+
+_json = msgspec.json.Encoder()
+_compressor = zstandard.ZstdCompressor(level=3)
+_decompressor = zstandard.ZstdDecompressor()
+
+
+class ParsedEvent(msgspec.Struct):
+    seq: int
+    type: str
+    data: Any  # one of DATA_TYPES
+
+    def wire(self) -> dict[str, Any]:
+        """The event as websocket clients receive it (and as the producer sent it)."""
+        return {"seq": self.seq, "type": self.type, "data": msgspec.to_builtins(self.data)}
+
+
+def parse_events(body: bytes, max_events: int) -> list[ParsedEvent]:
+    """Validate ``{"events": [...]}``; errors name the path, such as
+    ``$.events[2].data.duration_ms``."""
+    try:
+        batch = msgspec.json.decode(body, type=EventBatch)
+    except msgspec.ValidationError as exc:
+        raise TraceError.from_validation(exc, body) from None
+    except msgspec.DecodeError as exc:
+        raise TraceError("$", f"malformed JSON: {exc}") from None
+    if len(batch.events) > max_events:
+        raise TraceError(
+            "$.events", f"has {len(batch.events)} items, more than TRACE_MAX_EVENTS={max_events}"
+        )
+    parsed = []
+    for i, event in enumerate(batch.events):
+        data = convert(event.data, DATA_TYPES[event.type], f"$.events[{i}].data")
+        parsed.append(ParsedEvent(event.seq, event.type, data))
+    return parsed
+
+
+def ingest_events(
+    project: Project, execution_id: str, events: list[ParsedEvent]
+) -> tuple[Run, list[ParsedEvent]]:
+    """Store and apply the events not stored yet; returns the run and the new events.
+
+    A repeated seq is a no-op, so a retried batch is harmless. Events are applied in seq
+    order within the batch; a later batch may fill gaps left by an earlier one.
+    """
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                run, new = _ingest_locked(project, execution_id, events)
+                if new:
+                    publish.run_events(run, [e.wire() for e in new])
+                return run, new
+        except IntegrityError:
+            # Two first batches of one run raced to create it; the second pass finds it.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _ingest_locked(
+    project: Project, execution_id: str, events: list[ParsedEvent]
+) -> tuple[Run, list[ParsedEvent]]:
+    now = timezone.now()
+    run = (
+        Run.objects.select_for_update()
+        .select_related("project")
+        .filter(project=project, execution_id=execution_id)
+        .first()
+    )
+    if run is None:
+        run = Run.objects.create(
+            project=project,
+            execution_id=execution_id,
+            status=RunStatus.RUNNING,
+            started_at=now,
+            last_event_at=now,
+        )
+    stored = set(
+        RunEvent.objects.filter(run=run, seq__in=[e.seq for e in events]).values_list(
+            "seq", flat=True
+        )
+    )
+    new: dict[int, ParsedEvent] = {}
+    for event in events:
+        if event.seq not in stored:
+            new.setdefault(event.seq, event)  # a seq repeated inside one batch counts once
+    fresh = [new[seq] for seq in sorted(new)]
+    if not fresh:
+        return run, []
+
+    snapshots = Snapshots(project)
+    digests = [
+        {name: snapshots.add(getattr(e.data, name)) for name in STATE_FIELDS.get(e.type, ())}
+        for e in fresh
+    ]
+    snapshots.resolve()
+    event_rows = []
+    for event, fields in zip(fresh, digests, strict=True):
+        states = {name: snapshots.id_for(d) for name, d in fields.items() if d is not None}
+        stripped = msgspec.structs.replace(event.data, **dict.fromkeys(fields))
+        event_rows.append(
+            RunEvent(
+                run=run,
+                seq=event.seq,
+                type=event.type,
+                data=_compressor.compress(_json.encode(stripped)),
+                states=states,
+                received_at=now,
+            )
+        )
+    RunEvent.objects.bulk_create(event_rows)
+
+    changed = _apply(run, fresh, digests, snapshots)
+    run.last_seq = max(run.last_seq, fresh[-1].seq)
+    run.event_count = F("event_count") + len(fresh)
+    run.last_event_at = now
+    run.updated_at = now
+    # Summary fields only change here, so a complete trace posted later (store.save_trace)
+    # still replaces everything and clears the live digest.
+    run.trace_digest = ""
+    run.save(
+        update_fields=[
+            *changed,
+            "last_seq",
+            "event_count",
+            "last_event_at",
+            "updated_at",
+            "trace_digest",
+        ]
+    )
+    run.refresh_from_db(fields=["event_count"])
+    return run, fresh
+
+
+def _apply(
+    run: Run,
+    events: list[ParsedEvent],
+    digests: list[dict[str, str | None]],
+    snapshots: Snapshots,
+) -> set[str]:
+    """Apply events to the run's rows; returns the Run fields it changed."""
+    changed: set[str] = set()
+    steps: list[tuple[Any, ...]] = []
+    existing_steps = set(run.steps.values_list("position", flat=True))
+    error_position = run.error_count
+    errors: list[tuple[Any, ...]] = []
+    for event, fields in zip(events, digests, strict=True):
+        data = event.data
+        if isinstance(data, RunStarted):
+            run.thread_id = data.thread_id
+            run.parent_execution_id = data.parent_execution_id
+            run.root_execution_id = data.root_execution_id
+            run.depth = data.depth
+            run.started_at_text = data.started_at
+            run.started_at = parse_time(data.started_at) or run.started_at
+            run.metadata = data.metadata
+            graph_name = data.metadata.get("graph_name")
+            run.graph_name = graph_name[:200] if isinstance(graph_name, str) else ""
+            changed |= {
+                "thread_id",
+                "parent_execution_id",
+                "root_execution_id",
+                "depth",
+                "started_at_text",
+                "started_at",
+                "metadata",
+                "graph_name",
+            }
+        elif isinstance(data, NodeExecution):
+            position = run.node_count if data.index is UNSET else int(data.index)
+            if position in existing_steps:
+                continue  # the same step again under another seq: keep the first
+            existing_steps.add(position)
+            steps.append(
+                step_row(
+                    run.pk,
+                    position,
+                    data,
+                    snapshots.id_for(fields.get("state_before")),
+                    snapshots.id_for(fields.get("state_after")),
+                )
+            )
+            run.node_count += 1
+            run.total_tokens += data.tokens_used
+            changed |= {"node_count", "total_tokens"}
+            if not data.success:
+                if not run.first_error:
+                    run.first_error = data.error_message or ""
+                    run.first_error_node = data.node
+                    changed |= {"first_error", "first_error_node"}
+                run.status = RunStatus.FAILED
+                changed.add("status")
+        elif isinstance(data, ErrorTrace):
+            errors.append(
+                error_row(
+                    run.pk, error_position, data, snapshots.id_for(fields.get("state_at_error"))
+                )
+            )
+            error_position += 1
+            if run.error_count == 0 or not run.first_error_type:
+                run.first_error = data.message
+                run.first_error_type = data.error_type or ""
+                run.first_error_node = data.node
+            run.error_count += 1
+            run.status = RunStatus.FAILED
+            changed |= {
+                "error_count",
+                "status",
+                "first_error",
+                "first_error_type",
+                "first_error_node",
+            }
+        elif isinstance(data, RunFinished):
+            run.completed = data.completed
+            run.ended_at_text = data.ended_at
+            run.ended_at = parse_time(data.ended_at)
+            run.final_state_id = snapshots.id_for(fields.get("final_state"))
+            run.duration_ms = data.total_duration_ms
+            run.total_tokens = data.total_tokens
+            if run.status != RunStatus.FAILED:
+                run.status = RunStatus.COMPLETED if data.completed else RunStatus.FAILED
+            changed |= {
+                "completed",
+                "ended_at_text",
+                "ended_at",
+                "final_state",
+                "duration_ms",
+                "total_tokens",
+                "status",
+            }
+    if steps:
+        insert_rows(Step, STEP_COLUMNS, steps)
+    if errors:
+        insert_rows(RunError, ERROR_COLUMNS, errors)
+    return changed
+
+
+def replay(run: Run, after: int, limit: int) -> Iterator[dict[str, Any]]:
+    """Stored events with ``seq > after`` in seq order, as sent, at most ``limit``."""
+    batch = 200
+    sent = 0
+    while sent < limit:
+        rows = list(
+            RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[
+                : min(batch, limit - sent)
+            ]
+        )
+        if not rows:
+            return
+        ids = [i for row in rows for i in row.states.values()]
+        states = load_states(run.project_id, ids)
+        for row in rows:
+            data = msgspec.json.decode(_decompressor.decompress(bytes(row.data)))
+            for name, snapshot_id in row.states.items():
+                data[name] = states[snapshot_id]
+            yield {"seq": row.seq, "type": row.type, "data": data}
+        after = rows[-1].seq
+        sent += len(rows)
