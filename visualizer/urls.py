@@ -5,4 +5,6 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("projects/<slug:slug>/", views.project, name="project"),
+    path("projects/<slug:slug>/runs/", views.project, name="runs"),
+    path("projects/<slug:slug>/runs/<str:execution_id>/", views.run_page, name="run"),
 ]

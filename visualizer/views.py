@@ -1,10 +1,24 @@
 """Server-rendered pages. Each reads through ``traces`` and shapes one template."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from traces.models import Project, Run, RunStatus
+
+from .live import run_page_data
+
+
+def member_project(request: HttpRequest, slug: str) -> Project:
+    """The project if the user is a member; 404 otherwise (never say it exists)."""
+    found = Project.objects.for_user(request.user).filter(slug=slug).first()
+    if found is None:
+        raise Http404("no such project")
+    return found
 
 
 @login_required
@@ -19,16 +33,36 @@ def home(request: HttpRequest) -> HttpResponse:
                 "project": project,
                 "run_count": runs.count(),
                 "failed_count": runs.filter(status=RunStatus.FAILED).count(),
-                "recent": list(runs.order_by("-started_at", "-id")[:8]),
+                "recent": list(runs.select_related("project").order_by("-started_at", "-id")[:8]),
             }
         )
-    return render(request, "visualizer/home.html", {"cards": cards})
+    return render(request, "visualizer/home.html", {"cards": cards, "nav": "projects"})
 
 
 @login_required
 def project(request: HttpRequest, slug: str) -> HttpResponse:
-    found = Project.objects.for_user(request.user).filter(slug=slug).first()
-    if found is None:
-        raise Http404("no such project")
-    runs = Run.objects.filter(project=found).order_by("-started_at", "-id")[:100]
-    return render(request, "visualizer/project.html", {"project": found, "runs": runs})
+    found = member_project(request, slug)
+    runs = (
+        Run.objects.filter(project=found).select_related("project").order_by("-started_at", "-id")
+    )[:100]
+    live_data = {"project": found.slug, "ws_path": f"/ws/projects/{found.slug}/runs/"}
+    return render(
+        request,
+        "visualizer/project.html",
+        {"project": found, "runs": runs, "nav": "runs", "live_data": live_data},
+    )
+
+
+@login_required
+def run_page(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse:
+    found = member_project(request, slug)
+    run = Run.objects.filter(project=found, execution_id=execution_id).first()
+    if run is None:
+        raise Http404("no such run")
+    context: dict[str, Any] = {
+        "project": found,
+        "run": run,
+        "nav": "runs",
+        "page_data": run_page_data(run),
+    }
+    return render(request, "visualizer/run.html", context)
