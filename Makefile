@@ -46,6 +46,7 @@ lint: setup-dev
 
 bench: setup-dev
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/diff.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -12,6 +12,10 @@ from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -147,7 +151,16 @@ if REDIS_URL:
             "CONFIG": {
                 # socket_timeout None: redis-py 8 otherwise closes pub/sub sockets idle
                 # for 5 s (channels_redis #422) and an idle viewer misses the next event.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                # retry: a pooled connection left from before a Redis restart fails its
+                # first command; redis-py's async client does not retry by default.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": None,
+                        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+                        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+                    }
+                ],
                 "capacity": env_int("CHANNEL_CAPACITY", 1000, minimum=1),
             },
         }
@@ -181,6 +194,9 @@ TRACE_MAX_EVENTS = env_int("TRACE_MAX_EVENTS", 1000, minimum=1)
 RUN_STALE_AFTER = env_int("RUN_STALE_AFTER", 600, minimum=1)
 # Events a websocket replays before telling a client that is too far behind to resync.
 WS_MAX_REPLAY = env_int("WS_MAX_REPLAY", 5000, minimum=1)
+# Live events a websocket sends without an ack from the client before it stops relaying
+# and tells the client to resync: the bound on what a stalled client can make us buffer.
+WS_MAX_UNACKED = env_int("WS_MAX_UNACKED", 2000, minimum=1)
 # Django's own request-body cap must not cut a trace short before our limit answers 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = TRACE_MAX_BODY_BYTES + 1024 * 1024
 

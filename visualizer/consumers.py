@@ -8,6 +8,12 @@ them; the client drops any ``seq`` it already has. Other messages have no ``seq`
 
 The channel layer is lossy (Redis drops past a channel's capacity), so the consumer keeps
 its own watermark: a gap in what it relays is filled from the database before going on.
+
+Flow control: a client acknowledges what it has processed with ``{"type": "ack", "seq":
+n}``. Daphne buffers outgoing frames without limit, so a client that stops reading would
+make that buffer grow; instead, past ``WS_MAX_UNACKED`` live events without an ack the
+consumer stops relaying to it and tells it to resync. Ingestion and other viewers never
+wait for a viewer: publishing only hands a message to the channel layer.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ class RunConsumer(JsonWebsocketConsumer):  # type: ignore[misc]
 
     run: Run
     group: str
+    relaying = False
 
     def connect(self) -> None:
         # Accept first: a close before accept is an HTTP 403 with no code for the client.
@@ -63,6 +70,8 @@ class RunConsumer(JsonWebsocketConsumer):  # type: ignore[misc]
         self.watermark = int(after_text)  # every seq up to here was sent (or was before)
         self.ahead: set[int] = set()  # seqs above the watermark already sent
         self.highest = self.watermark  # the highest seq sent
+        self.unacked = 0  # live events sent since the client's last ack
+        self.relaying = True
         # Subscribe first, then send from the database: an event committed in between
         # arrives twice at worst, never not at all.
         async_to_sync(self.channel_layer.group_add)(self.group, self.channel_name)
@@ -77,17 +86,20 @@ class RunConsumer(JsonWebsocketConsumer):  # type: ignore[misc]
         limit: int = settings.WS_MAX_REPLAY
         backlog = list(replay(self.run, after, limit + 1))
         if len(backlog) > limit:
-            self.run.refresh_from_db(fields=["last_seq"])
-            self.send_json({"type": "resync", "last_seq": self.run.last_seq})
-            self.close(code=CLOSE_RESYNC)
+            self._resync()
             return
         for event in backlog:
             self._send_event(event)
 
-    def _send_event(self, event: dict[str, Any]) -> None:
+    def _send_event(self, event: dict[str, Any], live: bool = False) -> None:
         seq = event["seq"]
         if seq <= self.watermark or seq in self.ahead:
             return
+        if live:
+            self.unacked += 1
+            if self.unacked > settings.WS_MAX_UNACKED:
+                self._resync()
+                return
         self.send_json(event)
         self.highest = max(self.highest, seq)
         self.ahead.add(seq)
@@ -95,14 +107,29 @@ class RunConsumer(JsonWebsocketConsumer):  # type: ignore[misc]
             self.watermark += 1
             self.ahead.discard(self.watermark)
 
+    def _resync(self) -> None:
+        """Tell a client too far behind to reload the run, and stop relaying to it."""
+        self.relaying = False
+        self.run.refresh_from_db(fields=["last_seq"])
+        self.send_json({"type": "resync", "last_seq": self.run.last_seq})
+        self.close(code=CLOSE_RESYNC)
+
+    def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "ack":
+            self.unacked = 0
+
     def run_events(self, message: dict[str, Any]) -> None:
+        if not self.relaying:
+            return
         events = message["events"]
         if events and events[0]["seq"] > self.highest + 1:
             # A new hole: something between was lost on the way (the layer drops past its
             # capacity). What was committed is in the database; look there once per hole.
             self.catch_up(self.highest)
         for event in events:
-            self._send_event(event)
+            if not self.relaying:
+                return
+            self._send_event(event, live=True)
 
     def run_reload(self, message: dict[str, Any]) -> None:
         self.send_json({"type": "run_updated", "run": message["run"]})

@@ -7,6 +7,16 @@ export function liveSocket(path, { after = 0, onEvent, onMessage, onState }) {
   let socket = null;
   let delay = 500;
   let stopped = false;
+  let unacked = 0;
+  let ackTimer = null;
+
+  // Acknowledge what was processed, so the server keeps relaying (it stops after
+  // WS_MAX_UNACKED live events without an ack and asks for a resync).
+  function ack() {
+    ackTimer = null;
+    unacked = 0;
+    if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ack", seq: lastSeq }));
+  }
 
   function url() {
     const sep = path.includes("?") ? "&" : "?";
@@ -25,6 +35,9 @@ export function liveSocket(path, { after = 0, onEvent, onMessage, onState }) {
         // Resume after the highest contiguous seq: a gap is refilled on reconnect.
         while (seen.has(lastSeq + 1)) lastSeq += 1;
         onEvent?.(data);
+        unacked += 1;
+        if (unacked >= 50) ack();
+        else if (!ackTimer) ackTimer = setTimeout(ack, 500);
       } else {
         onMessage?.(data);
       }
