@@ -32,9 +32,15 @@ browser:
 migrate: setup
 	$(PY) manage.py migrate --noinput
 
+# Serves the app and, beside it, a simulated agent that streams a new run every few
+# seconds, so a new user sees runs arrive live. Ctrl-C stops both.
 run: migrate
 	$(PY) manage.py seed_demo
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) dashflow_site.asgi:application
+	mkdir -p var
+	@trap 'kill 0' INT TERM EXIT; \
+	  $(PY) manage.py simulate_run --project demo --url http://$(HOST):$(PORT) \
+	    --forever --pause 8 --fail-rate 0.25 --loops 2 > var/simulate_run.log 2>&1 & \
+	  $(VENV)/bin/daphne -b $(HOST) -p $(PORT) dashflow_site.asgi:application
 
 test: setup-dev browser
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)

@@ -135,8 +135,9 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     if _database["NAME"] not in ("", ":memory:"):
         Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # A file, not memory, for the test database: the live tests start real Daphne
-    # processes that must see the same database as the test.
-    _database["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # processes that must see the same database as the test. One per test session (pid),
+    # so two sessions on one checkout do not delete each other's.
+    _database["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

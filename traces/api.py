@@ -102,6 +102,8 @@ class RunEvents(APIView):
     def post(self, request: Request, execution_id: str) -> Response:
         if not isinstance(request.user, KeyPrincipal):
             raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
+        if len(execution_id) > 200:
+            raise IngestError(400, "execution_id", "expected at most 200 characters")
         data = decode_body(read_body(request), request.META.get("HTTP_CONTENT_ENCODING"))
         try:
             events = live.parse_events(data, settings.TRACE_MAX_EVENTS)

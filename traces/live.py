@@ -73,8 +73,9 @@ class RunFinished(msgspec.Struct, kw_only=True):
     completed: bool
     ended_at: Stamp | None = None
     final_state: Any = None
-    total_duration_ms: U64 = 0
-    total_tokens: U64 = 0
+    # Absent: keep what the node_finished events added up.
+    total_duration_ms: U64 | None = None
+    total_tokens: U64 | None = None
 
 
 DATA_TYPES: dict[str, type[msgspec.Struct]] = {
@@ -114,7 +115,12 @@ def parse_events(body: bytes, max_events: int) -> list[ParsedEvent]:
     try:
         batch = msgspec.json.decode(body, type=EventBatch)
     except msgspec.ValidationError as exc:
-        raise TraceError.from_validation(exc, body) from None
+        error = TraceError.from_validation(exc, body)
+        if error.rule.startswith("invalid enum value"):
+            allowed = ", ".join(EventType.values)
+            got = error.rule.removeprefix("invalid enum value ")
+            raise TraceError(error.path, f"expected one of {allowed}, got {got}") from None
+        raise error from None
     except msgspec.DecodeError as exc:
         raise TraceError("$", f"malformed JSON: {exc}") from None
     if len(batch.events) > max_events:
@@ -308,8 +314,10 @@ def _apply(
             run.ended_at_text = data.ended_at
             run.ended_at = parse_time(data.ended_at)
             run.final_state_id = snapshots.id_for(fields.get("final_state"))
-            run.duration_ms = data.total_duration_ms
-            run.total_tokens = data.total_tokens
+            if data.total_duration_ms is not None:
+                run.duration_ms = data.total_duration_ms
+            if data.total_tokens is not None:
+                run.total_tokens = data.total_tokens
             if run.status != RunStatus.FAILED:
                 run.status = RunStatus.COMPLETED if data.completed else RunStatus.FAILED
             changed |= {

@@ -82,8 +82,8 @@ function onEvent(event) {
     setStatus("failed");
   } else if (event.type === "run_finished") {
     running.hidden = true;
-    setStat("stat-duration", `${d.total_duration_ms} ms`);
-    setStat("stat-tokens", String(d.total_tokens));
+    if (d.total_duration_ms != null) setStat("stat-duration", `${d.total_duration_ms} ms`);
+    if (d.total_tokens != null) setStat("stat-tokens", String(d.total_tokens));
     if (document.getElementById("run-status").textContent !== "Failed") {
       setStatus(d.completed ? "completed" : "failed");
     }
