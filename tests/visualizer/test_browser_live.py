@@ -1,0 +1,96 @@
+"""Watching a run live in a real browser, against a real Daphne: nodes appear as the
+producer streams them, without a reload, and the list of runs updates too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+from playwright.sync_api import Page, expect
+
+from tests.servers import Daphne, daphne, database_url, server_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RUN = "browser-live-run"
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup: None) -> Iterator[Daphne]:
+    with daphne(server_env(database_url(connection.settings_dict))) as live:
+        yield live
+
+
+def post(server: Daphne, key: str, *events: dict[str, Any]) -> None:
+    response = server.request(
+        "POST",
+        f"/api/v1/runs/{RUN}/events",
+        {"events": list(events)},
+        {"Authorization": f"Bearer {key}"},
+    )
+    assert response.status == 200, response.body
+
+
+def finished(seq: int, index: int, node: str, **extra: Any) -> dict[str, Any]:
+    data = {"node": node, "index": index, "duration_ms": 40 + index, "tokens_used": 100}
+    return {"seq": seq, "type": "node_finished", "data": {**data, **extra}}
+
+
+def sign_in(page: Page, server: Daphne) -> None:
+    page.goto(f"{server.origin}/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "pw-alice-123")
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Projects")
+
+
+def test_a_streamed_run_grows_node_by_node_without_a_reload(
+    server: Daphne, page: Page, api_key: str, member: Any
+) -> None:
+    post(
+        server,
+        api_key,
+        {"seq": 1, "type": "run_started", "data": {"metadata": {"graph_name": "g"}}},
+    )
+    sign_in(page, server)
+    page.goto(f"{server.origin}/projects/acme/runs/{RUN}/")
+    expect(page.locator("#live-indicator")).to_be_visible()
+    page.evaluate("window.notReloaded = true")
+
+    post(
+        server, api_key, {"seq": 2, "type": "node_started", "data": {"node": "planner", "index": 0}}
+    )
+    expect(page.locator("#run-running")).to_have_text("running: planner (#0)")
+    post(server, api_key, finished(3, 0, "planner"))
+    expect(page.locator("#steps tr")).to_have_count(1)
+    # Out of order: index 2 arrives before index 1, and the list stays in execution order.
+    post(server, api_key, finished(5, 2, "writer", success=False, error_message="<b>boom</b>"))
+    post(server, api_key, finished(4, 1, "retriever", tools_called=["web_search"]))
+    expect(page.locator("#steps tr td.node-name")).to_have_text(["planner", "retriever", "writer"])
+    # Trace strings are text, never markup.
+    expect(page.locator("#steps tr").nth(2).locator("td.err")).to_have_text("<b>boom</b>")
+    expect(page.locator("#run-status")).to_have_text("Failed")
+    expect(page.locator("#stat-nodes")).to_have_text("3")
+    assert page.evaluate("window.notReloaded") is True
+
+
+def test_the_run_list_shows_a_new_run_as_it_starts(
+    server: Daphne, page: Page, api_key: str, member: Any
+) -> None:
+    sign_in(page, server)
+    page.goto(f"{server.origin}/projects/acme/runs/")
+    expect(page.locator("#live-indicator")).to_be_visible()
+
+    post(
+        server,
+        api_key,
+        {"seq": 1, "type": "run_started", "data": {"metadata": {"graph_name": "fresh-graph"}}},
+    )
+
+    row = page.locator(f'#run-rows tr[data-execution-id="{RUN}"]')
+    expect(row).to_be_visible()
+    expect(row.locator(".badge")).to_have_text("Running")
+    post(server, api_key, finished(2, 0, "planner"))
+    expect(row.locator('[data-col="nodes"]')).to_have_text("1")
