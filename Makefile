@@ -53,6 +53,7 @@ lint: setup-dev
 bench: setup-dev
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/diff.py
+	$(PY) benchmarks/live.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

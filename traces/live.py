@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 import zstandard
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from . import events as publish
@@ -211,7 +210,8 @@ def _ingest_locked(
 
     changed = _apply(run, fresh, digests, snapshots)
     run.last_seq = max(run.last_seq, fresh[-1].seq)
-    run.event_count = F("event_count") + len(fresh)
+    # The row is locked (select_for_update), so the count read with it is current.
+    run.event_count += len(fresh)
     run.last_event_at = now
     run.updated_at = now
     # Summary fields only change here, so a complete trace posted later (store.save_trace)
@@ -227,7 +227,6 @@ def _ingest_locked(
             "trace_digest",
         ]
     )
-    run.refresh_from_db(fields=["event_count"])
     return run, fresh
 
 
@@ -240,7 +239,16 @@ def _apply(
     """Apply events to the run's rows; returns the Run fields it changed."""
     changed: set[str] = set()
     steps: list[tuple[Any, ...]] = []
-    existing_steps = set(run.steps.values_list("position", flat=True))
+    # Only the positions this batch could collide with: a long run has thousands of steps.
+    nodes = [e.data for e in events if isinstance(e.data, NodeExecution)]
+    positions = [int(n.index) for n in nodes if n.index is not UNSET]
+    if len(positions) < len(nodes):  # without an index a node takes the next position
+        positions += range(run.node_count, run.node_count + len(nodes))
+    existing_steps = (
+        set(run.steps.filter(position__in=positions).values_list("position", flat=True))
+        if positions
+        else set()
+    )
     error_position = run.error_count
     errors: list[tuple[Any, ...]] = []
     for event, fields in zip(events, digests, strict=True):

@@ -1,0 +1,1155 @@
+"""Live-path benchmark: producer → Daphne → Redis channel layer → Daphne → websocket viewers.
+
+Run from the project root::
+
+    .venv/bin/python benchmarks/live.py
+
+It drops and recreates its own PostgreSQL database (``LIVEBENCH_DATABASE_URL``, default
+``postgres://postgres@127.0.0.1:5432/dashflow_livebench``), migrates it, starts a private
+``redis-server`` (never the shared one) and two Daphne processes on it, and measures, in
+one run:
+
+* A. 20 viewers on process A, one producer posting to process B at 200 node_finished
+  events/s for 30 s (one event per POST, paced by a monotonic schedule): ingest-to-receipt
+  latency, events/s sustained, and whether every viewer got every seq exactly once (a
+  viewer that missed seqs reconnects with ``after=`` and the missing ones are replayed);
+* B. ingestion throughput: 4 concurrent producers posting batches of 1 and of 50 events as
+  fast as they can for 10 s each to one Daphne;
+* C. the floor: a bare redis-py PUBLISH → SUBSCRIBE round trip on the same Redis;
+* D. 100 viewers x 20 events/s on one Daphne process (producer and viewers on it).
+
+Every phase is bounded in time and the servers are always stopped. The table goes to
+``benchmarks/results/live.md`` and to stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import multiprocessing as mp
+import os
+import platform
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, so the project root (tests.servers, the Django apps) is not on the path.
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+import redis  # noqa: E402
+from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
+from websockets.exceptions import ConnectionClosed  # noqa: E402
+from websockets.typing import Origin  # noqa: E402
+
+from tests.servers import (  # noqa: E402
+    HOST,
+    Daphne,
+    RedisServer,
+    redis_server,
+    server_env,
+    session_cookie,
+    start_daphnes,
+)
+
+RESULTS = ROOT / "benchmarks" / "results" / "live.md"
+DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/dashflow_livebench"
+COMMAND = ".venv/bin/python benchmarks/live.py"
+PROJECT = "livebench"
+
+# The scenarios of the live-streaming issue.
+A_VIEWERS, A_RATE, A_SECONDS = 20, 200.0, 30.0
+B_PRODUCERS, B_SECONDS, B_BATCHES = 4, 10.0, (1, 50)
+C_MESSAGES, C_RATE = 2000, 200.0
+D_VIEWERS, D_RATE, D_SECONDS = 100, 20.0, 20.0
+WARMUP_VIEWERS, WARMUP_RATE, WARMUP_SECONDS = 2, 100.0, 2.0
+
+TARGET_P50_MS = 15.0
+TARGET_P99_MS = 60.0
+TARGET_INGEST_EPS = 1000.0
+TARGET_D_P99_MS = 250.0
+# Sustained rate counted as keeping up with the offered one.
+KEEP_UP = 0.98
+
+# Flow control as the browser does it (static/visualizer/live.js): the consumer stops
+# relaying to a client past WS_MAX_UNACKED live events without an ack.
+ACK_EVERY, ACK_AFTER = 50, 0.5
+DRAIN_SECONDS = 15.0  # after the last POST, how long viewers may take to get everything
+REPLAY_SECONDS = 15.0  # per reconnecting viewer
+CONNECT_SECONDS = 60.0  # all viewers of a phase connected and subscribed
+HARD_LIMIT_SECONDS = 900  # the whole run; SIGALRM ends it (servers still stopped)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- the events ----------------------------------------------------------------------------
+
+_FILLER = "The agent looked the question up, summarised three sources and kept notes. "
+
+
+def state(step: int) -> dict[str, Any]:
+    """A small agent state (~1 KB of JSON) that changes at every step, as real ones do."""
+    return {
+        "step": step,
+        "question": "How do live traces reach the browser?",
+        "messages": [
+            {"role": "user", "content": "Explain the live path of DashFlow Trace Studio."},
+            {"role": "assistant", "content": (_FILLER * 9)[:700]},
+        ],
+        "notes": [f"note {i} of step {step}" for i in range(4)],
+        "done": False,
+    }
+
+
+NODES = ("planner", "search", "summarise", "critic")
+
+
+def node_finished(seq: int, sent_ns: int) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "type": "node_finished",
+        "data": {
+            "node": NODES[seq % len(NODES)],
+            "duration_ms": 12,
+            "tokens_used": 42,
+            "state_before": state(seq - 1),
+            "state_after": state(seq),
+            "tools_called": ["web_search"],
+            "success": True,
+            "error_message": None,
+            "index": seq,
+            "started_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "metadata": {"sent_ns": sent_ns},
+        },
+    }
+
+
+def run_started(seq: int = 1) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "type": "run_started",
+        "data": {"metadata": {"graph_name": "livebench"}, "initial_state": state(0)},
+    }
+
+
+def events_path(execution_id: str) -> str:
+    return f"/api/v1/runs/{execution_id}/events"
+
+
+def post_events(
+    conn: http.client.HTTPConnection, key: str, execution_id: str, events: list[dict[str, Any]]
+) -> tuple[int, dict[str, Any] | bytes]:
+    """One POST on a kept-alive connection (http.client reopens it if the server closed
+    it); the status and the parsed answer (raw bytes when it is not JSON)."""
+    body = json.dumps({"events": events}).encode()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    conn.request("POST", events_path(execution_id), body=body, headers=headers)
+    response = conn.getresponse()
+    payload = response.read()
+    try:
+        return response.status, json.loads(payload)
+    except ValueError:
+        return response.status, payload
+
+
+def post_once(port: int, key: str, execution_id: str, events: list[dict[str, Any]]) -> None:
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        status, answer = post_events(conn, key, execution_id, events)
+    finally:
+        conn.close()
+    if status != 200:
+        raise RuntimeError(f"POST {events_path(execution_id)} answered {status}: {answer!r}")
+
+
+# -- CPU accounting ------------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_ticks(pid: int) -> int:
+    """utime + stime of a process (all its threads), in clock ticks."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of the whole machine since boot."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+class CpuMeter:
+    """CPU used by named processes and by the whole machine over a phase, in % of one core
+    (the machine figure in % of all its cores)."""
+
+    def __init__(self, pids: Mapping[str, int]) -> None:
+        self.pids = dict(pids)
+        self.start_wall = time.monotonic()
+        self.start = {name: process_ticks(pid) for name, pid in self.pids.items()}
+        self.start_machine = machine_ticks()
+        self.start_self = time.process_time()
+
+    def stop(self, extra: Mapping[str, float] | None = None) -> dict[str, float]:
+        wall = time.monotonic() - self.start_wall
+        usage = {
+            name: 100.0 * (process_ticks(pid) - self.start[name]) / CLOCK_TICKS / wall
+            for name, pid in self.pids.items()
+        }
+        usage["bench process"] = 100.0 * (time.process_time() - self.start_self) / wall
+        for name, seconds in (extra or {}).items():
+            usage[name] = 100.0 * seconds / wall
+        busy, total = machine_ticks()
+        usage["machine"] = (
+            100.0 * (busy - self.start_machine[0]) / max(1, total - self.start_machine[1])
+        )
+        return usage
+
+
+# -- the paced producer (a process of its own, so viewers and producer do not share a GIL) --
+
+
+def paced_producer(
+    port: int,
+    key: str,
+    execution_id: str,
+    first_seq: int,
+    rate: float,
+    seconds: float,
+    ready: MpEvent,
+    go: MpEvent,
+    out: mp.Queue[dict[str, Any]],
+) -> None:
+    """POST one node_finished per request on a monotonic schedule for ``seconds``.
+
+    Each event carries ``metadata.sent_ns``, read just before the request is encoded and
+    sent. A producer that falls behind sends the next event at once (no catch-up burst
+    skipping, no events dropped); the sustained rate then shows it.
+    """
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    accepted: list[int] = []
+    errors: list[str] = []
+    post_ms: list[float] = []
+    answered_ns: dict[int, int] = {}
+    lag_ms: list[float] = []
+    ready.set()
+    if not go.wait(timeout=CONNECT_SECONDS * 2):
+        out.put({"error": "never told to start"})
+        return
+    cpu_start = time.process_time()
+    period = int(1e9 / rate)
+    start = time.monotonic_ns()
+    end = start + int(seconds * 1e9)
+    seq = first_seq
+    i = 0
+    while True:
+        due = start + i * period
+        now = time.monotonic_ns()
+        if due >= end or now >= end:
+            break
+        if now < due:
+            time.sleep((due - now) / 1e9)
+        sent = time.monotonic_ns()
+        lag_ms.append((sent - due) / 1e6)
+        try:
+            status, answer = post_events(conn, key, execution_id, [node_finished(seq, sent)])
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            errors.append(f"seq {seq}: {exc!r}")
+        else:
+            if status == 200 and isinstance(answer, dict) and answer.get("accepted") == 1:
+                accepted.append(seq)
+            else:
+                errors.append(f"seq {seq}: {status} {answer!r:.200}")
+        answered = time.monotonic_ns()
+        answered_ns[seq] = answered
+        post_ms.append((answered - sent) / 1e6)
+        seq += 1
+        i += 1
+    elapsed = (time.monotonic_ns() - start) / 1e9
+    conn.close()
+    out.put(
+        {
+            "accepted": accepted,
+            "errors": errors,
+            "post_ms": post_ms,
+            "answered_ns": answered_ns,
+            "lag_ms": lag_ms,
+            "elapsed": elapsed,
+            "cpu_s": time.process_time() - cpu_start,
+        }
+    )
+
+
+# -- viewers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Viewer:
+    """One websocket viewer: what it received live, and when."""
+
+    index: int
+    counts: Counter[int] = field(default_factory=Counter)
+    receipts: list[tuple[int, int, int]] = field(default_factory=list)  # seq, sent, received
+    watermark: int = 0  # every seq up to here received
+    others: list[dict[str, Any]] = field(default_factory=list)
+    closed: str | None = None
+    ws: ClientConnection | None = None
+    task: asyncio.Task[None] | None = None
+    unacked: int = 0  # events received since the last ack sent
+    ack_timer: asyncio.TimerHandle | None = None
+
+    def receive(self, raw: str | bytes, at_ns: int) -> bool:
+        """Record a message; True when it was an event (which the client must ack)."""
+        message = json.loads(raw)
+        seq = message.get("seq")
+        if seq is None:
+            self.others.append(message)
+            return False
+        self.counts[seq] += 1
+        metadata = message["data"].get("metadata") or {}
+        sent = metadata.get("sent_ns")
+        if sent is not None and self.counts[seq] == 1:
+            self.receipts.append((seq, sent, at_ns))
+        while self.watermark + 1 in self.counts:
+            self.watermark += 1
+        return True
+
+    def missing(self, expected: set[int]) -> set[int]:
+        return expected - self.counts.keys()
+
+
+def ws_url(server: Daphne, execution_id: str, after: int) -> str:
+    return f"ws://{HOST}:{server.port}/ws/runs/{execution_id}/?after={after}&project={PROJECT}"
+
+
+async def open_ws(server: Daphne, execution_id: str, after: int, cookie: str) -> ClientConnection:
+    return await connect(
+        ws_url(server, execution_id, after),
+        origin=Origin(server.origin),
+        additional_headers={"Cookie": f"sessionid={cookie}"},
+        proxy=None,
+        open_timeout=30,
+        close_timeout=2,
+        max_size=2**22,
+    )
+
+
+async def send_ack(viewer: Viewer, ws: ClientConnection) -> None:
+    if viewer.ack_timer is not None:
+        viewer.ack_timer.cancel()
+        viewer.ack_timer = None
+    viewer.unacked = 0
+    with suppress(ConnectionClosed):
+        await ws.send(json.dumps({"type": "ack", "seq": viewer.watermark}))
+
+
+async def listen(viewer: Viewer, ws: ClientConnection) -> None:
+    """Receive until closed, acking as the browser does (static/visualizer/live.js): after
+    ACK_EVERY events, or ACK_AFTER seconds after the first one not yet acked."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[None]] = set()
+
+    def ack_later() -> None:
+        task = loop.create_task(send_ack(viewer, ws))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    try:
+        async for raw in ws:
+            # The clock first: parsing is the client's cost, not the server's latency.
+            if not viewer.receive(raw, time.monotonic_ns()):
+                continue
+            viewer.unacked += 1
+            if viewer.unacked >= ACK_EVERY:
+                await send_ack(viewer, ws)
+            elif viewer.ack_timer is None:
+                viewer.ack_timer = loop.call_later(ACK_AFTER, ack_later)
+    except ConnectionClosed as exc:
+        viewer.closed = f"{exc.rcvd.code if exc.rcvd else None}"
+    finally:
+        if viewer.ack_timer is not None:
+            viewer.ack_timer.cancel()
+            viewer.ack_timer = None
+
+
+async def connect_viewers(
+    server: Daphne, execution_id: str, count: int, cookie: str
+) -> list[Viewer]:
+    """``count`` viewers, each subscribed: it has received seq 1 (run_started), which the
+    consumer replays only after it joined the group."""
+    viewers = [Viewer(i) for i in range(count)]
+    gate = asyncio.Semaphore(20)  # handshakes in flight, so connect itself is not a storm
+
+    async def one(viewer: Viewer) -> None:
+        async with gate:
+            viewer.ws = await open_ws(server, execution_id, 0, cookie)
+            viewer.task = asyncio.create_task(listen(viewer, viewer.ws))
+            while viewer.watermark < 1:
+                if viewer.task.done():
+                    raise RuntimeError(f"viewer {viewer.index} closed: {viewer.closed}")
+                await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(asyncio.gather(*(one(v) for v in viewers)), CONNECT_SECONDS)
+    return viewers
+
+
+async def close_viewers(viewers: list[Viewer]) -> None:
+    for viewer in viewers:
+        if viewer.ws is not None:
+            with suppress(OSError, ConnectionClosed):
+                await viewer.ws.close()
+    for viewer in viewers:
+        if viewer.task is not None:
+            viewer.task.cancel()
+            with suppress(asyncio.CancelledError):
+                await viewer.task
+
+
+async def replay_missing(
+    server: Daphne, execution_id: str, viewer: Viewer, expected: set[int], cookie: str
+) -> int:
+    """Reconnect with ``after`` = the highest contiguous seq; the missing seqs recovered."""
+    missing = viewer.missing(expected)
+    if not missing:
+        return 0
+    replayed = Viewer(viewer.index)
+    replayed.watermark = viewer.watermark
+    ws = await open_ws(server, execution_id, viewer.watermark, cookie)
+    task = asyncio.create_task(listen(replayed, ws))
+    deadline = time.monotonic() + REPLAY_SECONDS
+    try:
+        while not missing <= replayed.counts.keys() and time.monotonic() < deadline:
+            if task.done():
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        with suppress(OSError, ConnectionClosed):
+            await ws.close()
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+    recovered = missing & replayed.counts.keys()
+    viewer.counts.update(dict.fromkeys(recovered, 0))  # now present, not counted as live
+    return len(recovered)
+
+
+# -- phase A and D: live latency ------------------------------------------------------------
+
+
+@dataclass
+class LiveResult:
+    viewers: int
+    rate: float
+    seconds: float
+    posted: int
+    post_errors: list[str]
+    elapsed: float
+    post_ms: list[float]
+    lag_ms: list[float]
+    latencies_ms: list[float]
+    # Receipt minus the moment the producer had the POST's answer: the share of the
+    # latency that is not the ingest request itself (negative: delivered before the answer).
+    after_answer_ms: list[float]
+    expected: int
+    lost_live: int
+    viewers_lost_live: int
+    duplicates: int
+    recovered: int
+    missing_after_replay: int
+    closed_early: int
+    resyncs: int  # viewers told to resync (closed 4409) on the live path
+    cpu: dict[str, float]
+    extensions: str
+
+    @property
+    def sustained(self) -> float:
+        return self.posted / self.elapsed if self.elapsed else 0.0
+
+
+async def live_phase(
+    *,
+    viewer_server: Daphne,
+    producer_server: Daphne,
+    execution_id: str,
+    viewers_count: int,
+    rate: float,
+    seconds: float,
+    fixtures: Fixtures,
+    pids: Mapping[str, int],
+) -> LiveResult:
+    key, cookie = fixtures.key, fixtures.cookie
+    post_once(producer_server.port, key, execution_id, [run_started()])
+    context = mp.get_context("spawn")
+    ready, go = context.Event(), context.Event()
+    out: mp.Queue[dict[str, Any]] = context.Queue()
+    producer = context.Process(
+        target=paced_producer,
+        args=(producer_server.port, key, execution_id, 2, rate, seconds, ready, go, out),
+        daemon=True,
+    )
+    producer.start()
+    viewers: list[Viewer] = []
+    started = False
+    loop = asyncio.get_running_loop()
+    try:
+        viewers = await connect_viewers(viewer_server, execution_id, viewers_count, cookie)
+        first_ws = viewers[0].ws
+        extensions = ", ".join(
+            type(e).__name__ for e in (first_ws.protocol.extensions if first_ws else [])
+        )
+        if not await loop.run_in_executor(None, ready.wait, 30.0):
+            raise RuntimeError("the producer process did not start")
+        meter = CpuMeter(pids)
+        go.set()
+        started = True
+        result: dict[str, Any] = await loop.run_in_executor(None, out.get, True, seconds * 3 + 30)
+        if "error" in result:
+            raise RuntimeError(f"producer: {result['error']}")
+        expected = {1, *result["accepted"]}
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while time.monotonic() < deadline and any(v.missing(expected) for v in viewers):
+            await asyncio.sleep(0.05)
+        cpu = meter.stop({"producer process": result["cpu_s"]})
+        await close_viewers(viewers)
+        lost = {v.index: len(v.missing(expected)) for v in viewers}
+        duplicates = sum(n - 1 for v in viewers for n in v.counts.values() if n > 1)
+        closed_early = sum(1 for v in viewers if v.closed not in (None, "1000"))
+        recovered = 0
+        for viewer in viewers:
+            recovered += await replay_missing(viewer_server, execution_id, viewer, expected, cookie)
+        return LiveResult(
+            viewers=viewers_count,
+            rate=rate,
+            seconds=seconds,
+            posted=len(result["accepted"]),
+            post_errors=result["errors"],
+            elapsed=result["elapsed"],
+            post_ms=result["post_ms"],
+            lag_ms=result["lag_ms"],
+            latencies_ms=[(at - sent) / 1e6 for v in viewers for _, sent, at in v.receipts],
+            after_answer_ms=[
+                (at - result["answered_ns"][seq]) / 1e6
+                for v in viewers
+                for seq, _, at in v.receipts
+                if seq in result["answered_ns"]
+            ],
+            expected=len(expected),
+            lost_live=sum(lost.values()),
+            viewers_lost_live=sum(1 for n in lost.values() if n),
+            duplicates=duplicates,
+            recovered=recovered,
+            missing_after_replay=sum(len(v.missing(expected)) for v in viewers),
+            closed_early=closed_early,
+            resyncs=sum(1 for v in viewers if any(m.get("type") == "resync" for m in v.others)),
+            cpu=cpu,
+            extensions=extensions or "none",
+        )
+    finally:
+        await close_viewers(viewers)
+        if started:
+            producer.join(timeout=seconds + 30)
+        if producer.is_alive():
+            producer.kill()
+            producer.join()
+
+
+# -- phase B: ingestion throughput ----------------------------------------------------------
+
+
+@dataclass
+class IngestResult:
+    batch: int
+    producers: int
+    events: int
+    requests: int
+    elapsed: float
+    request_ms: list[float]
+    errors: list[str]
+    cpu: dict[str, float]
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.elapsed
+
+
+def blast(
+    port: int,
+    key: str,
+    execution_id: str,
+    batch: int,
+    deadline: float,
+    request_ms: list[float],
+    errors: list[str],
+    accepted: list[int],
+) -> None:
+    """POST batches of ``batch`` node_finished events back to back until ``deadline``."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    seq = 1
+    try:
+        while time.monotonic() < deadline:
+            events = [node_finished(s, 0) for s in range(seq, seq + batch)]
+            start = time.perf_counter()
+            try:
+                status, answer = post_events(conn, key, execution_id, events)
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                errors.append(repr(exc))
+                continue
+            request_ms.append((time.perf_counter() - start) * 1000)
+            if status == 200 and isinstance(answer, dict):
+                accepted.append(int(answer["accepted"]))
+            else:
+                errors.append(f"{status} {answer!r:.200}")
+            seq += batch
+    finally:
+        conn.close()
+
+
+def ingest_phase(
+    server: Daphne, key: str, batch: int, tag: str, pids: Mapping[str, int]
+) -> IngestResult:
+    request_ms: list[float] = []
+    errors: list[str] = []
+    accepted: list[int] = []
+    meter = CpuMeter(pids)
+    start = time.monotonic()
+    deadline = start + B_SECONDS
+    threads = [
+        threading.Thread(
+            target=blast,
+            args=(server.port, key, f"{tag}-{i}", batch, deadline, request_ms, errors, accepted),
+            daemon=True,
+        )
+        for i in range(B_PRODUCERS)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=B_SECONDS + 60)
+    elapsed = time.monotonic() - start
+    cpu = meter.stop()
+    return IngestResult(
+        batch=batch,
+        producers=B_PRODUCERS,
+        events=sum(accepted),
+        requests=len(accepted),
+        elapsed=elapsed,
+        request_ms=request_ms,
+        errors=errors,
+        cpu=cpu,
+    )
+
+
+# -- phase C: the Redis floor ---------------------------------------------------------------
+
+
+@dataclass
+class FloorResult:
+    messages: int
+    size: int
+    rtt_ms: list[float]
+
+
+def redis_floor(server: RedisServer, size_like: bytes) -> FloorResult:
+    """PUBLISH on one connection, read it on a SUBSCRIBE connection, one message at a time,
+    paced like phase A; the round trip of each."""
+    publisher = redis.Redis(host=HOST, port=server.port)
+    subscriber = publisher.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    channel = "livebench.floor"
+    subscriber.subscribe(channel)
+    try:
+        while subscriber.get_message(timeout=1.0) is not None:
+            pass  # the subscribe confirmation (ignored) has been read
+        rtts: list[float] = []
+        period = 1.0 / C_RATE
+        start = time.monotonic()
+        for i in range(C_MESSAGES):
+            due = start + i * period
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            sent = time.monotonic_ns()
+            publisher.publish(channel, size_like)
+            message = None
+            while message is None:
+                message = subscriber.get_message(timeout=5.0)
+                if message is None and time.monotonic_ns() - sent > 5e9:
+                    raise RuntimeError("a PUBLISH did not come back within 5 s")
+            rtts.append((time.monotonic_ns() - sent) / 1e6)
+        return FloorResult(C_MESSAGES, len(size_like), rtts)
+    finally:
+        subscriber.close()
+        publisher.close()
+
+
+# -- setup -----------------------------------------------------------------------------------
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def recreate_database(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    if not name.replace("_", "").isalnum():
+        raise SystemExit(f"LIVEBENCH_DATABASE_URL={url!r}: database name must be [A-Za-z0-9_]")
+    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+@dataclass
+class Fixtures:
+    key: str
+    cookie: str
+
+
+def setup_django(db_url: str, secret: str) -> Fixtures:
+    """Migrate, then a project, a member with a session (the servers share the secret
+    key, so they accept it) and an API key, written through the ORM."""
+    os.environ.pop("REDIS_URL", None)
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="dashflow_site.settings",
+        DATABASE_URL=db_url,
+        DEBUG="false",
+        SECRET_KEY=secret,
+        ALLOWED_HOSTS=HOST,
+        LOG_LEVEL="WARNING",
+    )
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from traces.models import ApiKey, Membership, Project
+
+    call_command("migrate", "--noinput", verbosity=0)
+    project = Project.objects.create(slug=PROJECT, name="Live benchmark")
+    user = get_user_model().objects.create_user("viewer", password=secrets.token_hex(16))
+    Membership.objects.create(project=project, user=user)
+    _, key = ApiKey.issue(project, name="livebench")
+    return Fixtures(key=key, cookie=session_cookie(user))
+
+
+@contextmanager
+def hard_limit(seconds: int) -> Iterator[None]:
+    """Raise in the main thread after ``seconds``; the ``finally`` blocks still stop the
+    servers."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"the benchmark ran past its {seconds} s limit")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+@dataclass
+class Machine:
+    cpus: int
+    cpu_model: str
+    platform: str
+    load_before: str
+    load_after: str
+    background: float  # % of the whole machine busy before the servers started
+    versions: str
+
+
+def background_load(seconds: float = 3.0) -> float:
+    """% of the whole machine busy over ``seconds`` while this benchmark runs nothing:
+    what other processes on a shared machine take."""
+    busy, total = machine_ticks()
+    time.sleep(seconds)
+    busy2, total2 = machine_ticks()
+    return 100.0 * (busy2 - busy) / max(1, total2 - total)
+
+
+def load_average() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def cpu_model() -> str:
+    with suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def versions(db_url: str, redis_port: int) -> str:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    postgres = str(row[0]).split()[0] if row else "?"
+    client = redis.Redis(host=HOST, port=redis_port)
+    try:
+        redis_version = str(client.info("server")["redis_version"])
+    finally:
+        client.close()
+    packages = ", ".join(
+        f"{name} {version(name)}"
+        for name in ("Django", "channels", "channels_redis", "daphne", "redis", "websockets")
+    )
+    return (
+        f"Python {platform.python_version()}, PostgreSQL {postgres}, Redis {redis_version};"
+        f" {packages}"
+    )
+
+
+def cpu_text(cpu: Mapping[str, float]) -> str:
+    machine = cpu.get("machine", 0.0)
+    parts = [f"{name} {value:.0f}%" for name, value in cpu.items() if name != "machine"]
+    return ", ".join(parts) + f"; whole machine {machine:.0f}% of {os.cpu_count()} cores"
+
+
+def latency_rows(label: str, result: LiveResult, p99_target: float) -> list[tuple[str, ...]]:
+    lat = result.latencies_ms
+    rows: list[tuple[str, ...]] = []
+    if not lat:
+        return [(f"{label}: latency", "no events received", "", "FAIL")]
+    p50, p95, p99 = (percentile(lat, q) for q in (50, 95, 99))
+    if label.startswith("A"):
+        rows.append(
+            (
+                f"{label}: latency p50",
+                f"{p50:.1f} ms",
+                f"≤ {TARGET_P50_MS:g} ms",
+                verdict(p50 <= TARGET_P50_MS),
+            )
+        )
+    else:
+        rows.append((f"{label}: latency p50", f"{p50:.1f} ms", "", ""))
+    rows += [
+        (f"{label}: latency p95", f"{p95:.1f} ms", "", ""),
+        (
+            f"{label}: latency p99",
+            f"{p99:.1f} ms",
+            f"≤ {p99_target:g} ms",
+            verdict(p99 <= p99_target),
+        ),
+        (f"{label}: latency max", f"{max(lat):.1f} ms", "", ""),
+    ]
+    return rows
+
+
+def delivery_rows(label: str, result: LiveResult) -> list[tuple[str, ...]]:
+    pairs = result.expected * result.viewers
+    return [
+        (
+            f"{label}: events/s sustained (accepted by the server / producer wall time)",
+            f"{result.sustained:.1f} ({result.posted:,} in {result.elapsed:.1f} s;"
+            f" {len(result.post_errors)} failed POSTs)",
+            f"≥ {KEEP_UP * result.rate:g} (offered {result.rate:g})",
+            verdict(result.sustained >= KEEP_UP * result.rate and not result.post_errors),
+        ),
+        (
+            f"{label}: POST round trip p50 / p99 / max (producer side)",
+            f"{percentile(result.post_ms, 50):.1f} / {percentile(result.post_ms, 99):.1f} /"
+            f" {max(result.post_ms):.1f} ms",
+            "",
+            "",
+        ),
+        (
+            f"{label}: receipt minus the producer's POST answer p50 / p99 (fan-out beyond the"
+            " ingest request)",
+            f"{percentile(result.after_answer_ms, 50):.1f} /"
+            f" {percentile(result.after_answer_ms, 99):.1f} ms"
+            if result.after_answer_ms
+            else "n/a",
+            "",
+            "",
+        ),
+        (
+            f"{label}: lost on the live path (viewer x seq pairs of {pairs:,})",
+            f"{result.lost_live:,} ({result.viewers_lost_live} viewers; {result.resyncs}"
+            f" told to resync; {result.closed_early} closed by the server)",
+            "",
+            "",
+        ),
+        (f"{label}: recovered by replay (reconnect with after=)", f"{result.recovered:,}", "", ""),
+        (
+            f"{label}: missing after replay",
+            f"{result.missing_after_replay:,}",
+            "0",
+            verdict(result.missing_after_replay == 0),
+        ),
+        (
+            f"{label}: received more than once on the live path",
+            f"{result.duplicates:,}",
+            "0",
+            verdict(result.duplicates == 0),
+        ),
+    ]
+
+
+def render(
+    *,
+    when: datetime,
+    machine: Machine,
+    a: LiveResult,
+    b: list[IngestResult],
+    c: FloorResult,
+    d: LiveResult,
+    message_bytes: int,
+) -> str:
+    floor_p50 = percentile(c.rtt_ms, 50)
+    a_p50 = percentile(a.latencies_ms, 50) if a.latencies_ms else float("nan")
+    rows: list[tuple[str, ...]] = [
+        *latency_rows(f"A ({a.viewers} viewers on A, {a.rate:g} ev/s to B)", a, TARGET_P99_MS),
+        *delivery_rows("A", a),
+    ]
+    for result in b:
+        eps = result.events_per_second
+        rows.append(
+            (
+                f"B: ingestion, {result.producers} producers x batches of {result.batch}",
+                f"{eps:,.0f} events/s ({result.requests / result.elapsed:,.0f} req/s;"
+                f" request p50 {percentile(result.request_ms, 50):.1f} ms,"
+                f" p99 {percentile(result.request_ms, 99):.1f} ms;"
+                f" {len(result.errors)} errors)",
+                f"≥ {TARGET_INGEST_EPS:,.0f} events/s",
+                verdict(eps >= TARGET_INGEST_EPS and not result.errors),
+            )
+        )
+    rows += [
+        (
+            f"C: floor, redis-py PUBLISH → SUBSCRIBE round trip ({c.messages:,} x {c.size:,} B"
+            f" at {C_RATE:g}/s) p50 / p99",
+            f"{floor_p50:.3f} / {percentile(c.rtt_ms, 99):.3f} ms",
+            "",
+            "",
+        ),
+        ("C: A latency p50 / floor p50", f"{a_p50 / floor_p50:.0f}x", "", ""),
+        *latency_rows(f"D ({d.viewers} viewers, {d.rate:g} ev/s, one Daphne)", d, TARGET_D_P99_MS),
+        *delivery_rows("D", d),
+    ]
+    cpu_lines = [
+        f"- A ({a.seconds:g} s): {cpu_text(a.cpu)}",
+        *(f"- B batch {r.batch} ({B_SECONDS:g} s): {cpu_text(r.cpu)}" for r in b),
+        f"- D ({d.seconds:g} s): {cpu_text(d.cpu)}",
+    ]
+    lines = [
+        "# Live-path benchmark",
+        "",
+        f"- Date: {when:%Y-%m-%d %H:%M} UTC",
+        f"- Machine: {machine.cpus} CPUs (nproc), {machine.cpu_model}, {machine.platform};"
+        f" load average {machine.load_before} before, {machine.load_after} after (1/5/15 min);"
+        f" {machine.background:.0f}% of the machine busy with other work just before the"
+        " servers started (3 s sample)",
+        f"- Versions: {machine.versions}",
+        "- Servers: Daphne processes (DEBUG=false) on a private redis-server (no persistence)"
+        " as the channel layer (channels_redis `RedisChannelLayer`), PostgreSQL on"
+        " 127.0.0.1 (TCP). Producer, viewers, servers, PostgreSQL and Redis share the"
+        f" machine's {machine.cpus} cores (and whatever else runs on it).",
+        f"- Events: node_finished, ~{message_bytes:,} bytes of JSON each on the websocket"
+        " (state_before and state_after ~1 KB each); one event per POST in A and D.",
+        f"- Command: `{COMMAND}` (from the project root)",
+        "",
+        "| Measure | Value | Target | Result |",
+        "|---|---|---|---|",
+        *(f"| {m} | {v} | {t} | {r} |" for m, v, t, r in rows),
+        "",
+        "CPU over each phase (% of one core; `bench process` is the viewers' asyncio loop in"
+        " A and D and the 4 producer threads in B):",
+        "",
+        *cpu_lines,
+        "",
+        "How it is measured:",
+        "",
+        "- Latency is the viewer's `time.monotonic_ns()` when the websocket message is"
+        " handed to it minus `data.metadata.sent_ns`, which the producer reads just before"
+        " it encodes and POSTs the event (one system-wide monotonic clock: same machine)."
+        " Every (viewer, event) pair received on the live connection counts once.",
+        f"- The producer is a process of its own: a monotonic schedule of {a.rate:g} events/s"
+        " (1 per POST, kept-alive HTTP/1.1 connection), each POST waiting for the answer"
+        " before the next (closed loop, as a producer that keeps its events in order);"
+        " if it falls behind it sends the next at once, so the sustained rate shows it. The"
+        " latency figures are then those at the sustained rate, not at the offered one."
+        " The viewers are one asyncio process (`websockets.asyncio.client`, default"
+        " options), each subscribed (it has received the replayed seq 1) before the clock"
+        f" starts; each acks as the browser does (after {ACK_EVERY} events or"
+        f" {ACK_AFTER:g} s).",
+        f"- After the last POST the viewers get up to {DRAIN_SECONDS:g} s to receive"
+        " everything; then a viewer still missing seqs reconnects with"
+        " `after=<its highest contiguous seq>` and what the replay brings back is counted as"
+        " recovered.",
+        f"- B: {B_PRODUCERS} threads, each its own run, POST back to back for"
+        f" {B_SECONDS:g} s to one Daphne; events/s counts events the server accepted.",
+        "- C: one redis-py connection PUBLISHes a message of the same size as an event,"
+        " a second one SUBSCRIBEd reads it; one at a time, paced like A.",
+        f"- A warm-up run ({WARMUP_VIEWERS} viewers, {WARMUP_SECONDS:g} s) precedes A so"
+        " that first-request costs (imports, database connections) are not measured.",
+        "- Daphne runs as `make run` starts it (`daphne -b ... -p ...`, default verbosity,"
+        " so it writes an access-log line per request); websocket extensions negotiated"
+        f" by the viewers: {a.extensions}.",
+        "- The machine is shared: other processes (other people's test runs) may use CPU"
+        " during the run; the whole-machine CPU above and the load averages show how much.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+async def run_live_phases(
+    a_server: Daphne, b_server: Daphne, fixtures: Fixtures, pids: Mapping[str, int]
+) -> tuple[LiveResult, LiveResult]:
+    log("warm-up")
+    await live_phase(
+        viewer_server=a_server,
+        producer_server=b_server,
+        execution_id="warmup-a",
+        viewers_count=WARMUP_VIEWERS,
+        rate=WARMUP_RATE,
+        seconds=WARMUP_SECONDS,
+        fixtures=fixtures,
+        pids=pids,
+    )
+    await live_phase(
+        viewer_server=a_server,
+        producer_server=a_server,
+        execution_id="warmup-d",
+        viewers_count=WARMUP_VIEWERS,
+        rate=WARMUP_RATE,
+        seconds=WARMUP_SECONDS,
+        fixtures=fixtures,
+        pids=pids,
+    )
+    log(f"A: {A_VIEWERS} viewers on A, {A_RATE:g} events/s to B for {A_SECONDS:g} s")
+    a = await live_phase(
+        viewer_server=a_server,
+        producer_server=b_server,
+        execution_id="phase-a",
+        viewers_count=A_VIEWERS,
+        rate=A_RATE,
+        seconds=A_SECONDS,
+        fixtures=fixtures,
+        pids=pids,
+    )
+    log(f"D: {D_VIEWERS} viewers, {D_RATE:g} events/s, one Daphne for {D_SECONDS:g} s")
+    d = await live_phase(
+        viewer_server=a_server,
+        producer_server=a_server,
+        execution_id="phase-d",
+        viewers_count=D_VIEWERS,
+        rate=D_RATE,
+        seconds=D_SECONDS,
+        fixtures=fixtures,
+        pids=pids,
+    )
+    return a, d
+
+
+def main() -> int:
+    db_url = os.environ.get("LIVEBENCH_DATABASE_URL", DEFAULT_DB_URL)
+    secret = "livebench-" + secrets.token_hex(16)
+    load_before = load_average()
+    log(f"recreating database {urlsplit(db_url).path.lstrip('/')}")
+    recreate_database(db_url)
+    log("migrating")
+    fixtures = setup_django(db_url, secret)
+    message_bytes = len(json.dumps(node_finished(1000, time.monotonic_ns())))
+    background = background_load()
+
+    with hard_limit(HARD_LIMIT_SECONDS), redis_server() as redis_proc:
+        assert redis_proc.proc is not None
+        env = server_env(
+            db_url, redis_proc.url, DEBUG="false", SECRET_KEY=secret, LOG_LEVEL="WARNING"
+        )
+        log(f"redis-server on port {redis_proc.port}; starting two Daphne processes")
+        servers = start_daphnes(env, env)
+        a_server, b_server = servers
+        try:
+            assert a_server.proc is not None
+            assert b_server.proc is not None
+            pids = {
+                "Daphne A": a_server.proc.pid,
+                "Daphne B": b_server.proc.pid,
+                "redis-server": redis_proc.proc.pid,
+            }
+            a, d = asyncio.run(run_live_phases(a_server, b_server, fixtures, pids))
+            b = []
+            for batch in B_BATCHES:
+                log(f"B: {B_PRODUCERS} producers, batches of {batch}, {B_SECONDS:g} s")
+                b.append(ingest_phase(b_server, fixtures.key, batch, f"ingest-{batch}", pids))
+            log(f"C: {C_MESSAGES} PUBLISH → SUBSCRIBE round trips")
+            sample = json.dumps(node_finished(1000, time.monotonic_ns())).encode()
+            c = redis_floor(redis_proc, sample)
+            machine = Machine(
+                cpus=len(os.sched_getaffinity(0)),
+                cpu_model=cpu_model(),
+                platform=f"{platform.system()} {platform.machine()}",
+                load_before=load_before,
+                load_after=load_average(),
+                background=background,
+                versions=versions(db_url, redis_proc.port),
+            )
+        except BaseException:
+            for server in servers:
+                tail = server.log_tail()
+                if tail:
+                    log(f"--- daphne on port {server.port} ---\n{tail}")
+            raise
+        finally:
+            for server in servers:
+                server.stop()
+
+    report = render(
+        when=datetime.now(UTC), machine=machine, a=a, b=b, c=c, d=d, message_bytes=message_bytes
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(report)
+    print(report)
+    for label, result in (("A", a), ("D", d)):
+        if result.post_errors:
+            log(f"{label}: first failed POSTs: {result.post_errors[:3]}")
+    for ingest in b:
+        if ingest.errors:
+            log(f"B batch {ingest.batch}: first errors: {ingest.errors[:3]}")
+    return 0
+
+
+if __name__ == "__main__":
+    with suppress(KeyboardInterrupt):
+        sys.exit(main())
+    sys.exit(130)
