@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 from django.conf import settings
 from django.http import HttpResponse
@@ -20,7 +18,7 @@ from . import live, store
 from .auth import KeyPrincipal, request_project
 from .filters import parse_run_filter
 from .ingest import IngestError, decode_body, parse_trace, too_large
-from .models import Run, RunError, Step
+from .models import Run
 from .trace import U64_MAX, TraceError
 
 PROJECT_PARAM = OpenApiParameter(
@@ -168,36 +166,6 @@ def get_run(request: Request, execution_id: str) -> Run:
     return run
 
 
-def step_summary(step: Step) -> dict[str, Any]:
-    return {
-        "index": step.index,
-        "position": step.position,
-        "node": step.node,
-        "started_at": step.started_at_text,
-        "duration_ms": step.duration_ms,
-        "tokens_used": step.tokens_used,
-        "tools_called": step.tools_called,
-        "success": step.success,
-        "error_message": step.error_message,
-        "metadata": step.metadata,
-        "has_state": step.state_before_id is not None or step.state_after_id is not None,
-    }
-
-
-def error_summary(error: RunError) -> dict[str, Any]:
-    return {
-        "node": error.node,
-        "message": error.message,
-        "error_type": error.error_type,
-        "timestamp": error.timestamp_text,
-        "execution_index": error.execution_index,
-        "recoverable": error.recoverable,
-        "retry_attempted": error.retry_attempted,
-        "context": error.context,
-        "metadata": error.metadata,
-    }
-
-
 class RunDetail(APIView):
     @extend_schema(
         operation_id="get_run",
@@ -208,8 +176,8 @@ class RunDetail(APIView):
     def get(self, request: Request, execution_id: str) -> Response:
         run = get_run(request, execution_id)
         body = run.summary()
-        body["nodes"] = [step_summary(s) for s in run.steps.all()]
-        body["errors"] = [error_summary(e) for e in run.errors.all()]
+        body["nodes"] = [s.summary() for s in run.steps.all()]
+        body["errors"] = [e.summary() for e in run.errors.all()]
         return Response(body)
 
 

@@ -285,6 +285,22 @@ class Step(models.Model):
         indexes = [models.Index(fields=["node", "run"], name="step_node")]
         ordering = ["position"]
 
+    def summary(self) -> dict[str, Any]:
+        """The step without its states, as the API and the run page list it."""
+        return {
+            "index": self.index,
+            "position": self.position,
+            "node": self.node,
+            "started_at": self.started_at_text,
+            "duration_ms": self.duration_ms,
+            "tokens_used": self.tokens_used,
+            "tools_called": self.tools_called,
+            "success": self.success,
+            "error_message": self.error_message,
+            "metadata": self.metadata,
+            "has_state": self.state_before_id is not None or self.state_after_id is not None,
+        }
+
 
 class RunError(models.Model):
     """One ``ErrorTrace`` of a run, in the order the trace lists them."""
@@ -310,6 +326,20 @@ class RunError(models.Model):
         ]
         indexes = [models.Index(fields=["error_type", "run"], name="error_type")]
         ordering = ["position"]
+
+    def summary(self) -> dict[str, Any]:
+        """The error without its state."""
+        return {
+            "node": self.node,
+            "message": self.message,
+            "error_type": self.error_type,
+            "timestamp": self.timestamp_text,
+            "execution_index": self.execution_index,
+            "recoverable": self.recoverable,
+            "retry_attempted": self.retry_attempted,
+            "context": self.context,
+            "metadata": self.metadata,
+        }
 
 
 class EventType(models.TextChoices):
