@@ -6,12 +6,17 @@ from typing import Any
 
 from traces.models import Run
 
+from .charts import timeline_figure
+
 
 def run_page_data(run: Run) -> dict[str, Any]:
     """The run's summary, steps and errors, and the seq the websocket resumes after."""
+    steps = [s.summary() for s in run.steps.all()]
     return {
         "run": run.summary(),
-        "steps": [s.summary() for s in run.steps.all()],
+        "steps": steps,
+        "timeline": timeline_figure(steps),
+        "timeline_url": f"/projects/{run.project.slug}/runs/{run.execution_id}/timeline.json",
         "errors": [e.summary() for e in run.errors.all()],
         # Subscribe first, then fetch: the socket resumes after the last event this page
         # was rendered from; anything newer arrives over the socket (deduplicated by seq).

@@ -7,4 +7,9 @@ urlpatterns = [
     path("projects/<slug:slug>/", views.project, name="project"),
     path("projects/<slug:slug>/runs/", views.project, name="runs"),
     path("projects/<slug:slug>/runs/<str:execution_id>/", views.run_page, name="run"),
+    path(
+        "projects/<slug:slug>/runs/<str:execution_id>/timeline.json",
+        views.run_timeline,
+        name="run-timeline",
+    ),
 ]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from traces.models import Project, Run, RunStatus
 
+from .charts import timeline_figure
 from .live import run_page_data
 
 
@@ -53,14 +54,30 @@ def project(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@login_required
-def run_page(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse:
+def member_run(request: HttpRequest, slug: str, execution_id: str) -> Run:
     found = member_project(request, slug)
-    run = Run.objects.filter(project=found, execution_id=execution_id).first()
+    run = (
+        Run.objects.filter(project=found, execution_id=execution_id)
+        .select_related("project")
+        .first()
+    )
     if run is None:
         raise Http404("no such run")
+    return run
+
+
+@login_required
+def run_timeline(request: HttpRequest, slug: str, execution_id: str) -> JsonResponse:
+    """The timeline figure, for a page whose run is growing live."""
+    run = member_run(request, slug, execution_id)
+    return JsonResponse(timeline_figure([s.summary() for s in run.steps.all()]))
+
+
+@login_required
+def run_page(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse:
+    run = member_run(request, slug, execution_id)
     context: dict[str, Any] = {
-        "project": found,
+        "project": run.project,
         "run": run,
         "nav": "runs",
         "page_data": run_page_data(run),

@@ -71,6 +71,7 @@ function onEvent(event) {
   } else if (event.type === "node_finished") {
     running.hidden = true;
     renderStep(d);
+    refreshTimeline();
     tokens += d.tokens_used;
     setStat("stat-nodes", String(byIndex.size));
     setStat("stat-tokens", String(tokens));
@@ -90,9 +91,47 @@ function onEvent(event) {
   }
 }
 
+// The timeline: Python builds the figure; a growing run refetches it, at most twice a
+// second. Clicking a bar selects that step (its row, and #step=N in the URL).
+const timeline = document.getElementById("timeline");
+const plotConfig = { displayModeBar: false, responsive: true };
+Plotly.react(timeline, data.timeline.data, data.timeline.layout, plotConfig);
+timeline.on("plotly_click", (event) => {
+  const index = event.points?.[0]?.customdata;
+  if (index != null) selectStep(index);
+});
+let refresh = null;
+function refreshTimeline() {
+  if (refresh) return;
+  refresh = setTimeout(async () => {
+    refresh = null;
+    const response = await fetch(data.timeline_url, { headers: { Accept: "application/json" } });
+    if (response.ok) {
+      const figure = await response.json();
+      Plotly.react(timeline, figure.data, figure.layout, plotConfig);
+    }
+  }, 500);
+}
+
+function selectStep(index) {
+  for (const row of stepsBody.querySelectorAll("tr.selected")) row.classList.remove("selected");
+  const row = byIndex.get(index);
+  if (!row) return;
+  row.classList.add("selected");
+  row.scrollIntoView({ block: "nearest" });
+  history.replaceState(null, "", `#step=${index}`);
+}
+
 data.steps.forEach(renderStep);
 data.errors.forEach(renderError);
 if (!data.steps.length) document.getElementById("steps-empty").hidden = false;
+// The URL follows the selection, so a link opens the same step.
+function followHash() {
+  const linked = /^#step=(\d+)/.exec(location.hash);
+  if (linked) selectStep(Number(linked[1]));
+}
+window.addEventListener("hashchange", followHash);
+followHash();
 
 const indicator = document.getElementById("live-indicator");
 liveSocket(data.ws_path, {

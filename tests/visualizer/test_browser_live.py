@@ -3,6 +3,7 @@ producer streams them, without a reload, and the list of runs updates too."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -94,3 +95,29 @@ def test_the_run_list_shows_a_new_run_as_it_starts(
     expect(row.locator(".badge")).to_have_text("Running")
     post(server, api_key, finished(2, 0, "planner"))
     expect(row.locator('[data-col="nodes"]')).to_have_text("1")
+
+
+def test_the_timeline_shows_each_step_and_a_click_selects_it(
+    server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
+) -> None:
+    body = (fixtures_dir / "tool_timeout_failure.json").read_bytes()
+    response = server.request(
+        "POST", "/api/v1/traces", json.loads(body), {"Authorization": f"Bearer {api_key}"}
+    )
+    assert response.status == 201, response.body
+    sign_in(page, server)
+    url = f"{server.origin}/projects/acme/runs/0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02/"
+    page.goto(url)
+
+    bars = page.locator("#timeline g.point")
+    expect(bars).to_have_count(5)
+    expect(page.locator("#timeline .ytick text")).to_have_text(
+        ["critic", "reader", "retriever", "planner"]
+    )
+    # The red bar is the failing retriever (step 4): clicking it selects that step.
+    page.locator("#timeline .trace.bars").nth(1).locator("g.point").first.click(force=True)
+    expect(page.locator("#steps tr.selected td").first).to_have_text("4")
+    assert page.evaluate("location.hash") == "#step=4"
+
+    page.goto(f"{url}#step=2")
+    expect(page.locator("#steps tr.selected td").first).to_have_text("2")
