@@ -208,6 +208,8 @@ LOGOUT_REDIRECT_URL = "login"
 TRACE_MAX_BODY_BYTES = env_int("TRACE_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
 TRACE_MAX_DEPTH = env_int("TRACE_MAX_DEPTH", 200, minimum=8)
 TRACE_MAX_NODES = env_int("TRACE_MAX_NODES", 100_000, minimum=1)
+# States larger than this are shown as a size and a download link, not inline.
+STATE_INLINE_MAX_BYTES = env_int("STATE_INLINE_MAX_BYTES", 1024 * 1024, minimum=1)
 TRACE_MAX_EVENTS = env_int("TRACE_MAX_EVENTS", 1000, minimum=1)
 # A running run with no event for this long is shown as stale.
 RUN_STALE_AFTER = env_int("RUN_STALE_AFTER", 600, minimum=1)

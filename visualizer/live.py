@@ -17,6 +17,7 @@ def run_page_data(run: Run) -> dict[str, Any]:
         "steps": steps,
         "timeline": timeline_figure(steps),
         "timeline_url": f"/projects/{run.project.slug}/runs/{run.execution_id}/timeline.json",
+        "step_url": f"/projects/{run.project.slug}/runs/{run.execution_id}/steps/",
         "errors": [e.summary() for e in run.errors.all()],
         # Subscribe first, then fetch: the socket resumes after the last event this page
         # was rendered from; anything newer arrives over the socket (deduplicated by seq).

@@ -12,4 +12,9 @@ urlpatterns = [
         views.run_timeline,
         name="run-timeline",
     ),
+    path(
+        "projects/<slug:slug>/runs/<str:execution_id>/steps/<int:index>.json",
+        views.run_step,
+        name="run-step",
+    ),
 ]

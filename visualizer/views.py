@@ -9,9 +9,11 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from traces.models import Project, Run, RunStatus
+from traces.trace import U64_MAX
 
 from .charts import timeline_figure
 from .live import run_page_data
+from .stepview import step_view
 
 
 def member_project(request: HttpRequest, slug: str) -> Project:
@@ -71,6 +73,16 @@ def run_timeline(request: HttpRequest, slug: str, execution_id: str) -> JsonResp
     """The timeline figure, for a page whose run is growing live."""
     run = member_run(request, slug, execution_id)
     return JsonResponse(timeline_figure([s.summary() for s in run.steps.all()]))
+
+
+@login_required
+def run_step(request: HttpRequest, slug: str, execution_id: str, index: int) -> JsonResponse:
+    """One step for the step panel: its states and the diff between them."""
+    run = member_run(request, slug, execution_id)
+    step = run.steps.filter(index=index).first() if index <= U64_MAX else None
+    if step is None:
+        raise Http404("no such step")
+    return JsonResponse(step_view(run, step))
 
 
 @login_required

@@ -16,6 +16,7 @@ function renderStep(step) {
   if (byIndex.has(step.index)) return;
   const tr = document.createElement("tr");
   tr.dataset.index = step.index;
+  tr.dataset.success = String(step.success);
   const badge = document.createElement("span");
   badge.className = `badge ${step.success ? "completed" : "failed"}`;
   badge.textContent = step.success ? "ok" : "failed";
@@ -27,7 +28,6 @@ function renderStep(step) {
     outcome,
     cell(`${step.duration_ms} ms`, "num"),
     cell(String(step.tokens_used), "num"),
-    cell((step.tools_called || []).join(", ") || "—"),
     cell(step.error_message || "", "err"),
   );
   // Keep the list in execution order even when events arrive out of order.
@@ -113,14 +113,131 @@ function refreshTimeline() {
   }, 500);
 }
 
+let selected = null;
+
 function selectStep(index) {
   for (const row of stepsBody.querySelectorAll("tr.selected")) row.classList.remove("selected");
   const row = byIndex.get(index);
   if (!row) return;
+  selected = index;
   row.classList.add("selected");
   row.scrollIntoView({ block: "nearest" });
-  history.replaceState(null, "", `#step=${index}`);
+  if (location.hash !== `#step=${index}`) history.replaceState(null, "", `#step=${index}`);
+  loadStep(index);
 }
+
+// The step panel: Python computed the diff; this only places it.
+let loading = 0;
+async function loadStep(index) {
+  const ticket = ++loading;
+  const response = await fetch(`${data.step_url}${index}.json`, { headers: { Accept: "application/json" } });
+  if (ticket !== loading || !response.ok) return;
+  renderPanel(await response.json());
+}
+
+function valueCell(collapsed, className) {
+  const td = document.createElement("td");
+  if (collapsed) {
+    const span = document.createElement("span");
+    span.className = `val ${className}`;
+    span.textContent = collapsed.text;
+    if (collapsed.truncated) span.title = `${collapsed.length} characters; the state below has all of it`;
+    td.append(span);
+  }
+  return td;
+}
+
+function showState(pre, view) {
+  if (!view.present) pre.textContent = "(no state recorded)";
+  else if (view.too_large) pre.textContent = `(${view.bytes} bytes: too large to show here; download the step below)`;
+  else pre.textContent = view.text;
+}
+
+function renderPanel(view) {
+  const step = view.step;
+  document.getElementById("step-hint").hidden = true;
+  document.getElementById("step-body").hidden = false;
+  document.getElementById("step-title").textContent = `Step #${step.index} · ${step.node}`;
+  document.getElementById("step-meta").textContent =
+    `${step.success ? "ok" : "failed"} · ${step.duration_ms} ms · ${step.tokens_used} tokens` +
+    (step.tools_called.length ? ` · tools: ${step.tools_called.join(", ")}` : "") +
+    (step.error_message ? ` · error: ${step.error_message}` : "");
+  const s = view.summary;
+  document.getElementById("step-summary").textContent = view.has_both_states
+    ? `${s.total} · +${s.add} ~${s.replace} −${s.remove}` + (s.keys.length ? ` · keys: ${s.keys.join(", ")}` : "")
+    : "";
+  const body = document.getElementById("step-diff");
+  body.replaceChildren();
+  for (const change of view.changes) {
+    const tr = document.createElement("tr");
+    tr.dataset.path = change.path;
+    const op = document.createElement("td");
+    const badge = document.createElement("span");
+    badge.className = `op ${change.op}`;
+    badge.textContent = change.op;
+    op.append(badge);
+    const path = document.createElement("td");
+    const code = document.createElement("code");
+    code.textContent = change.path || "(whole state)";
+    path.append(code);
+    tr.append(op, path, valueCell(change.before, "old"), valueCell(change.after, "new"));
+    body.append(tr);
+  }
+  const none = document.getElementById("step-no-diff");
+  none.hidden = view.changes.length > 0;
+  if (view.has_both_states) none.textContent = "This step changed nothing in the state.";
+  else if (view.state_before.present) none.textContent = "No state after: the node ended without writing one.";
+  else none.textContent = "No states were recorded for this step.";
+  showState(document.getElementById("state-before"), view.state_before);
+  showState(document.getElementById("state-after"), view.state_after);
+  document.getElementById("step-download").href = view.download_url;
+}
+
+function visibleIndices() {
+  return [...stepsBody.children].filter((row) => !row.hidden).map((row) => Number(row.dataset.index));
+}
+
+function move(delta) {
+  const order = visibleIndices();
+  if (!order.length) return;
+  const at = order.indexOf(selected);
+  const next = at < 0 ? (delta > 0 ? 0 : order.length - 1) : Math.min(Math.max(at + delta, 0), order.length - 1);
+  selectStep(order[next]);
+}
+
+function nextError() {
+  const order = visibleIndices();
+  const failed = order.filter((i) => byIndex.get(i)?.dataset.success === "false");
+  if (!failed.length) return;
+  selectStep(failed.find((i) => selected == null || i > selected) ?? failed[0]);
+}
+
+stepsBody.addEventListener("click", (event) => {
+  const row = event.target.closest("tr");
+  if (row) selectStep(Number(row.dataset.index));
+});
+document.getElementById("step-prev").addEventListener("click", () => move(-1));
+document.getElementById("step-next").addEventListener("click", () => move(1));
+const help = document.getElementById("keys-help");
+document.getElementById("keys-help-button").addEventListener("click", () => help.showModal());
+const filter = document.getElementById("step-filter");
+filter.addEventListener("input", () => {
+  const needle = filter.value.trim().toLowerCase();
+  for (const row of stepsBody.children) row.hidden = needle !== "" && !row.textContent.toLowerCase().includes(needle);
+});
+
+document.addEventListener("keydown", (event) => {
+  if (event.target instanceof HTMLInputElement || event.metaKey || event.ctrlKey || event.altKey) {
+    if (event.key === "Escape") event.target.blur?.();
+    return;
+  }
+  const actions = {
+    j: () => move(1), ArrowDown: () => move(1), k: () => move(-1), ArrowUp: () => move(-1),
+    e: nextError, "/": () => filter.focus(), "?": () => help.showModal(),
+  };
+  const action = actions[event.key];
+  if (action) { event.preventDefault(); action(); }
+});
 
 data.steps.forEach(renderStep);
 data.errors.forEach(renderError);

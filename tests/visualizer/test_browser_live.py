@@ -121,3 +121,33 @@ def test_the_timeline_shows_each_step_and_a_click_selects_it(
 
     page.goto(f"{url}#step=2")
     expect(page.locator("#steps tr.selected td").first).to_have_text("2")
+
+
+def test_stepping_through_a_failed_run_with_the_keyboard(
+    server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
+) -> None:
+    body = (fixtures_dir / "tool_timeout_failure.json").read_bytes()
+    response = server.request(
+        "POST", "/api/v1/traces", json.loads(body), {"Authorization": f"Bearer {api_key}"}
+    )
+    assert response.status in (200, 201), response.body
+    sign_in(page, server)
+    url = f"{server.origin}/projects/acme/runs/0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02/"
+    page.goto(url)
+    expect(page.locator("#timeline g.point")).to_have_count(5)
+
+    page.keyboard.press("e")  # the next failed step
+    expect(page.locator("#step-title")).to_have_text("Step #4 · retriever")
+    expect(page.locator("#step-no-diff")).to_contain_text("No state after")
+    page.keyboard.press("k")  # back to the node before it
+    expect(page.locator("#step-title")).to_have_text("Step #3 · critic")
+    expect(page.locator("#step-diff tr")).to_have_count(2)
+    expect(page.locator("#step-diff tr").nth(1)).to_contain_text("/iteration")
+    assert page.evaluate("location.hash") == "#step=3"
+
+    # A teammate opening the link sees the same step.
+    other = page.context.new_page()
+    other.goto(f"{url}#step=3")
+    expect(other.locator("#step-title")).to_have_text("Step #3 · critic")
+    other.keyboard.press("?")
+    expect(other.locator("#keys-help")).to_be_visible()

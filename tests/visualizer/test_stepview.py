@@ -1,0 +1,75 @@
+"""The step panel's view model and its endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from traces.models import Project, Run
+from traces.store import save_trace
+from traces.trace import ExecutionTrace
+from visualizer.stepview import step_view
+
+FAILURE = "0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02"
+
+
+@pytest.fixture
+def failure_run(project: Project, fixtures_dir: Path) -> Run:
+    trace = ExecutionTrace.from_json((fixtures_dir / "tool_timeout_failure.json").read_bytes())
+    run, _ = save_trace(project, trace)
+    return run
+
+
+def test_a_step_shows_what_it_changed_as_json_pointer_paths(failure_run: Run) -> None:
+    view = step_view(failure_run, failure_run.steps.get(index=3))
+
+    assert view["has_both_states"] is True
+    assert [(c["op"], c["path"]) for c in view["changes"]] == [
+        ("add", "/messages/2"),
+        ("replace", "/iteration"),
+    ]
+    iteration = view["changes"][1]
+    assert (iteration["before"]["text"], iteration["after"]["text"]) == ("0", "1")
+    assert view["summary"]["keys"] == ["messages", "iteration"]
+    assert '"question": "Summarise the 2025 Kafka release notes"' in view["state_after"]["text"]
+
+
+def test_a_failed_step_without_a_state_after_has_no_diff(failure_run: Run) -> None:
+    view = step_view(failure_run, failure_run.steps.get(index=4))
+
+    assert view["has_both_states"] is False
+    assert view["changes"] == []
+    assert view["state_before"]["present"] is True
+    assert view["state_after"]["present"] is False
+    assert view["step"]["error_message"].startswith("Timeout: GET")
+
+
+def test_a_state_over_the_size_gate_is_shown_as_its_size(failure_run: Run, settings: Any) -> None:
+    settings.STATE_INLINE_MAX_BYTES = 100
+
+    view = step_view(failure_run, failure_run.steps.get(index=3))
+
+    assert view["state_before"]["too_large"] is True
+    assert "text" not in view["state_before"]
+    assert view["state_before"]["bytes"] > 100
+    assert view["download_url"].endswith(f"/runs/{FAILURE}/steps/3?project=acme")
+    # The diff is still computed from the whole states.
+    assert len(view["changes"]) == 2
+
+
+def test_the_step_endpoint_is_for_members_only(
+    failure_run: Run, member: Any, other_project: Project
+) -> None:
+    url = f"/projects/acme/runs/{FAILURE}/steps/3.json"
+    alice = Client()
+    alice.force_login(member)
+
+    assert alice.get(url).status_code == 200
+    assert alice.get(f"/projects/acme/runs/{FAILURE}/steps/99.json").status_code == 404
+    assert Client().get(url).status_code == 302
+    outsider = Client()
+    outsider.force_login(member.__class__.objects.create_user("mallory", password="pw-mallory-1"))
+    assert outsider.get(url).status_code == 404
