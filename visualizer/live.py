@@ -6,7 +6,7 @@ from typing import Any
 
 from traces.models import Run
 
-from .charts import timeline_figure
+from .charts import run_figures
 
 
 def run_page_data(run: Run) -> dict[str, Any]:
@@ -15,7 +15,8 @@ def run_page_data(run: Run) -> dict[str, Any]:
     return {
         "run": run.summary(),
         "steps": steps,
-        "timeline": timeline_figure(steps),
+        # "timeline", "breakdown" and "graph": the same figures timeline.json refetches.
+        **run_figures(steps),
         "timeline_url": f"/projects/{run.project.slug}/runs/{run.execution_id}/timeline.json",
         "step_url": f"/projects/{run.project.slug}/runs/{run.execution_id}/steps/",
         "errors": [e.summary() for e in run.errors.all()],

@@ -11,7 +11,7 @@ from django.shortcuts import render
 from traces.models import Project, Run, RunStatus
 from traces.trace import U64_MAX
 
-from .charts import timeline_figure
+from .charts import run_figures
 from .live import run_page_data
 from .stepview import step_view
 
@@ -70,9 +70,9 @@ def member_run(request: HttpRequest, slug: str, execution_id: str) -> Run:
 
 @login_required
 def run_timeline(request: HttpRequest, slug: str, execution_id: str) -> JsonResponse:
-    """The timeline figure, for a page whose run is growing live."""
+    """The run page's figures (timeline, breakdown, graph), for a run growing live."""
     run = member_run(request, slug, execution_id)
-    return JsonResponse(timeline_figure([s.summary() for s in run.steps.all()]))
+    return JsonResponse(run_figures([s.summary() for s in run.steps.all()]))
 
 
 @login_required

@@ -91,11 +91,22 @@ function onEvent(event) {
   }
 }
 
-// The timeline: Python builds the figure; a growing run refetches it, at most twice a
-// second. Clicking a bar selects that step (its row, and #step=N in the URL).
+// The timeline, breakdown and graph: Python builds the figures; a growing run refetches
+// them, at most twice a second. Clicking a timeline bar selects that step (its row, and
+// #step=N in the URL).
 const timeline = document.getElementById("timeline");
+const charts = {
+  timeline,
+  breakdown: document.getElementById("breakdown"),
+  graph: document.getElementById("graph"),
+};
 const plotConfig = { displayModeBar: false, responsive: true };
-Plotly.react(timeline, data.timeline.data, data.timeline.layout, plotConfig);
+function drawCharts(figures) {
+  for (const [key, div] of Object.entries(charts)) {
+    Plotly.react(div, figures[key].data, figures[key].layout, plotConfig);
+  }
+}
+drawCharts(data);
 timeline.on("plotly_click", (event) => {
   const index = event.points?.[0]?.customdata;
   if (index != null) selectStep(index);
@@ -107,8 +118,7 @@ function refreshTimeline() {
     refresh = null;
     const response = await fetch(data.timeline_url, { headers: { Accept: "application/json" } });
     if (response.ok) {
-      const figure = await response.json();
-      Plotly.react(timeline, figure.data, figure.layout, plotConfig);
+      drawCharts(await response.json());
     }
   }, 500);
 }

@@ -151,3 +151,40 @@ def test_stepping_through_a_failed_run_with_the_keyboard(
     expect(other.locator("#step-title")).to_have_text("Step #3 · critic")
     other.keyboard.press("?")
     expect(other.locator("#keys-help")).to_be_visible()
+
+
+def test_where_the_time_goes_charts_show_each_node_and_its_loop(
+    server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
+) -> None:
+    body = (fixtures_dir / "research_agent_success.json").read_bytes()
+    response = server.request(
+        "POST", "/api/v1/traces", json.loads(body), {"Authorization": f"Bearer {api_key}"}
+    )
+    assert response.status in (200, 201), response.body
+    sign_in(page, server)
+    page.goto(f"{server.origin}/projects/acme/runs/0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a01/")
+
+    # Two bar charts (time, tokens) with one bar per node, nodes top-down in run order.
+    expect(page.locator("#breakdown g.point")).to_have_count(10)
+    expect(page.locator("#breakdown .ytick text")).to_have_text(
+        ["writer", "critic", "reader", "retriever", "planner"]
+    )
+    expect(page.locator("#graph .scatterlayer .trace").nth(1).locator(".point")).to_have_count(5)
+    times = "\u00d7"
+    expect(page.locator("#graph .annotation-text", has_text=times)).to_have_text(
+        [
+            f"{node} {times}{visits}"
+            for node, visits in [
+                ("planner", 1),
+                ("retriever", 3),
+                ("reader", 3),
+                ("critic", 3),
+                ("writer", 1),
+            ]
+        ]
+    )
+    # Five transitions, the critic → retriever loop among them, each a drawn path.
+    expect(page.locator("#graph path[data-index]")).to_have_count(5)
+    # A live refetch returns all three figures together.
+    figures = page.evaluate("async () => (await fetch(location.pathname + 'timeline.json')).json()")
+    assert set(figures) == {"timeline", "breakdown", "graph"}
