@@ -19,6 +19,7 @@ def run_page_data(run: Run) -> dict[str, Any]:
         **run_figures(steps),
         "timeline_url": f"/projects/{run.project.slug}/runs/{run.execution_id}/timeline.json",
         "step_url": f"/projects/{run.project.slug}/runs/{run.execution_id}/steps/",
+        "watch_url": f"/projects/{run.project.slug}/runs/{run.execution_id}/watch.json",
         "errors": [e.summary() for e in run.errors.all()],
         # Subscribe first, then fetch: the socket resumes after the last event this page
         # was rendered from; anything newer arrives over the socket (deduplicated by seq).

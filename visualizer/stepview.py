@@ -10,7 +10,7 @@ from django.conf import settings
 from traces.models import Run, Step
 from traces.store import load_states
 
-from .diff import collapse, diff, summarize
+from .diff import collapse, diff, path_history, summarize
 
 # Values in the diff list are shown collapsed past this many characters.
 VALUE_PREVIEW_CHARS = 240
@@ -51,4 +51,40 @@ def step_view(run: Run, step: Step) -> dict[str, Any]:
         "download_url": (
             f"/api/v1/runs/{run.execution_id}/steps/{step.index}?project={run.project.slug}"
         ),
+    }
+
+
+def watch_view(run: Run, pointer: str) -> dict[str, Any]:
+    """One JSON path through the whole run: the steps that changed it, with the value each
+    left, and the first and last of them ("which node wrote this?")."""
+    steps = list(run.steps.all())
+    states = load_states(
+        run.project_id, [i for s in steps for i in (s.state_before_id, s.state_after_id)]
+    )
+    history = path_history(
+        [
+            (s.index, states.get(s.state_before_id), states.get(s.state_after_id))
+            for s in steps
+            # A step without both states says nothing about what it wrote.
+            if s.state_before_id is not None and s.state_after_id is not None
+        ],
+        pointer,
+    )
+    nodes = {s.index: s.node for s in steps}
+    changes = [
+        {
+            "index": h["index"],
+            "node": nodes[h["index"]],
+            "found": h["found"],
+            "value": collapse(h["value"], VALUE_PREVIEW_CHARS) if h["found"] else None,
+        }
+        for h in history["steps"]
+        if h["changed"]
+    ]
+    return {
+        "pointer": pointer,
+        "changes": changes,
+        "steps_seen": len(history["steps"]),
+        "first_changed": history["first_changed"],
+        "last_changed": history["last_changed"],
     }

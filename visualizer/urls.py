@@ -13,6 +13,11 @@ urlpatterns = [
         name="run-timeline",
     ),
     path(
+        "projects/<slug:slug>/runs/<str:execution_id>/watch.json",
+        views.run_watch,
+        name="run-watch",
+    ),
+    path(
         "projects/<slug:slug>/runs/<str:execution_id>/steps/<int:index>.json",
         views.run_step,
         name="run-step",

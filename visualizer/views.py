@@ -13,7 +13,7 @@ from traces.trace import U64_MAX
 
 from .charts import run_figures
 from .live import run_page_data
-from .stepview import step_view
+from .stepview import step_view, watch_view
 
 
 def member_project(request: HttpRequest, slug: str) -> Project:
@@ -83,6 +83,19 @@ def run_step(request: HttpRequest, slug: str, execution_id: str, index: int) -> 
     if step is None:
         raise Http404("no such step")
     return JsonResponse(step_view(run, step))
+
+
+@login_required
+def run_watch(request: HttpRequest, slug: str, execution_id: str) -> JsonResponse:
+    """``?path=<JSON Pointer>`` through every step of the run."""
+    run = member_run(request, slug, execution_id)
+    pointer = request.GET.get("path", "")
+    try:
+        return JsonResponse(watch_view(run, pointer))
+    except ValueError as exc:
+        return JsonResponse(
+            {"detail": f"path: {exc}", "path": "path", "rule": str(exc)}, status=400
+        )
 
 
 @login_required

@@ -125,6 +125,52 @@ function refreshTimeline() {
 
 let selected = null;
 
+// Watch a path: which steps wrote it, with the value each left.
+let watched = null;
+async function watch(pointer) {
+  watched = pointer;
+  document.getElementById("watch-path").value = pointer;
+  setHash();
+  const response = await fetch(`${data.watch_url}?path=${encodeURIComponent(pointer)}`);
+  const result = document.getElementById("watch-result");
+  const list = document.getElementById("watch-changes");
+  list.replaceChildren();
+  result.hidden = false;
+  const view = await response.json();
+  if (!response.ok) { result.textContent = view.detail; return; }
+  if (!view.changes.length) {
+    result.textContent = `${pointer || "(whole state)"}: no step changed it.`;
+    return;
+  }
+  const first = view.changes[0], last = view.changes[view.changes.length - 1];
+  result.textContent = `${pointer || "(whole state)"}: first written by #${first.index} ${first.node}, ` +
+    `last by #${last.index} ${last.node} (${view.changes.length} of ${view.steps_seen} steps changed it).`;
+  for (const change of view.changes) {
+    const li = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = `#step=${change.index}`;
+    link.textContent = `#${change.index} ${change.node}`;
+    link.addEventListener("click", (event) => { event.preventDefault(); selectStep(change.index); });
+    const value = document.createElement("span");
+    value.className = "val new";
+    value.textContent = change.found ? ` → ${change.value.text}` : " → (removed)";
+    li.append(link, value);
+    list.append(li);
+  }
+}
+document.getElementById("watch-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  watch(document.getElementById("watch-path").value.trim());
+});
+
+function setHash() {
+  const parts = [];
+  if (selected != null) parts.push(`step=${selected}`);
+  if (watched != null) parts.push(`path=${encodeURIComponent(watched).replace(/%2F/g, "/")}`);
+  const hash = parts.length ? `#${parts.join("&")}` : "";
+  if (location.hash !== hash) history.replaceState(null, "", hash || location.pathname);
+}
+
 function selectStep(index) {
   for (const row of stepsBody.querySelectorAll("tr.selected")) row.classList.remove("selected");
   const row = byIndex.get(index);
@@ -132,7 +178,7 @@ function selectStep(index) {
   selected = index;
   row.classList.add("selected");
   row.scrollIntoView({ block: "nearest" });
-  if (location.hash !== `#step=${index}`) history.replaceState(null, "", `#step=${index}`);
+  setHash();
   loadStep(index);
 }
 
@@ -190,7 +236,15 @@ function renderPanel(view) {
     const code = document.createElement("code");
     code.textContent = change.path || "(whole state)";
     path.append(code);
-    tr.append(op, path, valueCell(change.before, "old"), valueCell(change.after, "new"));
+    const pin = document.createElement("td");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "nav pin";
+    button.textContent = "watch";
+    button.title = "Watch this path through the run";
+    button.addEventListener("click", () => watch(change.path));
+    pin.append(button);
+    tr.append(op, path, valueCell(change.before, "old"), valueCell(change.after, "new"), pin);
     body.append(tr);
   }
   const none = document.getElementById("step-no-diff");
@@ -254,8 +308,11 @@ data.errors.forEach(renderError);
 if (!data.steps.length) document.getElementById("steps-empty").hidden = false;
 // The URL follows the selection, so a link opens the same step.
 function followHash() {
-  const linked = /^#step=(\d+)/.exec(location.hash);
-  if (linked) selectStep(Number(linked[1]));
+  const params = new URLSearchParams(location.hash.slice(1));
+  const path = params.get("path");
+  if (path != null && path !== watched) watch(path);
+  const step = params.get("step");
+  if (step != null && /^\d+$/.test(step) && Number(step) !== selected) selectStep(Number(step));
 }
 window.addEventListener("hashchange", followHash);
 followHash();

@@ -188,3 +188,31 @@ def test_where_the_time_goes_charts_show_each_node_and_its_loop(
     # A live refetch returns all three figures together.
     figures = page.evaluate("async () => (await fetch(location.pathname + 'timeline.json')).json()")
     assert set(figures) == {"timeline", "breakdown", "graph"}
+
+
+def test_watching_a_path_from_the_diff_and_opening_it_from_a_link(
+    server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
+) -> None:
+    body = (fixtures_dir / "tool_timeout_failure.json").read_bytes()
+    response = server.request(
+        "POST", "/api/v1/traces", json.loads(body), {"Authorization": f"Bearer {api_key}"}
+    )
+    assert response.status in (200, 201), response.body
+    sign_in(page, server)
+    url = f"{server.origin}/projects/acme/runs/0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02/"
+    page.goto(f"{url}#step=3")
+    expect(page.locator("#step-diff tr")).to_have_count(2)
+
+    page.locator("#step-diff tr").nth(1).get_by_role("button", name="watch").click()
+
+    expect(page.locator("#watch-result")).to_contain_text(
+        "/iteration: first written by #3 critic, last by #3 critic"
+    )
+    expect(page.locator("#watch-changes li")).to_have_text(["#3 critic → 1"])
+    assert page.evaluate("location.hash") == "#step=3&path=/iteration"
+
+    other = page.context.new_page()
+    other.goto(f"{url}#step=1&path=/documents/0")
+    expect(other.locator("#step-title")).to_have_text("Step #1 · retriever")
+    expect(other.locator("#watch-changes li")).to_have_count(1)
+    expect(other.locator("#watch-changes li")).to_contain_text("#1 retriever")

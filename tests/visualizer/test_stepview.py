@@ -11,7 +11,7 @@ from django.test import Client
 from traces.models import Project, Run
 from traces.store import save_trace
 from traces.trace import ExecutionTrace
-from visualizer.stepview import step_view
+from visualizer.stepview import step_view, watch_view
 
 FAILURE = "0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02"
 
@@ -73,3 +73,30 @@ def test_the_step_endpoint_is_for_members_only(
     outsider = Client()
     outsider.force_login(member.__class__.objects.create_user("mallory", password="pw-mallory-1"))
     assert outsider.get(url).status_code == 404
+
+
+def test_watching_a_path_names_the_steps_that_wrote_it(failure_run: Run) -> None:
+    view = watch_view(failure_run, "/iteration")
+
+    # iteration goes 0 -> 1 in the critic (step 3); the failed retriever has no state after.
+    assert [(c["index"], c["node"]) for c in view["changes"]] == [(3, "critic")]
+    assert view["changes"][0]["value"]["text"] == "1"
+    assert (view["first_changed"], view["last_changed"]) == (3, 3)
+    assert view["steps_seen"] == 4
+
+
+def test_watching_a_list_element_sees_it_appear(failure_run: Run) -> None:
+    view = watch_view(failure_run, "/messages/1")
+
+    assert [(c["index"], c["node"]) for c in view["changes"]] == [(0, "planner")]
+    assert view["changes"][0]["value"]["text"] == '{"role":"assistant","content":"Plan: 3 steps."}'
+
+
+def test_a_malformed_watch_path_is_a_400_naming_it(failure_run: Run, member: Any) -> None:
+    client = Client()
+    client.force_login(member)
+
+    response = client.get(f"/projects/acme/runs/{FAILURE}/watch.json", {"path": "iteration"})
+
+    assert response.status_code == 400
+    assert response.json()["path"] == "path"
