@@ -4,6 +4,7 @@ import { liveSocket } from "./live.js";
 const data = JSON.parse(document.getElementById("run-data").textContent);
 const stepsBody = document.getElementById("steps");
 const byIndex = new Map();
+let lastIndex = -1;
 
 function cell(text, className) {
   const td = document.createElement("td");
@@ -30,9 +31,15 @@ function renderStep(step) {
     cell(String(step.tokens_used), "num"),
     cell(step.error_message || "", "err"),
   );
-  // Keep the list in execution order even when events arrive out of order.
-  const later = [...stepsBody.children].find((row) => Number(row.dataset.index) > step.index);
-  stepsBody.insertBefore(tr, later || null);
+  // Keep the list in execution order even when events arrive out of order (rare: the
+  // common case appends, so a long run renders in linear time).
+  if (step.index > lastIndex) {
+    stepsBody.append(tr);
+    lastIndex = step.index;
+  } else {
+    const later = [...stepsBody.children].find((row) => Number(row.dataset.index) > step.index);
+    stepsBody.insertBefore(tr, later || null);
+  }
   byIndex.set(step.index, tr);
   document.getElementById("steps-empty").hidden = true;
 }
