@@ -101,7 +101,24 @@ def run_watch(request: HttpRequest, slug: str, execution_id: str) -> JsonRespons
 @login_required
 def run_page(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse:
     run = member_run(request, slug, execution_id)
+    runs = Run.objects.filter(project=run.project).select_related("project")
     context: dict[str, Any] = {
+        # Subgraph hierarchy and the conversation (thread) this run belongs to.
+        "parent": (
+            runs.filter(execution_id=run.parent_execution_id).first()
+            if run.parent_execution_id
+            else None
+        ),
+        "children": list(runs.filter(parent_execution_id=run.execution_id)[:20]),
+        "thread_runs": (
+            list(
+                runs.filter(thread_id=run.thread_id)
+                .exclude(pk=run.pk)
+                .order_by("-started_at", "-id")[:10]
+            )
+            if run.thread_id
+            else []
+        ),
         "project": run.project,
         "run": run,
         "nav": "runs",

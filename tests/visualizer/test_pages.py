@@ -147,3 +147,23 @@ def test_project_page_is_404_for_a_non_member(
 
 def test_project_page_of_a_missing_project_is_404(alice: Client) -> None:
     assert alice.get("/projects/nope/").status_code == 404
+
+
+def test_run_page_links_the_parent_the_subgraph_children_and_the_thread(
+    alice: Client, project: Project, fixtures_dir: Path
+) -> None:
+    for name in ("research_agent_success.json", "subgraph_child.json"):
+        call_command(
+            "import_traces", str(fixtures_dir / name), "--project", "acme", stdout=io.StringIO()
+        )
+    parent = "0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a01"
+    child = "0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a03"
+
+    parent_page = alice.get(f"/projects/acme/runs/{parent}/")
+    child_page = alice.get(f"/projects/acme/runs/{child}/")
+
+    assert [r.execution_id for r in parent_page.context["children"]] == [child]
+    assert f'href="/projects/acme/runs/{child}/"' in parent_page.content.decode()
+    assert child_page.context["parent"].execution_id == parent
+    # Both ran in thread session-42.
+    assert [r.execution_id for r in child_page.context["thread_runs"]] == [parent]
