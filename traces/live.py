@@ -29,12 +29,12 @@ from .store import (
     step_row,
 )
 from .trace import (
-    U64,
     UNSET,
     ErrorTrace,
-    Name,
     NodeExecution,
-    Stamp,
+    NodeStarted,
+    RunFinished,
+    RunStarted,
     TraceError,
     convert,
 )
@@ -50,31 +50,6 @@ class Event(msgspec.Struct, kw_only=True):
 
 class EventBatch(msgspec.Struct, kw_only=True):
     events: list[Event]
-
-
-class RunStarted(msgspec.Struct, kw_only=True):
-    thread_id: Name | None = None
-    parent_execution_id: Name | None = None
-    root_execution_id: Name | None = None
-    depth: U64 | None = None
-    started_at: Stamp | None = None
-    metadata: dict[str, Any] = {}
-    initial_state: Any = None
-
-
-class NodeStarted(msgspec.Struct, kw_only=True):
-    node: Name
-    index: U64
-    started_at: Stamp | None = None
-
-
-class RunFinished(msgspec.Struct, kw_only=True):
-    completed: bool
-    ended_at: Stamp | None = None
-    final_state: Any = None
-    # Absent: keep what the node_finished events added up.
-    total_duration_ms: U64 | None = None
-    total_tokens: U64 | None = None
 
 
 DATA_TYPES: dict[str, type[msgspec.Struct]] = {

@@ -28,7 +28,10 @@ __all__ = [
     "ExecutionMetrics",
     "ExecutionTrace",
     "NodeExecution",
+    "NodeStarted",
     "PerformanceMetrics",
+    "RunFinished",
+    "RunStarted",
     "TraceError",
     "UnsetType",
     "canonical_json",
@@ -363,6 +366,42 @@ class ExecutionTrace(msgspec.Struct, kw_only=True):
         for e in self.errors:
             yield e.state_at_error
         yield self.final_state
+
+
+# The live form of a trace (traces/live.py): the parts of an ExecutionTrace a producer
+# sends while the run executes. node_finished carries a NodeExecution and error an
+# ErrorTrace; these three carry the rest, with the same field types.
+
+
+class RunStarted(msgspec.Struct, kw_only=True):
+    """``run_started``: the trace's top-level fields known at the start."""
+
+    thread_id: Name | None = None
+    parent_execution_id: Name | None = None
+    root_execution_id: Name | None = None
+    depth: U64 | None = None
+    started_at: Stamp | None = None
+    metadata: dict[str, Any] = {}
+    initial_state: Any = None
+
+
+class NodeStarted(msgspec.Struct, kw_only=True):
+    """``node_started``: a node began (its NodeExecution comes when it finishes)."""
+
+    node: Name
+    index: U64
+    started_at: Stamp | None = None
+
+
+class RunFinished(msgspec.Struct, kw_only=True):
+    """``run_finished``: the trace's closing fields."""
+
+    completed: bool
+    ended_at: Stamp | None = None
+    final_state: Any = None
+    # Absent: keep what the node_finished events added up.
+    total_duration_ms: U64 | None = None
+    total_tokens: U64 | None = None
 
 
 def canonical_json(value: Any) -> bytes:
