@@ -18,8 +18,8 @@ from . import live, store
 from .auth import KeyPrincipal, request_project
 from .filters import parse_run_filter
 from .ingest import IngestError, decode_body, parse_trace, too_large
-from .models import Run
-from .trace import U64_MAX, TraceError
+from .models import Project, Run
+from .trace import TraceError
 
 PROJECT_PARAM = OpenApiParameter(
     "project",
@@ -44,6 +44,18 @@ def read_body(request: Request) -> bytes:
     return body
 
 
+def key_project(request: Request) -> Project:
+    """The project of the request's API key; ingestion takes keys only, not sessions."""
+    if not isinstance(request.user, KeyPrincipal):
+        raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
+    return request.user.project
+
+
+def request_json(request: Request) -> bytes:
+    """The body within the limit, gzip undone."""
+    return decode_body(read_body(request), request.META.get("HTTP_CONTENT_ENCODING"))
+
+
 class TraceIngest(APIView):
     @extend_schema(
         operation_id="ingest_trace",
@@ -64,11 +76,8 @@ class TraceIngest(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        if not isinstance(request.user, KeyPrincipal):
-            raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
-        project = request.user.project
-        data = decode_body(read_body(request), request.META.get("HTTP_CONTENT_ENCODING"))
-        trace = parse_trace(data)
+        project = key_project(request)
+        trace = parse_trace(request_json(request))
         run, created = store.save_trace(project, trace)
         body = {
             "execution_id": run.execution_id,
@@ -98,16 +107,15 @@ class RunEvents(APIView):
         },
     )
     def post(self, request: Request, execution_id: str) -> Response:
-        if not isinstance(request.user, KeyPrincipal):
-            raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
+        project = key_project(request)
         if len(execution_id) > 200:
             raise IngestError(400, "execution_id", "expected at most 200 characters")
-        data = decode_body(read_body(request), request.META.get("HTTP_CONTENT_ENCODING"))
+        data = request_json(request)
         try:
             events = live.parse_events(data, settings.TRACE_MAX_EVENTS)
         except TraceError as exc:
             raise IngestError(400, exc.path, exc.rule) from None
-        run, new = live.ingest_events(request.user.project, execution_id, events)
+        run, new = live.ingest_events(project, execution_id, events)
         return Response(
             {
                 "execution_id": run.execution_id,
@@ -190,7 +198,7 @@ class RunStep(APIView):
     )
     def get(self, request: Request, execution_id: str, index: int) -> HttpResponse:
         run = get_run(request, execution_id)
-        step = run.steps.filter(index=index).first() if index <= U64_MAX else None
+        step = run.step(index)
         if step is None:
             raise exceptions.NotFound(f"step {index} of run {execution_id!r}: not found")
         states = store.load_states(run.project_id, [step.state_before_id, step.state_after_id])

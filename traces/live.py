@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import events as publish
-from .models import EventType, Project, Run, RunError, RunEvent, RunStatus, Step
+from .models import EventType, Project, Run, RunError, RunEvent, RunStatus, Step, graph_name_of
 from .store import (
     ERROR_COLUMNS,
     STEP_COLUMNS,
@@ -236,8 +236,7 @@ def _apply(
             run.started_at_text = data.started_at
             run.started_at = parse_time(data.started_at) or run.started_at
             run.metadata = data.metadata
-            graph_name = data.metadata.get("graph_name")
-            run.graph_name = graph_name[:200] if isinstance(graph_name, str) else ""
+            run.graph_name = graph_name_of(data.metadata)
             changed |= {
                 "thread_id",
                 "parent_execution_id",

@@ -20,6 +20,7 @@ from django.db import models
 from django.utils import timezone
 
 from .fields import U64Field
+from .trace import U64_MAX
 
 
 class Role(models.TextChoices):
@@ -148,6 +149,12 @@ class StateSnapshot(models.Model):
         return msgspec.json.decode(self.json_bytes())
 
 
+def graph_name_of(metadata: dict[str, Any]) -> str:
+    """A run's graph name, as DashFlow puts it in the metadata (cut to the column)."""
+    name = metadata.get("graph_name")
+    return name[:200] if isinstance(name, str) else ""
+
+
 class RunStatus(models.TextChoices):
     RUNNING = "running"
     COMPLETED = "completed"
@@ -214,6 +221,12 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return self.execution_id
+
+    def step(self, index: int) -> Step | None:
+        """The step with DashFlow ``index`` (the first, should a producer repeat one)."""
+        if not 0 <= index <= U64_MAX:
+            return None
+        return self.steps.filter(index=index).first()
 
     @property
     def missing_seqs(self) -> int:

@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from . import events
 from .fields import to_db_u64
-from .models import Project, Run, RunError, RunStatus, StateSnapshot, Step
+from .models import Project, Run, RunError, RunStatus, StateSnapshot, Step, graph_name_of
 from .trace import (
     UNSET,
     ErrorTrace,
@@ -225,13 +225,12 @@ def _save_locked(project: Project, trace: ExecutionTrace, digest: str) -> tuple[
 
     now = timezone.now()
     first_error, first_error_type, first_error_node = _first_error(trace)
-    graph_name = trace.metadata.get("graph_name")
     fields: dict[str, Any] = {
         "thread_id": trace.thread_id,
         "parent_execution_id": _opt(trace.parent_execution_id),
         "root_execution_id": _opt(trace.root_execution_id),
         "depth": _opt(trace.depth),
-        "graph_name": graph_name[:200] if isinstance(graph_name, str) else "",
+        "graph_name": graph_name_of(trace.metadata),
         "status": run_status(trace),
         "completed": trace.completed,
         "started_at": parse_time(trace.started_at) or (run.started_at if run else now),

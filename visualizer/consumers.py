@@ -64,19 +64,35 @@ def find_project(user: Any, slug: str) -> Project | None:
     return Project.objects.for_user(user).filter(slug=slug).first()
 
 
-class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
-    """``/ws/runs/<execution_id>/?after=<seq>[&project=<slug>]``"""
+class GroupConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """What both consumers share: accept, authenticate, leave the group on disconnect."""
 
-    run: Run
     group: str
-    relaying = False
 
-    async def connect(self) -> None:
+    async def accept_user(self) -> Any:
+        """The signed-in user, or None after closing with 4401."""
         # Accept first: a close before accept is an HTTP 403 with no code for the client.
         await self.accept()
         user = self.scope["user"]
         if not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
+            return None
+        return user
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+
+class RunConsumer(GroupConsumer):
+    """``/ws/runs/<execution_id>/?after=<seq>[&project=<slug>]``"""
+
+    run: Run
+    relaying = False
+
+    async def connect(self) -> None:
+        user = await self.accept_user()
+        if user is None:
             return
         query = parse_qs(self.scope["query_string"].decode())
         after_text = query.get("after", ["0"])[0]
@@ -102,10 +118,6 @@ class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         # arrives twice at worst, never not at all.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.catch_up(self.watermark)
-
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def catch_up(self, after: int) -> None:
         """Send every stored event above ``after``, or tell the client to resync."""
@@ -162,16 +174,12 @@ class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.send_json({"type": "run_updated", "run": message["run"]})
 
 
-class ProjectRunsConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class ProjectRunsConsumer(GroupConsumer):
     """``/ws/projects/<slug>/runs/``: a summary each time a run of the project changes."""
 
-    group: str
-
     async def connect(self) -> None:
-        await self.accept()
-        user = self.scope["user"]
-        if not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+        user = await self.accept_user()
+        if user is None:
             return
         slug = self.scope["url_route"]["kwargs"]["slug"]
         project: Project | None = await database_sync_to_async(find_project)(user, slug)
@@ -181,10 +189,6 @@ class ProjectRunsConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.group = project_group(project.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.send_json({"type": "subscribed", "project": slug})
-
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def run_summary(self, message: dict[str, Any]) -> None:
         await self.send_json({"type": "run_summary", "run": message["run"]})

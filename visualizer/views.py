@@ -9,7 +9,6 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from traces.models import Project, Run, RunStatus
-from traces.trace import U64_MAX
 
 from .charts import run_figures
 from .live import run_page_data
@@ -79,7 +78,7 @@ def run_timeline(request: HttpRequest, slug: str, execution_id: str) -> JsonResp
 def run_step(request: HttpRequest, slug: str, execution_id: str, index: int) -> JsonResponse:
     """One step for the step panel: its states and the diff between them."""
     run = member_run(request, slug, execution_id)
-    step = run.steps.filter(index=index).first() if index <= U64_MAX else None
+    step = run.step(index)
     if step is None:
         raise Http404("no such step")
     return JsonResponse(step_view(run, step))

@@ -1,17 +1,12 @@
 // The run page: lists node executions and grows them live from the run's websocket.
 import { liveSocket } from "./live.js";
+import { cell } from "./dom.js";
 
 const data = JSON.parse(document.getElementById("run-data").textContent);
 const stepsBody = document.getElementById("steps");
 const byIndex = new Map();
 let lastIndex = -1;
 
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
-}
 
 function renderStep(step) {
   if (byIndex.has(step.index)) return;

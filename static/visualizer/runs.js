@@ -1,18 +1,13 @@
 // The run list: new runs appear at the top and running runs update, while "Follow live"
 // is on. Rows are built with textContent only: every string comes from a trace.
 import { liveSocket } from "./live.js";
+import { cell } from "./dom.js";
 
 const data = JSON.parse(document.getElementById("runs-data").textContent);
 const rows = document.getElementById("run-rows");
 const follow = document.getElementById("follow");
 const pending = [];
 
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
-}
 
 function statusBadge(run) {
   const span = document.createElement("span");

@@ -39,6 +39,14 @@ def finished(seq: int, index: int, node: str, **extra: Any) -> dict[str, Any]:
     return {"seq": seq, "type": "node_finished", "data": {**data, **extra}}
 
 
+def post_fixture(server: Daphne, key: str, fixtures_dir: Any, name: str) -> int:
+    """Store one of the shared DashFlow fixtures through the API; the answer's status."""
+    body = json.loads((fixtures_dir / name).read_bytes())
+    response = server.request("POST", "/api/v1/traces", body, {"Authorization": f"Bearer {key}"})
+    assert response.status in (200, 201), response.body
+    return response.status
+
+
 def sign_in(page: Page, server: Daphne) -> None:
     page.goto(f"{server.origin}/login/")
     page.fill("#id_username", "alice")
@@ -100,11 +108,7 @@ def test_the_run_list_shows_a_new_run_as_it_starts(
 def test_the_timeline_shows_each_step_and_a_click_selects_it(
     server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
 ) -> None:
-    body = (fixtures_dir / "tool_timeout_failure.json").read_bytes()
-    response = server.request(
-        "POST", "/api/v1/traces", json.loads(body), {"Authorization": f"Bearer {api_key}"}
-    )
-    assert response.status == 201, response.body
+    assert post_fixture(server, api_key, fixtures_dir, "tool_timeout_failure.json") == 201
     sign_in(page, server)
     url = f"{server.origin}/projects/acme/runs/0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02/"
     page.goto(url)
@@ -126,11 +130,7 @@ def test_the_timeline_shows_each_step_and_a_click_selects_it(
 def test_stepping_through_a_failed_run_with_the_keyboard(
     server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
 ) -> None:
-    body = (fixtures_dir / "tool_timeout_failure.json").read_bytes()
-    response = server.request(
-        "POST", "/api/v1/traces", json.loads(body), {"Authorization": f"Bearer {api_key}"}
-    )
-    assert response.status in (200, 201), response.body
+    post_fixture(server, api_key, fixtures_dir, "tool_timeout_failure.json")
     sign_in(page, server)
     url = f"{server.origin}/projects/acme/runs/0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02/"
     page.goto(url)
@@ -156,11 +156,7 @@ def test_stepping_through_a_failed_run_with_the_keyboard(
 def test_where_the_time_goes_charts_show_each_node_and_its_loop(
     server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
 ) -> None:
-    body = (fixtures_dir / "research_agent_success.json").read_bytes()
-    response = server.request(
-        "POST", "/api/v1/traces", json.loads(body), {"Authorization": f"Bearer {api_key}"}
-    )
-    assert response.status in (200, 201), response.body
+    post_fixture(server, api_key, fixtures_dir, "research_agent_success.json")
     sign_in(page, server)
     page.goto(f"{server.origin}/projects/acme/runs/0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a01/")
 
@@ -193,11 +189,7 @@ def test_where_the_time_goes_charts_show_each_node_and_its_loop(
 def test_watching_a_path_from_the_diff_and_opening_it_from_a_link(
     server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
 ) -> None:
-    body = (fixtures_dir / "tool_timeout_failure.json").read_bytes()
-    response = server.request(
-        "POST", "/api/v1/traces", json.loads(body), {"Authorization": f"Bearer {api_key}"}
-    )
-    assert response.status in (200, 201), response.body
+    post_fixture(server, api_key, fixtures_dir, "tool_timeout_failure.json")
     sign_in(page, server)
     url = f"{server.origin}/projects/acme/runs/0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02/"
     page.goto(f"{url}#step=3")
