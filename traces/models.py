@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -384,3 +385,209 @@ class RunEvent(models.Model):
             models.UniqueConstraint(fields=["run", "seq"], name="unique_event_seq"),
         ]
         ordering = ["seq"]
+
+
+# --- Team review of failures -------------------------------------------------------------
+# The rows are here; the rules that write them live in traces/failures.py (grouping) and
+# traces/review.py (reviews, verdicts, comments, activity).
+
+
+class GroupStatus(models.TextChoices):
+    NEW = "new"
+    TRIAGED = "triaged"
+    RESOLVED = "resolved"
+    IGNORED = "ignored"
+
+
+class FailureGroup(models.Model):
+    """Failures of one kind: same node, error type and normalised message."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="failure_groups")
+    fingerprint = models.CharField(max_length=64)
+    node = models.CharField(max_length=200)
+    error_type = models.CharField(max_length=200, blank=True)
+    # The message with numbers, ids, URLs and quoted values replaced by placeholders.
+    message = models.TextField()
+    sample_message = models.TextField(blank=True, help_text="The latest raw message")
+    status = models.CharField(max_length=10, choices=GroupStatus.choices, default=GroupStatus.NEW)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    count = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    regressed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "fingerprint"], name="unique_group"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "-last_seen"], name="group_recent"),
+            models.Index(fields=["project", "status", "-last_seen"], name="group_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node}: {self.message[:60]}"
+
+
+class Failure(models.Model):
+    """One occurrence of a group in a run: an ErrorTrace, or a failed step or run.
+
+    ``key`` names what failed within the run ("error:<position>", "step:<position>" or
+    "run"), so grouping the same run twice adds nothing.
+    """
+
+    group = models.ForeignKey(FailureGroup, on_delete=models.CASCADE, related_name="failures")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="failures")
+    key = models.CharField(max_length=40)
+    step_position = models.PositiveIntegerField(null=True, blank=True)
+    message = models.TextField()
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "key"], name="unique_failure"),
+        ]
+        indexes = [models.Index(fields=["group", "-seen_at"], name="failure_recent")]
+
+
+class ReviewStatus(models.TextChoices):
+    UNREVIEWED = "unreviewed"
+    NEEDS_ATTENTION = "needs_attention"
+    REVIEWED = "reviewed"
+
+
+class RunReview(models.Model):
+    """A run's review state; a run without a row is unreviewed."""
+
+    run = models.OneToOneField(
+        Run, on_delete=models.CASCADE, primary_key=True, related_name="review"
+    )
+    status = models.CharField(
+        max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.UNREVIEWED
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    labels = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "assignee"], name="review_status")]
+
+
+class Verdict(models.TextChoices):
+    GOOD = "good"
+    BAD = "bad"
+
+
+class StepVerdict(models.Model):
+    """A reviewer's verdict on one step (by its position in ``nodes_executed``), used to
+    pick training data. Keyed by position, so re-ingesting the run keeps it."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="verdicts")
+    step_position = models.PositiveIntegerField()
+    verdict = models.CharField(max_length=4, choices=Verdict.choices)
+    reason = models.TextField(blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step_position"], name="unique_verdict"),
+        ]
+
+
+class Comment(models.Model):
+    """A markdown comment on a run, on one of its steps, or on a JSON path of a step."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="comments")
+    step_position = models.PositiveIntegerField(null=True, blank=True)
+    path = models.CharField(max_length=1000, blank=True, help_text="JSON Pointer in the state")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = models.TextField()
+    mentions = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    edited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["run", "created_at"], name="comment_run")]
+
+
+class Activity(models.Model):
+    """Who changed what on a run or a failure group, and when."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.CASCADE, related_name="activity"
+    )
+    group = models.ForeignKey(
+        FailureGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="activity"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    verb = models.CharField(max_length=40)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["run", "-created_at"], name="activity_run"),
+            models.Index(fields=["group", "-created_at"], name="activity_group"),
+        ]
+
+
+# --- Optimizer exports (traces/exports.py, traces/tasks.py) -------------------------------
+
+
+class ExportFormat(models.TextChoices):
+    TRAINING_EXAMPLES = "training_examples"
+    OPENAI_FINETUNE = "openai_finetune"
+    DASHSTREAM = "dashstream"
+    DASHSTREAM_JSONL = "dashstream_jsonl"
+    CSV = "csv"
+    TRACES_JSONL = "traces_jsonl"
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Export(models.Model):
+    """One background export of selected runs to a file."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    format = models.CharField(max_length=20, choices=ExportFormat.choices)
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED
+    )
+    runs_total = models.PositiveIntegerField(default=0)
+    runs_done = models.PositiveIntegerField(default=0)
+    row_count = models.PositiveBigIntegerField(default=0)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    file_name = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="export_recent")]

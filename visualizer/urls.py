@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import exports, failures, members, review, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -22,4 +22,8 @@ urlpatterns = [
         views.run_step,
         name="run-step",
     ),
+    *failures.urlpatterns,
+    *review.urlpatterns,
+    *exports.urlpatterns,
+    *members.urlpatterns,
 ]

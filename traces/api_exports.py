@@ -1,0 +1,7 @@
+"""The exports API (work in progress)."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,21 @@
+"""Pages of the project's exports section (work in progress)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import path
+
+from .views import member_project
+
+
+@login_required
+def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
+    found = member_project(request, slug)
+    return render(request, "visualizer/section_stub.html", {"project": found, "section": "exports"})
+
+
+urlpatterns = [
+    path("projects/<slug:slug>/exports/", exports_page, name="exports"),
+]
