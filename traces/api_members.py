@@ -1,7 +1,148 @@
-"""The members API (work in progress)."""
+"""Project administration API: members and API keys (admins only; reads for members)."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from typing import Any
 
-urlpatterns: list[URLPattern] = []
+from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import members
+from .api import PROJECT_PARAM
+from .auth import KeyPrincipal, request_project
+from .models import ApiKey, Membership, Project
+from .permissions import MANAGE, READ, user_can
+
+
+def _project(request: Request, needed: str) -> Project:
+    """The request's project, if its user has ``needed``. An API key is a member: it
+    reads members but never manages the project."""
+    project = request_project(request)
+    if isinstance(request.user, KeyPrincipal):
+        if needed == MANAGE:
+            raise exceptions.PermissionDenied("managing a project requires a signed-in admin")
+        return project
+    if not user_can(project, request.user, needed):
+        raise exceptions.PermissionDenied(f"this needs the {needed} role in {project.slug}")
+    return project
+
+
+def _body(request: Request) -> dict[str, Any]:
+    if not isinstance(request.data, dict):
+        raise exceptions.ValidationError({"$": "expected a JSON object"})
+    return request.data
+
+
+def _membership(project: Project, username: str) -> Membership:
+    found = project.memberships.select_related("user").filter(user__username=username).first()
+    if found is None:
+        raise exceptions.NotFound(f"member {username!r}: not found")
+    return found
+
+
+class MemberList(APIView):
+    @extend_schema(
+        operation_id="list_members",
+        summary="The project's members and roles",
+        parameters=[PROJECT_PARAM],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request) -> Response:
+        project = _project(request, READ)
+        rows = project.memberships.select_related("user").order_by("user__username")
+        return Response({"results": [members.member_summary(m) for m in rows]})
+
+    @extend_schema(
+        operation_id="add_member",
+        summary="Add an existing user with a role, or change their role (admins)",
+        parameters=[PROJECT_PARAM],
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={201: OpenApiTypes.OBJECT, 400: OpenApiResponse(description="`path`, `rule`")},
+    )
+    def post(self, request: Request) -> Response:
+        project = _project(request, MANAGE)
+        body = _body(request)
+        membership = members.add_member(
+            project, request.user, body.get("username"), body.get("role", "member")
+        )
+        return Response(members.member_summary(membership), status=status.HTTP_201_CREATED)
+
+
+class MemberDetail(APIView):
+    @extend_schema(
+        operation_id="update_member",
+        summary="Change a member's role (admins)",
+        parameters=[PROJECT_PARAM],
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def patch(self, request: Request, username: str) -> Response:
+        project = _project(request, MANAGE)
+        membership = _membership(project, username)
+        members.set_role(project, request.user, membership, _body(request).get("role"))
+        return Response(members.member_summary(membership))
+
+    @extend_schema(
+        operation_id="remove_member",
+        summary="Remove a member (admins)",
+        parameters=[PROJECT_PARAM],
+        responses={204: None},
+    )
+    def delete(self, request: Request, username: str) -> Response:
+        project = _project(request, MANAGE)
+        members.remove_member(project, request.user, _membership(project, username))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class KeyList(APIView):
+    @extend_schema(
+        operation_id="list_api_keys",
+        summary="The project's API keys, without the keys (admins)",
+        parameters=[PROJECT_PARAM],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request) -> Response:
+        project = _project(request, MANAGE)
+        keys = project.api_keys.order_by("-created_at")
+        return Response({"results": [members.key_summary(k) for k in keys]})
+
+    @extend_schema(
+        operation_id="create_api_key",
+        summary="Issue a key; the response is the only time the key is shown (admins)",
+        parameters=[PROJECT_PARAM],
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={201: OpenApiTypes.OBJECT},
+    )
+    def post(self, request: Request) -> Response:
+        project = _project(request, MANAGE)
+        key, raw = members.issue_key(project, request.user, _body(request).get("name", ""))
+        return Response({**members.key_summary(key), "key": raw}, status=status.HTTP_201_CREATED)
+
+
+class KeyDetail(APIView):
+    @extend_schema(
+        operation_id="revoke_api_key",
+        summary="Revoke a key (admins)",
+        parameters=[PROJECT_PARAM],
+        responses={204: None},
+    )
+    def delete(self, request: Request, key_id: int) -> Response:
+        project = _project(request, MANAGE)
+        key = ApiKey.objects.filter(project=project, pk=key_id).first()
+        if key is None:
+            raise exceptions.NotFound(f"API key {key_id}: not found")
+        members.revoke_key(project, request.user, key)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+urlpatterns = [
+    path("members", MemberList.as_view(), name="api-members"),
+    path("members/<str:username>", MemberDetail.as_view(), name="api-member"),
+    path("api-keys", KeyList.as_view(), name="api-keys"),
+    path("api-keys/<int:key_id>", KeyDetail.as_view(), name="api-key"),
+]

@@ -1,21 +1,95 @@
-"""Pages of the project's members section (work in progress)."""
+"""The project's settings page: members and roles, API keys (admins change them)."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import redirect, render
 from django.urls import path
+from django.views.decorators.http import require_http_methods
+
+from traces import members
+from traces.models import Activity, Membership, Project, Role
+from traces.permissions import MANAGE, has_role
+from traces.trace import TraceError
 
 from .views import member_project
 
+ADMIN_VERBS = (
+    "member_added",
+    "member_removed",
+    "role_changed",
+    "api_key_created",
+    "api_key_revoked",
+)
+
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def members_page(request: HttpRequest, slug: str) -> HttpResponse:
-    found = member_project(request, slug)
-    return render(
-        request, "visualizer/section_stub.html", {"project": found, "section": "settings"}
-    )
+    project = member_project(request, slug)
+    is_admin = has_role(project.role_of(request.user), MANAGE)
+    new_key = None
+    if request.method == "POST":
+        if not is_admin:
+            return HttpResponseForbidden("only an admin of this project can change its settings")
+        try:
+            new_key = _apply(request, project)
+        except TraceError as exc:
+            messages.error(request, f"{exc.path}: {exc.rule}")
+        if new_key is None:
+            return redirect("project-settings", project.slug)
+    context = {
+        "project": project,
+        "section": "settings",
+        "is_admin": is_admin,
+        "roles": Role.choices,
+        "memberships": project.memberships.select_related("user").order_by("user__username"),
+        "keys": project.api_keys.order_by("revoked_at", "-created_at") if is_admin else [],
+        "new_key": new_key,
+        "activity": Activity.objects.filter(project=project, verb__in=ADMIN_VERBS)
+        .select_related("actor")
+        .order_by("-created_at", "-id")[:20]
+        if is_admin
+        else [],
+    }
+    return render(request, "visualizer/settings.html", context)
+
+
+def _apply(request: HttpRequest, project: Project) -> str | None:
+    """Carry out one form's action; returns a newly issued key to show once."""
+    action = request.POST.get("action")
+    actor = request.user
+    if action == "add_member":
+        m = members.add_member(
+            project, actor, request.POST.get("username", "").strip(), request.POST.get("role")
+        )
+        messages.success(request, f"{m.user.username} is now {m.role}.")
+    elif action in ("set_role", "remove_member"):
+        membership = Membership.objects.filter(
+            project=project, pk=request.POST.get("membership") or 0
+        ).first()
+        if membership is None:
+            raise TraceError("membership", "no such member")
+        if action == "set_role":
+            members.set_role(project, actor, membership, request.POST.get("role"))
+            messages.success(request, f"{membership.user.username} is now {membership.role}.")
+        else:
+            members.remove_member(project, actor, membership)
+            messages.success(request, f"{membership.user.username} was removed.")
+    elif action == "create_key":
+        _key, raw = members.issue_key(project, actor, request.POST.get("name", "").strip())
+        return raw
+    elif action == "revoke_key":
+        key_row = project.api_keys.filter(pk=request.POST.get("key") or 0).first()
+        if key_row is None:
+            raise TraceError("key", "no such API key")
+        members.revoke_key(project, actor, key_row)
+        messages.success(request, f"Key {key_row.prefix}… was revoked.")
+    else:
+        raise TraceError("action", f"unknown action {action!r}")
+    return None
 
 
 urlpatterns = [

@@ -10,6 +10,13 @@ from traces.ingest import parse_trace
 from traces.models import Membership, Project, Role
 from traces.store import save_trace
 
+# (username = password, project, role)
+TEAM = [
+    ("sam", "demo", Role.MEMBER),
+    ("vera", "demo", Role.VIEWER),
+    ("otto", "elsewhere", Role.ADMIN),
+]
+
 DEFAULT_FIXTURES = settings.BASE_DIR.parent / "shared" / "fixtures" / "dashflow"
 
 
@@ -34,6 +41,15 @@ class Command(BaseCommand):
         Membership.objects.update_or_create(
             project=project, user=user, defaults={"role": Role.ADMIN}
         )
+        # Teammates to review with, and someone outside the project who must see none of it.
+        other, _ = Project.objects.get_or_create(slug="elsewhere", defaults={"name": "Elsewhere"})
+        for name, team, role in TEAM:
+            mate, _ = User.objects.get_or_create(username=name)
+            mate.set_password(name)
+            mate.save()
+            Membership.objects.update_or_create(
+                project=project if team == "demo" else other, user=mate, defaults={"role": role}
+            )
         imported = 0
         fixtures = Path(options["fixtures"])
         if fixtures.is_dir():
@@ -47,5 +63,6 @@ class Command(BaseCommand):
             save_trace(project, trace)
         self.stdout.write(
             f"demo project ready: {imported} fixture traces, {options['runs']} generated runs\n"
-            f"sign in at http://127.0.0.1:8000/ as demo / {options['password']}"
+            f"sign in at http://127.0.0.1:8000/ as demo / {options['password']} (admin); "
+            "teammates sam / sam (member) and vera / vera (viewer); otto / otto is outside it"
         )
