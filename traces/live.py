@@ -23,6 +23,7 @@ from .store import (
     STEP_COLUMNS,
     Snapshots,
     error_row,
+    insert_new_rows,
     insert_rows,
     load_states,
     parse_time,
@@ -67,6 +68,8 @@ STATE_FIELDS: dict[str, tuple[str, ...]] = {
     EventType.ERROR: ("state_at_error",),
     EventType.RUN_FINISHED: ("final_state",),
 }
+
+EVENT_COLUMNS = ("run_id", "seq", "type", "data", "states", "received_at")
 
 _json = msgspec.json.Encoder()
 _compressor = zstandard.ZstdCompressor(level=3)
@@ -148,40 +151,41 @@ def _ingest_locked(
             started_at=now,
             last_event_at=now,
         )
-    stored = set(
-        RunEvent.objects.filter(run=run, seq__in=[e.seq for e in events]).values_list(
-            "seq", flat=True
-        )
-    )
-    new: dict[int, ParsedEvent] = {}
+    unique: dict[int, ParsedEvent] = {}
     for event in events:
-        if event.seq not in stored:
-            new.setdefault(event.seq, event)  # a seq repeated inside one batch counts once
-    fresh = [new[seq] for seq in sorted(new)]
-    if not fresh:
-        return run, []
+        unique.setdefault(event.seq, event)  # a seq repeated inside one batch counts once
+    candidates = [unique[seq] for seq in sorted(unique)]
 
     snapshots = Snapshots(project)
     digests = [
         {name: snapshots.add(getattr(e.data, name)) for name in STATE_FIELDS.get(e.type, ())}
-        for e in fresh
+        for e in candidates
     ]
     snapshots.resolve()
-    event_rows = []
-    for event, fields in zip(fresh, digests, strict=True):
+    event_rows: list[tuple[Any, ...]] = []
+    for event, fields in zip(candidates, digests, strict=True):
         states = {name: snapshots.id_for(d) for name, d in fields.items() if d is not None}
         stripped = msgspec.structs.replace(event.data, **dict.fromkeys(fields))
         event_rows.append(
-            RunEvent(
-                run=run,
-                seq=event.seq,
-                type=event.type,
-                data=_compressor.compress(_json.encode(stripped)),
-                states=states,
-                received_at=now,
+            (
+                run.pk,
+                event.seq,
+                event.type,
+                _compressor.compress(_json.encode(stripped)),
+                _json.encode(states).decode(),
+                now,
             )
         )
-    RunEvent.objects.bulk_create(event_rows)
+    # The unique (run, seq) constraint decides what is new: a stored seq is skipped in the
+    # same statement that inserts the rest, with no look-up first.
+    inserted = insert_new_rows(
+        RunEvent, EVENT_COLUMNS, event_rows, unique=("run_id", "seq"), returning="seq"
+    )
+    kept = [i for i, e in enumerate(candidates) if e.seq in inserted]
+    fresh = [candidates[i] for i in kept]
+    if not fresh:
+        return run, []
+    digests = [digests[i] for i in kept]
 
     changed = _apply(run, fresh, digests, snapshots)
     run.last_seq = max(run.last_seq, fresh[-1].seq)
@@ -213,20 +217,30 @@ def _apply(
 ) -> set[str]:
     """Apply events to the run's rows; returns the Run fields it changed."""
     changed: set[str] = set()
-    steps: list[tuple[Any, ...]] = []
-    # Only the positions this batch could collide with: a long run has thousands of steps.
-    nodes = [e.data for e in events if isinstance(e.data, NodeExecution)]
-    positions = [int(n.index) for n in nodes if n.index is not UNSET]
-    if len(positions) < len(nodes):  # without an index a node takes the next position
-        positions += range(run.node_count, run.node_count + len(nodes))
-    existing_steps = (
-        set(run.steps.filter(position__in=positions).values_list("position", flat=True))
-        if positions
-        else set()
+    # Steps first: the unique (run, position) constraint says which are new (the same step
+    # again under another seq keeps the first), and only those count in the summary.
+    positions: dict[int, int] = {}  # event number -> position
+    rows: list[tuple[Any, ...]] = []
+    next_position = run.node_count
+    for number, (event, fields) in enumerate(zip(events, digests, strict=True)):
+        data = event.data
+        if isinstance(data, NodeExecution):
+            if data.index is UNSET:  # without an index a node takes the next position
+                position = next_position
+                next_position += 1
+            else:
+                position = int(data.index)
+            positions[number] = position
+            before, after = fields.get("state_before"), fields.get("state_after")
+            rows.append(
+                step_row(run.pk, position, data, snapshots.id_for(before), snapshots.id_for(after))
+            )
+    new_steps = insert_new_rows(
+        Step, STEP_COLUMNS, rows, unique=("run_id", "position"), returning="position"
     )
     error_position = run.error_count
     errors: list[tuple[Any, ...]] = []
-    for event, fields in zip(events, digests, strict=True):
+    for number, (event, fields) in enumerate(zip(events, digests, strict=True)):
         data = event.data
         if isinstance(data, RunStarted):
             run.thread_id = data.thread_id
@@ -248,19 +262,9 @@ def _apply(
                 "graph_name",
             }
         elif isinstance(data, NodeExecution):
-            position = run.node_count if data.index is UNSET else int(data.index)
-            if position in existing_steps:
-                continue  # the same step again under another seq: keep the first
-            existing_steps.add(position)
-            steps.append(
-                step_row(
-                    run.pk,
-                    position,
-                    data,
-                    snapshots.id_for(fields.get("state_before")),
-                    snapshots.id_for(fields.get("state_after")),
-                )
-            )
+            if positions[number] not in new_steps:
+                continue
+            new_steps.discard(positions[number])  # a position twice in one batch counts once
             run.node_count += 1
             run.total_tokens += data.tokens_used
             changed |= {"node_count", "total_tokens"}
@@ -311,8 +315,6 @@ def _apply(
                 "total_tokens",
                 "status",
             }
-    if steps:
-        insert_rows(Step, STEP_COLUMNS, steps)
     if errors:
         insert_rows(RunError, ERROR_COLUMNS, errors)
     return changed

@@ -164,12 +164,22 @@ def _pg_snapshot_ids(project_id: int, digests: Sequence[str]) -> tuple[dict[str,
     return ids, missing
 
 
+# Below this many rows one multi-row INSERT beats COPY, which costs extra round trips
+# (start, data, end): a live batch of a few events is mostly round trips.
+_SMALL_BATCH = 64
+
+
 def insert_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Insert prepared rows (database values, JSON already encoded as text) in bulk."""
     table = model._meta.db_table
     cols = ", ".join(connection.ops.quote_name(c) for c in columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            if isinstance(rows, list) and len(rows) <= _SMALL_BATCH:
+                if rows:
+                    values, params = _values(columns, rows)
+                    cursor.execute(f"INSERT INTO {table} ({cols}) VALUES {values}", params)
+                return
             raw = cursor.cursor  # the psycopg cursor under Django's wrapper
             with raw.copy(f"COPY {connection.ops.quote_name(table)} ({cols}) FROM STDIN") as copy:
                 for row in rows:
@@ -177,6 +187,39 @@ def insert_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Seque
         else:
             marks = ", ".join(["%s"] * len(columns))
             cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows))
+
+
+def insert_new_rows(
+    model: type[Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    unique: Sequence[str],
+    returning: str,
+) -> set[Any]:
+    """Insert the rows that do not collide on ``unique`` (one statement, one round trip);
+    returns the ``returning`` column of those inserted. SQLite >= 3.35 and PostgreSQL
+    both speak ON CONFLICT ... DO NOTHING RETURNING."""
+    if not rows:
+        return set()
+    quote = connection.ops.quote_name
+    cols = ", ".join(quote(c) for c in columns)
+    keys = ", ".join(quote(c) for c in unique)
+    inserted: set[Any] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _SMALL_BATCH):
+            values, params = _values(columns, rows[start : start + _SMALL_BATCH])
+            cursor.execute(
+                f"INSERT INTO {quote(model._meta.db_table)} ({cols}) VALUES {values}"
+                f" ON CONFLICT ({keys}) DO NOTHING RETURNING {quote(returning)}",
+                params,
+            )
+            inserted.update(row[0] for row in cursor.fetchall())
+    return inserted
+
+
+def _values(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    return ", ".join([one] * len(rows)), [value for row in rows for value in row]
 
 
 def trace_digest(trace: ExecutionTrace) -> str:
