@@ -977,7 +977,7 @@ def render(
         " servers started (3 s sample)",
         f"- Versions: {machine.versions}",
         "- Servers: Daphne processes (DEBUG=false) on a private redis-server (no persistence)"
-        " as the channel layer (channels_redis `RedisChannelLayer`), PostgreSQL on"
+        " as the channel layer (channels_redis `RedisPubSubChannelLayer`), PostgreSQL on"
         " 127.0.0.1 (TCP). Producer, viewers, servers, PostgreSQL and Redis share the"
         f" machine's {machine.cpus} cores (and whatever else runs on it).",
         f"- Events: node_finished, ~{message_bytes:,} bytes of JSON each on the websocket"

@@ -1,6 +1,8 @@
 """ASGI entry point served by Daphne: HTTP through Django, websockets through Channels."""
 
 import os
+import re
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -12,14 +14,50 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
+from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
 
 from visualizer.routing import websocket_urlpatterns  # noqa: E402
+
+# The producers' endpoints: API-key only, JSON in and out, never a browser session.
+PRODUCER_PATHS = re.compile(r"^/api/v1/(?:traces|runs/[^/]+/events)$")
+
+
+class ProducerHandler(ASGIHandler):
+    """Django without the browser middleware (sessions, CSRF, messages, ...).
+
+    Under ASGI each sync middleware hook is its own hop to a worker thread (~12 per
+    request with our seven), which cost a live event more than storing it did
+    (benchmarks/live.py). These views authenticate with the API key themselves.
+    """
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        self._view_middleware: list[Any] = []
+        self._template_response_middleware: list[Any] = []
+        self._exception_middleware: list[Any] = []
+        # BaseHandler.load_middleware with an empty list (the stubs omit these privates).
+        get_response = (
+            self._get_response_async  # type: ignore[attr-defined]
+            if is_async
+            else self._get_response  # type: ignore[attr-defined]
+        )
+        self._middleware_chain = convert_exception_to_response(get_response)
+
+
+producer_http = ProducerHandler()
+site_http = ASGIStaticFilesHandler(django_http)
+
+
+async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    app = producer_http if PRODUCER_PATHS.match(scope["path"]) else site_http
+    await app(scope, receive, send)
+
 
 application = ProtocolTypeRouter(
     {
         # Static files come from the app itself so one Daphne command serves everything;
         # a deployment behind a CDN or proxy can serve STATIC_ROOT instead.
-        "http": ASGIStaticFilesHandler(django_http),
+        "http": http,
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -9,6 +9,7 @@ Redis. A bad value stops the process at start with a message naming the variable
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 import plotly
@@ -159,9 +160,17 @@ if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r}: expected redis://host:port/db")
 
 if REDIS_URL:
+    # Redis pub/sub ignores the database number, so the channel names carry it: two
+    # deployments (or test sessions) on one Redis with different db numbers stay apart.
+    _redis_db = urlsplit(REDIS_URL).path.strip("/") or "0"
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # Pub/sub: a group message is published once and each Daphne process fans it
+            # out to its own viewers. The core layer instead queues one copy per viewer,
+            # popped one round trip at a time (20 viewers: the last waits ~20 pops).
+            # Both are lossy by design here: seq + replay from the database make delivery
+            # whole (DESIGN.md §4).
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 # socket_timeout None: redis-py 8 otherwise closes pub/sub sockets idle
                 # for 5 s (channels_redis #422) and an idle viewer misses the next event.
@@ -175,7 +184,7 @@ if REDIS_URL:
                         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
                     }
                 ],
-                "capacity": env_int("CHANNEL_CAPACITY", 1000, minimum=1),
+                "prefix": f"dashflow.db{_redis_db}",
             },
         }
     }

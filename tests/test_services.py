@@ -34,7 +34,7 @@ def test_database_is_postgresql() -> None:
 def test_channel_layer_round_trips_through_redis() -> None:
     assert settings.REDIS_URL, "REDIS_URL must be set"
     layer = get_channel_layer()
-    assert type(layer).__name__ == "RedisChannelLayer"
+    assert type(layer).__name__ == "RedisPubSubChannelLayer"
 
     async def round_trip() -> dict[str, object]:
         channel = await layer.new_channel()
