@@ -250,3 +250,19 @@ def test_traces_jsonl_line_is_the_api_trace_byte_for_byte(api: APIClient, name: 
     assert rows == 1
     assert data == served + b"\n"
     assert b"\n" not in served
+
+
+def test_exporting_leaves_the_callers_garbage_collector_setting_alone() -> None:
+    import gc
+
+    trace = load("research_agent_success.json")
+    assert gc.isenabled()
+    chunks = encode_run("training_examples", trace)
+    next(chunks)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        list(chunks)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
