@@ -15,7 +15,9 @@ version 1):
   node's ``state_after`` was captured;
 - ``Event`` NODE_ERROR for errors not tied to a node execution;
 - ``Event`` GRAPH_END (``duration_us``, ``completed``, totals);
-- the closing ``ExecutionTrace`` summary.
+- the closing ``ExecutionTrace`` summary (node states left out, and metadata
+  ``dashstream_states_omitted`` = ``true``, past 8 MB; no summary at all in the rare run
+  whose summary would still be over DashFlow's 10 MB message limit).
 
 A ``StateDiff`` is the RFC 6902 patch (``traces/jsondiff.py``) from the state a consumer
 holds (the initial state, then each diff's result) to the node's ``state_after``, values
@@ -72,9 +74,9 @@ SCHEMA_VERSION = 1
 COMPRESSION_THRESHOLD = 512
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 FULL_STATE_RATIO = 1.1
-# The closing summary repeats every node's states; past this many bytes of them it leaves
-# them out (they are all in the StateDiffs) so the summary stays under MAX_MESSAGE_BYTES.
-SUMMARY_STATE_BUDGET = 8 * 1024 * 1024
+# The closing summary repeats every node's states; past this size it leaves them out (they
+# are all in the StateDiffs) so that it stays under MAX_MESSAGE_BYTES.
+SUMMARY_BUDGET = 8 * 1024 * 1024
 SUMMARY_STATES_OMITTED = "dashstream_states_omitted"
 
 # Message ids are UUIDv5 in this namespace of "<execution id>:<sequence>".
@@ -218,7 +220,7 @@ class _Stream:
                 after_json = self.state_json
             else:
                 after_json = None
-            summary.add(node, before_json, after_json)
+            summary.add(position, node, before_json, after_json)
 
         if steps is None:
             for error in loose:
@@ -236,8 +238,9 @@ class _Stream:
             },
         )
         summary_message = summary.message(trace, steps is None)
-        self.fill(summary_message.execution_trace.header, _EXECUTION_TRACE, ended)
-        yield summary_message
+        if summary_message is not None:
+            self.fill(summary_message.execution_trace.header, _EXECUTION_TRACE, ended)
+            yield summary_message
 
     def error(self, error: Any, at: int) -> Any:
         return self.event(
@@ -289,11 +292,12 @@ class _Summary:
     """The closing ``ExecutionTrace`` message, gathered while the nodes stream."""
 
     def __init__(self) -> None:
-        self.records: list[Any] = []
-        self.state_bytes = 0
+        self.records: list[pb.NodeExecutionRecord] = []
+        self.positions: set[int] = set()
+        self.size = 0
         self.with_states = True
 
-    def add(self, node: Any, before: bytes | None, after: bytes | None) -> None:
+    def add(self, position: int, node: Any, before: bytes | None, after: bytes | None) -> None:
         record = pb.NodeExecutionRecord(
             node=node.node,
             duration_ms=node.duration_ms,
@@ -302,13 +306,14 @@ class _Summary:
             started_at=node.started_at or "",
             metadata={key: _encode(value).decode() for key, value in node.metadata.items()},
         )
+        self.size += record.ByteSize() + 8
         if self.with_states:
             if before is None and node.state_before is not None:
                 before = canonical_json(node.state_before)
             if after is None and node.state_after is not None:
                 after = canonical_json(node.state_after)
-            self.state_bytes += len(before or b"") + len(after or b"")
-            if self.state_bytes > SUMMARY_STATE_BUDGET:
+            self.size += len(before or b"") + len(after or b"") + 16
+            if self.size > SUMMARY_BUDGET:
                 self.with_states = False
                 for earlier in self.records:
                     earlier.ClearField("input")
@@ -317,8 +322,11 @@ class _Summary:
                 record.input = before or b""
                 record.output = after or b""
         self.records.append(record)
+        self.positions.add(position)
 
-    def message(self, trace: ExecutionTrace, all_errors: bool) -> pb.DashStreamMessage:
+    def message(self, trace: ExecutionTrace, all_errors: bool) -> pb.DashStreamMessage | None:
+        """The summary, or ``None`` when even without node states it would be over the
+        10 MB DashFlow's decoders accept (the stream has said everything already)."""
         summary = pb.ExecutionTrace(
             thread_id=trace.thread_id or "",
             execution_id=trace.execution_id or "",
@@ -335,7 +343,7 @@ class _Summary:
                     stack_trace=e.context or "",
                 )
                 for e in trace.errors
-                if all_errors or e.execution_index is not None
+                if all_errors or e.execution_index in self.positions
             ],
             completed=trace.completed,
             started_at=trace.started_at or "",
@@ -345,6 +353,8 @@ class _Summary:
         )
         if not self.with_states:
             summary.metadata[SUMMARY_STATES_OMITTED] = b"true"
+        if summary.ByteSize() > MAX_MESSAGE_BYTES - 1024:  # room for the header
+            return None
         return pb.DashStreamMessage(execution_trace=summary)
 
 

@@ -461,3 +461,23 @@ def test_decoding_refuses_payloads_over_ten_megabytes() -> None:
     bomb = b"\x01" + zstandard.ZstdCompressor().compress(b"\x00" * (11 * 1024 * 1024))
     with pytest.raises(ValueError, match="10 MB"):
         dashstream.decode_frame(bomb)
+
+
+def test_the_summary_leaves_states_out_past_its_budget_and_stays_decodable(
+    tmp_path: Path,
+) -> None:
+    doc = raw_fixture("research_agent_success.json")
+    blob = "x" * 400_000  # 11 nodes x 2 states x 400 kB: over the 8 MB budget
+    for i, node in enumerate(doc["nodes_executed"]):
+        node["state_before"] = {"blob": blob, "i": i}
+        node["state_after"] = {"blob": blob, "i": i + 1}
+    frames = decode_with_node(export_file(ExecutionTrace.from_obj(doc)), tmp_path)
+    summary = body(frames[-1])
+    assert kind(frames[-1]) == "executionTrace"
+    assert b64json(summary["metadata"]["dashstream_states_omitted"]) is True
+    assert all("input" not in r and "output" not in r for r in summary["nodesExecuted"])
+    assert frames[-1]["inflated_size"] < dashstream.MAX_MESSAGE_BYTES
+    # Each diff is one small replace; the states themselves went out once, at the start.
+    diffs = [body(f) for f in frames if kind(f) == "stateDiff"]
+    assert [len(d["operations"]) for d in diffs] == [1] * len(doc["nodes_executed"])
+    assert all(f["inflated_size"] < 1000 for f in frames if kind(f) == "stateDiff")
