@@ -481,3 +481,93 @@ def test_the_summary_leaves_states_out_past_its_budget_and_stays_decodable(
     diffs = [body(f) for f in frames if kind(f) == "stateDiff"]
     assert [len(d["operations"]) for d in diffs] == [1] * len(doc["nodes_executed"])
     assert all(f["inflated_size"] < 1000 for f in frames if kind(f) == "stateDiff")
+
+
+def test_our_proto_has_dashflows_numbers_names_and_types() -> None:
+    """Every message, field and enum value of DashFlow's descriptor, in ours."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    from traces.proto import dashstream_pb2
+
+    scalar = {
+        FieldDescriptor.TYPE_STRING: "string",
+        FieldDescriptor.TYPE_BYTES: "bytes",
+        FieldDescriptor.TYPE_BOOL: "bool",
+        FieldDescriptor.TYPE_INT64: "int64",
+        FieldDescriptor.TYPE_UINT64: "uint64",
+        FieldDescriptor.TYPE_UINT32: "uint32",
+        FieldDescriptor.TYPE_DOUBLE: "double",
+        FieldDescriptor.TYPE_FLOAT: "float",
+    }
+    schema = json.loads(SCHEMA.read_text())["nested"]["dashstream"]["nested"]["v1"]["nested"]
+    pool = dashstream_pb2.DESCRIPTOR.pool
+    checked = 0
+
+    def check(name: str, spec: dict[str, Any]) -> None:
+        nonlocal checked
+        if "values" in spec:
+            ours = pool.FindEnumTypeByName(f"dashstream.v1.{name}")
+            assert {v.name: v.number for v in ours.values} == spec["values"], name
+            checked += 1
+            return
+        message = pool.FindMessageTypeByName(f"dashstream.v1.{name}")
+        fields = {f.json_name: f for f in message.fields}
+        assert set(fields) == set(spec["fields"]), name
+        for json_name, field_spec in spec["fields"].items():
+            field = fields[json_name]
+            assert field.number == field_spec["id"], f"{name}.{json_name}"
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
+                key, value = field.message_type.fields_by_name.values()
+                assert field_spec["keyType"] == scalar[key.type]
+                target = value
+            else:
+                assert field.is_repeated is (field_spec.get("rule") == "repeated")
+                target = field
+            if target.message_type is not None:
+                type_name = target.message_type.name
+            elif target.enum_type is not None:
+                type_name = target.enum_type.name
+            else:
+                type_name = scalar[target.type]
+            assert type_name == field_spec["type"], f"{name}.{json_name}"
+            checked += 1
+        for oneof, members in spec.get("oneofs", {}).items():
+            ours_oneof = message.oneofs_by_name[oneof]
+            assert [f.json_name for f in ours_oneof.fields] == members["oneof"]
+        for nested, nested_spec in spec.get("nested", {}).items():
+            check(f"{name}.{nested}", nested_spec)
+
+    def count(spec: dict[str, Any]) -> int:
+        own = 1 if "values" in spec else len(spec.get("fields", {}))
+        return own + sum(count(n) for n in spec.get("nested", {}).values())
+
+    for name, spec in schema.items():
+        check(name, spec)
+    assert checked == sum(count(spec) for spec in schema.values()) > 100
+
+
+def test_the_committed_python_is_what_protoc_makes_of_the_proto(tmp_path: Path) -> None:
+    """`make proto` was run after the last change to dashstream.proto."""
+    proto_dir = tmp_path / "traces" / "proto"
+    proto_dir.mkdir(parents=True)
+    (proto_dir / "dashstream.proto").write_bytes(
+        (ROOT / "traces" / "proto" / "dashstream.proto").read_bytes()
+    )
+    from grpc_tools import protoc
+
+    assert (
+        protoc.main(
+            [
+                "protoc",
+                f"-I{tmp_path}",
+                f"--python_out={tmp_path}",
+                f"--pyi_out={tmp_path}",
+                str(proto_dir / "dashstream.proto"),
+            ]
+        )
+        == 0
+    )
+    made = (proto_dir / "dashstream_pb2.py").read_bytes()
+    assert made == (ROOT / "traces" / "proto" / "dashstream_pb2.py").read_bytes()
+    stub = b"# mypy: ignore-errors\n" + (proto_dir / "dashstream_pb2.pyi").read_bytes()
+    assert stub == (ROOT / "traces" / "proto" / "dashstream_pb2.pyi").read_bytes()
