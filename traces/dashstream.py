@@ -361,12 +361,14 @@ class _Summary:
 def frame(message: Any) -> bytes:
     """One framed message: ``0x00`` + protobuf, or ``0x01`` + zstd(protobuf) when the
     message is over 512 bytes and compression makes it smaller."""
-    raw: bytes = message.SerializeToString()
+    # Deterministic: map entries (attributes, metadata) in key order, not in the hash
+    # table's, which differs from one process to the next.
+    raw: bytes = message.SerializeToString(deterministic=True)
     if len(raw) <= COMPRESSION_THRESHOLD:
         return b"\x00" + raw
     header = _header_of(message)
     header.compression = pb.COMPRESSION_ZSTD
-    marked: bytes = message.SerializeToString()
+    marked: bytes = message.SerializeToString(deterministic=True)
     packed = _compressor().compress(marked)
     if len(packed) < len(raw):
         return b"\x01" + packed
@@ -458,13 +460,16 @@ def message_to_json(message: Message) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field, value in message.ListFields():
         out[field.name] = _field_json(field, value)
+    if isinstance(message, pb.DiffOperation) and "op" not in out:
+        # OP_TYPE_ADD is the enum's zero, which protobuf leaves out; a reader needs it.
+        out = {"op": "OP_TYPE_ADD", **out}
     return out
 
 
 def _field_json(field: Any, value: Any) -> Any:
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
         value_field = field.message_type.fields_by_name["value"]
-        return {key: _scalar_json(field.name, value_field, item) for key, item in value.items()}
+        return {key: _scalar_json(field.name, value_field, value[key]) for key in sorted(value)}
     if field.is_repeated:
         return [_scalar_json(field.name, field, item) for item in value]
     return _scalar_json(field.name, field, value)

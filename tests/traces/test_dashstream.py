@@ -443,6 +443,7 @@ def test_jsonl_rendering_is_one_readable_line_per_message() -> None:
     assert first["header"]["type"] == "MESSAGE_TYPE_EVENT"
     assert str(uuid.UUID(first["header"]["message_id"])) == first["header"]["message_id"]
     diff = next(line["state_diff"] for line in lines if "state_diff" in line)
+    assert {op["op"] for op in diff["operations"]} == {"OP_TYPE_ADD"}
     assert (
         diff["state_hash"]
         == hashlib.sha256(canonical(doc["nodes_executed"][0]["state_after"])).hexdigest()

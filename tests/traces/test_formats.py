@@ -266,3 +266,36 @@ def test_exporting_leaves_the_callers_garbage_collector_setting_alone() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+HASH_EVERY_FORMAT = """
+import hashlib, sys
+from traces.formats import FORMATS, encode_run
+from traces.trace import ExecutionTrace
+trace = ExecutionTrace.from_json(open(sys.argv[1], "rb").read())
+for fmt in FORMATS:
+    data = b"".join(chunk for chunk, _ in encode_run(fmt, trace, verdicts={0: "good"}))
+    print(fmt, hashlib.sha256(data).hexdigest())
+"""
+
+
+def test_every_format_is_byte_identical_from_one_process_to_the_next() -> None:
+    """A rerun export must not produce a different file: nothing may depend on hash
+    seeds, map order or the clock."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", HASH_EVERY_FORMAT, str(FIXTURES / "tool_timeout_failure.json")],
+            cwd=root,
+            capture_output=True,
+            check=True,
+            text=True,
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+        ).stdout
+        for seed in ("1", "2")
+    ]
+    assert runs[0] == runs[1]
+    assert len(runs[0].splitlines()) == len(FORMATS)
