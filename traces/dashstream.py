@@ -88,6 +88,9 @@ _STATE_DIFF = pb.MESSAGE_TYPE_STATE_DIFF
 _EXECUTION_TRACE = pb.MESSAGE_TYPE_EXECUTION_TRACE
 _OPS = {"add": pb.DiffOperation.OP_TYPE_ADD, "remove": pb.DiffOperation.OP_TYPE_REMOVE}
 _OPS["replace"] = pb.DiffOperation.OP_TYPE_REPLACE
+# The length of an operation's JSON text besides its path and value:
+# {"op":"<op>","path":<path>,"value":<value>}, (the comma separating it from the next).
+_OP_TEXT = {"add": 27 + 3, "replace": 27 + 7}
 _encode = msgspec.json.encode
 
 
@@ -276,8 +279,7 @@ class _Stream:
                     value = b""
                 else:
                     value = _encode(change.after)
-                    # {"op":"<op>","path":<path>,"value":<value>},
-                    size += 27 + len(change.op) + len(path_json) + len(value)
+                    size += _OP_TEXT[change.op] + len(path_json) + len(value)
                 if size > limit:
                     state_diff.ClearField("operations")
                     state_diff.full_state = after_json

@@ -153,8 +153,9 @@ def _diff_dict(path: str, a: dict[str, Any], b: dict[str, Any], out: list[Change
                         _diff_list(child_path(path, key), va, vb, out)
                 elif va != vb:
                     out.append(Change("replace", child_path(path, key), va, vb))
-            for gone in removed_after.get(key, ()):
-                out.append(Change("remove", child_path(path, gone), before=a[gone]))
+            if removed_after:
+                for gone in removed_after.get(key, ()):
+                    out.append(Change("remove", child_path(path, gone), before=a[gone]))
         else:
             out.append(Change("add", child_path(path, key), after=vb))
 
