@@ -54,7 +54,7 @@ from .proto import dashstream_pb2 as pb
 from .trace import canonical_json
 
 if TYPE_CHECKING:
-    from .trace import ExecutionTrace
+    from .trace import ErrorTrace, ExecutionTrace, NodeExecution
 
 __all__ = [
     "COMPRESSION_THRESHOLD",
@@ -86,15 +86,20 @@ _INT64_MAX = 2**63 - 1
 _EVENT = pb.MESSAGE_TYPE_EVENT
 _STATE_DIFF = pb.MESSAGE_TYPE_STATE_DIFF
 _EXECUTION_TRACE = pb.MESSAGE_TYPE_EXECUTION_TRACE
-_OPS = {"add": pb.DiffOperation.OP_TYPE_ADD, "remove": pb.DiffOperation.OP_TYPE_REMOVE}
-_OPS["replace"] = pb.DiffOperation.OP_TYPE_REPLACE
+_OPS = {
+    "add": pb.DiffOperation.OP_TYPE_ADD,
+    "remove": pb.DiffOperation.OP_TYPE_REMOVE,
+    "replace": pb.DiffOperation.OP_TYPE_REPLACE,
+}
 # The length of an operation's JSON text besides its path and value:
 # {"op":"<op>","path":<path>,"value":<value>}, (the comma separating it from the next).
 _OP_TEXT = {"add": 27 + 3, "replace": 27 + 7}
 _encode = msgspec.json.encode
 
 
-def messages(trace: ExecutionTrace, steps: Container[int] | None = None) -> Iterator[Any]:
+def messages(
+    trace: ExecutionTrace, steps: Container[int] | None = None
+) -> Iterator[pb.DashStreamMessage]:
     """The run's ``DashStreamMessage``s, in order. ``steps`` limits the node executions
     to these positions in ``nodes_executed`` (diffs then run from one selected node to the
     next); errors not tied to a node are kept only when every node is."""
@@ -157,12 +162,12 @@ class _Stream:
                     _set_attribute(target[name], value)
         return message
 
-    def run(self, steps: Container[int] | None) -> Iterator[Any]:
+    def run(self, steps: Container[int] | None) -> Iterator[pb.DashStreamMessage]:
         trace = self.trace
         nodes = trace.nodes_executed
         chosen = [i for i in range(len(nodes)) if steps is None or i in steps]
-        errors_at: dict[int, list[Any]] = {}
-        loose = []
+        errors_at: dict[int, list[ErrorTrace]] = {}
+        loose: list[ErrorTrace] = []
         for error in trace.errors:
             at = error.execution_index
             if at is not None and at < len(nodes):
@@ -245,7 +250,7 @@ class _Stream:
             self.fill(summary_message.execution_trace.header, _EXECUTION_TRACE, ended)
             yield summary_message
 
-    def error(self, error: Any, at: int) -> Any:
+    def error(self, error: ErrorTrace, at: int) -> pb.DashStreamMessage:
         return self.event(
             pb.EVENT_TYPE_NODE_ERROR,
             _micros(error.timestamp) or at,
@@ -299,7 +304,9 @@ class _Summary:
         self.size = 0
         self.with_states = True
 
-    def add(self, position: int, node: Any, before: bytes | None, after: bytes | None) -> None:
+    def add(
+        self, position: int, node: NodeExecution, before: bytes | None, after: bytes | None
+    ) -> None:
         record = pb.NodeExecutionRecord(
             node=node.node,
             duration_ms=node.duration_ms,
@@ -360,7 +367,7 @@ class _Summary:
         return pb.DashStreamMessage(execution_trace=summary)
 
 
-def frame(message: Any) -> bytes:
+def frame(message: pb.DashStreamMessage) -> bytes:
     """One framed message: ``0x00`` + protobuf, or ``0x01`` + zstd(protobuf) when the
     message is over 512 bytes and compression makes it smaller."""
     # Deterministic: map entries (attributes, metadata) in key order, not in the hash
@@ -378,7 +385,7 @@ def frame(message: Any) -> bytes:
     return b"\x00" + raw
 
 
-def decode_frame(data: bytes) -> Any:
+def decode_frame(data: bytes) -> pb.DashStreamMessage:
     """A framed message back to a ``DashStreamMessage``, with DashFlow's 10 MB limit
     (``ValueError`` past it). A payload without a framing byte is parsed whole (legacy)."""
     if len(data) > MAX_MESSAGE_BYTES:
@@ -497,8 +504,11 @@ def _scalar_json(name: str, field: Any, value: Any) -> Any:
     return value
 
 
-def _header_of(message: Any) -> Any:
-    return getattr(message, message.WhichOneof("message")).header
+def _header_of(message: pb.DashStreamMessage) -> pb.Header:
+    which = message.WhichOneof("message")
+    assert which is not None, "a DashStreamMessage without a message"
+    header: pb.Header = getattr(message, which).header
+    return header
 
 
 def _set_attribute(target: pb.AttributeValue, value: Any) -> None:
