@@ -8,7 +8,7 @@ PORT ?= 8000
 # Two workers fit this 2-core machine; override with PYTEST_WORKERS=0 for a serial run.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint bench setup setup-dev browser migrate clean
+.PHONY: run test lint bench setup setup-dev browser decoder proto migrate clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,21 @@ browser:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The DashStream tests check our frames with an independent decoder run by node
+# (protobufjs + fzstd, pinned in its package-lock.json).
+DECODER := tests/dashstream_decoder
+$(DECODER)/node_modules/.installed: $(DECODER)/package.json $(DECODER)/package-lock.json
+	cd $(DECODER) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+decoder: $(DECODER)/node_modules/.installed
+
+# Regenerates traces/proto/dashstream_pb2.py(i) from traces/proto/dashstream.proto (the
+# generated code is committed; the stub is marked for mypy, which checks our use of it).
+proto: setup-dev
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. traces/proto/dashstream.proto
+	sed -i '1i # mypy: ignore-errors' traces/proto/dashstream_pb2.pyi
+
 migrate: setup
 	$(PY) manage.py migrate --noinput
 
@@ -42,7 +57,7 @@ run: migrate
 	    --forever --pause 8 --fail-rate 0.25 --loops 2 > var/simulate_run.log 2>&1 & \
 	  $(VENV)/bin/daphne -b $(HOST) -p $(PORT) dashflow_site.asgi:application
 
-test: setup-dev browser
+test: setup-dev browser decoder
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: setup-dev

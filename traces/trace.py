@@ -358,6 +358,30 @@ class ExecutionTrace(msgspec.Struct, kw_only=True):
             sums[n.node] = sums.get(n.node, 0) + getattr(n, attr)
         return {name: value / total * 100.0 for name, value in sums.items()}
 
+    # -- consumers (ADR-0001); the formats themselves live in formats.py / dashstream.py
+
+    def to_training_examples(self) -> list[dict[str, Any]]:
+        """DashFlow ``Example`` dicts, one per node execution that has both states:
+        ``{"data": {"input_<key>", "output_<key>", "_node", "_duration_ms", "_success"},
+        "input_keys": [...]}`` (see ``traces.formats``)."""
+        from .formats import training_example
+
+        return [e for n in self.nodes_executed if (e := training_example(n)) is not None]
+
+    def to_openai_finetune(self) -> list[dict[str, Any]]:
+        """OpenAI fine-tuning chat rows as DashFlow's BootstrapFinetune writes them, one
+        per node execution that has both states (see ``traces.formats``)."""
+        from .formats import finetune_row
+
+        return [r for n in self.nodes_executed if (r := finetune_row(n)) is not None]
+
+    def to_dashstream(self) -> list[Any]:
+        """The run as DashStream ``DashStreamMessage`` protobufs (see
+        ``traces.dashstream``)."""
+        from .dashstream import messages
+
+        return list(messages(self))
+
     def iter_states(self) -> Iterator[Any]:
         """Every state snapshot the trace carries (nodes, errors, final state)."""
         for n in self.nodes_executed:
