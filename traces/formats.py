@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Container, Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping, Sequence
 
 import msgspec
 
@@ -43,7 +43,7 @@ def file_header(fmt: str) -> bytes:
     raise ValueError(f"format {fmt!r} is not available in this build")
 
 
-def _csv_line(values: list[object]) -> bytes:
+def _csv_line(values: Sequence[object]) -> bytes:
     out = io.StringIO()
     csv.writer(out).writerow(values)
     return out.getvalue().encode()
