@@ -100,11 +100,13 @@ def test_a_viewer_sees_and_downloads_but_cannot_start_or_delete(
     expect(page.locator("#export-rows button")).to_have_count(0)
 
 
-def test_the_form_is_filled_from_the_run_lists_query_string(
+def test_export_these_runs_carries_the_run_lists_filters_into_the_form(
     server: Daphne, page: Page, project: Project, member: Any
 ) -> None:
     sign_in(page, server, "alice", "pw-alice-123")
-    page.goto(f"{server.origin}/projects/acme/exports/?status=failed&node=retriever&verdict=good")
+    page.goto(f"{server.origin}/projects/acme/runs/?status=failed&node=retriever&verdict=good")
+    page.click("text=Export these runs")
+    expect(page.locator("h1")).to_contain_text("exports")
     expect(page.locator('select[name="status"]')).to_have_value("failed")
     expect(page.locator('input[name="node"]')).to_have_value("retriever")
     expect(page.locator('select[name="verdict"]')).to_have_value("good")
