@@ -117,11 +117,14 @@ def _string_list(field: str, value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
-def parse_selection(project: Project, raw: Any) -> tuple[Selection, dict[str, Any]]:
+def parse_selection(
+    project: Project, raw: Any, *, strict: bool = True
+) -> tuple[Selection, dict[str, Any]]:
     """Validate an export's ``filters``; the selection and the filters as stored.
 
     An empty value means "no filter". Unknown names and bad values raise a 400 that names
-    ``filters.<name>``.
+    ``filters.<name>``. ``strict=False`` (the export running later) lets execution ids
+    name runs deleted since: they are simply not exported.
     """
     if raw is None:
         raw = {}
@@ -156,13 +159,17 @@ def parse_selection(project: Project, raw: Any) -> tuple[Selection, dict[str, An
     if raw.get("execution_ids") not in (None, "", []):
         execution_ids = _string_list("execution_ids", raw["execution_ids"])
         stored["execution_ids"] = list(execution_ids)
-        found = set(
-            Run.objects.filter(project=project, execution_id__in=execution_ids).values_list(
-                "execution_id", flat=True
+        found = (
+            set(
+                Run.objects.filter(project=project, execution_id__in=execution_ids).values_list(
+                    "execution_id", flat=True
+                )
             )
+            if strict
+            else set(execution_ids)
         )
         unknown = [e for e in execution_ids if e not in found]
-        if unknown:
+        if unknown and strict:
             shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
             raise _bad("execution_ids", f"{len(unknown)} not runs of this project: {shown}")
     if raw.get("nodes") not in (None, "", []):
@@ -427,7 +434,7 @@ def run_export(export_id: str) -> str:
 
 def _write(export: Export, part: Path) -> str:
     export_id = str(export.pk)
-    selection, _ = parse_selection(export.project, export.filters)
+    selection, _ = parse_selection(export.project, export.filters, strict=False)
     ids = list(selection.runs(export.project).values_list("pk", flat=True))
     Export.objects.filter(pk=export_id).update(runs_total=len(ids))
     _publish(export_id)

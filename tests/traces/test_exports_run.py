@@ -260,3 +260,14 @@ def test_retention_runs_hourly_on_celery_beat_and_lazily_on_the_api(
     exports._last_sweep = 0.0  # the lazy sweep runs at most once a minute per process
     assert api.get("/api/v1/exports").json()["results"] == []
     assert not Export.objects.exists()
+
+
+def test_a_run_deleted_after_the_export_was_requested_is_left_out(
+    project: Project, runs: dict[str, Run]
+) -> None:
+    wanted = [runs["subgraph_child"].execution_id, runs["tool_timeout_failure"].execution_id]
+    _, stored = exports.parse_selection(project, {"execution_ids": wanted})
+    export = Export.objects.create(project=project, format="traces_jsonl", filters=stored)
+    runs["subgraph_child"].delete()
+    assert exports.run_export(str(export.pk)) == "done"
+    assert jsonl_ids(exports.final_path(export).read_bytes()) == [wanted[1]]
