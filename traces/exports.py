@@ -1,8 +1,6 @@
-"""Optimizer exports: which runs (the selection) and writing them to a file (``run_export``).
+"""Optimizer exports: starting, running, cancelling and expiring them.
 
-The selection takes the run list's own filters (``traces/filters.py``, same names, parsed
-by the same function, so a filter added there works here too) plus ``execution_ids``, a
-failure ``group``, a review ``verdict`` and ``nodes``. ``run_export`` is what the Celery
+Which runs an export reads is ``traces/selection.py``. ``run_export`` is what the Celery
 task runs: it reads one run at a time, writes ``<id>.part`` under ``EXPORT_DIR`` and
 renames it to the final name only when complete, so a rerun (a worker died, the broker
 redelivered) starts over and there is never a second or a partial file.
@@ -13,204 +11,27 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
-from django.http import QueryDict
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from . import events, formats, store
-from .filters import FILTER_NAMES, RunFilter, parse_run_filter
-from .ingest import IngestError
-from .models import (
-    Export,
-    ExportFormat,
-    ExportStatus,
-    Failure,
-    FailureGroup,
-    Project,
-    Run,
-    RunQuerySet,
-    Step,
-    StepVerdict,
-    Verdict,
-)
+from .models import Export, ExportStatus, Project, Run, StepVerdict
+from .selection import Selection, parse_format, parse_selection
 from .trace import ExecutionTrace
 
 log = logging.getLogger(__name__)
 
-# Filters of exports only, beside the run list's FILTER_NAMES.
-EXPORT_FILTER_NAMES = ("execution_ids", "group", "verdict", "nodes")
-VERDICTS = (*Verdict.values, "any")
-MAX_LIST = 10_000  # most execution ids or node names in one selection
 RUN_BATCH = 100  # runs read per query
 PROGRESS_SECONDS = 0.5
 ACTIVE = (ExportStatus.QUEUED, ExportStatus.RUNNING)
-
-
-def _bad(field: str, rule: str) -> IngestError:
-    return IngestError(400, f"filters.{field}", rule)
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which runs an export reads, and which of their steps."""
-
-    run_filter: RunFilter
-    execution_ids: tuple[str, ...] | None = None
-    group: int | None = None
-    verdict: str | None = None
-    nodes: frozenset[str] | None = None
-
-    def runs(self, project: Project) -> RunQuerySet:
-        """The selected runs, in the run filter's order or oldest first."""
-        runs = self.run_filter.apply(Run.objects.filter(project=project))
-        if self.execution_ids is not None:
-            runs = runs.filter(execution_id__in=self.execution_ids)
-        if self.group is not None:
-            runs = runs.filter(
-                Exists(Failure.objects.filter(run=OuterRef("pk"), group_id=self.group))
-            )
-        if self.verdict is not None:
-            verdicts = StepVerdict.objects.filter(run=OuterRef("pk"))
-            if self.verdict != "any":
-                verdicts = verdicts.filter(verdict=self.verdict)
-            runs = runs.filter(Exists(verdicts))
-        if self.nodes is not None:
-            runs = runs.filter(Exists(Step.objects.filter(run=OuterRef("pk"), node__in=self.nodes)))
-        if not runs.ordered:
-            runs = runs.order_by("started_at", "id")
-        return runs
-
-    def steps_of(self, trace: ExecutionTrace, verdicts: Mapping[int, str]) -> frozenset[int] | None:
-        """Positions of the run's steps to export; None: all of them."""
-        keep: frozenset[int] | None = None
-        if self.verdict is not None:
-            keep = frozenset(
-                p for p, v in verdicts.items() if self.verdict == "any" or v == self.verdict
-            )
-        if self.nodes is not None:
-            nodes = self.nodes
-            by_node = frozenset(i for i, n in enumerate(trace.nodes_executed) if n.node in nodes)
-            keep = by_node if keep is None else keep & by_node
-        return keep
-
-
-def _string_list(field: str, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [v for v in (part.strip() for part in value.split(",")) if v]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise _bad(field, "expected a list of non-empty strings")
-    if not value:
-        raise _bad(field, "expected at least one value")
-    if len(value) > MAX_LIST:
-        raise _bad(field, f"expected at most {MAX_LIST} values, got {len(value)}")
-    return tuple(dict.fromkeys(value))
-
-
-def parse_selection(
-    project: Project, raw: Any, *, strict: bool = True
-) -> tuple[Selection, dict[str, Any]]:
-    """Validate an export's ``filters``; the selection and the filters as stored.
-
-    An empty value means "no filter". Unknown names and bad values raise a 400 that names
-    ``filters.<name>``. ``strict=False`` (the export running later) lets execution ids
-    name runs deleted since: they are simply not exported.
-    """
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise IngestError(400, "filters", "expected an object")
-    known = (*FILTER_NAMES, *EXPORT_FILTER_NAMES)
-    for name in raw:
-        if name not in known:
-            raise _bad(name, f"unknown filter; expected one of {', '.join(known)}")
-    stored: dict[str, Any] = {}
-    params = QueryDict(mutable=True)
-    for name in FILTER_NAMES:
-        value = raw.get(name)
-        if value is None or value == "" or value == []:
-            continue
-        values = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, str) for v in values):
-            raise _bad(name, "expected a string")
-        params.setlist(name, values)
-        stored[name] = value
-    try:
-        run_filter = parse_run_filter(params)
-    except ValidationError as exc:
-        detail = exc.detail
-        if isinstance(detail, dict):
-            field, messages = next(iter(detail.items()))
-            rule = messages[0] if isinstance(messages, list) else messages
-            raise _bad(str(field), str(rule)) from None
-        raise IngestError(400, "filters", str(detail)) from None
-
-    execution_ids = nodes = None
-    if raw.get("execution_ids") not in (None, "", []):
-        execution_ids = _string_list("execution_ids", raw["execution_ids"])
-        stored["execution_ids"] = list(execution_ids)
-        found = (
-            set(
-                Run.objects.filter(project=project, execution_id__in=execution_ids).values_list(
-                    "execution_id", flat=True
-                )
-            )
-            if strict
-            else set(execution_ids)
-        )
-        unknown = [e for e in execution_ids if e not in found]
-        if unknown and strict:
-            shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-            raise _bad("execution_ids", f"{len(unknown)} not runs of this project: {shown}")
-    if raw.get("nodes") not in (None, "", []):
-        nodes = _string_list("nodes", raw["nodes"])
-        stored["nodes"] = list(nodes)
-
-    group = None
-    if raw.get("group") not in (None, ""):
-        value = raw["group"]
-        if isinstance(value, str) and value.isdigit():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise _bad("group", "expected a failure group id (an integer)")
-        if not FailureGroup.objects.filter(project=project, pk=value).exists():
-            raise _bad("group", f"no failure group {value} in this project")
-        group = value
-        stored["group"] = value
-
-    verdict = None
-    if raw.get("verdict") not in (None, ""):
-        verdict = raw["verdict"]
-        if verdict not in VERDICTS:
-            raise _bad("verdict", f"expected one of {', '.join(VERDICTS)}, got {verdict!r}")
-        stored["verdict"] = verdict
-
-    selection = Selection(
-        run_filter=run_filter,
-        execution_ids=execution_ids,
-        group=group,
-        verdict=verdict,
-        nodes=frozenset(nodes) if nodes is not None else None,
-    )
-    return selection, stored
-
-
-def parse_format(raw: Any) -> str:
-    if raw not in ExportFormat.values:
-        allowed = ", ".join(ExportFormat.values)
-        raise IngestError(400, "format", f"expected one of {allowed}, got {raw!r}")
-    fmt: str = raw
-    return fmt
 
 
 # --- Rows and files ------------------------------------------------------------------
@@ -445,26 +266,22 @@ def _write(export: Export, part: Path) -> str:
     part.parent.mkdir(parents=True, exist_ok=True)
     runs_done = rows = saved_at_run = 0
     saved_at = time.monotonic()
-    with part.open("wb") as out:  # "wb": a rerun starts the file over
+    loaded = _load(ids)
+    with part.open("wb") as out, closing(loaded):  # "wb": a rerun starts the file over
         out.write(formats.file_header(fmt))
-        for start in range(0, len(ids), RUN_BATCH):
-            batch = ids[start : start + RUN_BATCH]
-            runs = Run.objects.in_bulk(batch)
-            verdicts = _verdicts(batch)
-            for pk in batch:
-                run = runs.get(pk)
-                if run is not None:  # deleted since the selection was taken: skipped
-                    rows += _write_run(out, fmt, selection, run, verdicts.get(pk, {}))
-                runs_done += 1
-                if delay:
-                    time.sleep(delay)
-                now = time.monotonic()
-                if runs_done - saved_at_run >= every or now - saved_at >= PROGRESS_SECONDS:
-                    saved_at, saved_at_run = now, runs_done
-                    if not _progress(export_id, runs_done, rows, out.tell()):
-                        out.close()
-                        part.unlink(missing_ok=True)
-                        return "cancelled"
+        for trace, verdicts in loaded:
+            if trace is not None:  # None: deleted since the selection was taken
+                rows += _write_run(out, fmt, selection, trace, verdicts)
+            runs_done += 1
+            if delay:
+                time.sleep(delay)
+            now = time.monotonic()
+            if runs_done - saved_at_run >= every or now - saved_at >= PROGRESS_SECONDS:
+                saved_at, saved_at_run = now, runs_done
+                if not _progress(export_id, runs_done, rows, out.tell()):
+                    out.close()
+                    part.unlink(missing_ok=True)
+                    return "cancelled"
         out.flush()
         os.fsync(out.fileno())
         size = out.tell()
@@ -497,8 +314,21 @@ def _verdicts(run_ids: list[int]) -> dict[int, dict[int, str]]:
     return by_run
 
 
-def _write_run(out: Any, fmt: str, selection: Selection, run: Run, verdicts: dict[int, str]) -> int:
-    trace = store.load_trace(run)
+def _load(ids: list[int]) -> Generator[tuple[ExecutionTrace | None, dict[int, str]]]:
+    """Each run's trace (None if it is gone) and its verdicts, in order, one at a time."""
+    for start in range(0, len(ids), RUN_BATCH):
+        batch = ids[start : start + RUN_BATCH]
+        runs = Run.objects.in_bulk(batch)
+        verdicts = _verdicts(batch)
+        for pk in batch:
+            run = runs.get(pk)
+            trace = store.load_trace(run) if run is not None else None
+            yield trace, verdicts.get(pk, {})
+
+
+def _write_run(
+    out: Any, fmt: str, selection: Selection, trace: ExecutionTrace, verdicts: dict[int, str]
+) -> int:
     steps = selection.steps_of(trace, verdicts)
     if steps is not None and not steps:
         return 0

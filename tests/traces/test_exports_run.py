@@ -36,6 +36,7 @@ from traces.models import (
     Run,
     StepVerdict,
 )
+from traces.selection import parse_selection
 
 __all__ = ["eager", "export_dir"]  # fixtures, used by name
 
@@ -49,7 +50,7 @@ def runs(project: Project, fixtures_dir: Path) -> dict[str, Run]:
 
 def export_of(project: Project, fmt: str, filters: dict[str, Any]) -> tuple[Export, bytes]:
     """Validate ``filters`` as the API does, run the export; the row and the file."""
-    _, stored = exports.parse_selection(project, filters)
+    _, stored = parse_selection(project, filters)
     export = Export.objects.create(project=project, format=fmt, filters=stored)
     assert exports.run_export(str(export.pk)) == "done"
     export.refresh_from_db()
@@ -148,7 +149,7 @@ def test_nodes_limit_the_steps_and_the_runs(project: Project, runs: dict[str, Ru
 
 def test_a_filter_the_run_list_does_not_know_is_refused(project: Project) -> None:
     with pytest.raises(IngestError) as refused:
-        exports.parse_selection(project, {"colour": "red"})
+        parse_selection(project, {"colour": "red"})
     assert refused.value.path == "filters.colour"
     assert "status" in refused.value.rule  # it lists the names it knows
 
@@ -266,7 +267,7 @@ def test_a_run_deleted_after_the_export_was_requested_is_left_out(
     project: Project, runs: dict[str, Run]
 ) -> None:
     wanted = [runs["subgraph_child"].execution_id, runs["tool_timeout_failure"].execution_id]
-    _, stored = exports.parse_selection(project, {"execution_ids": wanted})
+    _, stored = parse_selection(project, {"execution_ids": wanted})
     export = Export.objects.create(project=project, format="traces_jsonl", filters=stored)
     runs["subgraph_child"].delete()
     assert exports.run_export(str(export.pk)) == "done"
