@@ -76,7 +76,8 @@ class ExportList(APIView):
             + ", ".join(f"`{f}`" for f in ExportFormat.values)
             + ". `filters` takes the run list's filters (same names: `status`, `node`, "
             "`error_type`, `thread_id`, `started_after`, `started_before`, ...) plus "
-            "`execution_ids` (list), `group` (a failure group id), `verdict` (`good`, `bad` "
+            "`graph` (a graph name), `execution_ids` (list), `group` (a failure group id), "
+            "`verdict` (`good`, `bad` "
             "or `any`: only reviewed steps) and `nodes` (list: only these nodes' steps). "
             "No filters: every run of the project. Answers 202 with the queued export; "
             "follow it with GET /api/v1/exports/{id} or the project's exports websocket."

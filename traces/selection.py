@@ -32,7 +32,10 @@ from .models import (
 from .trace import ExecutionTrace
 
 # Filters of exports only, beside the run list's FILTER_NAMES.
-EXPORT_FILTER_NAMES = ("execution_ids", "group", "verdict", "nodes")
+EXPORT_FILTER_NAMES: tuple[str, ...] = ("execution_ids", "group", "verdict", "nodes")
+# Runs of one graph (metadata.graph_name), until the run list has a filter of that name.
+if "graph" not in FILTER_NAMES:
+    EXPORT_FILTER_NAMES += ("graph",)
 VERDICTS = (*Verdict.values, "any")
 MAX_LIST = 10_000  # most execution ids or node names in one selection
 
@@ -50,6 +53,7 @@ class Selection:
     group: int | None = None
     verdict: str | None = None
     nodes: frozenset[str] | None = None
+    graph: str | None = None
 
     def runs(self, project: Project) -> RunQuerySet:
         """The selected runs, in the run filter's order or oldest first."""
@@ -65,6 +69,8 @@ class Selection:
             if self.verdict != "any":
                 verdicts = verdicts.filter(verdict=self.verdict)
             runs = runs.filter(Exists(verdicts))
+        if self.graph is not None:
+            runs = runs.filter(graph_name=self.graph)
         if self.nodes is not None:
             runs = runs.filter(Exists(Step.objects.filter(run=OuterRef("pk"), node__in=self.nodes)))
         if not runs.ordered:
@@ -156,6 +162,13 @@ def parse_selection(
         nodes = _string_list("nodes", raw["nodes"])
         stored["nodes"] = list(nodes)
 
+    graph = None
+    if "graph" in EXPORT_FILTER_NAMES and raw.get("graph") not in (None, ""):
+        graph = raw["graph"]
+        if not isinstance(graph, str):
+            raise _bad("graph", "expected a graph name (a string)")
+        stored["graph"] = graph
+
     group = None
     if raw.get("group") not in (None, ""):
         value = raw["group"]
@@ -181,6 +194,7 @@ def parse_selection(
         group=group,
         verdict=verdict,
         nodes=frozenset(nodes) if nodes is not None else None,
+        graph=graph,
     )
     return selection, stored
 

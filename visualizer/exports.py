@@ -15,7 +15,8 @@ from django.urls import path, reverse
 
 from traces import exports, permissions
 from traces.filters import FILTER_NAMES
-from traces.models import ExportFormat, FailureGroup, RunStatus
+from traces.models import ExportFormat, FailureGroup, Project, Run, RunStatus
+from traces.selection import EXPORT_FILTER_NAMES
 
 from .views import member_project
 
@@ -40,8 +41,25 @@ FILTER_LABELS = {
 }
 
 
-def _filter_fields(request: HttpRequest) -> list[dict[str, Any]]:
+def _filter_fields(request: HttpRequest, project: Project) -> list[dict[str, Any]]:
     fields = []
+    if "graph" in EXPORT_FILTER_NAMES:  # the run list has no graph filter (yet)
+        graphs = (
+            Run.objects.filter(project=project)
+            .exclude(graph_name="")
+            .order_by("graph_name")
+            .values_list("graph_name", flat=True)
+            .distinct()[:200]
+        )
+        fields.append(
+            {
+                "name": "graph",
+                "label": "Graph",
+                "value": request.GET.get("graph", ""),
+                "kind": "select",
+                "choices": list(graphs),
+            }
+        )
     for name in FILTER_NAMES:
         field: dict[str, Any] = {
             "name": name,
@@ -75,7 +93,7 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
         "section": "exports",
         "can_export": can_export,
         "formats": [(f.value, f.value, FORMAT_HELP[f]) for f in ExportFormat],
-        "filter_fields": _filter_fields(request),
+        "filter_fields": _filter_fields(request, found),
         "groups": FailureGroup.objects.filter(project=found).order_by("-last_seen")[:200],
         "initial": {
             "group": request.GET.get("group", ""),

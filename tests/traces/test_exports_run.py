@@ -272,3 +272,14 @@ def test_a_run_deleted_after_the_export_was_requested_is_left_out(
     runs["subgraph_child"].delete()
     assert exports.run_export(str(export.pk)) == "done"
     assert jsonl_ids(exports.final_path(export).read_bytes()) == [wanted[1]]
+
+
+def test_graph_selects_the_runs_of_one_graph(project: Project, runs: dict[str, Run]) -> None:
+    graph = runs["research_agent_success"].graph_name
+    assert graph
+    wanted = sorted(
+        Run.objects.filter(project=project, graph_name=graph).values_list("execution_id", flat=True)
+    )
+    assert 0 < len(wanted) < len(runs)
+    _, body = export_of(project, "traces_jsonl", {"graph": graph})
+    assert sorted(jsonl_ids(body)) == wanted
