@@ -53,6 +53,7 @@ run: migrate
 	$(PY) manage.py seed_demo
 	mkdir -p var
 	@trap 'kill 0' INT TERM EXIT; \
+	  if [ -n "$$REDIS_URL" ]; then $(VENV)/bin/celery -A dashflow_site worker -B --schedule var/celerybeat-schedule --loglevel INFO > var/celery.log 2>&1 & fi; \
 	  $(PY) manage.py simulate_run --project demo --url http://$(HOST):$(PORT) \
 	    --forever --pause 8 --fail-rate 0.25 --loops 2 > var/simulate_run.log 2>&1 & \
 	  $(VENV)/bin/daphne -b $(HOST) -p $(PORT) dashflow_site.asgi:application
@@ -69,6 +70,7 @@ bench: setup-dev
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/diff.py
 	$(PY) benchmarks/live.py
+	$(PY) benchmarks/exports.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -1,4 +1,9 @@
-"""The Celery app. Configured from Django settings (the CELERY_ names)."""
+"""The Celery app. Configured from Django settings (the CELERY_ names).
+
+With ``REDIS_URL`` set, ``celery -A dashflow_site worker`` runs the tasks (add ``-B``, or
+run ``celery -A dashflow_site beat`` once, for the hourly retention sweep); without it,
+``CELERY_TASK_ALWAYS_EAGER`` runs each task in the process that queues it.
+"""
 
 import os
 

@@ -266,3 +266,31 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# Exports (traces/exports.py, traces/tasks.py). Files live under EXPORT_DIR until the
+# retention sweep deletes them (and their rows) EXPORT_RETENTION_DAYS after creation.
+EXPORT_DIR = Path(env_str("EXPORT_DIR", str(VAR_DIR / "exports")))
+EXPORT_RETENTION_DAYS = env_int("EXPORT_RETENTION_DAYS", 7, minimum=1)
+# The longest an export may run; past it the task fails (soft limit) and is killed.
+EXPORT_TIME_LIMIT = env_int("EXPORT_TIME_LIMIT", 6 * 3600, minimum=10)
+# Progress is saved (and pushed to browsers) every this many runs or half second.
+EXPORT_PROGRESS_EVERY = env_int("EXPORT_PROGRESS_EVERY", 50, minimum=1)
+# Testing only: a pause after each run, so a test can catch an export in the middle.
+EXPORT_RUN_DELAY_MS = env_int("EXPORT_RUN_DELAY_MS", 0)
+# Redis redelivers a task not acknowledged within the visibility timeout (tasks are acked
+# when they finish, acks_late), so it must outlast the longest export or a running export
+# is handed to a second worker. It is also how long a task of a worker that died
+# (SIGKILL, lost machine) waits before another worker takes it over.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", EXPORT_TIME_LIMIT + 3600, minimum=1)
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+# Beat (`celery -A dashflow_site beat`, or `worker -B`) runs the retention sweep hourly;
+# creating an export and opening the exports page also run it, so it holds without beat.
+CELERY_BEAT_SCHEDULE = {
+    "delete-expired-exports": {
+        "task": "traces.tasks.delete_expired_exports",
+        "schedule": 3600.0,
+    }
+}

@@ -92,3 +92,21 @@ def run_changed(run: Run) -> None:
         )
 
     transaction.on_commit(send)
+
+
+def exports_group(project_pk: int) -> str:
+    return f"project.{project_pk}.exports"
+
+
+def export_changed(project_pk: int, summary: dict[str, Any]) -> None:
+    """After commit: an export's status or progress, to its project's exports page."""
+    transaction.on_commit(
+        lambda: _send((exports_group(project_pk), {"type": "export.changed", "export": summary}))
+    )
+
+
+def export_deleted(project_pk: int, export_id: str) -> None:
+    """After commit: an export and its file are gone."""
+    transaction.on_commit(
+        lambda: _send((exports_group(project_pk), {"type": "export.deleted", "id": export_id}))
+    )

@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import zstandard
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Model
+from django.db.models import Model, Q, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -36,6 +38,7 @@ from .trace import (
 )
 
 _json = msgspec.json.Encoder()
+_decompressor = zstandard.ZstdDecompressor()
 
 # SQLite's default limit on bound variables is 32,766; stay well below it.
 _CHUNK = 900
@@ -409,11 +412,27 @@ def load_states(project_id: int, ids: Iterable[int | None]) -> dict[int, Any]:
     wanted = sorted({i for i in ids if i is not None})
     states: dict[int, Any] = {}
     for start in range(0, len(wanted), _CHUNK):
-        for snap in StateSnapshot.objects.filter(
+        # Plain rows, not model instances: a long run has thousands of snapshots and
+        # building an instance for each took longer than decoding it (benchmarks/exports.py).
+        for pk, data in StateSnapshot.objects.filter(
             project_id=project_id, pk__in=wanted[start : start + _CHUNK]
-        ):
-            states[snap.pk] = snap.value()
+        ).values_list("pk", "data"):
+            states[pk] = msgspec.json.decode(_decompressor.decompress(bytes(data)))
     return states
+
+
+def _step_states(run: Run) -> dict[int, Any]:
+    """The states of a run's steps, decoded, selected by a subquery: listing a long run's
+    thousand snapshot ids as parameters cost more (psycopg parses each one) than
+    reading them."""
+    steps = Step.objects.filter(run_id=run.pk)
+    rows = StateSnapshot.objects.filter(project_id=run.project_id).filter(
+        Q(pk__in=steps.values("state_before_id")) | Q(pk__in=steps.values("state_after_id"))
+    )
+    return {
+        pk: msgspec.json.decode(_decompressor.decompress(bytes(data)))
+        for pk, data in rows.values_list("pk", "data")
+    }
 
 
 def step_to_node(step: Step, states: dict[int, Any]) -> NodeExecution:
@@ -450,22 +469,22 @@ def error_to_trace(error: RunError, states: dict[int, Any]) -> ErrorTrace:
 def load_trace(run: Run, with_states: bool = True) -> ExecutionTrace:
     """The stored run as an ``ExecutionTrace``; ``with_states=False`` leaves every state
     ``None`` and reads no snapshot (for summaries of long runs)."""
-    steps = list(run.steps.all())
+    # Steps as plain rows (as for snapshots above): 2,000 model instances cost more than
+    # the rest of loading them.
+    steps = list(run.steps.order_by("position").values_list(*_STEP_FIELDS))
     errors = list(run.errors.all())
     states: dict[int, Any] = {}
     if with_states:
-        ids: list[int | None] = [run.final_state_id]
-        for s in steps:
-            ids += [s.state_before_id, s.state_after_id]
-        ids += [e.state_at_error_id for e in errors]
-        states = load_states(run.project_id, ids)
+        states = _step_states(run)
+        others = [run.final_state_id, *(e.state_at_error_id for e in errors)]
+        states.update(load_states(run.project_id, [i for i in others if i not in states]))
     return ExecutionTrace(
         thread_id=run.thread_id,
         execution_id=run.execution_id,
         parent_execution_id=_unset(run.parent_execution_id),
         root_execution_id=_unset(run.root_execution_id),
         depth=_unset(run.depth),
-        nodes_executed=[step_to_node(s, states) for s in steps],
+        nodes_executed=[_row_to_node(s, states) for s in steps],
         total_duration_ms=run.duration_ms,
         total_tokens=run.total_tokens,
         errors=[error_to_trace(e, states) for e in errors],
@@ -484,6 +503,41 @@ def load_trace(run: Run, with_states: bool = True) -> ExecutionTrace:
             if run.performance_metrics is None
             else convert(run.performance_metrics, PerformanceMetrics)
         ),
+    )
+
+
+# The JSON columns come as text and go through msgspec: Django's JSONField decodes
+# with json.loads, a quarter of the time of loading a long run.
+_STEP_FIELDS: tuple[Any, ...] = (
+    "node",
+    "duration_ms",
+    "tokens_used",
+    "state_before_id",
+    "state_after_id",
+    Cast("tools_called", TextField()),
+    "success",
+    "error_message",
+    "index",
+    "started_at_text",
+    Cast("metadata", TextField()),
+)
+
+
+def _row_to_node(row: tuple[Any, ...], states: dict[int, Any]) -> NodeExecution:
+    """``step_to_node`` for a row of ``_STEP_FIELDS``."""
+    node, duration, tokens, before, after, tools, success, error, index, started, meta = row
+    return NodeExecution(
+        node=node,
+        duration_ms=duration,
+        tokens_used=tokens,
+        state_before=states.get(before) if before else None,
+        state_after=states.get(after) if after else None,
+        tools_called=msgspec.json.decode(tools),
+        success=success,
+        error_message=error,
+        index=index,
+        started_at=started,
+        metadata=msgspec.json.decode(meta),
     )
 
 

@@ -1,0 +1,234 @@
+"""Export benchmark: 100,000 node executions (50 copies of ``long_loop_2000``) exported
+from PostgreSQL, one format at a time, each in a fresh process standing in for the worker.
+
+Run from the project root::
+
+    .venv/bin/python benchmarks/exports.py [--formats training_examples,dashstream,...]
+                                           [--copies 50]
+
+It drops and recreates its own database (``BENCH_DATABASE_URL``, default
+``postgres://postgres@127.0.0.1:5432/dashflow_bench_exports``), migrates it and stores
+the copies under new execution ids (states are shared by content, as in a real project
+that re-runs one graph). Then, for each format, a child process runs exactly what the
+Celery task runs (``traces.exports.run_export``) on an export of every run, and reports
+its wall time and its peak resident memory (``ru_maxrss``, the whole process: Python,
+Django and the export). Targets (issue 6): at least 20,000 node executions per second
+for training examples, and a peak under 300 MB.
+
+A format this build does not have (``traces/formats.py`` lacks it) is listed as such.
+The table goes to ``benchmarks/results/exports.md`` and to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT.parent / "shared" / "fixtures" / "dashflow" / "long_loop_2000.json"
+RESULTS = ROOT / "benchmarks" / "results" / "exports.md"
+DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/dashflow_bench_exports"
+COMMAND = ".venv/bin/python benchmarks/exports.py"
+DEFAULT_FORMATS = "training_examples,dashstream,openai_finetune,dashstream_jsonl,csv,traces_jsonl"
+TARGET_RATE = {"training_examples": 20_000}
+TARGET_PEAK_MB = 300
+
+# What the child runs: Django set up as the worker sets it up, then one export.
+CHILD = r"""
+import json, resource, sys, time
+import django
+django.setup()
+from traces import exports, formats
+from traces.models import Export, Project
+
+fmt = sys.argv[1]
+if fmt not in formats.FILE_SUFFIX:
+    print(json.dumps({"available": False}))
+    sys.exit(0)
+project = Project.objects.get(slug="bench")
+baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+export = Export.objects.create(project=project, format=fmt)
+start = time.perf_counter()
+cpu_start = time.process_time()
+outcome = exports.run_export(str(export.pk))
+elapsed = time.perf_counter() - start
+cpu = time.process_time() - cpu_start
+export.refresh_from_db()
+print(json.dumps({
+    "available": True,
+    "outcome": outcome,
+    "error": export.error,
+    "seconds": elapsed,
+    "cpu": cpu,
+    "runs": export.runs_done,
+    "rows": export.row_count,
+    "size": export.size_bytes,
+    "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    "baseline_kb": baseline,
+}))
+"""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def recreate_database(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    if not name.replace("_", "").isalnum():
+        raise SystemExit(f"BENCH_DATABASE_URL={url!r}: database name must be [A-Za-z0-9_]")
+    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def child_env(db_url: str, export_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "EXPORT_RUN_DELAY_MS")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="dashflow_site.settings",
+        DATABASE_URL=db_url,
+        DEBUG="false",
+        SECRET_KEY="bench-exports-not-secret",
+        EXPORT_DIR=str(export_dir),
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def run(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:3])} failed:\n{result.stderr[-4000:]}")
+    return result.stdout.strip()
+
+
+SEED = r"""
+import sys
+import django
+django.setup()
+from traces import store
+from traces.models import Project
+from traces.trace import ExecutionTrace
+
+copies = int(sys.argv[2])
+raw = open(sys.argv[1], "rb").read()
+project, _ = Project.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+nodes = 0
+for i in range(copies):
+    trace = ExecutionTrace.from_json(raw)
+    trace.execution_id = f"bench-{i:04d}"
+    store.save_trace(project, trace)
+    nodes += len(trace.nodes_executed)
+print(nodes)
+"""
+
+
+def machine(db_url: str) -> dict[str, str]:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return {
+        "nproc": str(os.cpu_count()),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "python": platform.python_version(),
+        "postgres": str(row[0] if row else "?"),
+        "load": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--formats", default=DEFAULT_FORMATS)
+    parser.add_argument("--copies", type=int, default=50)
+    args = parser.parse_args()
+    formats_wanted = [f.strip() for f in args.formats.split(",") if f.strip()]
+
+    db_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB_URL)
+    with tempfile.TemporaryDirectory(prefix="bench-exports-") as tmp:
+        env = child_env(db_url, Path(tmp))
+        log(f"recreating {urlsplit(db_url).path.lstrip('/')} and migrating")
+        recreate_database(db_url)
+        run(env, "manage.py", "migrate", "--noinput")
+        log(f"storing {args.copies} copies of {FIXTURE.name}")
+        start = time.perf_counter()
+        nodes = int(run(env, "-c", SEED, str(FIXTURE), str(args.copies)))
+        log(f"stored {nodes:,} node executions in {time.perf_counter() - start:.1f} s")
+
+        results: list[tuple[str, dict[str, Any]]] = []
+        for fmt in formats_wanted:
+            log(f"exporting {fmt}")
+            result = json.loads(run(env, "-c", CHILD, fmt).splitlines()[-1])
+            if result.get("available") and result["outcome"] != "done":
+                raise SystemExit(f"{fmt}: export {result['outcome']}: {result['error']}")
+            results.append((fmt, result))
+            for leftover in Path(tmp).iterdir():
+                leftover.unlink()
+        report = render(results, nodes, args.copies, machine(db_url))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(report)
+    print(report)
+
+
+def render(
+    results: list[tuple[str, dict[str, Any]]], nodes: int, copies: int, host: dict[str, str]
+) -> str:
+    lines = [
+        "# Export benchmark",
+        "",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Machine: {host['nproc']} CPUs, {host['platform']}, Python {host['python']}, "
+        f"PostgreSQL {host['postgres']}; load average {host['load']} (1/5/15 min) at the end",
+        f"- Input: {copies} copies of `long_loop_2000.json` under new execution ids: "
+        f"{copies} runs, {nodes:,} node executions, in PostgreSQL",
+        "- Each export runs `traces.exports.run_export` (what the Celery task runs) in a fresh "
+        "process; time is wall time of the export (selection, reading every run, encoding, "
+        "writing, fsync, rename); CPU is that process's user + system time (PostgreSQL's own "
+        "work is not in it), a fairer figure than wall time on a loaded machine; peak is the "
+        "process's `ru_maxrss` (Python + Django + export)",
+        f"- Command: `{COMMAND}` (from the project root)",
+        "",
+        "| Format | Node executions / s | Seconds | CPU s (per CPU s) | Rows | File "
+        "| Peak memory | Targets |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for fmt, r in results:
+        if not r.get("available"):
+            lines.append(f"| `{fmt}` | not in this build's `traces/formats.py` | | | | | | |")
+            continue
+        rate = nodes / r["seconds"]
+        peak_mb = r["peak_kb"] / 1024
+        start_mb = r["baseline_kb"] / 1024
+        checks = []
+        if fmt in TARGET_RATE:
+            ok = rate >= TARGET_RATE[fmt]
+            checks.append(f"≥ {TARGET_RATE[fmt]:,}/s {'PASS' if ok else 'FAIL'}")
+        checks.append(f"< {TARGET_PEAK_MB} MB {'PASS' if peak_mb < TARGET_PEAK_MB else 'FAIL'}")
+        lines.append(
+            f"| `{fmt}` | {rate:,.0f} | {r['seconds']:.2f} | "
+            f"{r['cpu']:.2f} ({nodes / r['cpu']:,.0f}/s) | {r['rows']:,} | "
+            f"{r['size'] / 1e6:.1f} MB | {peak_mb:.0f} MB (at start {start_mb:.0f} MB)"
+            f" | {'; '.join(checks)} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
