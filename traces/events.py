@@ -92,3 +92,12 @@ def run_changed(run: Run) -> None:
         )
 
     transaction.on_commit(send)
+
+
+def failure_group_changed(
+    project_pk: int, group: dict[str, Any], activity: list[dict[str, Any]]
+) -> None:
+    """After commit: a failure group changed (traces/failures.py), to the project's
+    viewers; ``activity`` lists the entries the change added to its log."""
+    message = {"type": "failure.group", "group": group, "activity": activity}
+    transaction.on_commit(lambda: _send((project_group(project_pk), message)))
