@@ -491,7 +491,11 @@ def update_group(
     """Change a group's status and/or assignee (``set_assignee``: ``assignee`` is the new
     one, None to unassign); each real change is an Activity row (who, from, to), published
     after commit. Call inside a transaction; the caller checked the actor's role."""
-    group = FailureGroup.objects.select_for_update().select_related("assignee").get(pk=group_id)
+    group = (
+        FailureGroup.objects.select_for_update(of=("self",))
+        .select_related("assignee")
+        .get(pk=group_id)
+    )
     now = timezone.now()
     rows: list[Activity] = []
     extra = {"via": via} if via else {}
