@@ -185,10 +185,10 @@ def affected_runs(group: FailureGroup, limit: int = RUNS_SHOWN) -> list[dict[str
     positions = {(f.run_id, f.step_position) for f in picked if f.step_position is not None}
     index_of: dict[tuple[int, int], int] = {}
     if positions:
-        for run_id, position, index in Step.objects.filter(
+        for run_id, position, step_index in Step.objects.filter(
             run_id__in={r for r, _ in positions}, position__in={p for _, p in positions}
         ).values_list("run_id", "position", "index"):
-            index_of[(run_id, position)] = index
+            index_of[(run_id, position)] = step_index
     rows = []
     slug = group.project.slug
     for f in picked:
@@ -218,7 +218,7 @@ def failing_step(group: FailureGroup) -> dict[str, Any] | None:
         .order_by("-seen_at", "-id")
         .first()
     )
-    if failure is None:
+    if failure is None or failure.step_position is None:
         return None
     step = Step.objects.filter(run=failure.run, position=failure.step_position).first()
     if step is None:
