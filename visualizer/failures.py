@@ -27,6 +27,7 @@ from traces.store import load_states
 
 from .diff import Collapsed, collapse, diff
 from .failure_charts import (
+    STEP,
     bucket_unit,
     daily_counts,
     fill_buckets,
@@ -165,7 +166,11 @@ def chart(group: FailureGroup) -> dict[str, Any]:
     )
     if not counts:
         return occurrences_figure([], unit, group.regressed_at)
-    buckets = fill_buckets(counts, min(counts), max(counts), unit)
+    # At least a day of hours (two weeks of days) on the axis, so a group seen once or
+    # twice reads as bars in time rather than as a wall of colour.
+    end = max(counts)
+    start = min(min(counts), end - STEP[unit] * (23 if unit == "hour" else 13))
+    buckets = fill_buckets(counts, start, end, unit)
     return occurrences_figure(buckets, unit, group.regressed_at)
 
 

@@ -145,10 +145,16 @@ function listPage(data) {
     const before = Number(tr.querySelector('[data-col="count"]').textContent);
     const delta = group.count - before;
     if (delta > 0) {
+      // New occurrences count on the day the group was last seen (UTC days, as the
+      // server buckets them), when that day is on the chart at all.
       const holder = tr.querySelector(".spark");
       const counts = holder.dataset.counts.split(",").map(Number);
-      counts[counts.length - 1] += delta;
-      drawSpark(holder, counts);
+      const day = (ms) => Math.floor(ms / 86400000);
+      const back = day(Date.now()) - day(new Date(group.last_seen).getTime());
+      if (back >= 0 && back < counts.length) {
+        counts[counts.length - 1 - back] += delta;
+        drawSpark(holder, counts);
+      }
     }
     tr.dataset.status = group.status;
     const status = tr.querySelector('[data-col="status"]');
