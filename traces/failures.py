@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -247,9 +247,8 @@ def record_run(run: Run) -> list[FailureGroup]:
     if not (added or removed or updated):
         return []
 
-    groups = _lock_groups(run, added)
     left = {f.group_id for f in removed + updated}
-    recount = list(FailureGroup.objects.select_for_update().filter(pk__in=left).order_by("pk"))
+    groups, recount = _lock_groups(run, added, left)
     if removed:
         Failure.objects.filter(pk__in=[f.pk for f in removed]).delete()
     if updated:
@@ -339,41 +338,44 @@ def _untouched(group: FailureGroup) -> bool:
     )
 
 
-def _lock_groups(run: Run, added: Sequence[Occurrence]) -> dict[str, FailureGroup]:
-    """The groups of ``added``, created when missing, locked for this transaction.
+def _lock_groups(
+    run: Run, added: Sequence[Occurrence], left: set[int]
+) -> tuple[dict[str, FailureGroup], list[FailureGroup]]:
+    """The groups of ``added`` by fingerprint, created when missing, and the groups
+    ``left`` (by id) that lose or change occurrences: all locked for this transaction.
 
     ``ignore_conflicts`` (INSERT ... ON CONFLICT DO NOTHING) lets two runs create the same
-    group at once without either failing; the lock, taken in id order so two runs never
-    deadlock, makes their count updates wait for each other.
+    group at once without either failing; the locks, taken in one statement in id order
+    so two runs never deadlock, make their count updates wait for each other.
     """
-    if not added:
-        return {}
     firsts: dict[str, Occurrence] = {}
     for o in added:
         firsts.setdefault(o.fingerprint, o)
-    FailureGroup.objects.bulk_create(
-        [
-            FailureGroup(
-                project_id=run.project_id,
-                fingerprint=fp,
-                node=o.node[:200],
-                error_type=o.error_type[:200],
-                message=normalize(o.message),
-                sample_message=o.message[:MESSAGE_MAX_CHARS],
-                count=0,
-                first_seen=_EPOCH,
-                last_seen=_EPOCH,
-            )
-            for fp, o in firsts.items()
-        ],
-        ignore_conflicts=True,
-    )
-    return {
-        g.fingerprint: g
-        for g in FailureGroup.objects.select_for_update()
-        .filter(project_id=run.project_id, fingerprint__in=list(firsts))
+    if firsts:
+        FailureGroup.objects.bulk_create(
+            [
+                FailureGroup(
+                    project_id=run.project_id,
+                    fingerprint=fp,
+                    node=o.node[:200],
+                    error_type=o.error_type[:200],
+                    message=normalize(o.message),
+                    sample_message=o.message[:MESSAGE_MAX_CHARS],
+                    count=0,
+                    first_seen=_EPOCH,
+                    last_seen=_EPOCH,
+                )
+                for fp, o in firsts.items()
+            ],
+            ignore_conflicts=True,
+        )
+    locked = list(
+        FailureGroup.objects.select_for_update()
+        .filter(Q(project_id=run.project_id, fingerprint__in=list(firsts)) | Q(pk__in=left))
         .order_by("pk")
-    }
+    )
+    by_fingerprint = {g.fingerprint: g for g in locked if g.fingerprint in firsts}
+    return by_fingerprint, [g for g in locked if g.pk in left]
 
 
 def record_events(run: Run, new_events: Iterable[Any]) -> None:

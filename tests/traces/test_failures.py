@@ -327,3 +327,42 @@ def test_record_run_on_a_run_without_failures_writes_nothing(
 
     assert record_run(run) == []
     assert not FailureGroup.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_failing_the_same_way_at_once_all_count(project: Project, fixtures_dir: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    from traces.ingest import parse_trace
+    from traces.store import save_trace
+
+    def distinct_states(trace: dict[str, Any], i: int) -> bytes:
+        # Each run its own states: concurrent saves sharing new snapshots race in the
+        # snapshot table (store.py retries once), which is not what this test is about.
+        for n in trace["nodes_executed"]:
+            for name in ("state_before", "state_after"):
+                if isinstance(n[name], dict):
+                    n[name]["run"] = i
+        trace["errors"][0]["state_at_error"] = {"run": i}
+        trace["final_state"] = {"run": i}
+        return json.dumps(trace).encode()
+
+    bodies = [
+        distinct_states(timeout_trace(fixtures_dir, f"run-{i}", f"https://h/{i}", 30 + i), i)
+        for i in range(8)
+    ]
+
+    def ingest(body: bytes) -> None:
+        try:
+            save_trace(project, parse_trace(body))
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(ingest, bodies))
+
+    group = FailureGroup.objects.get(project=project)
+    assert group.count == 8
+    assert Failure.objects.filter(group=group).count() == 8
