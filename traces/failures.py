@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from django.db import transaction
@@ -131,7 +132,7 @@ class Occurrence:
     seen_at: datetime
     step_position: int | None
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         return fingerprint(self.node, self.error_type, self.message)
 
@@ -150,25 +151,27 @@ def _time(text: str | None) -> datetime | None:
 
 def occurrences(run: Run) -> list[Occurrence]:
     """What failed in ``run``, read from its stored rows (failed steps and errors only)."""
+    if run.status != RunStatus.FAILED and run.error_count == 0:
+        # Both ingestion paths mark a run failed on any error or failed step: a run that
+        # is not failed has nothing to read (most runs; this saves their queries).
+        return []
     errors = list(RunError.objects.filter(run=run).order_by("position"))
-    failed = list(
-        Step.objects.filter(run=run, success=False)
-        .order_by("position")
-        .only("position", "index", "node", "error_message", "started_at_text")
-    )
-    fallback = run.ended_at or run.started_at
-    found: list[Occurrence] = []
     # Where each error happened: the step with its execution_index (DashFlow's step index).
     wanted = {int(e.execution_index) for e in errors if e.execution_index is not None}
+    # One query for the failed steps and the steps the errors point at.
+    steps = list(
+        Step.objects.filter(run=run)
+        .filter(Q(success=False) | Q(index__in=wanted))
+        .order_by("position")
+        .only("position", "index", "node", "error_message", "started_at_text", "success")
+    )
+    failed = [s for s in steps if not s.success]
     position_of: dict[int, int] = {}
-    if wanted:
-        # Descending, so a repeated index maps to its first step (as Run.step does).
-        for step_index, position in (
-            Step.objects.filter(run=run, index__in=wanted)
-            .order_by("-position")
-            .values_list("index", "position")
-        ):
-            position_of[int(step_index)] = position
+    for s in reversed(steps):  # so a repeated index maps to its first step, as Run.step
+        if int(s.index) in wanted:
+            position_of[int(s.index)] = s.position
+    fallback = run.ended_at or run.started_at
+    found: list[Occurrence] = []
     for e in errors:
         index = int(e.execution_index) if e.execution_index is not None else None
         found.append(
@@ -351,7 +354,18 @@ def _lock_groups(
     firsts: dict[str, Occurrence] = {}
     for o in added:
         firsts.setdefault(o.fingerprint, o)
-    if firsts:
+
+    def lock() -> list[FailureGroup]:
+        return list(
+            FailureGroup.objects.select_for_update()
+            .filter(Q(project_id=run.project_id, fingerprint__in=list(firsts)) | Q(pk__in=left))
+            .order_by("pk")
+        )
+
+    # Most occurrences fall in a group that exists: one locking read. Missing groups are
+    # inserted, then everything is read again with its lock.
+    locked = lock()
+    if set(firsts) - {g.fingerprint for g in locked}:
         FailureGroup.objects.bulk_create(
             [
                 FailureGroup(
@@ -369,11 +383,7 @@ def _lock_groups(
             ],
             ignore_conflicts=True,
         )
-    locked = list(
-        FailureGroup.objects.select_for_update()
-        .filter(Q(project_id=run.project_id, fingerprint__in=list(firsts)) | Q(pk__in=left))
-        .order_by("pk")
-    )
+        locked = lock()
     by_fingerprint = {g.fingerprint: g for g in locked if g.fingerprint in firsts}
     return by_fingerprint, [g for g in locked if g.pk in left]
 
