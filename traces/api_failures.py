@@ -1,7 +1,225 @@
-"""The failures API (work in progress)."""
+"""The failure-group API: list, read, and change a group's status and assignee.
+
+Thin views around traces/failures.py; roles come from traces/permissions.py (a viewer
+reads; a member, an admin or an API key changes; anyone else gets 404).
+"""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from typing import Any
 
-urlpatterns: list[URLPattern] = []
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import QuerySet
+from django.urls import URLPattern, path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import failures
+from .api import PROJECT_PARAM
+from .auth import KeyPrincipal, request_project
+from .models import FailureGroup, GroupStatus, Project
+from .permissions import REVIEW, user_can
+
+
+class FailureGroupOut(serializers.Serializer[Any]):
+    """The schema of a group (the body is built by ``failures.group_summary``)."""
+
+    id = serializers.IntegerField()
+    fingerprint = serializers.CharField(help_text="SHA-256 of node, error type, message")
+    node = serializers.CharField()
+    error_type = serializers.CharField(help_text='"" when the failure named no type')
+    message = serializers.CharField(
+        help_text="The normalised message: numbers, ids, URLs, emails, paths and quoted "
+        "values replaced by placeholders such as <num> and <url>"
+    )
+    sample_message = serializers.CharField(help_text="The latest raw message")
+    count = serializers.IntegerField(help_text="Occurrences (errors, failed steps, runs)")
+    status = serializers.ChoiceField(choices=GroupStatus.choices)
+    assignee = serializers.CharField(allow_null=True, help_text="Username, or null")
+    first_seen = serializers.DateTimeField()
+    last_seen = serializers.DateTimeField()
+    regressed_at = serializers.DateTimeField(
+        allow_null=True, help_text="When a new occurrence last reopened it after resolving"
+    )
+    run_ids = serializers.ListField(
+        child=serializers.CharField(),
+        help_text=f"Execution ids of the affected runs, most recent first, at most "
+        f"{failures.RUN_IDS_CAP}",
+    )
+
+
+class FailureGroupPatch(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=GroupStatus.choices, required=False)
+    assignee = serializers.CharField(
+        allow_null=True,
+        required=False,
+        help_text="Username of a project member, or null to unassign",
+    )
+
+
+class GroupPagination(CursorPagination):
+    ordering = ("-last_seen", "-id")
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 500
+
+
+GROUP_ID_PARAM = OpenApiParameter("group_id", int, OpenApiParameter.PATH)
+
+
+def filtered_groups(request: Request, project: Project) -> QuerySet[FailureGroup]:
+    """The project's groups narrowed by the query's filters; a bad value is a 400."""
+    params = request.query_params
+    groups = FailureGroup.objects.filter(project=project).select_related("assignee")
+    status = params.get("status")
+    if status:
+        if status not in GroupStatus.values:
+            allowed = ", ".join(GroupStatus.values)
+            raise exceptions.ValidationError(
+                {"status": f"expected one of {allowed}, got {status!r}"}
+            )
+        groups = groups.filter(status=status)
+    if params.get("node"):
+        groups = groups.filter(node=params["node"])
+    if params.get("error_type"):
+        groups = groups.filter(error_type=params["error_type"])
+    assignee = params.get("assignee")
+    if assignee:
+        if assignee == "me":
+            if isinstance(request.user, KeyPrincipal):
+                raise exceptions.ValidationError(
+                    {"assignee": "'me' needs a signed-in user, not an API key"}
+                )
+            user: Any = request.user
+            groups = groups.filter(assignee=user)
+        else:
+            groups = groups.filter(assignee__username=assignee)
+    return groups
+
+
+def get_group(request: Request, group_id: int) -> FailureGroup:
+    project = request_project(request)
+    group = (
+        FailureGroup.objects.filter(project=project, pk=group_id)
+        .select_related("assignee", "project")
+        .first()
+    )
+    if group is None:
+        raise exceptions.NotFound(f"failure group {group_id}: not found")
+    return group
+
+
+def parse_patch(data: Any) -> dict[str, Any]:
+    """The fields to change; unknown fields and bad values are 400s naming the field."""
+    if not isinstance(data, dict):
+        raise exceptions.ValidationError({"$": "expected an object"})
+    unknown = sorted(set(data) - {"status", "assignee"})
+    if unknown:
+        raise exceptions.ValidationError(
+            {unknown[0]: "unknown field: only status and assignee can change"}
+        )
+    if not data:
+        raise exceptions.ValidationError({"$": "name status and/or assignee"})
+    patch = FailureGroupPatch(data=data)
+    if not patch.is_valid():
+        field, messages = next(iter(patch.errors.items()))
+        raise exceptions.ValidationError({field: messages[0]})
+    return dict(patch.validated_data)
+
+
+class FailureGroupList(APIView):
+    @extend_schema(
+        operation_id="list_failure_groups",
+        summary="Failure groups of a project, most recently seen first (cursor pagination)",
+        parameters=[
+            PROJECT_PARAM,
+            OpenApiParameter("status", str, enum=GroupStatus.values),
+            OpenApiParameter("node", str),
+            OpenApiParameter("error_type", str),
+            OpenApiParameter(
+                "assignee", str, description="A username, or `me` (signed-in users only)"
+            ),
+            OpenApiParameter("limit", int, description="Page size (default 50, max 500)"),
+            OpenApiParameter("cursor", str),
+        ],
+        responses={200: FailureGroupOut(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        project = request_project(request)
+        groups = filtered_groups(request, project)
+        paginator = GroupPagination()
+        page = paginator.paginate_queryset(groups, request, view=self)
+        assert page is not None
+        return paginator.get_paginated_response(failures.summaries(page))
+
+
+class FailureGroupDetail(APIView):
+    @extend_schema(
+        operation_id="get_failure_group",
+        summary="One failure group",
+        parameters=[PROJECT_PARAM, GROUP_ID_PARAM],
+        responses={200: FailureGroupOut, 404: OpenApiResponse(description="No such group")},
+    )
+    def get(self, request: Request, group_id: int) -> Response:
+        group = get_group(request, group_id)
+        return Response(failures.summaries([group])[0])
+
+    @extend_schema(
+        operation_id="update_failure_group",
+        summary="Change a group's status and/or assignee (members and API keys)",
+        description="Each change is written to the group's activity log (who, from, to) "
+        "and pushed to the project's open failure pages.",
+        parameters=[PROJECT_PARAM, GROUP_ID_PARAM],
+        request=FailureGroupPatch,
+        responses={
+            200: FailureGroupOut,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="`path` names the field"),
+            403: OpenApiResponse(description="A viewer cannot change groups"),
+            404: OpenApiResponse(description="No such group"),
+        },
+    )
+    def patch(self, request: Request, group_id: int) -> Response:
+        group = get_group(request, group_id)
+        user: Any = request.user
+        if not isinstance(user, KeyPrincipal) and not user_can(group.project, user, REVIEW):
+            raise exceptions.PermissionDenied("viewers cannot change failure groups")
+        changes = parse_patch(request.data)
+        assignee: Any = None
+        if changes.get("assignee") is not None:
+            assignee = (
+                get_user_model()
+                .objects.filter(memberships__project=group.project, username=changes["assignee"])
+                .first()
+            )
+            if assignee is None:
+                raise exceptions.ValidationError(
+                    {"assignee": f"{changes['assignee']!r} is not a member of this project"}
+                )
+        actor = None if isinstance(user, KeyPrincipal) else user
+        via = user.username if isinstance(user, KeyPrincipal) else None
+        with transaction.atomic():
+            group = failures.update_group(
+                group.pk,
+                actor=actor,
+                via=via,
+                status=changes.get("status"),
+                assignee=assignee,
+                set_assignee="assignee" in changes,
+            )
+        return Response(failures.summaries([group])[0])
+
+
+urlpatterns: list[URLPattern] = [
+    path("failure-groups", FailureGroupList.as_view(), name="api-failure-groups"),
+    path(
+        "failure-groups/<int:group_id>",
+        FailureGroupDetail.as_view(),
+        name="api-failure-group",
+    ),
+]

@@ -110,3 +110,12 @@ def export_deleted(project_pk: int, export_id: str) -> None:
     transaction.on_commit(
         lambda: _send((exports_group(project_pk), {"type": "export.deleted", "id": export_id}))
     )
+
+
+def failure_group_changed(
+    project_pk: int, group: dict[str, Any], activity: list[dict[str, Any]]
+) -> None:
+    """After commit: a failure group changed (traces/failures.py), to the project's
+    viewers; ``activity`` lists the entries the change added to its log."""
+    message = {"type": "failure.group", "group": group, "activity": activity}
+    transaction.on_commit(lambda: _send((project_group(project_pk), message)))

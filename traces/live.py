@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import events as publish
+from . import failures
 from .models import EventType, Project, Run, RunError, RunEvent, RunStatus, Step, graph_name_of
 from .store import (
     ERROR_COLUMNS,
@@ -123,6 +124,7 @@ def ingest_events(
         try:
             with transaction.atomic():
                 run, new = _ingest_locked(project, execution_id, events)
+                failures.record_events(run, new)
                 if new:
                     publish.run_events(run, [e.wire() for e in new])
                 return run, new

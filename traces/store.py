@@ -23,7 +23,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import events
+from . import events, failures
 from .fields import to_db_u64
 from .models import Project, Run, RunError, RunStatus, StateSnapshot, Step, graph_name_of
 from .trace import (
@@ -325,6 +325,7 @@ def _save_locked(project: Project, trace: ExecutionTrace, digest: str) -> tuple[
             for position, (e, d) in enumerate(zip(trace.errors, error_digests, strict=True))
         ),
     )
+    failures.record_run(run)
     events.run_changed(run)
     return run, created
 

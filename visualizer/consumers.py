@@ -192,3 +192,9 @@ class ProjectRunsConsumer(GroupConsumer):
 
     async def run_summary(self, message: dict[str, Any]) -> None:
         await self.send_json({"type": "run_summary", "run": message["run"]})
+
+    async def failure_group(self, message: dict[str, Any]) -> None:
+        # A failure group changed (traces/failures.py): the failure pages update in place.
+        await self.send_json(
+            {"type": "failure_group", "group": message["group"], "activity": message["activity"]}
+        )

@@ -1,23 +1,322 @@
-"""Pages of the project's failures section (work in progress)."""
+"""The project's failures section: the list of failure groups and a group's page.
+
+Both pages follow the project's websocket (``/ws/projects/<slug>/runs/``), on which
+``traces.failures`` publishes every group change, and update in place.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Count, QuerySet
+from django.db.models.functions import TruncDay, TruncHour
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import path
+from django.utils import timezone
 
+from traces import failures
+from traces.models import Activity, Failure, FailureGroup, GroupStatus, Project, RunError, Step
+from traces.permissions import REVIEW, user_can
+from traces.store import load_states
+
+from .diff import Collapsed, collapse, diff
+from .failure_charts import (
+    STEP,
+    bucket_unit,
+    daily_counts,
+    fill_buckets,
+    occurrences_figure,
+)
+from .stepview import VALUE_PREVIEW_CHARS, step_view
 from .views import member_project
+
+# The list's tabs: "open" (new and triaged, the default, as Sentry's "unresolved"), each
+# status, and everything.
+TABS = [("open", "Open"), *[(s.value, s.label) for s in GroupStatus], ("all", "All")]
+OPEN = [GroupStatus.NEW, GroupStatus.TRIAGED]
+LIST_LIMIT = 200
+RUNS_SHOWN = 50
+SPARK_DAYS = 14
+
+
+def list_groups(project: Project, params: Any, user: Any) -> tuple[list[FailureGroup], str]:
+    """The groups the list shows for the query (``status`` tab, ``node``, ``error_type``,
+    ``assignee``: a username or ``me``), most recently seen first; and the tab."""
+    tab = params.get("status") or "open"
+    if tab not in dict(TABS):
+        tab = "open"
+    groups: QuerySet[FailureGroup] = FailureGroup.objects.filter(project=project)
+    if tab == "open":
+        groups = groups.filter(status__in=OPEN)
+    elif tab != "all":
+        groups = groups.filter(status=tab)
+    if params.get("node"):
+        groups = groups.filter(node=params["node"])
+    if params.get("error_type"):
+        groups = groups.filter(error_type=params["error_type"])
+    assignee = params.get("assignee")
+    if assignee == "me":
+        groups = groups.filter(assignee=user)
+    elif assignee:
+        groups = groups.filter(assignee__username=assignee)
+    found = list(groups.select_related("assignee").order_by("-last_seen", "-id")[:LIST_LIMIT])
+    return found, tab
+
+
+def sparklines(groups: list[FailureGroup], now: datetime) -> dict[int, list[int]]:
+    """Occurrences per day over the last SPARK_DAYS days, per group, in one query."""
+    since = (now - timedelta(days=SPARK_DAYS - 1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    counts: dict[int, dict[Any, int]] = {g.pk: {} for g in groups}
+    rows = (
+        Failure.objects.filter(group__in=groups, seen_at__gte=since)
+        .annotate(day=TruncDay("seen_at", tzinfo=UTC))
+        .values_list("group_id", "day")
+        .annotate(n=Count("id"))
+    )
+    for group_id, day, n in rows:
+        counts[group_id][day.date()] = n
+    return {pk: daily_counts(c, now.date(), SPARK_DAYS) for pk, c in counts.items()}
+
+
+def members_of(project: Project) -> list[str]:
+    return list(
+        get_user_model()
+        .objects.filter(memberships__project=project)
+        .order_by("username")
+        .values_list("username", flat=True)
+    )
+
+
+def ws_path(project: Project) -> str:
+    return f"/ws/projects/{project.slug}/runs/"
 
 
 @login_required
 def failures_page(request: HttpRequest, slug: str) -> HttpResponse:
     found = member_project(request, slug)
-    return render(
-        request, "visualizer/section_stub.html", {"project": found, "section": "failures"}
+    groups, tab = list_groups(found, request.GET, request.user)
+    now = timezone.now()
+    sparks = sparklines(groups, now)
+    bodies = failures.summaries(groups) if groups else []
+    rows = [
+        {"group": g, "body": b, "spark": sparks[g.pk]} for g, b in zip(groups, bodies, strict=True)
+    ]
+    filters = {k: request.GET.get(k, "") for k in ("node", "error_type", "assignee")}
+    query = urlencode({k: v for k, v in filters.items() if v})
+    page_data = {
+        "project": found.slug,
+        "ws_path": ws_path(found),
+        "tab": tab,
+        "open_statuses": [str(s) for s in OPEN],
+        "filters": filters,
+        "me": request.user.get_username(),
+        "spark_days": SPARK_DAYS,
+    }
+    context = {
+        "project": found,
+        "section": "failures",
+        "rows": rows,
+        "tabs": TABS,
+        "tab": tab,
+        "filters": filters,
+        "filter_query": query,
+        "limit": LIST_LIMIT,
+        "nodes": sorted(
+            set(FailureGroup.objects.filter(project=found).values_list("node", flat=True))
+        ),
+        "error_types": sorted(
+            set(FailureGroup.objects.filter(project=found).values_list("error_type", flat=True))
+            - {""}
+        ),
+        "page_data": page_data,
+    }
+    return render(request, "visualizer/failures.html", context)
+
+
+def member_group(request: HttpRequest, slug: str, group_id: int) -> FailureGroup:
+    found = member_project(request, slug)
+    group = (
+        FailureGroup.objects.filter(project=found, pk=group_id)
+        .select_related("project", "assignee")
+        .first()
     )
+    if group is None:
+        raise Http404("no such failure group")
+    return group
+
+
+def chart(group: FailureGroup) -> dict[str, Any]:
+    """The group's occurrences over time, in hours or days depending on its span."""
+    unit = bucket_unit(group.first_seen, max(group.last_seen, group.first_seen))
+    trunc = TruncHour if unit == "hour" else TruncDay
+    counts = dict(
+        Failure.objects.filter(group=group)
+        .annotate(bucket=trunc("seen_at", tzinfo=UTC))
+        .values_list("bucket")
+        .annotate(n=Count("id"))
+        .values_list("bucket", "n")
+    )
+    if not counts:
+        return occurrences_figure([], unit, group.regressed_at)
+    # At least a day of hours (two weeks of days) on the axis, so a group seen once or
+    # twice reads as bars in time rather than as a wall of colour.
+    end = max(counts)
+    start = min(min(counts), end - STEP[unit] * (23 if unit == "hour" else 13))
+    buckets = fill_buckets(counts, start, end, unit)
+    return occurrences_figure(buckets, unit, group.regressed_at)
+
+
+def affected_runs(group: FailureGroup, limit: int = RUNS_SHOWN) -> list[dict[str, Any]]:
+    """The latest runs of the group (one row per run, its latest occurrence), each with
+    the run page link at the failing step."""
+    seen: dict[int, Failure] = {}
+    for failure in (
+        Failure.objects.filter(group=group)
+        .select_related("run")
+        .order_by("-seen_at", "-id")[: limit * 5]
+    ):
+        seen.setdefault(failure.run_id, failure)
+        if len(seen) == limit:
+            break
+    picked = list(seen.values())
+    positions = {(f.run_id, f.step_position) for f in picked if f.step_position is not None}
+    index_of: dict[tuple[int, int], int] = {}
+    if positions:
+        for run_id, position, step_index in Step.objects.filter(
+            run_id__in={r for r, _ in positions}, position__in={p for _, p in positions}
+        ).values_list("run_id", "position", "index"):
+            index_of[(run_id, position)] = step_index
+    rows = []
+    slug = group.project.slug
+    for f in picked:
+        index = index_of.get((f.run_id, f.step_position)) if f.step_position is not None else None
+        link = f"/projects/{slug}/runs/{f.run.execution_id}/"
+        rows.append(
+            {
+                "execution_id": f.run.execution_id,
+                "graph_name": f.run.graph_name,
+                "run_status": f.run.status,
+                "seen_at": f.seen_at.isoformat(),
+                "message": f.message,
+                "step_index": index,
+                "url": link + (f"#step={index}" if index is not None else ""),
+            }
+        )
+    return rows
+
+
+def failing_step(group: FailureGroup) -> dict[str, Any] | None:
+    """The most recent failing step of the group with what it changed: its own diff, or,
+    when it left no state after (a node that raised), the diff from the state it received
+    to the state the error recorded."""
+    failure = (
+        Failure.objects.filter(group=group, step_position__isnull=False)
+        .select_related("run", "run__project")
+        .order_by("-seen_at", "-id")
+        .first()
+    )
+    if failure is None or failure.step_position is None:
+        return None
+    step = Step.objects.filter(run=failure.run, position=failure.step_position).first()
+    if step is None:
+        return None
+    view = step_view(failure.run, step)
+    view["execution_id"] = failure.run.execution_id
+    view["url"] = (
+        f"/projects/{group.project.slug}/runs/{failure.run.execution_id}/#step={step.index}"
+    )
+    view["compared_with"] = "state after"
+    if not view["has_both_states"] and failure.key.startswith("error:"):
+        error = RunError.objects.filter(
+            run=failure.run, position=int(failure.key.split(":", 1)[1])
+        ).first()
+        if error is not None and error.state_at_error_id and step.state_before_id:
+            states = load_states(
+                failure.run.project_id, [step.state_before_id, error.state_at_error_id]
+            )
+            changes = diff(states[step.state_before_id], states[error.state_at_error_id])
+            view["has_both_states"] = True
+            view["compared_with"] = "state at error"
+            view["changes"] = [
+                {
+                    "op": c.op,
+                    "path": c.path,
+                    "before": _preview(c.before) if c.has_before else None,
+                    "after": _preview(c.after) if c.has_after else None,
+                }
+                for c in changes
+            ]
+    return view
+
+
+def _preview(value: Any) -> Collapsed:
+    return collapse(value, VALUE_PREVIEW_CHARS)
+
+
+def group_data(group: FailureGroup) -> dict[str, Any]:
+    """What the group page draws and refreshes live: the group, its chart and runs."""
+    return {
+        "group": failures.summaries([group])[0],
+        "chart": chart(group),
+        "runs": affected_runs(group),
+        "distinct_runs": Failure.objects.filter(group=group).values("run_id").distinct().count(),
+    }
+
+
+@login_required
+def group_page(request: HttpRequest, slug: str, group_id: int) -> HttpResponse:
+    group = member_group(request, slug, group_id)
+    can_edit = user_can(group.project, request.user, REVIEW)
+    data = group_data(group)
+    activity = [
+        failures.activity_entry(a)
+        for a in Activity.objects.filter(group=group).select_related("actor")[:100]
+    ]
+    page_data = {
+        **data,
+        "project": group.project.slug,
+        "ws_path": ws_path(group.project),
+        "data_url": f"/projects/{group.project.slug}/failures/{group.pk}/data.json",
+        "api_url": f"/api/v1/failure-groups/{group.pk}?project={group.project.slug}",
+        "csrf_token": get_token(request) if can_edit else None,
+        "can_edit": can_edit,
+        "activity": activity,
+    }
+    context = {
+        "project": group.project,
+        "section": "failures",
+        "group": group,
+        "data": data,
+        "can_edit": can_edit,
+        "statuses": GroupStatus.choices,
+        "members": members_of(group.project),
+        "step": failing_step(group),
+        "activity": activity,
+        "page_data": page_data,
+    }
+    return render(request, "visualizer/failure_group.html", context)
+
+
+@login_required
+def group_json(request: HttpRequest, slug: str, group_id: int) -> JsonResponse:
+    """The group page's live refresh: the group, its chart and affected runs."""
+    return JsonResponse(group_data(member_group(request, slug, group_id)))
 
 
 urlpatterns = [
     path("projects/<slug:slug>/failures/", failures_page, name="failures"),
+    path("projects/<slug:slug>/failures/<int:group_id>/", group_page, name="failure-group"),
+    path(
+        "projects/<slug:slug>/failures/<int:group_id>/data.json",
+        group_json,
+        name="failure-group-data",
+    ),
 ]

@@ -1,0 +1,330 @@
+// The failures section: the group list and a group's page. Both follow the project's
+// websocket, on which every change to a group arrives ({"type": "failure_group", ...}),
+// and update in place. Trace strings only ever go in as text.
+import { liveSocket } from "./live.js";
+import { cell } from "./dom.js";
+
+const STATUS_LABELS = { new: "New", triaged: "Triaged", resolved: "Resolved", ignored: "Ignored" };
+const relative = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
+const UNITS = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+
+function ago(iso) {
+  const seconds = (new Date(iso).getTime() - Date.now()) / 1000;
+  for (const [unit, size] of UNITS) {
+    if (Math.abs(seconds) >= size || unit === "second") {
+      return relative.format(Math.round(seconds / size), unit);
+    }
+  }
+  return "";
+}
+
+function setTime(el, iso) {
+  if (!el || !iso) return;
+  el.dateTime = iso;
+  el.title = iso.replace("T", " ").slice(0, 19);
+  el.textContent = ago(iso);
+}
+
+function refreshTimes() {
+  document.querySelectorAll("time[datetime]").forEach((el) => {
+    if (el.getAttribute("datetime")) el.textContent = ago(el.getAttribute("datetime"));
+  });
+}
+
+function statusBadge(status) {
+  const span = document.createElement("span");
+  span.className = `badge group-${status}`;
+  span.textContent = STATUS_LABELS[status] || status;
+  return span;
+}
+
+function regressedBadge(group) {
+  const span = document.createElement("span");
+  span.className = "badge regressed";
+  span.title = group.regressed_at;
+  span.textContent = "Regressed";
+  return span;
+}
+
+function drawSpark(holder, counts) {
+  const max = Math.max(1, ...counts);
+  const width = 4;
+  const gap = 2;
+  const height = 22;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("width", String(counts.length * (width + gap)));
+  svg.setAttribute("height", String(height));
+  svg.setAttribute("aria-label", `${counts.reduce((a, b) => a + b, 0)} events in the last ${counts.length} days`);
+  counts.forEach((n, i) => {
+    const rect = document.createElementNS(ns, "rect");
+    const h = n ? Math.max(2, Math.round((n / max) * height)) : 1;
+    rect.setAttribute("x", String(i * (width + gap)));
+    rect.setAttribute("y", String(height - h));
+    rect.setAttribute("width", String(width));
+    rect.setAttribute("height", String(h));
+    rect.setAttribute("class", n ? "bar" : "bar empty");
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `${n} on day ${i - counts.length + 1 || "today"}`;
+    rect.append(title);
+    svg.append(rect);
+  });
+  holder.replaceChildren(svg);
+  holder.dataset.counts = counts.join(",");
+}
+
+// --- The group list -------------------------------------------------------------------
+function listPage(data) {
+  const rows = document.getElementById("group-rows");
+  const empty = document.getElementById("groups-empty");
+  document.querySelectorAll(".spark").forEach((el) => drawSpark(el, el.dataset.counts.split(",").map(Number)));
+
+  function visible(group) {
+    const f = data.filters;
+    if (data.tab === "open" && !data.open_statuses.includes(group.status)) return false;
+    if (!["open", "all"].includes(data.tab) && group.status !== data.tab) return false;
+    if (f.node && group.node !== f.node) return false;
+    if (f.error_type && group.error_type !== f.error_type) return false;
+    if (f.assignee === "me" && group.assignee !== data.me) return false;
+    if (f.assignee && f.assignee !== "me" && group.assignee !== f.assignee) return false;
+    return true;
+  }
+
+  function build(group) {
+    const tr = document.createElement("tr");
+    tr.dataset.groupId = String(group.id);
+    const title = document.createElement("td");
+    title.className = "group-cell";
+    const link = document.createElement("a");
+    link.className = "group-title";
+    link.href = `/projects/${data.project}/failures/${group.id}/`;
+    const strong = document.createElement("strong");
+    strong.textContent = group.error_type || "Failure";
+    const node = document.createElement("span");
+    node.className = "group-node";
+    node.textContent = `in ${group.node || "(run)"}`;
+    link.append(strong, " ", node);
+    const message = document.createElement("div");
+    message.className = "group-message";
+    message.textContent = group.message;
+    title.append(link, message);
+    const status = cell("");
+    status.dataset.col = "status";
+    const count = cell("0", "num");
+    count.dataset.col = "count";
+    const spark = document.createElement("td");
+    const holder = document.createElement("span");
+    holder.className = "spark";
+    spark.append(holder);
+    drawSpark(holder, new Array(data.spark_days).fill(0));
+    const first = document.createElement("td");
+    const firstTime = document.createElement("time");
+    firstTime.dataset.col = "first_seen";
+    first.append(firstTime);
+    const last = document.createElement("td");
+    const lastTime = document.createElement("time");
+    lastTime.dataset.col = "last_seen";
+    last.append(lastTime);
+    const assignee = cell("—");
+    assignee.dataset.col = "assignee";
+    tr.append(title, status, count, spark, first, last, assignee);
+    return tr;
+  }
+
+  function apply(group) {
+    let tr = rows.querySelector(`tr[data-group-id="${group.id}"]`);
+    if (!visible(group)) {
+      tr?.remove();
+      empty.hidden = rows.children.length > 0;
+      return;
+    }
+    if (!tr) {
+      tr = build(group);
+      tr.dataset.count = "0";
+    }
+    const before = Number(tr.querySelector('[data-col="count"]').textContent);
+    const delta = group.count - before;
+    if (delta > 0) {
+      // New occurrences count on the day the group was last seen (UTC days, as the
+      // server buckets them), when that day is on the chart at all.
+      const holder = tr.querySelector(".spark");
+      const counts = holder.dataset.counts.split(",").map(Number);
+      const day = (ms) => Math.floor(ms / 86400000);
+      const back = day(Date.now()) - day(new Date(group.last_seen).getTime());
+      if (back >= 0 && back < counts.length) {
+        counts[counts.length - 1 - back] += delta;
+        drawSpark(holder, counts);
+      }
+    }
+    tr.dataset.status = group.status;
+    const status = tr.querySelector('[data-col="status"]');
+    status.replaceChildren(statusBadge(group.status));
+    if (group.regressed_at && group.status !== "resolved") status.append(" ", regressedBadge(group));
+    tr.querySelector('[data-col="count"]').textContent = String(group.count);
+    tr.querySelector(".group-message").title = group.sample_message;
+    setTime(tr.querySelector('[data-col="first_seen"]'), group.first_seen);
+    setTime(tr.querySelector('[data-col="last_seen"]'), group.last_seen);
+    tr.querySelector('[data-col="assignee"]').textContent = group.assignee || "—";
+    // Most recently seen first, as the server orders them.
+    const later = [...rows.children].find((row) => row !== tr &&
+      row.querySelector('[data-col="last_seen"]').dateTime < group.last_seen);
+    if (tr.parentNode !== rows || delta > 0) {
+      rows.insertBefore(tr, later || null);
+      tr.classList.remove("fresh");
+      void tr.offsetWidth; // restart the highlight animation
+      tr.classList.add("fresh");
+    }
+    empty.hidden = true;
+  }
+
+  const indicator = document.getElementById("live-indicator");
+  liveSocket(data.ws_path, {
+    onMessage(message) {
+      if (message.type === "failure_group") apply(message.group);
+    },
+    onState(state) { indicator.hidden = state !== "open"; },
+  });
+}
+
+// --- A group's page -------------------------------------------------------------------
+const VERBS = {
+  status_changed: (d) => `changed the status from ${STATUS_LABELS[d.from] || d.from} to ${STATUS_LABELS[d.to] || d.to}`,
+  assignee_changed: (d) => d.to ? `assigned it to ${d.to}` + (d.from ? ` (was ${d.from})` : "") : `unassigned ${d.from}`,
+  regressed: (d) => `regressed: a new occurrence in run ${d.run} reopened it`,
+};
+
+function groupPage(data) {
+  const chart = document.getElementById("occurrences");
+  const plotConfig = { displayModeBar: false, responsive: true };
+  let group = data.group;
+
+  function drawChart(figure) {
+    Plotly.react(chart, figure.data, figure.layout, plotConfig);
+  }
+
+  function renderRuns(runs, distinct) {
+    const body = document.getElementById("affected-runs");
+    body.replaceChildren(...runs.map((run) => {
+      const tr = document.createElement("tr");
+      const link = document.createElement("a");
+      link.href = run.url;
+      const code = document.createElement("code");
+      code.textContent = run.execution_id.length > 14 ? `${run.execution_id.slice(0, 13)}…` : run.execution_id;
+      code.title = run.execution_id;
+      link.append(code);
+      const id = document.createElement("td");
+      id.append(link);
+      const when = document.createElement("td");
+      const time = document.createElement("time");
+      setTime(time, run.seen_at);
+      when.append(time);
+      const message = cell(run.message, "err message");
+      message.title = run.message;
+      tr.append(id, cell(run.graph_name || "—"), cell(run.step_index == null ? "—" : `#${run.step_index}`, "num"), when, message);
+      return tr;
+    }));
+    document.getElementById("runs-note").textContent =
+      distinct > runs.length ? `(latest ${runs.length} of ${distinct})` : `(${distinct})`;
+  }
+
+  function activityItem(entry) {
+    const li = document.createElement("li");
+    const who = document.createElement("strong");
+    who.textContent = entry.actor || (entry.detail.via ? entry.detail.via : "DashFlow");
+    const what = VERBS[entry.verb] ? VERBS[entry.verb](entry.detail) : entry.verb;
+    const time = document.createElement("time");
+    setTime(time, entry.created_at);
+    time.className = "muted";
+    li.dataset.verb = entry.verb;
+    li.append(who, ` ${what} · `, time);
+    return li;
+  }
+
+  function addActivity(entries, atTop) {
+    const list = document.getElementById("activity");
+    const items = entries.map(activityItem);
+    if (atTop) list.prepend(...items); else list.append(...items);
+    document.getElementById("activity-empty").hidden = list.children.length > 0;
+  }
+
+  function applyGroup(next) {
+    group = next;
+    const badge = document.getElementById("group-status");
+    badge.className = `badge group-${group.status}`;
+    badge.textContent = STATUS_LABELS[group.status] || group.status;
+    const regressed = document.getElementById("group-regressed");
+    regressed.hidden = !group.regressed_at || group.status === "resolved";
+    setTime(regressed.querySelector("time"), group.regressed_at);
+    document.getElementById("stat-count").textContent = String(group.count);
+    document.getElementById("group-sample").textContent = group.sample_message;
+    setTime(document.getElementById("stat-first"), group.first_seen);
+    setTime(document.getElementById("stat-last"), group.last_seen);
+    document.getElementById("status-select").value = group.status;
+    document.getElementById("assignee-select").value = group.assignee || "";
+  }
+
+  let refresh = null;
+  function refetch() {
+    if (refresh) return;
+    refresh = setTimeout(async () => {
+      refresh = null;
+      const response = await fetch(data.data_url, { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const fresh = await response.json();
+      applyGroup(fresh.group);
+      drawChart(fresh.chart);
+      renderRuns(fresh.runs, fresh.distinct_runs);
+      document.getElementById("stat-runs").textContent = String(fresh.distinct_runs);
+    }, 300);
+  }
+
+  async function patch(body) {
+    const error = document.getElementById("triage-error");
+    error.hidden = true;
+    const response = await fetch(data.api_url, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": data.csrf_token, Accept: "application/json" },
+      credentials: "same-origin",
+      body: JSON.stringify(body),
+    });
+    const answer = await response.json();
+    if (!response.ok) {
+      error.textContent = answer.detail || `failed (${response.status})`;
+      error.hidden = false;
+      applyGroup(group);
+      return;
+    }
+    applyGroup(answer);
+  }
+
+  drawChart(data.chart);
+  renderRuns(data.runs, data.distinct_runs);
+  addActivity(data.activity, false);
+  if (data.can_edit) {
+    document.getElementById("status-select").addEventListener("change", (e) => patch({ status: e.target.value }));
+    document.getElementById("assignee-select").addEventListener("change", (e) => patch({ assignee: e.target.value || null }));
+    document.getElementById("assign-me").addEventListener("click", () => {
+      const me = document.querySelector(".account .who").textContent;
+      patch({ assignee: me });
+    });
+  }
+
+  const indicator = document.getElementById("live-indicator");
+  liveSocket(data.ws_path, {
+    onMessage(message) {
+      if (message.type !== "failure_group" || message.group.id !== group.id) return;
+      const grew = message.group.count !== group.count;
+      applyGroup(message.group);
+      addActivity(message.activity, true);
+      if (grew) refetch();
+    },
+    onState(state) { indicator.hidden = state !== "open"; },
+  });
+}
+
+const listData = document.getElementById("failures-data");
+const groupData = document.getElementById("group-data");
+if (listData) listPage(JSON.parse(listData.textContent));
+if (groupData) groupPage(JSON.parse(groupData.textContent));
+refreshTimes();
+setInterval(refreshTimes, 30000);

@@ -1,0 +1,550 @@
+"""Failure groups: every error and failed run, grouped by what went wrong.
+
+A failure's fingerprint is its node, its error type and its message with the parts that
+vary between occurrences (numbers, ids, URLs, emails, paths, quoted values) replaced by
+placeholders, so "Timeout: GET https://a/1 exceeded 30s" and "Timeout: GET https://b/2
+exceeded 31s" are one group. ``record_run`` brings a run's ``Failure`` rows in line with
+its stored errors and steps; it runs inside the ingestion transaction (store.save_trace,
+live.ingest_events) and is idempotent, so re-sending a run changes nothing.
+
+What is an occurrence, per run: each ``ErrorTrace`` ("error:<position>"); each failed step
+that no ErrorTrace covers ("step:<position>"); and a failed run with neither ("run").
+As in Sentry, a new occurrence of a ``resolved`` group reopens it (status ``new``,
+``regressed_at`` set, an Activity "regressed"); an ``ignored`` group stays ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Max, Min, Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from . import events
+from .models import (
+    Activity,
+    Failure,
+    FailureGroup,
+    GroupStatus,
+    Run,
+    RunError,
+    RunStatus,
+    Step,
+)
+
+# How many execution ids a group lists (most recent first); the group page pages the rest.
+RUN_IDS_CAP = 20
+MESSAGE_MAX_CHARS = 2000
+
+STEP_WITHOUT_MESSAGE = "step failed without an error message"
+RUN_INCOMPLETE = "run ended without completing (no error recorded)"
+
+_UNITS = (
+    r"(?:ns|us|µs|ms|s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?"
+    r"|b|kb|mb|gb|tb|kib|mib|gib|k|x|px|%)"
+)
+
+# Order matters: the specific patterns (a URL contains numbers and a path) run first, and
+# each placeholder contains no character a later pattern matches.
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>()\[\]{},;]+"), "<url>"),
+    (re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"), "<email>"),
+    # Quoted values: an opening quote not inside a word (so "can't" is left alone).
+    (re.compile(r"(?<![\w\\])'(?:[^'\\\n]|\\.)*'(?!\w)"), "<str>"),
+    (re.compile(r'(?<![\w\\])"(?:[^"\\\n]|\\.)*"(?!\w)'), "<str>"),
+    (re.compile(r"(?<![\w\\])`[^`\n]*`(?!\w)"), "<str>"),
+    (
+        re.compile(
+            r"\b[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\b"
+        ),
+        "<uuid>",
+    ),
+    (
+        re.compile(
+            r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"
+        ),
+        "<date>",
+    ),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
+    # Absolute paths of two or more segments (Unix, ~/, ./), and Windows paths.
+    (re.compile(r"(?<![\w/:.<])(?:~|\.{1,2})?(?:/[\w.@+~-]+){2,}/?"), "<path>"),
+    (re.compile(r"\b[A-Za-z]:\\[^\s'\"]*"), "<path>"),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
+]
+# Hex ids (git SHAs, trace ids): 8+ hex digits with at least one digit and one letter,
+# not inside a longer alphanumeric token ("req_8f3a9c2b" -> "req_<hex>").
+_HEX = re.compile(
+    r"(?<![A-Za-z0-9])(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}(?![A-Za-z0-9])"
+)
+# Other opaque ids: 10+ letters and digits with at least two digits ("ch_3N2b9XkP0q").
+_ID = re.compile(
+    r"(?<![A-Za-z0-9])(?=[A-Za-z0-9]*\d[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{10,}(?![A-Za-z0-9])"
+)
+# Numbers as tokens, with a unit kept ("30s" -> "<num>s"); digits inside an identifier
+# ("gpt-4o", "utf8", "user123") are part of its name and stay.
+_NUMBER = re.compile(
+    rf"(?<![A-Za-z0-9.])\d+(?:[.,]\d+)*(?={_UNITS}?(?![A-Za-z0-9]))", re.IGNORECASE
+)
+_SPACE = re.compile(r"\s+")
+# "Timeout: GET ..." -> "Timeout": a failed step's message often starts with its type.
+_TYPE_PREFIX = re.compile(r"^([A-Z][A-Za-z0-9_.]{1,80}):\s")
+
+
+def normalize(message: str) -> str:
+    """``message`` with what varies between occurrences replaced by placeholders
+    (``<url>``, ``<email>``, ``<str>``, ``<uuid>``, ``<date>``, ``<ip>``, ``<path>``,
+    ``<hex>``, ``<id>``, ``<num>``) and whitespace collapsed. Idempotent."""
+    text = message[:MESSAGE_MAX_CHARS]
+    for pattern, placeholder in _PATTERNS:
+        text = pattern.sub(placeholder, text)
+    text = _HEX.sub("<hex>", text)
+    text = _ID.sub("<id>", text)
+    text = _NUMBER.sub("<num>", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def fingerprint(node: str, error_type: str | None, message: str) -> str:
+    """The group key: SHA-256 of the node, the error type and the normalised message."""
+    key = "\x1f".join([node, error_type or "", normalize(message)])
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def infer_error_type(message: str) -> str:
+    """The type a message names in front ("Timeout: ..." -> "Timeout"), else ""."""
+    found = _TYPE_PREFIX.match(message)
+    return found.group(1) if found else ""
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    key: str
+    node: str
+    error_type: str
+    message: str
+    seen_at: datetime
+    step_position: int | None
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return fingerprint(self.node, self.error_type, self.message)
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = parse_datetime(text)
+    except ValueError:
+        return None
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
+
+
+def occurrences(run: Run) -> list[Occurrence]:
+    """What failed in ``run``, read from its stored rows (failed steps and errors only)."""
+    if run.status != RunStatus.FAILED and run.error_count == 0:
+        # Both ingestion paths mark a run failed on any error or failed step: a run that
+        # is not failed has nothing to read (most runs; this saves their queries).
+        return []
+    errors = list(RunError.objects.filter(run=run).order_by("position"))
+    # Where each error happened: the step with its execution_index (DashFlow's step index).
+    wanted = {int(e.execution_index) for e in errors if e.execution_index is not None}
+    # One query for the failed steps and the steps the errors point at.
+    steps = list(
+        Step.objects.filter(run=run)
+        .filter(Q(success=False) | Q(index__in=wanted))
+        .order_by("position")
+        .only("position", "index", "node", "error_message", "started_at_text", "success")
+    )
+    failed = [s for s in steps if not s.success]
+    position_of: dict[int, int] = {}
+    for s in reversed(steps):  # so a repeated index maps to its first step, as Run.step
+        if int(s.index) in wanted:
+            position_of[int(s.index)] = s.position
+    fallback = run.ended_at or run.started_at
+    found: list[Occurrence] = []
+    for e in errors:
+        index = int(e.execution_index) if e.execution_index is not None else None
+        found.append(
+            Occurrence(
+                key=f"error:{e.position}",
+                node=e.node,
+                error_type=e.error_type or "",
+                message=e.message,
+                seen_at=_time(e.timestamp_text) or fallback,
+                step_position=position_of.get(index) if index is not None else None,
+            )
+        )
+    covered_indexes = {int(e.execution_index) for e in errors if e.execution_index is not None}
+    covered_nodes = {e.node for e in errors if e.execution_index is None}
+    for s in failed:
+        if int(s.index) in covered_indexes or s.node in covered_nodes:
+            continue
+        message = s.error_message or STEP_WITHOUT_MESSAGE
+        found.append(
+            Occurrence(
+                key=f"step:{s.position}",
+                node=s.node,
+                error_type=infer_error_type(message),
+                message=message,
+                seen_at=_time(s.started_at_text) or fallback,
+                step_position=s.position,
+            )
+        )
+    if not found and run.status == RunStatus.FAILED:
+        last = Step.objects.filter(run=run).order_by("-position").only("position", "node").first()
+        found.append(
+            Occurrence(
+                key="run",
+                node=last.node if last else "",
+                error_type="",
+                message=RUN_INCOMPLETE,
+                seen_at=fallback,
+                step_position=last.position if last else None,
+            )
+        )
+    return found
+
+
+def record_run(run: Run) -> list[FailureGroup]:
+    """Bring the run's Failure rows in line with its stored rows; returns the groups that
+    changed (published to the project's viewers after commit).
+
+    Call it inside the transaction that stored the run, with the run row locked (both
+    ingestion paths hold it ``select_for_update``), so two requests for one run never
+    interleave. Running it again on the same rows changes nothing.
+    """
+    now = timezone.now()
+    wanted = {o.key: o for o in occurrences(run)}
+    existing = {f.key: f for f in Failure.objects.filter(run=run).select_related("group")}
+    if not wanted and not existing:
+        return []
+
+    added: list[Occurrence] = []
+    removed: list[Failure] = []
+    updated: list[Failure] = []
+    for key, failure in existing.items():
+        occ = wanted.get(key)
+        if occ is None or occ.fingerprint != failure.group.fingerprint:
+            removed.append(failure)
+        elif (failure.message, failure.seen_at, failure.step_position) != (
+            occ.message,
+            occ.seen_at,
+            occ.step_position,
+        ):
+            failure.message = occ.message
+            failure.seen_at = occ.seen_at
+            failure.step_position = occ.step_position
+            updated.append(failure)
+    removed_keys = {f.key for f in removed}
+    added = [o for k, o in wanted.items() if k not in existing or k in removed_keys]
+    if not (added or removed or updated):
+        return []
+
+    left = {f.group_id for f in removed + updated}
+    groups, recount = _lock_groups(run, added, left)
+    if removed:
+        Failure.objects.filter(pk__in=[f.pk for f in removed]).delete()
+    if updated:
+        Failure.objects.bulk_update(updated, ["message", "seen_at", "step_position"])
+    Failure.objects.bulk_create(
+        [
+            Failure(
+                group=groups[o.fingerprint],
+                run=run,
+                key=o.key,
+                step_position=o.step_position,
+                message=o.message[:MESSAGE_MAX_CHARS],
+                seen_at=o.seen_at,
+            )
+            for o in added
+        ]
+    )
+
+    changed: dict[int, FailureGroup] = {}
+    activity: list[Activity] = []
+    by_group: dict[str, list[Occurrence]] = {}
+    for o in added:
+        by_group.setdefault(o.fingerprint, []).append(o)
+    for fp, occs in by_group.items():
+        group = groups[fp]
+        latest = max(occs, key=lambda o: o.seen_at)
+        fresh = group.count == 0 and group.first_seen == group.last_seen == _EPOCH
+        group.count += len(occs)
+        group.first_seen = min([o.seen_at for o in occs] + ([] if fresh else [group.first_seen]))
+        if fresh or latest.seen_at >= group.last_seen:
+            group.last_seen = latest.seen_at
+            group.sample_message = latest.message[:MESSAGE_MAX_CHARS]
+        fields = ["count", "first_seen", "last_seen", "sample_message"]
+        if group.status == GroupStatus.RESOLVED:
+            group.status = GroupStatus.NEW
+            group.regressed_at = now
+            fields += ["status", "regressed_at"]
+            activity.append(
+                Activity(
+                    project_id=run.project_id,
+                    group=group,
+                    verb="regressed",
+                    detail={
+                        "from": GroupStatus.RESOLVED,
+                        "to": GroupStatus.NEW,
+                        "run": run.execution_id,
+                        "message": latest.message[:MESSAGE_MAX_CHARS],
+                    },
+                    created_at=now,
+                )
+            )
+        group.save(update_fields=fields)
+        changed[group.pk] = group
+
+    # Rows that left or moved: their groups are recounted (rare: a run replaced by its
+    # final trace, or a failed step whose ErrorTrace arrived in a later batch).
+    for group in recount:
+        group = changed.get(group.pk, group)
+        stats = Failure.objects.filter(group=group).aggregate(
+            n=Count("id"), first=Min("seen_at"), last=Max("seen_at")
+        )
+        if stats["n"] == 0 and _untouched(group):
+            # Nobody triaged it and nothing is left in it: a live run's passing guess.
+            group.delete()
+            changed.pop(group.pk, None)
+            continue
+        group.count = stats["n"]
+        if stats["n"]:
+            group.first_seen, group.last_seen = stats["first"], stats["last"]
+        group.save(update_fields=["count", "first_seen", "last_seen"])
+        changed[group.pk] = group
+    Activity.objects.bulk_create(activity)
+    result = list(changed.values())
+    publish_groups(result, {a.group_id: [activity_entry(a)] for a in activity if a.group_id})
+    return result
+
+
+# A new group's first/last seen before its first occurrence is counted.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _untouched(group: FailureGroup) -> bool:
+    return (
+        group.status == GroupStatus.NEW
+        and group.assignee_id is None
+        and not Activity.objects.filter(group=group).exists()
+    )
+
+
+def _lock_groups(
+    run: Run, added: Sequence[Occurrence], left: set[int]
+) -> tuple[dict[str, FailureGroup], list[FailureGroup]]:
+    """The groups of ``added`` by fingerprint, created when missing, and the groups
+    ``left`` (by id) that lose or change occurrences: all locked for this transaction.
+
+    ``ignore_conflicts`` (INSERT ... ON CONFLICT DO NOTHING) lets two runs create the same
+    group at once without either failing; the locks, taken in one statement in id order
+    so two runs never deadlock, make their count updates wait for each other.
+    """
+    firsts: dict[str, Occurrence] = {}
+    for o in added:
+        firsts.setdefault(o.fingerprint, o)
+
+    def lock() -> list[FailureGroup]:
+        return list(
+            FailureGroup.objects.select_for_update()
+            .filter(Q(project_id=run.project_id, fingerprint__in=list(firsts)) | Q(pk__in=left))
+            .order_by("pk")
+        )
+
+    # Most occurrences fall in a group that exists: one locking read. Missing groups are
+    # inserted, then everything is read again with its lock.
+    locked = lock()
+    if set(firsts) - {g.fingerprint for g in locked}:
+        FailureGroup.objects.bulk_create(
+            [
+                FailureGroup(
+                    project_id=run.project_id,
+                    fingerprint=fp,
+                    node=o.node[:200],
+                    error_type=o.error_type[:200],
+                    message=normalize(o.message),
+                    sample_message=o.message[:MESSAGE_MAX_CHARS],
+                    count=0,
+                    first_seen=_EPOCH,
+                    last_seen=_EPOCH,
+                )
+                for fp, o in firsts.items()
+            ],
+            ignore_conflicts=True,
+        )
+        locked = lock()
+    by_fingerprint = {g.fingerprint: g for g in locked if g.fingerprint in firsts}
+    return by_fingerprint, [g for g in locked if g.pk in left]
+
+
+def record_events(run: Run, new_events: Iterable[Any]) -> None:
+    """After a live batch is applied: regroup the run when the batch stored anything that
+    can fail it (an error, a failed node, a run finished incomplete)."""
+    for event in new_events:
+        data = event.data
+        if (
+            event.type == "error"
+            or (event.type == "node_finished" and not data.success)
+            or (event.type == "run_finished" and not data.completed)
+        ):
+            record_run(run)
+            return
+
+
+def regroup(run_pks: Iterable[int]) -> int:
+    """Backfill: ``record_run`` for each run (each in its own transaction, the run row
+    locked); returns how many group updates that made. Safe to run again."""
+    changed = 0
+    for pk in run_pks:
+        with transaction.atomic():
+            locked = Run.objects.select_for_update().filter(pk=pk).first()
+            if locked is not None:  # deleted meanwhile
+                changed += len(record_run(locked))
+    return changed
+
+
+def run_ids(group_ids: Sequence[int], cap: int = RUN_IDS_CAP) -> dict[int, list[str]]:
+    """Per group, the execution ids of its runs, most recent occurrence first, at most
+    ``cap`` each.
+
+    One small query per group along the (group, -seen_at) index, rather than one query
+    aggregating every failure of every group: a busy group has millions of rows. A run
+    that failed many times in a row fills several of the rows read, hence the margin.
+    """
+    found: dict[int, list[str]] = {}
+    for pk in group_ids:
+        ids: list[str] = []
+        for execution_id in (
+            Failure.objects.filter(group_id=pk)
+            .order_by("-seen_at", "-id")
+            .values_list("run__execution_id", flat=True)[: cap * 5]
+        ):
+            if execution_id not in ids:
+                ids.append(execution_id)
+                if len(ids) == cap:
+                    break
+        found[pk] = ids
+    return found
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def group_summary(group: FailureGroup, ids: list[str]) -> dict[str, Any]:
+    """A group as the API, pages and websockets show it (plain JSON types)."""
+    return {
+        "id": group.pk,
+        "fingerprint": group.fingerprint,
+        "node": group.node,
+        "error_type": group.error_type,
+        "message": group.message,
+        "sample_message": group.sample_message,
+        "count": group.count,
+        "status": group.status,
+        "assignee": group.assignee.get_username() if group.assignee is not None else None,
+        "first_seen": _iso(group.first_seen),
+        "last_seen": _iso(group.last_seen),
+        "regressed_at": _iso(group.regressed_at),
+        "run_ids": ids,
+    }
+
+
+def summaries(groups: Sequence[FailureGroup]) -> list[dict[str, Any]]:
+    ids = run_ids([g.pk for g in groups])
+    return [group_summary(g, ids.get(g.pk, [])) for g in groups]
+
+
+def activity_entry(row: Activity) -> dict[str, Any]:
+    """An Activity row as the group page lists it."""
+    return {
+        "id": row.pk,
+        "verb": row.verb,
+        "actor": row.actor.get_username() if row.actor is not None else None,
+        "detail": row.detail,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+def publish_groups(
+    groups: Sequence[FailureGroup], activity: dict[int, list[dict[str, Any]]] | None = None
+) -> None:
+    """After commit: each changed group to its project's viewers (failure pages)."""
+    if not groups:
+        return
+    for group in groups:
+        if group.assignee_id is not None:
+            group.assignee  # noqa: B018 - loaded now, inside the transaction
+    bodies = summaries(groups)
+    for group, body in zip(groups, bodies, strict=True):
+        events.failure_group_changed(group.project_id, body, (activity or {}).get(group.pk, []))
+
+
+def update_group(
+    group_id: int,
+    *,
+    actor: Any,
+    via: str | None,
+    status: str | None = None,
+    assignee: Any = None,
+    set_assignee: bool = False,
+) -> FailureGroup:
+    """Change a group's status and/or assignee (``set_assignee``: ``assignee`` is the new
+    one, None to unassign); each real change is an Activity row (who, from, to), published
+    after commit. Call inside a transaction; the caller checked the actor's role."""
+    group = (
+        FailureGroup.objects.select_for_update(of=("self",))
+        .select_related("assignee")
+        .get(pk=group_id)
+    )
+    now = timezone.now()
+    rows: list[Activity] = []
+    extra = {"via": via} if via else {}
+    fields: list[str] = []
+    if status is not None and status != group.status:
+        rows.append(
+            Activity(
+                project_id=group.project_id,
+                group=group,
+                actor=actor,
+                verb="status_changed",
+                detail={"from": group.status, "to": status, **extra},
+                created_at=now,
+            )
+        )
+        group.status = status
+        fields.append("status")
+    if set_assignee and getattr(assignee, "pk", None) != group.assignee_id:
+        before = group.assignee.get_username() if group.assignee is not None else None
+        rows.append(
+            Activity(
+                project_id=group.project_id,
+                group=group,
+                actor=actor,
+                verb="assignee_changed",
+                detail={
+                    "from": before,
+                    "to": assignee.get_username() if assignee is not None else None,
+                    **extra,
+                },
+                created_at=now,
+            )
+        )
+        group.assignee = assignee
+        fields.append("assignee")
+    if fields:
+        group.save(update_fields=fields)
+        created = Activity.objects.bulk_create(rows)
+        publish_groups([group], {group.pk: [activity_entry(a) for a in created]})
+    return group
