@@ -92,3 +92,15 @@ def run_changed(run: Run) -> None:
         )
 
     transaction.on_commit(send)
+
+
+def run_review(run: Run, message: dict[str, Any]) -> None:
+    """After commit: a review change (status, assignee, labels, a verdict, a comment) to
+    the run's viewers. ``message`` is plain JSON; the consumer relays it as
+    ``{"type": "review", ...}``."""
+    run_pk = run.pk
+
+    def send() -> None:
+        _send((run_group(run_pk), {"type": "run.review", "review": message}))
+
+    transaction.on_commit(send)
