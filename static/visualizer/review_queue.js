@@ -72,7 +72,7 @@ async function act(change, done) {
   }
 }
 
-const name = (row) => row.querySelector(".q-title a").textContent.trim();
+const name = (row) => row.querySelector(".q-title").textContent.trim().replace(/\s+/g, " ");
 
 function assign() {
   return act({ assignee: data.username }, (row) => `Assigned ${name(row)} to you.`);

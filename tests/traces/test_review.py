@@ -201,7 +201,8 @@ def test_mentions_are_project_members_named_in_text_not_in_code_or_emails(
     html = markdown.render(comment.body, comment.mentions)
     assert '<span class="mention">@bob</span>' in html
     assert '<span class="mention">@vera</span>' in html
-    assert "@otto" in html and '<span class="mention">@otto' not in html
+    assert "@otto" in html
+    assert '<span class="mention">@otto' not in html
     assert "<code>@ada</code>" in html
     assert Activity.objects.get(run=run, verb="commented").detail["mentions"] == ["bob", "vera"]
 
@@ -232,8 +233,10 @@ def test_markdown_keeps_formatting_and_links_get_nofollow_noopener() -> None:
     html = markdown.render(
         "**bold** _it_ `code`\n\n- one\n- two\n\n[docs](https://dashflow.test/a?b=1)"
     )
-    assert "<strong>bold</strong>" in html and "<em>it</em>" in html
-    assert "<code>code</code>" in html and "<li>one</li>" in html
+    assert "<strong>bold</strong>" in html
+    assert "<em>it</em>" in html
+    assert "<code>code</code>" in html
+    assert "<li>one</li>" in html
     assert (
         '<a href="https://dashflow.test/a?b=1" rel="nofollow noopener noreferrer">docs</a>' in html
     )
