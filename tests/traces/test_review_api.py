@@ -333,3 +333,20 @@ def test_the_export_of_a_project_without_reviews_is_empty_but_well_formed(
     text = b"".join(call(client, "get", "/api/v1/reviews/export?format=csv").streaming_content)
     assert text.decode().strip() == ",".join(review_export.CSV_COLUMNS)
     assert review_export.CSV_COLUMNS[:3] == ["record", "execution_id", "step_index"]
+
+
+def test_the_review_api_is_in_the_openapi_schema_which_validates_cleanly() -> None:
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--format", "openapi-json", stdout=out
+    )
+    paths = json.loads(out.getvalue())["paths"]
+    assert set(paths["/api/v1/runs/{execution_id}/review"]) == {"get", "patch"}
+    assert set(paths["/api/v1/runs/{execution_id}/steps/{index}/verdict"]) == {"put", "delete"}
+    assert set(paths["/api/v1/runs/{execution_id}/comments"]) == {"get", "post"}
+    assert set(paths["/api/v1/comments/{id}"]) == {"patch", "delete"}
+    assert set(paths["/api/v1/runs/{execution_id}/activity"]) == {"get"}
+    export = paths["/api/v1/reviews/export"]["get"]
+    assert set(export["responses"]["200"]["content"]) == {"application/json", "text/csv"}

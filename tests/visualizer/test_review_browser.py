@@ -140,3 +140,4 @@ def test_a_comment_on_a_steps_path_appears_live_for_a_teammate(
 
     ARTIFACTS.mkdir(exist_ok=True)
     teammate.locator("#review-panel").screenshot(path=str(ARTIFACTS / "review-panel.png"))
+    teammate.screenshot(path=str(ARTIFACTS / "review-run-page.png"), full_page=True)
