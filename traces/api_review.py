@@ -8,9 +8,11 @@ the project gets 404 on every URL, as everywhere in the API.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, StreamingHttpResponse
 from django.urls import URLPattern, path
 from drf_spectacular.types import OpenApiTypes
@@ -334,6 +336,20 @@ class RunActivity(APIView):
         return Response([review.activity_view(a) for a in entries])
 
 
+async def aiter_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks`` as an async iterator: each step (a database batch) in Django's sync thread."""
+
+    def pull() -> bytes | None:
+        return next(chunks, None)
+
+    step = sync_to_async(pull, thread_sensitive=True)
+    while True:
+        chunk = await step()
+        if chunk is None:
+            return
+        yield chunk
+
+
 class CSVRenderer(BaseRenderer):
     """Lets ``?format=csv`` (and ``Accept: text/csv``) pick the CSV export."""
 
@@ -383,15 +399,15 @@ class ReviewExport(APIView):
         require(request, project, REVIEW)
         assert request.accepted_renderer is not None
         if request.accepted_renderer.format == "csv":
-            response = StreamingHttpResponse(
-                review_export.csv_chunks(project), content_type="text/csv; charset=utf-8"
-            )
-            name = f"{project.slug}-reviews.csv"
+            chunks = review_export.csv_chunks(project)
+            content_type, name = "text/csv; charset=utf-8", f"{project.slug}-reviews.csv"
         else:
-            response = StreamingHttpResponse(
-                review_export.json_chunks(project), content_type="application/json"
-            )
-            name = f"{project.slug}-reviews.json"
+            chunks = review_export.json_chunks(project)
+            content_type, name = "application/json", f"{project.slug}-reviews.json"
+        # Under ASGI (Daphne) Django would read a plain iterator to the end before sending
+        # a byte; an async iterator streams. Under WSGI (and the test client) the reverse.
+        content = aiter_chunks(chunks) if isinstance(request._request, ASGIRequest) else chunks
+        response = StreamingHttpResponse(content, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
 

@@ -4,6 +4,8 @@ another user's socket. A user outside the project cannot even subscribe."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import secrets
 import string
@@ -154,3 +156,30 @@ def test_a_comment_reaches_the_other_viewers_of_the_run_live(
     )
     assert refused.status == 403, refused.body
     assert json.loads(refused.body)["detail"].startswith("this needs the member role")
+
+
+def test_the_export_streams_from_daphne(server: Daphne, project: Project, api_key: str) -> None:
+    alice = session_cookie(add_user(project, "alice", Role.MEMBER))
+    start_run(server, api_key)
+    for n in range(3):
+        as_user(server, alice, "POST", f"/api/v1/runs/{RUN}/comments?project=acme",
+                {"body": f"note {n}, with a comma", "step": 0})  # fmt: skip
+    as_user(server, alice, "PATCH", f"/api/v1/runs/{RUN}/review?project=acme",
+            {"labels": ["timeout"]})  # fmt: skip
+
+    response = server.request(
+        "GET", "/api/v1/reviews/export?format=csv", headers={"Authorization": f"Bearer {api_key}"}
+    )
+    assert response.status == 200, response.body
+    rows = list(csv.DictReader(io.StringIO(response.body.decode())))
+    assert [(r["record"], r["body"], r["labels"]) for r in rows] == [
+        ("review", "", "timeout"),
+        ("comment", "note 0, with a comma", ""),
+        ("comment", "note 1, with a comma", ""),
+        ("comment", "note 2, with a comma", ""),
+    ]
+    as_json = server.request(
+        "GET", "/api/v1/reviews/export?project=acme", headers=session_headers(alice)
+    )
+    assert as_json.status == 200, as_json.body
+    assert [c["author"] for c in as_json.json()["comments"]] == ["alice"] * 3
