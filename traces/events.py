@@ -119,3 +119,15 @@ def failure_group_changed(
     viewers; ``activity`` lists the entries the change added to its log."""
     message = {"type": "failure.group", "group": group, "activity": activity}
     transaction.on_commit(lambda: _send((project_group(project_pk), message)))
+
+
+def run_review(run: Run, message: dict[str, Any]) -> None:
+    """After commit: a review change (status, assignee, labels, a verdict, a comment) to
+    the run's viewers. ``message`` is plain JSON; the consumer relays it as
+    ``{"type": "review", ...}``."""
+    run_pk = run.pk
+
+    def send() -> None:
+        _send((run_group(run_pk), {"type": "run.review", "review": message}))
+
+    transaction.on_commit(send)

@@ -173,6 +173,12 @@ class RunConsumer(GroupConsumer):
     async def run_reload(self, message: dict[str, Any]) -> None:
         await self.send_json({"type": "run_updated", "run": message["run"]})
 
+    async def run_review(self, message: dict[str, Any]) -> None:
+        """A review change (traces/review.py): relayed as ``{"type": "review", ...}``.
+        Review messages carry no ``seq``: a client that reconnects refetches the review."""
+        if self.relaying:
+            await self.send_json({**message["review"], "type": "review"})
+
 
 class ProjectRunsConsumer(GroupConsumer):
     """``/ws/projects/<slug>/runs/``: a summary each time a run of the project changes."""

@@ -1,0 +1,109 @@
+// The review queue: go through a queue without the mouse. n / k move, a assigns the item
+// to me, r marks it reviewed (a group: triaged) and moves on, o or Enter opens it. Each
+// change goes through the API and the row is updated in place from its answer.
+
+const data = JSON.parse(document.getElementById("queue-data").textContent);
+const rows = () => [...document.querySelectorAll("#queue-rows tr")];
+const message = document.getElementById("queue-message");
+const LABELS = {
+  unreviewed: "Unreviewed", needs_attention: "Needs Attention", reviewed: "Reviewed",
+  new: "New", triaged: "Triaged", resolved: "Resolved", ignored: "Ignored",
+};
+let current = -1;
+
+function say(text, isError = false) {
+  message.textContent = text;
+  message.classList.toggle("error", isError);
+}
+
+function select(index) {
+  const all = rows();
+  if (!all.length) return;
+  current = Math.max(0, Math.min(index, all.length - 1));
+  for (const row of all) row.classList.remove("current");
+  const row = all[current];
+  row.classList.add("current");
+  row.focus({ preventScroll: true });
+  row.scrollIntoView({ block: "nearest" });
+}
+
+function csrfToken() {
+  return document.querySelector("[name=csrfmiddlewaretoken]")?.value || "";
+}
+
+async function patch(url, body) {
+  const response = await fetch(url, {
+    method: "PATCH",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(answer.detail || `HTTP ${response.status}`);
+  return answer;
+}
+
+function endpoint(row) {
+  const project = `?project=${encodeURIComponent(data.project)}`;
+  if (row.dataset.kind === "group") return `${data.api_root}failure-groups/${row.dataset.key}${project}`;
+  return `${data.api_root}runs/${encodeURIComponent(row.dataset.key)}/review${project}`;
+}
+
+function show(row, answer) {
+  const status = row.querySelector('[data-col="status"] .badge');
+  status.className = `badge review-${answer.status}`;
+  status.textContent = LABELS[answer.status] || answer.status;
+  row.querySelector('[data-col="assignee"]').textContent = answer.assignee || "—";
+  row.classList.toggle("done", ["reviewed", "triaged", "resolved", "ignored"].includes(answer.status));
+  row.classList.add("fresh");
+  setTimeout(() => row.classList.remove("fresh"), 2000);
+}
+
+async function act(change, done) {
+  const row = rows()[current];
+  if (!row) return;
+  if (!data.can_review) { say("Read-only: viewers cannot change reviews.", true); return; }
+  try {
+    show(row, await patch(endpoint(row), change));
+    say(done(row));
+    return true;
+  } catch (error) {
+    say(`Could not update: ${error.message}`, true);
+    return false;
+  }
+}
+
+const name = (row) => row.querySelector(".q-title").textContent.trim().replace(/\s+/g, " ");
+
+function assign() {
+  return act({ assignee: data.username }, (row) => `Assigned ${name(row)} to you.`);
+}
+
+async function markReviewed() {
+  const row = rows()[current];
+  if (!row) return;
+  const change = row.dataset.kind === "group" ? { status: "triaged" } : { status: "reviewed" };
+  const verb = row.dataset.kind === "group" ? "triaged" : "reviewed";
+  if (await act(change, (r) => `Marked ${name(r)} ${verb}.`)) select(current + 1);
+}
+
+function open() {
+  const row = rows()[current];
+  if (row) location.href = row.dataset.url;
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement) return;
+  if (event.metaKey || event.ctrlKey || event.altKey) return;
+  const actions = {
+    n: () => select(current + 1), j: () => select(current + 1), ArrowDown: () => select(current + 1),
+    k: () => select(current - 1), p: () => select(current - 1), ArrowUp: () => select(current - 1),
+    a: assign, r: markReviewed, o: open, Enter: open,
+  };
+  const action = actions[event.key];
+  if (action) { event.preventDefault(); action(); }
+});
+
+document.getElementById("queue-rows")?.addEventListener("click", (event) => {
+  const row = event.target.closest("tr");
+  if (row && !event.target.closest("a")) select(rows().indexOf(row));
+});

@@ -1,0 +1,490 @@
+"""Team review of a run: its review status, assignee and labels, a verdict per step,
+comments (on the run, a step, or a JSON path of a step's state), and the activity log.
+
+Every change is one transaction that writes the row and an ``Activity`` (who, what,
+from → to); after it commits, the run's viewers get a ``review`` message over the run's
+websocket (``traces.events.run_review``). Callers check the reader/reviewer role
+(``traces.permissions``); the rules that depend on the row itself live here:
+
+- a comment is edited only by its author;
+- a comment is deleted by its author, or by a project admin (moderation: an admin can
+  remove a comment that should not be there, but cannot put words in someone's mouth);
+- a comment written with an API key has no author: nobody edits it, an admin may delete it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from . import events, markdown
+from .auth import KeyPrincipal
+from .ingest import IngestError
+from .models import (
+    Activity,
+    Comment,
+    Membership,
+    Project,
+    ReviewStatus,
+    Role,
+    Run,
+    RunReview,
+    Step,
+    StepVerdict,
+    Verdict,
+)
+from .permissions import REVIEW, has_role
+
+MAX_LABELS = 20
+MAX_LABEL_LENGTH = 40
+MAX_REASON_LENGTH = 2000
+MAX_COMMENT_LENGTH = 10_000
+MAX_PATH_LENGTH = 1000
+LABEL_RE = re.compile(r"^[\w][\w .:/#+-]*$")
+
+
+class ReviewError(IngestError):
+    """Refused input (400) or a refused change (403/404): ``path`` and ``rule`` say why."""
+
+
+class Unset:
+    """A field the caller did not send (distinct from ``None``, which clears it)."""
+
+
+UNSET = Unset()
+
+
+def role_for(project: Project, actor: Any) -> str | None:
+    """The actor's role in ``project``: an API key of the project acts as a member."""
+    if isinstance(actor, KeyPrincipal):
+        return Role.MEMBER if actor.project.pk == project.pk else None
+    return project.role_of(actor)
+
+
+def actor_user(actor: Any) -> Any:
+    """The user row behind an actor (None for an API key)."""
+    return None if isinstance(actor, KeyPrincipal) else actor
+
+
+def actor_name(actor: Any) -> str:
+    return str(actor.username)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+# --- Views: the JSON shapes the API, the pages and the websocket share ---------------
+
+
+def review_view(run: Run, review: RunReview | None) -> dict[str, Any]:
+    return {
+        "execution_id": run.execution_id,
+        "status": review.status if review else ReviewStatus.UNREVIEWED.value,
+        "assignee": review.assignee.username if review and review.assignee else None,
+        "labels": list(review.labels) if review else [],
+        "updated_at": _iso(review.updated_at) if review else None,
+    }
+
+
+def verdict_view(verdict: StepVerdict, step: Step | None) -> dict[str, Any]:
+    return {
+        "step_index": step.index if step else None,
+        "step_position": verdict.step_position,
+        "node": step.node if step else None,
+        "verdict": verdict.verdict,
+        "reason": verdict.reason,
+        "user": verdict.user.username if verdict.user else None,
+        "updated_at": _iso(verdict.updated_at),
+    }
+
+
+def comment_view(comment: Comment, step_index: int | None) -> dict[str, Any]:
+    return {
+        "id": comment.pk,
+        "execution_id": comment.run.execution_id,
+        "step_index": step_index,
+        "step_position": comment.step_position,
+        "path": comment.path,
+        "author": comment.author.username if comment.author else None,
+        "body": comment.body,
+        "html": markdown.render(comment.body, comment.mentions),
+        "mentions": list(comment.mentions),
+        "created_at": _iso(comment.created_at),
+        "edited_at": _iso(comment.edited_at),
+    }
+
+
+def activity_view(entry: Activity) -> dict[str, Any]:
+    return {
+        "id": entry.pk,
+        "actor": entry.detail.get("by") or (entry.actor.username if entry.actor else None),
+        "verb": entry.verb,
+        "detail": {k: v for k, v in entry.detail.items() if k != "by"},
+        "created_at": _iso(entry.created_at),
+    }
+
+
+def step_indices(run: Run) -> dict[int, int]:
+    """Position in ``nodes_executed`` → DashFlow ``index``, for the run's steps."""
+    return dict(run.steps.values_list("position", "index"))
+
+
+def run_review_snapshot(run: Run) -> dict[str, Any]:
+    """Everything the review panel shows: the review, verdicts, comments, activity."""
+    review = RunReview.objects.select_related("assignee").filter(run=run).first()
+    indices = step_indices(run)
+    steps = {s.position: s for s in run.steps.only("position", "index", "node")}
+    verdicts = StepVerdict.objects.filter(run=run).select_related("user").order_by("step_position")
+    return {
+        "review": review_view(run, review),
+        "verdicts": [verdict_view(v, steps.get(v.step_position)) for v in verdicts],
+        "comments": [
+            comment_view(c, indices.get(c.step_position) if c.step_position is not None else None)
+            for c in run.comments.select_related("author", "run")
+        ],
+        "activity": [activity_view(a) for a in run.activity.select_related("actor")[:200]],
+    }
+
+
+def members_view(project: Project) -> list[dict[str, str]]:
+    rows = Membership.objects.filter(project=project).select_related("user")
+    return sorted(
+        ({"username": m.user.username, "role": m.role} for m in rows),
+        key=lambda m: m["username"].lower(),
+    )
+
+
+# --- Changes ----------------------------------------------------------------------------
+
+
+def _record(run: Run, actor: Any, verb: str, **detail: Any) -> Activity:
+    return Activity.objects.create(
+        project_id=run.project_id,
+        run=run,
+        actor=actor_user(actor),
+        verb=verb,
+        detail={"by": actor_name(actor), **detail},
+    )
+
+
+def _publish(run: Run, event: str, activity: list[Activity], **payload: Any) -> None:
+    events.run_review(
+        run,
+        {
+            "event": event,
+            "execution_id": run.execution_id,
+            "activity": [activity_view(a) for a in activity],
+            **payload,
+        },
+    )
+
+
+def parse_labels(value: Any) -> list[str]:
+    """A bounded list of short labels, trimmed, without repeats (first spelling wins)."""
+    if not isinstance(value, list):
+        raise ReviewError(400, "labels", "expected a list of strings")
+    if len(value) > MAX_LABELS:
+        raise ReviewError(400, "labels", f"at most {MAX_LABELS} labels")
+    labels: list[str] = []
+    for i, raw in enumerate(value):
+        if not isinstance(raw, str):
+            raise ReviewError(400, f"labels[{i}]", "expected a string")
+        label = " ".join(raw.split())
+        if not 1 <= len(label) <= MAX_LABEL_LENGTH:
+            raise ReviewError(400, f"labels[{i}]", f"expected 1 to {MAX_LABEL_LENGTH} characters")
+        if not LABEL_RE.match(label):
+            raise ReviewError(400, f"labels[{i}]", "letters, digits, spaces and . : / # + - _ only")
+        if label.lower() not in (known.lower() for known in labels):
+            labels.append(label)
+    return labels
+
+
+def _assignee(project: Project, username: Any) -> Any:
+    if username is None:
+        return None
+    if not isinstance(username, str):
+        raise ReviewError(400, "assignee", "expected a username or null")
+    membership = (
+        Membership.objects.filter(project=project, user__username=username)
+        .select_related("user")
+        .first()
+    )
+    if membership is None or not has_role(membership.role, REVIEW):
+        raise ReviewError(400, "assignee", f"{username!r} is not a reviewer of this project")
+    return membership.user
+
+
+def update_review(
+    run: Run,
+    actor: Any,
+    *,
+    status: Any = UNSET,
+    assignee: Any = UNSET,
+    labels: Any = UNSET,
+) -> RunReview:
+    """Change a run's review status, assignee (a username, or None) and/or labels; one
+    activity entry per field that changed. Validates everything before writing."""
+    new_status: str | None = None
+    if not isinstance(status, Unset):
+        if status not in ReviewStatus.values:
+            raise ReviewError(400, "status", f"expected one of {', '.join(ReviewStatus.values)}")
+        new_status = status
+    new_assignee = None if isinstance(assignee, Unset) else _assignee(run.project, assignee)
+    new_labels = None if isinstance(labels, Unset) else parse_labels(labels)
+
+    with transaction.atomic():
+        review, _ = RunReview.objects.select_for_update().get_or_create(run=run)
+        changed: list[Activity] = []
+        if new_status is not None and new_status != review.status:
+            changed.append(
+                _record(run, actor, "status_changed", **{"from": review.status, "to": new_status})
+            )
+            review.status = new_status
+        if not isinstance(assignee, Unset) and new_assignee != review.assignee:
+            before = review.assignee.username if review.assignee else None
+            after = new_assignee.username if new_assignee else None
+            changed.append(_record(run, actor, "assigned", **{"from": before, "to": after}))
+            review.assignee = new_assignee
+        if new_labels is not None and new_labels != review.labels:
+            added = [label for label in new_labels if label not in review.labels]
+            removed = [label for label in review.labels if label not in new_labels]
+            changed.append(
+                _record(
+                    run,
+                    actor,
+                    "labels_changed",
+                    **{"from": review.labels, "to": new_labels, "added": added, "removed": removed},
+                )
+            )
+            review.labels = new_labels
+        if changed:
+            review.updated_at = timezone.now()
+            review.save()
+            _publish(run, "review_changed", changed, review=review_view(run, review))
+    return review
+
+
+def step_at(run: Run, index: int) -> Step:
+    """The step with DashFlow ``index``, or a 404."""
+    step = run.step(index)
+    if step is None:
+        raise ReviewError(404, "index", f"run {run.execution_id!r} has no step {index}")
+    return step
+
+
+def set_verdict(run: Run, step: Step, actor: Any, verdict: Any, reason: Any = "") -> StepVerdict:
+    """Set (or replace) the verdict on one step, with a reason."""
+    if verdict not in Verdict.values:
+        raise ReviewError(400, "verdict", "expected good or bad")
+    if reason is None:
+        reason = ""
+    if not isinstance(reason, str):
+        raise ReviewError(400, "reason", "expected a string")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise ReviewError(400, "reason", f"at most {MAX_REASON_LENGTH} characters")
+    reason = reason.strip()
+    with transaction.atomic():
+        row = (
+            StepVerdict.objects.select_for_update()
+            .filter(run=run, step_position=step.position)
+            .first()
+        )
+        before = row.verdict if row else None
+        if row is None:
+            row = StepVerdict(run=run, step_position=step.position)
+        elif row.verdict == verdict and row.reason == reason:
+            return row
+        row.verdict, row.reason = verdict, reason
+        row.user = actor_user(actor)
+        row.updated_at = timezone.now()
+        row.save()
+        entry = _record(
+            run,
+            actor,
+            "verdict_set",
+            step=step.index,
+            position=step.position,
+            node=step.node,
+            reason=reason,
+            **{"from": before, "to": verdict},
+        )
+        _publish(run, "verdict_changed", [entry], verdict=verdict_view(row, step))
+    return row
+
+
+def clear_verdict(run: Run, step: Step, actor: Any) -> bool:
+    """Remove the verdict on one step; False when there was none."""
+    with transaction.atomic():
+        row = (
+            StepVerdict.objects.select_for_update()
+            .filter(run=run, step_position=step.position)
+            .first()
+        )
+        if row is None:
+            return False
+        row.delete()
+        entry = _record(
+            run,
+            actor,
+            "verdict_cleared",
+            step=step.index,
+            position=step.position,
+            node=step.node,
+            **{"from": row.verdict, "to": None},
+        )
+        _publish(
+            run,
+            "verdict_changed",
+            [entry],
+            verdict={"step_index": step.index, "step_position": step.position, "verdict": None},
+        )
+    return True
+
+
+def _body(body: Any) -> str:
+    if not isinstance(body, str):
+        raise ReviewError(400, "body", "expected a string")
+    if not body.strip():
+        raise ReviewError(400, "body", "must not be empty")
+    if len(body) > MAX_COMMENT_LENGTH:
+        raise ReviewError(400, "body", f"at most {MAX_COMMENT_LENGTH} characters")
+    return body
+
+
+def _path(path: Any) -> str:
+    if path is None:
+        return ""
+    if not isinstance(path, str):
+        raise ReviewError(400, "path", "expected a JSON Pointer string")
+    if path and not path.startswith("/"):
+        raise ReviewError(400, "path", "a JSON Pointer is empty or starts with /")
+    if len(path) > MAX_PATH_LENGTH:
+        raise ReviewError(400, "path", f"at most {MAX_PATH_LENGTH} characters")
+    if re.search(r"~[^01]|~$", path):
+        raise ReviewError(400, "path", "~ must be followed by 0 or 1 (RFC 6901)")
+    return path
+
+
+def parse_mentions(project: Project, body: str) -> list[str]:
+    """The project members ``body`` mentions as ``@username``, sorted."""
+    candidates = markdown.mention_candidates(body)
+    if not candidates:
+        return []
+    users = get_user_model().objects.filter(memberships__project=project, username__in=candidates)
+    return sorted(users.values_list("username", flat=True))
+
+
+def _excerpt(body: str) -> str:
+    text = " ".join(body.split())
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def add_comment(
+    run: Run, actor: Any, body: Any, step: Step | None = None, path: Any = ""
+) -> Comment:
+    """A comment on the run, on ``step``, or on ``path`` (a JSON Pointer) of the step."""
+    text = _body(body)
+    pointer = _path(path)
+    if pointer and step is None:
+        raise ReviewError(400, "path", "a path needs a step: name it with step")
+    mentions = parse_mentions(run.project, text)
+    with transaction.atomic():
+        comment = Comment.objects.create(
+            run=run,
+            step_position=step.position if step else None,
+            path=pointer,
+            author=actor_user(actor),
+            body=text,
+            mentions=mentions,
+        )
+        entry = _record(
+            run,
+            actor,
+            "commented",
+            comment=comment.pk,
+            step=step.index if step else None,
+            path=pointer,
+            mentions=mentions,
+            excerpt=_excerpt(text),
+        )
+        view = comment_view(comment, step.index if step else None)
+        _publish(run, "comment_added", [entry], comment=view)
+    return comment
+
+
+def comment_step_index(comment: Comment) -> int | None:
+    if comment.step_position is None:
+        return None
+    step = comment.run.steps.filter(position=comment.step_position).only("index").first()
+    return step.index if step else None
+
+
+def edit_comment(comment: Comment, actor: Any, body: Any) -> Comment:
+    """Replace a comment's body; only its author may."""
+    user = actor_user(actor)
+    if user is None or comment.author_id != user.pk:
+        raise ReviewError(403, "comment", "only the author may edit a comment")
+    text = _body(body)
+    if text == comment.body:
+        return comment
+    mentions = parse_mentions(comment.run.project, text)
+    with transaction.atomic():
+        comment.body, comment.mentions = text, mentions
+        comment.edited_at = timezone.now()
+        comment.save(update_fields=["body", "mentions", "edited_at"])
+        entry = _record(
+            comment.run, actor, "comment_edited", comment=comment.pk, excerpt=_excerpt(text)
+        )
+        _publish(
+            comment.run,
+            "comment_edited",
+            [entry],
+            comment=comment_view(comment, comment_step_index(comment)),
+        )
+    return comment
+
+
+def delete_comment(comment: Comment, actor: Any) -> None:
+    """Delete a comment: its author, or an admin of the project."""
+    user = actor_user(actor)
+    own = user is not None and comment.author_id == user.pk
+    if not own and role_for(comment.run.project, actor) != Role.ADMIN:
+        raise ReviewError(403, "comment", "only the author or a project admin may delete it")
+    run = comment.run
+    with transaction.atomic():
+        comment_id = comment.pk
+        excerpt = _excerpt(comment.body)
+        comment.delete()
+        entry = _record(run, actor, "comment_deleted", comment=comment_id, excerpt=excerpt)
+        _publish(run, "comment_deleted", [entry], comment={"id": comment_id})
+
+
+@dataclass(frozen=True)
+class CommentFilter:
+    """Which comments of a run to list: all, a step's (by index), a path's."""
+
+    step: int | None = None
+    path: str | None = None
+
+
+def list_comments(run: Run, which: CommentFilter) -> list[dict[str, Any]]:
+    comments = run.comments.select_related("author", "run")
+    if which.step is not None:
+        step = run.step(which.step)
+        if step is None:
+            return []
+        comments = comments.filter(step_position=step.position)
+    if which.path is not None:
+        comments = comments.filter(path=which.path)
+    indices = step_indices(run)
+    return [
+        comment_view(c, indices.get(c.step_position) if c.step_position is not None else None)
+        for c in comments
+    ]
