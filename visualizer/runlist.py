@@ -14,7 +14,7 @@ from traces.models import Project, Run, RunError, RunStatus, Step
 from traces.runlist import PAGE_SIZE, RunListing, capped_count, list_runs
 
 # Suggestions in the form come from this many of the newest runs, not the whole project.
-SUGGEST_FROM = 300
+SUGGEST_FROM = 100
 SORT_COLUMNS = {"started_at": "Started", "duration_ms": "Duration", "total_tokens": "Tokens"}
 
 
@@ -27,15 +27,17 @@ def query(params: Mapping[str, str | None], **changes: str | None) -> str:
 
 def suggestions(project: Project) -> dict[str, list[str]]:
     """Graph names, nodes and error types of the newest runs, for the form's datalists."""
+    # A subquery (not a list of ids): one round trip each, no thousand bound parameters.
     recent = Run.objects.filter(project=project).order_by("-started_at", "-id")
-    ids = list(recent.values_list("pk", flat=True)[:SUGGEST_FROM])
-    graphs = set(recent.filter(pk__in=ids).values_list("graph_name", flat=True))
-    nodes = set(Step.objects.filter(run_id__in=ids).values_list("node", flat=True).distinct())
-    errors = set(RunError.objects.filter(run_id__in=ids).values_list("error_type", flat=True))
+    ids = recent.values("pk")[:SUGGEST_FROM]
+    graphs = Run.objects.filter(pk__in=ids).order_by().values_list("graph_name", flat=True)
+    # order_by(): the models' default ordering would otherwise join the DISTINCT.
+    nodes = Step.objects.filter(run_id__in=ids).order_by().values_list("node", flat=True)
+    errors = RunError.objects.filter(run_id__in=ids).order_by().values_list("error_type", flat=True)
     return {
-        "graph_names": sorted(g for g in graphs if g),
-        "nodes": sorted(nodes)[:100],
-        "error_types": sorted(e for e in errors if e),
+        "graph_names": sorted(g for g in set(graphs.distinct()) if g),
+        "nodes": sorted(set(nodes.distinct()))[:100],
+        "error_types": sorted(e for e in set(errors.distinct()) if e),
     }
 
 
