@@ -11,7 +11,7 @@ from rest_framework.exceptions import ValidationError
 
 from traces.filters import DEFAULT_SORT, FILTER_NAMES, QUICK_RANGES, RunFilter
 from traces.models import Project, Run, RunError, RunStatus, Step
-from traces.runlist import PAGE_SIZE, RunListing, capped_count, list_runs
+from traces.runlist import COUNT_CAP, PAGE_SIZE, RunListing, capped_count, list_runs
 
 # Suggestions in the form come from this many of the newest runs, not the whole project.
 SUGGEST_FROM = 100
@@ -94,7 +94,7 @@ def run_list_page(project: Project, params: Mapping[str, str]) -> tuple[dict[str
         error=None,
         filtered=listing.filter.active,
         count=count,
-        count_capped=count >= 1000,
+        count_capped=count >= COUNT_CAP,
         next_url=query(base, cursor=listing.page.next) if listing.page.next else None,
         previous_url=(query(base, cursor=listing.page.previous) if listing.page.previous else None),
         live_data=live_data(project, listing),
@@ -105,10 +105,11 @@ def run_list_page(project: Project, params: Mapping[str, str]) -> tuple[dict[str
 def live_data(project: Project, listing: RunListing) -> dict[str, Any]:
     """For runs.js: where to listen, and how to ask the API which new runs match."""
     filters: RunFilter = listing.filter
-    head = {"project": project.slug, **filters.params(), "limit": str(max(listing.limit, 20))}
+    head = {"project": project.slug, **filters.params(), "limit": str(listing.limit)}
     first_page = {
         **filters.params(),
         "sort": None if listing.sort.is_default else listing.sort.name,
+        "limit": None if listing.limit == PAGE_SIZE else str(listing.limit),
     }
     return {
         "project": project.slug,
@@ -116,6 +117,5 @@ def live_data(project: Project, listing: RunListing) -> dict[str, Any]:
         "head_url": f"/api/v1/runs{query(head)}",
         "filtered": filters.active,
         "is_head": listing.is_head,
-        "page_size": listing.limit or PAGE_SIZE,
         "first_page_url": query(first_page),
     }

@@ -2,7 +2,7 @@
 // Which new runs belong on the page is the server's call (the filters are the server's):
 // when a run we have not seen changes, the script asks the API for the newest runs under
 // the page's filters. On the first page in the default order (newest first) the new ones
-// are merged in, in the API's order; on any other page or order, inserting would break
+// go on top, in the API's order; on any other page or order, inserting would break
 // the order, so a notice counts them ("3 new runs — Refresh"). "Follow live" off holds
 // everything until it is turned on again. Rows are built with textContent only: every
 // string comes from a trace.
@@ -68,21 +68,19 @@ function update(tr, run) {
   if (run.first_error) errors.title = run.first_error;
 }
 
-// The newest matching runs, in the API's order, go in among the rows already shown.
+// The newest matching runs, in the API's order, go on top: those before the first run the
+// page already shows (the API returns at most a page, so a page never more than doubles).
 function merge(results) {
-  let previous = null;
+  const top = rows.querySelector("tr[data-execution-id]");
   for (const run of results) {
-    let tr = rowOf(run.execution_id);
-    if (!tr) {
-      tr = buildRow(run);
-      update(tr, run);
-      if (previous) previous.after(tr);
-      else rows.prepend(tr);
-      tr.classList.add("fresh");
-      known.add(run.execution_id);
-      document.getElementById("no-runs")?.remove();
-    }
-    previous = tr;
+    if (rowOf(run.execution_id)) break;
+    const tr = buildRow(run);
+    update(tr, run);
+    if (top) top.before(tr);
+    else rows.append(tr);
+    tr.classList.add("fresh");
+    known.add(run.execution_id);
+    document.getElementById("no-runs")?.remove();
   }
 }
 
