@@ -71,6 +71,7 @@ bench: setup-dev
 	$(PY) benchmarks/diff.py
 	$(PY) benchmarks/live.py
 	$(PY) benchmarks/exports.py
+	$(PY) benchmarks/runlist.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

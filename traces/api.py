@@ -9,16 +9,17 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from . import live, store
 from .auth import KeyPrincipal, request_project
-from .filters import parse_run_filter
+from .filters import SORTS
 from .ingest import IngestError, decode_body, parse_trace, too_large
 from .models import Project, Run
+from .runlist import RunListing, list_runs
 from .trace import TraceError
 
 PROJECT_PARAM = OpenApiParameter(
@@ -128,25 +129,43 @@ class RunEvents(APIView):
         )
 
 
-class RunPagination(CursorPagination):
-    ordering = ("-started_at", "-id")
-    page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 500
+def page_links(request: Request, listing: RunListing) -> dict[str, str | None]:
+    """``next`` / ``previous`` as absolute URLs: this request's with another cursor."""
+    url = request.build_absolute_uri()
+    return {
+        name: replace_query_param(url, "cursor", cursor) if cursor else None
+        for name, cursor in (("next", listing.page.next), ("previous", listing.page.previous))
+    }
 
 
 class RunList(APIView):
     @extend_schema(
         operation_id="list_runs",
-        summary="Runs of a project, newest first (cursor pagination)",
+        summary="Runs of a project: filtered, sorted, cursor-paged (newest first by default)",
+        description=(
+            "The same filters and names as the run list page (`/projects/<slug>/runs/`). "
+            "`next`/`previous` are links with a keyset `cursor`; a cursor belongs to its "
+            "sort. A bad value is a 400 naming the parameter."
+        ),
         parameters=[
             PROJECT_PARAM,
             OpenApiParameter("status", str, enum=["running", "completed", "failed"]),
             OpenApiParameter("node", str, description="Runs that executed this node"),
             OpenApiParameter("error_type", str, description="Runs with an error of this type"),
             OpenApiParameter("thread_id", str),
-            OpenApiParameter("started_after", OpenApiTypes.DATETIME),
-            OpenApiParameter("started_before", OpenApiTypes.DATETIME),
+            OpenApiParameter("graph_name", str),
+            OpenApiParameter("started_after", OpenApiTypes.DATETIME, description="Inclusive"),
+            OpenApiParameter("started_before", OpenApiTypes.DATETIME, description="Exclusive"),
+            OpenApiParameter(
+                "last", str, description="Started in the last n m/h/d/w, such as `24h`"
+            ),
+            OpenApiParameter(
+                "q",
+                str,
+                description="Free text over node names, error types and messages, metadata "
+                'keys and values, ids; every word (or "quoted phrase") must match',
+            ),
+            OpenApiParameter("sort", str, enum=list(SORTS), description="Default -started_at"),
             OpenApiParameter("limit", int, description="Page size (default 50, max 500)"),
             OpenApiParameter("cursor", str),
         ],
@@ -154,12 +173,10 @@ class RunList(APIView):
     )
     def get(self, request: Request) -> Response:
         project = request_project(request)
-        run_filter = parse_run_filter(request.query_params)
-        runs = run_filter.apply(Run.objects.filter(project=project).select_related("project"))
-        paginator = RunPagination()
-        page = paginator.paginate_queryset(runs, request, view=self)
-        assert page is not None
-        return paginator.get_paginated_response([r.summary() for r in page])
+        listing = list_runs(project, request.query_params)
+        return Response(
+            {**page_links(request, listing), "results": [r.summary() for r in listing.page.runs]}
+        )
 
 
 def get_run(request: Request, execution_id: str) -> Run:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from . import events as publish
 from . import failures
+from .filters import event_search_items, extend_search_text
 from .models import EventType, Project, Run, RunError, RunEvent, RunStatus, Step, graph_name_of
 from .store import (
     ERROR_COLUMNS,
@@ -190,6 +191,10 @@ def _ingest_locked(
     digests = [digests[i] for i in kept]
 
     changed = _apply(run, fresh, digests, snapshots)
+    # The run list's free-text search: what these events add (traces/filters.py).
+    run.search_text = extend_search_text(
+        run.search_text, [run.execution_id, *(i for e in fresh for i in event_search_items(e.data))]
+    )
     run.last_seq = max(run.last_seq, fresh[-1].seq)
     # The row is locked (select_for_update), so the count read with it is current.
     run.event_count += len(fresh)
@@ -206,6 +211,7 @@ def _ingest_locked(
             "last_event_at",
             "updated_at",
             "trace_digest",
+            "search_text",
         ]
     )
     return run, fresh

@@ -207,6 +207,9 @@ class Run(models.Model):
     last_event_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # What the run list's free text (``q``) matches, lower-cased (traces/filters.py). Its
+    # trigram index is PostgreSQL-only, so migration 0004_runlist_search creates it.
+    search_text = models.TextField(blank=True, default="")
 
     objects = RunQuerySet.as_manager()
 
@@ -218,6 +221,9 @@ class Run(models.Model):
             models.Index(fields=["project", "-started_at", "-id"], name="run_newest"),
             models.Index(fields=["project", "status", "-started_at"], name="run_status"),
             models.Index(fields=["project", "thread_id"], name="run_thread"),
+            # The run list's other sorts, with the id tiebreak its keyset cursor seeks by.
+            models.Index(fields=["project", "duration_ms", "id"], name="run_duration"),
+            models.Index(fields=["project", "total_tokens", "id"], name="run_tokens"),
         ]
 
     def __str__(self) -> str:

@@ -25,6 +25,7 @@ from django.utils.dateparse import parse_datetime
 
 from . import events, failures
 from .fields import to_db_u64
+from .filters import search_text
 from .models import Project, Run, RunError, RunStatus, StateSnapshot, Step, graph_name_of
 from .trace import (
     UNSET,
@@ -296,6 +297,7 @@ def _save_locked(project: Project, trace: ExecutionTrace, digest: str) -> tuple[
         "performance_metrics": _builtins(trace.performance_metrics),
         "trace_digest": digest,
         "updated_at": now,
+        "search_text": search_text(trace),
     }
     if run is None:
         assert trace.execution_id is not None

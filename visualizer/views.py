@@ -12,6 +12,7 @@ from traces.models import Project, Run, RunStatus
 
 from .charts import run_figures
 from .live import run_page_data
+from .runlist import run_list_page
 from .stepview import step_view, watch_view
 
 
@@ -43,16 +44,11 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def project(request: HttpRequest, slug: str) -> HttpResponse:
+    """The run list: filters, sort and cursor in the query string, so a view is a link."""
     found = member_project(request, slug)
-    runs = (
-        Run.objects.filter(project=found).select_related("project").order_by("-started_at", "-id")
-    )[:100]
-    live_data = {"project": found.slug, "ws_path": f"/ws/projects/{found.slug}/runs/"}
-    return render(
-        request,
-        "visualizer/project.html",
-        {"project": found, "runs": runs, "nav": "runs", "live_data": live_data},
-    )
+    context, status = run_list_page(found, request.GET)
+    context.update(project=found, nav="runs")
+    return render(request, "visualizer/project.html", context, status=status)
 
 
 def member_run(request: HttpRequest, slug: str, execution_id: str) -> Run:

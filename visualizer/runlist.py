@@ -1,0 +1,121 @@
+"""The run list page's view model: the listing from ``traces.runlist`` plus its links,
+the filter form's values and suggestions, and what the live script needs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from rest_framework.exceptions import ValidationError
+
+from traces.filters import DEFAULT_SORT, FILTER_NAMES, QUICK_RANGES, RunFilter
+from traces.models import Project, Run, RunError, RunStatus, Step
+from traces.runlist import COUNT_CAP, PAGE_SIZE, RunListing, capped_count, list_runs
+
+# Suggestions in the form come from this many of the newest runs, not the whole project.
+SUGGEST_FROM = 100
+SORT_COLUMNS = {"started_at": "Started", "duration_ms": "Duration", "total_tokens": "Tokens"}
+
+
+def query(params: Mapping[str, str | None], **changes: str | None) -> str:
+    """``?a=1&b=2``: ``params`` with ``changes`` (None removes), empty values left out."""
+    merged = {**params, **changes}
+    kept = {k: v for k, v in merged.items() if v}
+    return f"?{urlencode(kept)}" if kept else "?"
+
+
+def suggestions(project: Project) -> dict[str, list[str]]:
+    """Graph names, nodes and error types of the newest runs, for the form's datalists."""
+    # A subquery (not a list of ids): one round trip each, no thousand bound parameters.
+    recent = Run.objects.filter(project=project).order_by("-started_at", "-id")
+    ids = recent.values("pk")[:SUGGEST_FROM]
+    graphs = Run.objects.filter(pk__in=ids).order_by().values_list("graph_name", flat=True)
+    # order_by(): the models' default ordering would otherwise join the DISTINCT.
+    nodes = Step.objects.filter(run_id__in=ids).order_by().values_list("node", flat=True)
+    errors = RunError.objects.filter(run_id__in=ids).order_by().values_list("error_type", flat=True)
+    return {
+        "graph_names": sorted(g for g in set(graphs.distinct()) if g),
+        "nodes": sorted(set(nodes.distinct()))[:100],
+        "error_types": sorted(e for e in set(errors.distinct()) if e),
+    }
+
+
+def sort_links(params: Mapping[str, str], current: str) -> list[dict[str, Any]]:
+    """Each sortable column: its link (newest/largest first, or flipped if current)."""
+    links = []
+    for field, label in SORT_COLUMNS.items():
+        active = current.lstrip("-") == field
+        descending = current.startswith("-")
+        target = (field if descending else f"-{field}") if active else f"-{field}"
+        links.append(
+            {
+                "field": field,
+                "label": label,
+                "active": active,
+                "descending": descending,
+                # The default sort needs no parameter: a clean link.
+                "url": query(params, sort=None if target == DEFAULT_SORT else target, cursor=None),
+            }
+        )
+    return links
+
+
+def field_error(exc: ValidationError) -> tuple[str, str]:
+    """The parameter and rule of a filter error, ``ValidationError({name: rule})``."""
+    detail = exc.detail if isinstance(exc.detail, dict) else {"query": exc.detail}
+    field, messages = next(iter(detail.items()))
+    rule = messages[0] if isinstance(messages, list) else messages
+    return str(field), str(rule)
+
+
+def run_list_page(project: Project, params: Mapping[str, str]) -> tuple[dict[str, Any], int]:
+    """The page's context and HTTP status (400 with a message for a bad parameter)."""
+    # Only the names the list knows: a stray parameter neither breaks nor sticks to links.
+    known = {k: params[k] for k in (*FILTER_NAMES, "sort", "limit", "cursor") if params.get(k)}
+    base = {k: v for k, v in known.items() if k != "cursor"}
+    context: dict[str, Any] = {
+        "values": known,
+        "statuses": RunStatus.values,
+        "quick_ranges": QUICK_RANGES,
+        "sort_links": sort_links(base, known.get("sort", DEFAULT_SORT)),
+        "clear_url": query({}, sort=base.get("sort")),
+        **suggestions(project),
+    }
+    try:
+        listing: RunListing = list_runs(project, known)
+    except ValidationError as exc:
+        field, rule = field_error(exc)
+        context.update(runs=[], error={"field": field, "rule": rule}, live_data=None)
+        return context, 400
+    count = capped_count(project, listing.filter)
+    context.update(
+        runs=listing.page.runs,
+        error=None,
+        filtered=listing.filter.active,
+        count=count,
+        count_capped=count >= COUNT_CAP,
+        next_url=query(base, cursor=listing.page.next) if listing.page.next else None,
+        previous_url=(query(base, cursor=listing.page.previous) if listing.page.previous else None),
+        live_data=live_data(project, listing),
+    )
+    return context, 200
+
+
+def live_data(project: Project, listing: RunListing) -> dict[str, Any]:
+    """For runs.js: where to listen, and how to ask the API which new runs match."""
+    filters: RunFilter = listing.filter
+    head = {"project": project.slug, **filters.params(), "limit": str(listing.limit)}
+    first_page = {
+        **filters.params(),
+        "sort": None if listing.sort.is_default else listing.sort.name,
+        "limit": None if listing.limit == PAGE_SIZE else str(listing.limit),
+    }
+    return {
+        "project": project.slug,
+        "ws_path": f"/ws/projects/{project.slug}/runs/",
+        "head_url": f"/api/v1/runs{query(head)}",
+        "filtered": filters.active,
+        "is_head": listing.is_head,
+        "first_page_url": query(first_page),
+    }
