@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from html import escape
+from html import escape as html_escape
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
@@ -19,6 +19,13 @@ RUNNING_COLOR = "#f59f00"
 # needs a GPU that headless and many laptops' browsers emulate in software.
 MAX_TIMELINE_BARS = 600
 TIMELINE_BAR_BUDGET = 600
+
+
+def escape(text: str) -> str:
+    """Trace text for Plotly labels and hover text, which Plotly renders as a subset of
+    HTML: ``<`` and ``&`` are escaped so no tag is ever formed. Quotes are left alone:
+    outside a tag they are harmless, and Plotly does not decode ``&quot;`` back."""
+    return html_escape(text, quote=False)
 
 
 def _start(text: str | None) -> datetime | None:

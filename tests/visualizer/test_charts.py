@@ -284,3 +284,13 @@ def test_figures_are_plain_json_and_cheap_for_ten_thousand_steps(fixtures_dir: P
     assert len(json.dumps(breakdown)) + len(json.dumps(graph)) < 20_000
     assert set(run_figures(steps[:10])) == {"timeline", "breakdown", "graph"}
     json.dumps(run_figures([]))
+
+
+def test_quotes_in_names_stay_quotes_for_plotly() -> None:
+    # Plotly decodes &lt; &gt; &amp; and numeric entities but shows "&quot;" as written.
+    step = {"index": 0, "node": "say \"hi\" & <go>", "started_at": None, "duration_ms": 1,
+            "tokens_used": 0, "tools_called": [], "success": True}  # fmt: skip
+
+    [trace] = timeline_figure([step])["data"]
+
+    assert trace["y"] == ['say "hi" &amp; &lt;go&gt;']
