@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
-import plotly
 from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -201,12 +200,9 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-# plotly.min.js is served from the pinned plotly package itself (static/vendor/plotly/),
-# never from a CDN, so it can only change with requirements.txt.
-STATICFILES_DIRS = [
-    BASE_DIR / "static",
-    ("vendor/plotly", Path(plotly.__file__).parent / "package_data"),
-]
+# Plotly is static/vendor/plotly/plotly-dashflow.min.js: a committed custom build with only
+# the trace types the pages draw (tools/plotly/build.sh), never a CDN.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 LOGIN_URL = "login"

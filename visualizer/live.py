@@ -4,25 +4,129 @@ from __future__ import annotations
 
 from typing import Any
 
-from traces.models import Run
+import msgspec
+from django.db.models import TextField
+from django.db.models.functions import Cast
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 
-from .charts import run_figures
+from traces.live import replay
+from traces.models import EventType, Run, RunStatus
+
+from .charts import run_figures, step_offsets, timeline_figure
+
+# The step fields the run page lists, filters and steps through; everything else about a
+# step (states, metadata) comes from the step endpoint when it is opened.
+LIST_FIELDS = (
+    "index",
+    "position",
+    "node",
+    "duration_ms",
+    "tokens_used",
+    "success",
+    "error_message",
+    "tools_called",
+)
+
+
+def step_rows(run: Run) -> list[dict[str, Any]]:
+    """The run's steps without states, as the figures and the list read them.
+
+    Tuples rather than model instances, and ``tools_called`` read as text and decoded in
+    one msgspec call rather than one ``json.loads`` per row: a 10,000-step run builds in
+    ~60 ms instead of ~700 ms."""
+    fields = [f for f in LIST_FIELDS if f != "tools_called"]
+    rows = list(
+        run.steps.order_by("position").values_list(
+            *fields, "started_at_text", Cast("tools_called", TextField())
+        )
+    )
+    tools = msgspec.json.decode("[" + ",".join(row[-1] or "[]" for row in rows) + "]")
+    names = [*fields, "started_at"]
+    return [
+        {**dict(zip(names, row[:-1], strict=True)), "tools_called": called}
+        for row, called in zip(rows, tools, strict=True)
+    ]
+
+
+def running_nodes(run: Run, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The node a running run has started and not finished (from its last ``node_started``
+    event), with how long it has been running by the server's clock; [] otherwise."""
+    if run.status != RunStatus.RUNNING:
+        return []
+    last = (
+        run.events.filter(type=EventType.NODE_STARTED)
+        .order_by("-seq")
+        .values_list("seq", "received_at")
+        .first()
+    )
+    if last is None:
+        return []
+    seq, received_at = last
+    event = next(replay(run, seq - 1, 1), None)
+    if event is None or not isinstance(event["data"], dict):
+        return []
+    data = event["data"]
+    index = data.get("index")
+    if not isinstance(index, int) or any(s["index"] == index for s in steps[-50:]):
+        return []
+    elapsed = (timezone.now() - received_at).total_seconds() * 1000
+    return [
+        {
+            "node": str(data.get("node", "")),
+            "index": index,
+            "started_at": data.get("started_at"),
+            "elapsed_ms": round(max(elapsed, 0)),
+        }
+    ]
+
+
+def run_figures_of(
+    run: Run, window: tuple[float, float] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The page's figures as they are now, running node included (timeline.json); with a
+    ``window`` (ms from the start, what the page zoomed into) only the timeline, over it."""
+    steps = step_rows(run)
+    running = running_nodes(run, steps)
+    if window is not None:
+        return {"timeline": timeline_figure(steps, running, window)}
+    return run_figures(steps, running)
+
+
+def columns(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> dict[str, list[Any]]:
+    """Rows as one list per field: a 10,000-step list is a third of the size as JSON."""
+    return {f: [row[f] for row in rows] for f in fields}
 
 
 def run_page_data(run: Run) -> dict[str, Any]:
-    """The run's summary, steps and errors, and the seq the websocket resumes after."""
-    steps = [s.summary() for s in run.steps.all()]
+    """The run's summary, steps (as columns) and errors, its figures, and the seq the
+    websocket resumes after."""
+    steps = step_rows(run)
+    base = f"/projects/{run.project.slug}/runs/{run.execution_id}"
+    listed = columns(steps, LIST_FIELDS)
+    # Where each step sits on the timeline, to outline the selected one there.
+    listed["offset"] = [round(o, 1) for o in step_offsets(steps)]
     return {
         "run": run.summary(),
-        "steps": steps,
+        "steps": listed,
         # "timeline", "breakdown" and "graph": the same figures timeline.json refetches.
-        **run_figures(steps),
-        "timeline_url": f"/projects/{run.project.slug}/runs/{run.execution_id}/timeline.json",
-        "step_url": f"/projects/{run.project.slug}/runs/{run.execution_id}/steps/",
-        "watch_url": f"/projects/{run.project.slug}/runs/{run.execution_id}/watch.json",
+        **run_figures(steps, running_nodes(run, steps)),
+        "timeline_url": f"{base}/timeline.json",
+        "step_url": f"{base}/steps/",
+        "watch_url": f"{base}/watch.json",
         "errors": [e.summary() for e in run.errors.all()],
         # Subscribe first, then fetch: the socket resumes after the last event this page
         # was rendered from; anything newer arrives over the socket (deduplicated by seq).
         "after": run.last_seq,
         "ws_path": f"/ws/runs/{run.execution_id}/?project={run.project.slug}",
     }
+
+
+def script_json(value: Any) -> SafeString:
+    """``value`` as compact JSON that is safe inside a ``<script type="application/json">``
+    element (what ``json_script`` does, with msgspec: ~10x faster on a 10,000-step run)."""
+    # The same escapes as json_script (inside <script>, "<" could close the element), with
+    # str.replace: str.translate takes ~20x longer on a megabyte.
+    text = msgspec.json.encode(value).decode()
+    text = text.replace("<", "\\u003C").replace(">", "\\u003E").replace("&", "\\u0026")
+    return mark_safe(text)  # noqa: S308 - "<", ">" and "&" are escaped just above

@@ -12,8 +12,14 @@ from traces.store import load_states
 
 from .diff import collapse, diff, path_history, summarize
 
-# Values in the diff list are shown collapsed past this many characters.
+# Values in the diff list are shown collapsed past this many characters; "show all"
+# expands one to at most VALUE_FULL_CHARS, and a step sends at most VALUE_FULL_BUDGET
+# characters of expansions (past that, the state view and the download have them).
 VALUE_PREVIEW_CHARS = 240
+VALUE_FULL_CHARS = 20_000
+VALUE_FULL_BUDGET = 200_000
+# A state too large to show is summarised by its largest top-level entries.
+SUMMARY_ENTRIES = 30
 
 
 def state_view(value: Any) -> dict[str, Any]:
@@ -21,9 +27,59 @@ def state_view(value: Any) -> dict[str, Any]:
     STATE_INLINE_MAX_BYTES (the page then offers the download link)."""
     raw = msgspec.json.encode(value)
     if len(raw) > settings.STATE_INLINE_MAX_BYTES:
-        return {"present": value is not None, "too_large": True, "bytes": len(raw)}
+        return {
+            "present": value is not None,
+            "too_large": True,
+            "bytes": len(raw),
+            "summary": state_summary(value),
+        }
     text = msgspec.json.format(raw, indent=2).decode()
     return {"present": value is not None, "too_large": False, "bytes": len(raw), "text": text}
+
+
+def state_summary(value: Any) -> dict[str, Any]:
+    """What a state too large to show holds: its type, its size in entries, and its
+    largest top-level entries (key or index, JSON type, encoded bytes), largest first."""
+    if isinstance(value, dict):
+        entries = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        entries = [(str(i), v) for i, v in enumerate(value)]
+    else:
+        return {"type": _json_type(value), "length": None, "entries": []}
+    sized = sorted(
+        ((key, _json_type(v), len(msgspec.json.encode(v))) for key, v in entries),
+        key=lambda entry: -entry[2],
+    )
+    return {
+        "type": _json_type(value),
+        "length": len(entries),
+        "entries": [
+            {"key": key, "type": kind, "bytes": size} for key, kind, size in sized[:SUMMARY_ENTRIES]
+        ],
+    }
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _shown(value: Any, budget: list[int]) -> dict[str, Any]:
+    """A diff value collapsed for the list, with its longer form when it was cut and the
+    step's expansion budget (a one-item list, spent in place) allows."""
+    shown: dict[str, Any] = dict(collapse(value, VALUE_PREVIEW_CHARS))
+    if shown["truncated"] and budget[0] > 0:
+        full = collapse(value, VALUE_FULL_CHARS)
+        budget[0] -= len(full["text"])
+        shown["full"] = full["text"]
+    return shown
 
 
 def step_view(run: Run, step: Step) -> dict[str, Any]:
@@ -33,6 +89,7 @@ def step_view(run: Run, step: Step) -> dict[str, Any]:
     after = states.get(step.state_after_id) if step.state_after_id else None
     both = step.state_before_id is not None and step.state_after_id is not None
     changes = diff(before, after) if both else []
+    budget = [VALUE_FULL_BUDGET]
     return {
         "step": step.summary(),
         "state_before": state_view(before),
@@ -43,8 +100,8 @@ def step_view(run: Run, step: Step) -> dict[str, Any]:
             {
                 "op": c.op,
                 "path": c.path,
-                "before": collapse(c.before, VALUE_PREVIEW_CHARS) if c.has_before else None,
-                "after": collapse(c.after, VALUE_PREVIEW_CHARS) if c.has_after else None,
+                "before": _shown(c.before, budget) if c.has_before else None,
+                "after": _shown(c.after, budget) if c.has_after else None,
             }
             for c in changes
         ],

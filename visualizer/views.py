@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -10,8 +11,7 @@ from django.shortcuts import render
 
 from traces.models import Project, Run, RunStatus
 
-from .charts import run_figures
-from .live import run_page_data
+from .live import run_figures_of, run_page_data, script_json
 from .runlist import run_list_page
 from .stepview import step_view, watch_view
 
@@ -65,9 +65,29 @@ def member_run(request: HttpRequest, slug: str, execution_id: str) -> Run:
 
 @login_required
 def run_timeline(request: HttpRequest, slug: str, execution_id: str) -> JsonResponse:
-    """The run page's figures (timeline, breakdown, graph), for a run growing live."""
+    """The run page's figures (timeline, breakdown, graph), for a run growing live; with
+    ``?from=<ms>&to=<ms>`` only the timeline, over that window (the page zoomed in)."""
     run = member_run(request, slug, execution_id)
-    return JsonResponse(run_figures([s.summary() for s in run.steps.all()]))
+    window = None
+    if "from" in request.GET or "to" in request.GET:
+        try:
+            window = (float(request.GET["from"]), float(request.GET["to"]))
+        except (KeyError, ValueError):
+            return JsonResponse(
+                {
+                    "detail": "from, to: both must be numbers (ms since the run's start)",
+                    "path": "from" if "from" not in request.GET else "to",
+                    "rule": "both must be numbers",
+                },
+                status=400,
+            )
+        if not (math.isfinite(window[0]) and math.isfinite(window[1]) and window[0] < window[1]):
+            return JsonResponse(
+                {"detail": "from: must be finite and below to", "path": "from",
+                 "rule": "must be finite and below to"},
+                status=400,
+            )  # fmt: skip
+    return JsonResponse(run_figures_of(run, window))
 
 
 @login_required
@@ -117,6 +137,6 @@ def run_page(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse
         "project": run.project,
         "run": run,
         "nav": "runs",
-        "page_data": run_page_data(run),
+        "page_json": script_json(run_page_data(run)),
     }
     return render(request, "visualizer/run.html", context)

@@ -1,297 +1,335 @@
-// The run page: lists node executions and grows them live from the run's websocket.
+// The run page: timeline, breakdown and graph (Python builds the figures), the list of node
+// executions, the step panel, watch-a-path, the keyboard, and live growth over the run's
+// websocket.
+//
+// Order matters for time to interactive: this module lists the steps and asks for the
+// first one before Plotly (1.5 MB, preloaded by the template) is parsed; the timeline is
+// drawn as soon as Plotly is ready, the breakdown and graph after that. The page marks
+// `dashflow:ready` (timeline drawn and first step shown; body[data-ready]) and
+// `dashflow:charts` (everything drawn; body[data-charts]) for benchmarks/ui.py and tests.
 import { liveSocket } from "./live.js";
-import { cell } from "./dom.js";
+import { el } from "./dom.js";
+import { StepList } from "./steplist.js";
+import { renderPanel } from "./steppanel.js";
 
-const data = JSON.parse(document.getElementById("run-data").textContent);
-const stepsBody = document.getElementById("steps");
-const byIndex = new Map();
-let lastIndex = -1;
+const $ = (id) => document.getElementById(id);
+const data = JSON.parse($("run-data").textContent);
 
-
-function renderStep(step) {
-  if (byIndex.has(step.index)) return;
-  const tr = document.createElement("tr");
-  tr.dataset.index = step.index;
-  tr.dataset.success = String(step.success);
-  const badge = document.createElement("span");
-  badge.className = `badge ${step.success ? "completed" : "failed"}`;
-  badge.textContent = step.success ? "ok" : "failed";
-  const outcome = document.createElement("td");
-  outcome.append(badge);
-  tr.append(
-    cell(String(step.index), "num"),
-    cell(step.node, "node-name"),
-    outcome,
-    cell(`${step.duration_ms} ms`, "num"),
-    cell(String(step.tokens_used), "num"),
-    cell(step.error_message || "", "err"),
-  );
-  // Keep the list in execution order even when events arrive out of order (rare: the
-  // common case appends, so a long run renders in linear time).
-  if (step.index > lastIndex) {
-    stepsBody.append(tr);
-    lastIndex = step.index;
-  } else {
-    const later = [...stepsBody.children].find((row) => Number(row.dataset.index) > step.index);
-    stepsBody.insertBefore(tr, later || null);
-  }
-  byIndex.set(step.index, tr);
-  document.getElementById("steps-empty").hidden = true;
-}
-
-function renderError(error) {
-  const li = document.createElement("li");
-  const type = document.createElement("strong");
-  type.textContent = error.error_type || "Error";
-  const where = document.createElement("span");
-  where.className = "muted";
-  where.textContent = ` in ${error.node}: `;
-  li.append(type, where, document.createTextNode(error.message));
-  document.getElementById("errors").append(li);
-  document.getElementById("errors-empty").hidden = true;
-}
-
-function setStatus(status) {
-  const badge = document.getElementById("run-status");
-  badge.className = `badge ${status}`;
-  badge.textContent = status.charAt(0).toUpperCase() + status.slice(1);
-}
-
-function setStat(id, text) {
-  document.getElementById(id).textContent = text;
-}
-
-let tokens = data.run.total_tokens;
-let errors = data.run.error_count;
-
-function onEvent(event) {
-  const running = document.getElementById("run-running");
-  const d = event.data;
-  if (event.type === "node_started") {
-    running.hidden = false;
-    running.textContent = `running: ${d.node} (#${d.index})`;
-  } else if (event.type === "node_finished") {
-    running.hidden = true;
-    renderStep(d);
-    refreshTimeline();
-    tokens += d.tokens_used;
-    setStat("stat-nodes", String(byIndex.size));
-    setStat("stat-tokens", String(tokens));
-    if (!d.success) setStatus("failed");
-  } else if (event.type === "error") {
-    renderError(d);
-    errors += 1;
-    setStat("stat-errors", String(errors));
-    setStatus("failed");
-  } else if (event.type === "run_finished") {
-    running.hidden = true;
-    if (d.total_duration_ms != null) setStat("stat-duration", `${d.total_duration_ms} ms`);
-    if (d.total_tokens != null) setStat("stat-tokens", String(d.total_tokens));
-    if (document.getElementById("run-status").textContent !== "Failed") {
-      setStatus(d.completed ? "completed" : "failed");
-    }
-  }
-}
-
-// The timeline, breakdown and graph: Python builds the figures; a growing run refetches
-// them, at most twice a second. Clicking a timeline bar selects that step (its row, and
-// #step=N in the URL).
-const timeline = document.getElementById("timeline");
-const charts = {
-  timeline,
-  breakdown: document.getElementById("breakdown"),
-  graph: document.getElementById("graph"),
-};
-const plotConfig = { displayModeBar: false, responsive: true };
-function drawCharts(figures) {
-  for (const [key, div] of Object.entries(charts)) {
-    Plotly.react(div, figures[key].data, figures[key].layout, plotConfig);
-  }
-}
-drawCharts(data);
-timeline.on("plotly_click", (event) => {
-  const index = event.points?.[0]?.customdata;
-  if (index != null) selectStep(index);
+const plotly = new Promise((resolve, reject) => {
+  const script = document.createElement("script");
+  script.src = $("plotly-src").href;
+  script.onload = () => { performance.mark("dashflow:plotly"); resolve(window.Plotly); };
+  script.onerror = () => reject(new Error("Plotly did not load"));
+  document.head.append(script);
 });
-let refresh = null;
-function refreshTimeline() {
-  if (refresh) return;
-  refresh = setTimeout(async () => {
-    refresh = null;
-    const response = await fetch(data.timeline_url, { headers: { Accept: "application/json" } });
-    if (response.ok) {
-      drawCharts(await response.json());
-    }
-  }, 500);
+
+const list = new StepList({
+  scroller: $("steps-scroll"),
+  sizer: $("steps-sizer"),
+  table: $("steps-table"),
+  body: $("steps"),
+  count: $("steps-count"),
+  onPick: (index) => selectStep(index),
+});
+
+// The page data lists the steps as columns (one array per field): rows again here.
+function addColumns(columns) {
+  const fields = Object.keys(columns);
+  const n = columns.index.length;
+  for (let i = 0; i < n; i++) {
+    const step = {};
+    for (const f of fields) step[f] = columns[f][i];
+    list.add(step);
+  }
 }
+
+// ---- Selection: the step panel, the URL and the "dashflow:step" event follow it.
 
 let selected = null;
-
-// Watch a path: which steps wrote it, with the value each left.
 let watched = null;
-async function watch(pointer) {
-  watched = pointer;
-  document.getElementById("watch-path").value = pointer;
-  setHash();
-  const response = await fetch(`${data.watch_url}?path=${encodeURIComponent(pointer)}`);
-  const result = document.getElementById("watch-result");
-  const list = document.getElementById("watch-changes");
-  list.replaceChildren();
-  result.hidden = false;
-  const view = await response.json();
-  if (!response.ok) { result.textContent = view.detail; return; }
-  if (!view.changes.length) {
-    result.textContent = `${pointer || "(whole state)"}: no step changed it.`;
-    return;
-  }
-  const first = view.changes[0], last = view.changes[view.changes.length - 1];
-  result.textContent = `${pointer || "(whole state)"}: first written by #${first.index} ${first.node}, ` +
-    `last by #${last.index} ${last.node} (${view.changes.length} of ${view.steps_seen} steps changed it).`;
-  for (const change of view.changes) {
-    const li = document.createElement("li");
-    const link = document.createElement("a");
-    link.href = `#step=${change.index}`;
-    link.textContent = `#${change.index} ${change.node}`;
-    link.addEventListener("click", (event) => { event.preventDefault(); selectStep(change.index); });
-    const value = document.createElement("span");
-    value.className = "val new";
-    value.textContent = change.found ? ` → ${change.value.text}` : " → (removed)";
-    li.append(link, value);
-    list.append(li);
-  }
-}
-document.getElementById("watch-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  watch(document.getElementById("watch-path").value.trim());
-});
 
 function setHash() {
   const parts = [];
   if (selected != null) parts.push(`step=${selected}`);
   if (watched != null) parts.push(`path=${encodeURIComponent(watched).replace(/%2F/g, "/")}`);
   const hash = parts.length ? `#${parts.join("&")}` : "";
-  if (location.hash !== hash) history.replaceState(null, "", hash || location.pathname);
+  if (location.hash !== hash) history.replaceState(null, "", hash || location.pathname + location.search);
 }
 
-function selectStep(index) {
-  for (const row of stepsBody.querySelectorAll("tr.selected")) row.classList.remove("selected");
-  const row = byIndex.get(index);
-  if (!row) return;
-  selected = index;
-  row.classList.add("selected");
-  row.scrollIntoView({ block: "nearest" });
-  setHash();
-  loadStep(index);
+// Other panels (the review panel) follow the selection through this event.
+function announce() {
+  const step = selected == null ? null : list.byIndex.get(selected);
+  document.dispatchEvent(new CustomEvent("dashflow:step", {
+    detail: { index: selected, position: step ? step.position : null, path: watched },
+  }));
 }
 
-// The step panel: Python computed the diff; this only places it.
 let loading = 0;
+let firstShown = null;
+const stepShown = new Promise((resolve) => { firstShown = resolve; });
+
 async function loadStep(index) {
   const ticket = ++loading;
   const response = await fetch(`${data.step_url}${index}.json`, { headers: { Accept: "application/json" } });
   if (ticket !== loading || !response.ok) return;
-  renderPanel(await response.json());
+  renderPanel(await response.json(), { onWatch: watch });
+  firstShown();
 }
 
-function valueCell(collapsed, className) {
-  const td = document.createElement("td");
-  if (collapsed) {
-    const span = document.createElement("span");
-    span.className = `val ${className}`;
-    span.textContent = collapsed.text;
-    if (collapsed.truncated) span.title = `${collapsed.length} characters; the state below has all of it`;
-    td.append(span);
+// `quiet`: the page's own default selection, which leaves the URL as it was.
+function selectStep(index, { quiet = false } = {}) {
+  if (!list.byIndex.has(index)) return;
+  selected = index;
+  list.select(index);
+  markTimeline();
+  if (!quiet) setHash();
+  announce();
+  loadStep(index);
+}
+
+// ---- Watch a path: the steps that wrote it, with the value each left.
+
+const WATCH_LIST_MAX = 300;
+
+async function watch(pointer) {
+  watched = pointer;
+  $("watch-path").value = pointer;
+  setHash();
+  announce();
+  const result = $("watch-result");
+  const changes = $("watch-changes");
+  const response = await fetch(`${data.watch_url}?path=${encodeURIComponent(pointer)}`);
+  const view = await response.json();
+  if (pointer !== watched) return;
+  changes.replaceChildren();
+  result.hidden = false;
+  if (!response.ok) { result.textContent = view.detail; return; }
+  const label = pointer || "(whole state)";
+  if (!view.changes.length) {
+    result.textContent = `${label}: no step changed it.`;
+    return;
   }
-  return td;
-}
-
-function showState(pre, view) {
-  if (!view.present) pre.textContent = "(no state recorded)";
-  else if (view.too_large) pre.textContent = `(${view.bytes} bytes: too large to show here; download the step below)`;
-  else pre.textContent = view.text;
-}
-
-function renderPanel(view) {
-  const step = view.step;
-  document.getElementById("step-hint").hidden = true;
-  document.getElementById("step-body").hidden = false;
-  document.getElementById("step-title").textContent = `Step #${step.index} · ${step.node}`;
-  document.getElementById("step-meta").textContent =
-    `${step.success ? "ok" : "failed"} · ${step.duration_ms} ms · ${step.tokens_used} tokens` +
-    (step.tools_called.length ? ` · tools: ${step.tools_called.join(", ")}` : "") +
-    (step.error_message ? ` · error: ${step.error_message}` : "");
-  const s = view.summary;
-  document.getElementById("step-summary").textContent = view.has_both_states
-    ? `${s.total} · +${s.add} ~${s.replace} −${s.remove}` + (s.keys.length ? ` · keys: ${s.keys.join(", ")}` : "")
-    : "";
-  const body = document.getElementById("step-diff");
-  body.replaceChildren();
-  for (const change of view.changes) {
-    const tr = document.createElement("tr");
-    tr.dataset.path = change.path;
-    const op = document.createElement("td");
-    const badge = document.createElement("span");
-    badge.className = `op ${change.op}`;
-    badge.textContent = change.op;
-    op.append(badge);
-    const path = document.createElement("td");
-    const code = document.createElement("code");
-    code.textContent = change.path || "(whole state)";
-    path.append(code);
-    const pin = document.createElement("td");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "nav pin";
-    button.textContent = "watch";
-    button.title = "Watch this path through the run";
-    button.addEventListener("click", () => watch(change.path));
-    pin.append(button);
-    tr.append(op, path, valueCell(change.before, "old"), valueCell(change.after, "new"), pin);
-    body.append(tr);
+  const first = view.changes[0], last = view.changes[view.changes.length - 1];
+  result.textContent = `${label}: first written by #${first.index} ${first.node}, ` +
+    `last by #${last.index} ${last.node} (${view.changes.length} of ${view.steps_seen} steps changed it).`;
+  const items = view.changes.slice(0, WATCH_LIST_MAX).map((change) => {
+    const link = el("a", null, `#${change.index} ${change.node}`);
+    link.href = `#step=${change.index}`;
+    link.addEventListener("click", (event) => { event.preventDefault(); selectStep(change.index); });
+    return el("li", null, null, link, el("span", "val new", change.found ? ` → ${change.value.text}` : " → (removed)"));
+  });
+  if (view.changes.length > WATCH_LIST_MAX) {
+    items.push(el("li", "muted", `… and ${(view.changes.length - WATCH_LIST_MAX).toLocaleString()} more (the last: #${last.index} ${last.node})`));
   }
-  const none = document.getElementById("step-no-diff");
-  none.hidden = view.changes.length > 0;
-  if (view.has_both_states) none.textContent = "This step changed nothing in the state.";
-  else if (view.state_before.present) none.textContent = "No state after: the node ended without writing one.";
-  else none.textContent = "No states were recorded for this step.";
-  showState(document.getElementById("state-before"), view.state_before);
-  showState(document.getElementById("state-after"), view.state_after);
-  document.getElementById("step-download").href = view.download_url;
+  changes.replaceChildren(...items);
 }
 
-function visibleIndices() {
-  return [...stepsBody.children].filter((row) => !row.hidden).map((row) => Number(row.dataset.index));
+$("watch-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  watch($("watch-path").value.trim());
+});
+
+// ---- Charts. A growing run refetches them at most twice a second.
+
+const plotConfig = { displayModeBar: false, responsive: true };
+const timeline = $("timeline");
+let figures = data;
+let spans = new Map(); // step index -> [start, end] on the timeline's x axis
+let growing = null;
+
+function stepOf(point) {
+  return point?.customdata;
 }
 
+// Where each step sits on the timeline: its own bar when bars are per execution, else the
+// offset the page data gave it.
+function readSpans(figure) {
+  spans = new Map();
+  if (figure.window?.aggregated) return;
+  for (const trace of figure.data) {
+    trace.customdata.forEach((index, i) => spans.set(index, [trace.base[i], trace.base[i] + trace.x[i]]));
+  }
+}
+
+function spanOf(index) {
+  const span = spans.get(index);
+  if (span) return span;
+  const step = list.byIndex.get(index);
+  return step?.offset == null ? null : [step.offset, step.offset + Math.max(step.duration_ms, 1)];
+}
+
+// The selected step is outlined on the timeline.
+function markTimeline() {
+  if (!window.Plotly || !timeline.layout) return;
+  const span = spanOf(selected);
+  const shapes = span ? [{
+    type: "rect", xref: "x", yref: "paper", x0: span[0], x1: span[1], y0: 0, y1: 1,
+    line: { color: "#3b5bdb", width: 1 }, fillcolor: "rgba(59, 91, 219, 0.12)", layer: "below",
+  }] : [];
+  Plotly.relayout(timeline, { shapes });
+}
+
+// A node that is running has a bar in the "running" trace; it widens with the clock until
+// the node finishes (and the next refetch drops it).
+function growRunning(figure) {
+  clearInterval(growing);
+  growing = null;
+  const at = figure.data.findIndex((t) => t.name === "running");
+  if (at < 0) return;
+  const widths = figure.data[at].x.slice();
+  const since = performance.now();
+  growing = setInterval(() => {
+    const elapsed = performance.now() - since;
+    Plotly.restyle(timeline, { x: [widths.map((w) => w + elapsed)] }, [at]);
+  }, 250);
+}
+
+// The whole run's timeline, and the window zoomed into when it is aggregated: zooming
+// asks Python for that window, down to single executions.
+let overview = null;
+let zoomed = null;
+
+async function drawTimeline(next, { window: inWindow = false } = {}) {
+  const Plotly = await plotly;
+  if (!inWindow) { overview = next.timeline; zoomed = null; }
+  const figure = next.timeline;
+  const layout = { ...figure.layout, shapes: [] };
+  await Plotly.react(timeline, figure.data, layout, plotConfig);
+  readSpans(figure);
+  markTimeline();
+  growRunning(figure);
+  const w = figure.window;
+  $("timeline-window").textContent = w.aggregated
+    ? `${w.executions.toLocaleString()} executions, grouped per node and time slice: drag over a span to zoom in`
+    : zoomed ? `${w.executions.toLocaleString()} executions in this window · double-click to see the whole run` : "";
+}
+
+let zoomTicket = 0;
+async function zoom(event) {
+  if (event["xaxis.autorange"]) {
+    if (zoomed) drawTimeline({ timeline: overview });
+    return;
+  }
+  const range = event["xaxis.range"] ?? [event["xaxis.range[0]"], event["xaxis.range[1]"]];
+  if (range[0] == null || range[1] == null) return;
+  // Everything is drawn already when the whole run fits: Plotly zooms by itself.
+  if (!overview?.window.aggregated) return;
+  const ticket = ++zoomTicket;
+  const response = await fetch(`${data.timeline_url}?from=${range[0]}&to=${range[1]}`);
+  if (!response.ok || ticket !== zoomTicket) return;
+  zoomed = range;
+  await drawTimeline(await response.json(), { window: true });
+}
+
+async function drawCharts(next) {
+  const Plotly = await plotly;
+  await Plotly.react($("breakdown"), next.breakdown.data, next.breakdown.layout, plotConfig);
+  await Plotly.react($("graph"), next.graph.data, next.graph.layout, plotConfig);
+}
+
+let refresh = null;
+function refreshCharts() {
+  if (refresh) return;
+  refresh = setTimeout(async () => {
+    refresh = null;
+    const response = await fetch(data.timeline_url, { headers: { Accept: "application/json" } });
+    if (!response.ok) return;
+    figures = await response.json();
+    await drawTimeline(figures);
+    await drawCharts(figures);
+  }, 500);
+}
+
+// ---- Errors: each opens its step.
+
+function renderError(error) {
+  const li = el("li");
+  const index = error.execution_index ?? [...list.steps].reverse().find((s) => s.node === error.node && !s.success)?.index;
+  const target = index == null ? el("span", "error-where") : el("a", "error-where");
+  target.textContent = index == null ? error.node : `#${index} ${error.node}`;
+  if (index != null) {
+    target.href = `#step=${index}`;
+    target.addEventListener("click", (event) => { event.preventDefault(); selectStep(index); });
+  }
+  li.append(el("strong", null, error.error_type || "Error"), target, el("span", "error-message", error.message));
+  $("errors").append(li);
+  $("errors-card").hidden = false;
+}
+
+// ---- Header and live events.
+
+function setStatus(status) {
+  const badge = $("run-status");
+  badge.className = `badge ${status}`;
+  badge.textContent = status.charAt(0).toUpperCase() + status.slice(1);
+}
+
+let tokens = data.run.total_tokens;
+let errors = data.run.error_count;
+
+function onEvent(event) {
+  const running = $("run-running");
+  const d = event.data;
+  if (event.type === "node_started") {
+    running.hidden = false;
+    running.textContent = `running: ${d.node} (#${d.index})`;
+    refreshCharts();
+  } else if (event.type === "node_finished") {
+    running.hidden = true;
+    const added = list.add({
+      index: d.index, position: d.index, node: d.node, duration_ms: d.duration_ms ?? 0,
+      tokens_used: d.tokens_used ?? 0, success: d.success ?? true,
+      error_message: d.error_message ?? null, tools_called: d.tools_called ?? [],
+    });
+    if (!added) return;
+    $("steps-empty").hidden = true;
+    refreshCharts();
+    tokens += d.tokens_used ?? 0;
+    $("stat-nodes").textContent = String(list.steps.length);
+    $("stat-tokens").textContent = String(tokens);
+    if (d.success === false) setStatus("failed");
+    if (selected == null) selectStep(d.index, { quiet: true });
+  } else if (event.type === "error") {
+    renderError(d);
+    errors += 1;
+    $("stat-errors").textContent = String(errors);
+    setStatus("failed");
+  } else if (event.type === "run_finished") {
+    running.hidden = true;
+    if (d.total_duration_ms != null) $("stat-duration").textContent = `${d.total_duration_ms} ms`;
+    if (d.total_tokens != null) $("stat-tokens").textContent = String(d.total_tokens);
+    if ($("run-status").textContent !== "Failed") setStatus(d.completed ? "completed" : "failed");
+    refreshCharts();
+  }
+}
+
+// ---- Keys and buttons.
+
+const help = $("keys-help");
+const search = $("step-filter");
 function move(delta) {
-  const order = visibleIndices();
-  if (!order.length) return;
-  const at = order.indexOf(selected);
-  const next = at < 0 ? (delta > 0 ? 0 : order.length - 1) : Math.min(Math.max(at + delta, 0), order.length - 1);
-  selectStep(order[next]);
+  const index = list.step(delta);
+  if (index != null) selectStep(index);
 }
-
 function nextError() {
-  const order = visibleIndices();
-  const failed = order.filter((i) => byIndex.get(i)?.dataset.success === "false");
-  if (!failed.length) return;
-  selectStep(failed.find((i) => selected == null || i > selected) ?? failed[0]);
+  const index = list.nextFailed();
+  if (index != null) selectStep(index);
 }
-
-stepsBody.addEventListener("click", (event) => {
-  const row = event.target.closest("tr");
-  if (row) selectStep(Number(row.dataset.index));
+$("step-prev").addEventListener("click", () => move(-1));
+$("step-next").addEventListener("click", () => move(1));
+$("keys-help-button").addEventListener("click", () => help.showModal());
+$("step-copy").addEventListener("click", async (event) => {
+  setHash();
+  const button = event.currentTarget;
+  try {
+    await navigator.clipboard.writeText(location.href);
+    button.textContent = "Copied";
+  } catch {
+    button.textContent = "Copy failed";
+  }
+  setTimeout(() => { button.textContent = "Copy link"; }, 1500);
 });
-document.getElementById("step-prev").addEventListener("click", () => move(-1));
-document.getElementById("step-next").addEventListener("click", () => move(1));
-const help = document.getElementById("keys-help");
-document.getElementById("keys-help-button").addEventListener("click", () => help.showModal());
-const filter = document.getElementById("step-filter");
-filter.addEventListener("input", () => {
-  const needle = filter.value.trim().toLowerCase();
-  for (const row of stepsBody.children) row.hidden = needle !== "" && !row.textContent.toLowerCase().includes(needle);
-});
-
+search.addEventListener("input", () => list.search(search.value));
 document.addEventListener("keydown", (event) => {
   if (event.target instanceof HTMLInputElement || event.metaKey || event.ctrlKey || event.altKey) {
     if (event.key === "Escape") event.target.blur?.();
@@ -299,16 +337,21 @@ document.addEventListener("keydown", (event) => {
   }
   const actions = {
     j: () => move(1), ArrowDown: () => move(1), k: () => move(-1), ArrowUp: () => move(-1),
-    e: nextError, "/": () => filter.focus(), "?": () => help.showModal(),
+    e: nextError, "/": () => search.focus(), "?": () => help.showModal(),
   };
   const action = actions[event.key];
   if (action) { event.preventDefault(); action(); }
 });
 
-data.steps.forEach(renderStep);
+// ---- Start: the list, the first step, then the charts.
+
+addColumns(data.steps);
 data.errors.forEach(renderError);
-if (!data.steps.length) document.getElementById("steps-empty").hidden = false;
-// The URL follows the selection, so a link opens the same step.
+if (!list.steps.length) $("steps-empty").hidden = false;
+list.render();
+
+// The URL follows the selection, so a link opens the same view; without one the first
+// step is shown.
 function followHash() {
   const params = new URLSearchParams(location.hash.slice(1));
   const path = params.get("path");
@@ -318,8 +361,24 @@ function followHash() {
 }
 window.addEventListener("hashchange", followHash);
 followHash();
+if (selected == null && list.steps.length) selectStep(list.steps[0].index, { quiet: true });
+else if (selected == null) firstShown();
 
-const indicator = document.getElementById("live-indicator");
+Promise.all([drawTimeline(figures).then(() => {
+  timeline.on("plotly_click", (event) => {
+    const index = stepOf(event.points?.[0]);
+    if (index != null) selectStep(index);
+  });
+  timeline.on("plotly_relayout", zoom);
+}), stepShown]).then(async () => {
+  performance.mark("dashflow:ready");
+  document.body.dataset.ready = "true";
+  await drawCharts(figures);
+  performance.mark("dashflow:charts");
+  document.body.dataset.charts = "true";
+});
+
+const indicator = $("live-indicator");
 liveSocket(data.ws_path, {
   after: data.after,
   onEvent,

@@ -12,7 +12,8 @@ from typing import Any
 from traces.trace import ExecutionTrace
 from visualizer.charts import (
     FAIL_COLOR,
-    MAX_SVG_BARS,
+    MAX_TIMELINE_BARS,
+    TIMELINE_BAR_BUDGET,
     breakdown_figure,
     graph_figure,
     run_figures,
@@ -89,17 +90,84 @@ def test_steps_without_a_start_follow_the_previous_end() -> None:
     assert step_offsets(steps) == [0.0, 10.0, 15.0]
 
 
-def test_long_runs_draw_webgl_segments_instead_of_svg_bars(fixtures_dir: Path) -> None:
+def test_long_runs_are_aggregated_per_node_and_time_slice(fixtures_dir: Path) -> None:
     steps = steps_of(fixtures_dir, "long_loop_2000.json")
-    steps += [dict(s, index=s["index"] + 2000) for s in steps[:10]]
-    assert len(steps) > MAX_SVG_BARS
+    assert len(steps) > MAX_TIMELINE_BARS
 
     figure = timeline_figure(steps)
 
-    assert {t["type"] for t in figure["data"]} == {"scattergl"}
-    segments = figure["data"][0]
-    assert len(segments["x"]) == 3 * len(steps)
-    json.dumps(figure)  # plain JSON for json_script
+    bars = [b for t in figure["data"] for b in t["x"]]
+    assert figure["window"]["aggregated"] is True
+    assert figure["window"]["executions"] == len(steps)
+    assert {t["type"] for t in figure["data"]} == {"bar"}
+    assert len(bars) <= TIMELINE_BAR_BUDGET
+    # Every slice still covers its executions: the bars reach from the first start to the
+    # run's last end, and each opens the first execution it groups.
+    ok = figure["data"][0]
+    assert min(ok["base"]) == 0.0
+    last_end = max(b + x for t in figure["data"] for b, x in zip(t["base"], t["x"], strict=True))
+    assert last_end == figure["window"]["to"]
+    assert set(ok["customdata"]) <= {s["index"] for s in steps}
+    assert "zoom in" in ok["hovertext"][0]
+    json.dumps(figure)
+
+
+def test_failures_keep_their_own_red_bars_when_aggregated(fixtures_dir: Path) -> None:
+    steps = steps_of(fixtures_dir, "long_loop_2000.json")
+    steps[1234] = dict(steps[1234], success=False)
+
+    figure = timeline_figure(steps)
+
+    [failed] = [t for t in figure["data"] if t["name"] == "failed"]
+    assert failed["customdata"] == [steps[1234]["index"]]
+    assert failed["marker"]["color"] == FAIL_COLOR
+
+
+def test_a_window_draws_single_executions_over_its_range(fixtures_dir: Path) -> None:
+    steps = steps_of(fixtures_dir, "long_loop_2000.json")
+    offsets = step_offsets(steps)
+    lo, hi = offsets[100], offsets[140]
+
+    figure = timeline_figure(steps, window=(lo, hi))
+
+    shown = sorted(i for t in figure["data"] for i in t["customdata"])
+    assert figure["window"]["aggregated"] is False
+    assert figure["layout"]["xaxis"]["range"] == [lo, hi]
+    # Steps 100..140 start inside; step 99 ends at step 100's start, so it touches.
+    assert shown[0] in (99, 100) and shown[-1] == 140
+    assert len(shown) == figure["window"]["executions"]
+
+
+def test_a_running_node_gets_a_growing_bar_after_the_last_step() -> None:
+    steps = [
+        {"index": 0, "node": "planner", "started_at": "2026-03-02T09:30:00.000+00:00",
+         "duration_ms": 100, "tokens_used": 1, "tools_called": [], "success": True},
+    ]  # fmt: skip
+    running = [{"node": "<i>writer</i>", "index": 1, "started_at": None, "elapsed_ms": 250}]
+
+    figure = timeline_figure(steps, running)
+
+    [bar] = [t for t in figure["data"] if t["name"] == "running"]
+    assert bar["base"] == [100.0]
+    assert bar["x"] == [250]
+    assert bar["customdata"] == [1]
+    assert bar["y"] == ["&lt;i&gt;writer&lt;/i&gt;"]
+    assert figure["layout"]["yaxis"]["categoryarray"] == ["&lt;i&gt;writer&lt;/i&gt;", "planner"]
+
+
+def test_a_running_node_with_a_start_time_sits_at_its_start() -> None:
+    steps = [
+        {"index": 0, "node": "a", "started_at": "2026-03-02T09:30:00.000+00:00",
+         "duration_ms": 100, "tokens_used": 1, "tools_called": [], "success": True},
+    ]  # fmt: skip
+    running = [
+        {"node": "b", "index": 1, "started_at": "2026-03-02T09:30:00.400Z", "elapsed_ms": 0}
+    ]
+
+    [_, bar] = timeline_figure(steps, running)["data"]
+
+    assert bar["base"] == [400.0]
+    assert bar["x"] == [1]
 
 
 def transitions(figure: dict[str, Any]) -> dict[tuple[str, str], int]:
@@ -216,3 +284,13 @@ def test_figures_are_plain_json_and_cheap_for_ten_thousand_steps(fixtures_dir: P
     assert len(json.dumps(breakdown)) + len(json.dumps(graph)) < 20_000
     assert set(run_figures(steps[:10])) == {"timeline", "breakdown", "graph"}
     json.dumps(run_figures([]))
+
+
+def test_quotes_in_names_stay_quotes_for_plotly() -> None:
+    # Plotly decodes &lt; &gt; &amp; and numeric entities but shows "&quot;" as written.
+    step = {"index": 0, "node": "say \"hi\" & <go>", "started_at": None, "duration_ms": 1,
+            "tokens_used": 0, "tools_called": [], "success": True}  # fmt: skip
+
+    [trace] = timeline_figure([step])["data"]
+
+    assert trace["y"] == ['say "hi" &amp; &lt;go&gt;']

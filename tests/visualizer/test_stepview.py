@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from django.test import Client
 from traces.models import Project, Run
 from traces.store import save_trace
 from traces.trace import ExecutionTrace
-from visualizer.stepview import step_view, watch_view
+from visualizer.stepview import VALUE_PREVIEW_CHARS, step_view, watch_view
 
 FAILURE = "0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02"
 
@@ -100,3 +101,76 @@ def test_a_malformed_watch_path_is_a_400_naming_it(failure_run: Run, member: Any
 
     assert response.status_code == 400
     assert response.json()["path"] == "path"
+
+
+def test_a_state_over_the_size_gate_is_summarised_by_its_largest_entries(
+    failure_run: Run, settings: Any
+) -> None:
+    settings.STATE_INLINE_MAX_BYTES = 100
+
+    summary = step_view(failure_run, failure_run.steps.get(index=3))["state_after"]["summary"]
+
+    assert summary["type"] == "object"
+    assert summary["length"] == 7
+    sizes = [e["bytes"] for e in summary["entries"]]
+    assert sizes == sorted(sizes, reverse=True)
+    assert summary["entries"][0]["key"] == "messages"
+    assert summary["entries"][0]["type"] == "array"
+
+
+def test_long_values_are_collapsed_with_their_full_text_alongside(
+    project: Project, fixtures_dir: Path
+) -> None:
+    trace = ExecutionTrace.from_json((fixtures_dir / "tool_timeout_failure.json").read_bytes())
+    long_text = "x" * 5000
+    node = trace.nodes_executed[3]
+    node.state_after = {**node.state_after, "answer": long_text}
+    run, _ = save_trace(project, trace)
+
+    view = step_view(run, run.steps.get(index=3))
+
+    [answer] = [c for c in view["changes"] if c["path"] == "/answer"]
+    assert answer["after"]["truncated"] is True
+    assert len(answer["after"]["text"]) == VALUE_PREVIEW_CHARS
+    assert answer["after"]["length"] == 5002
+    assert answer["after"]["full"] == f'"{long_text}"'
+    # Short values carry no second copy.
+    assert "full" not in answer["before"]
+
+
+def test_a_windowed_timeline_is_only_the_timeline_over_that_window(
+    failure_run: Run, member: Any
+) -> None:
+    client = Client()
+    client.force_login(member)
+    url = f"/projects/acme/runs/{FAILURE}/timeline.json"
+
+    whole = client.get(url).json()
+    window = client.get(url, {"from": "800", "to": "900"}).json()
+
+    assert set(whole) == {"timeline", "breakdown", "graph"}
+    assert set(window) == {"timeline"}
+    assert window["timeline"]["layout"]["xaxis"]["range"] == [800.0, 900.0]
+    assert sorted(i for t in window["timeline"]["data"] for i in t["customdata"]) == [2, 3, 4]
+    for bad in ({"from": "x", "to": "1"}, {"from": "5", "to": "1"}, {"to": "1"}):
+        response = client.get(url, bad)
+        assert response.status_code == 400
+        assert response.json()["path"] in ("from", "to")
+
+
+def test_the_run_page_embeds_steps_as_columns_without_states(
+    failure_run: Run, member: Any
+) -> None:
+    client = Client()
+    client.force_login(member)
+
+    html = client.get(f"/projects/acme/runs/{FAILURE}/").content.decode()
+
+    start = html.index('<script id="run-data" type="application/json">') + 46
+    data = json.loads(html[start : html.index("</script>", start)])
+    assert data["steps"]["index"] == [0, 1, 2, 3, 4]
+    assert data["steps"]["node"] == ["planner", "retriever", "reader", "critic", "retriever"]
+    assert data["steps"]["success"] == [True, True, True, True, False]
+    assert data["steps"]["offset"][0] == 0.0
+    assert "state_before" not in data["steps"] and "metadata" not in data["steps"]
+    assert data["errors"][0]["execution_index"] == 4

@@ -1,0 +1,302 @@
+"""Run-page benchmark: time to interactive in headless Chromium against a real Daphne on
+PostgreSQL, for the shared ``long_loop_2000.json`` fixture and a generated 10,000-node run.
+
+Run from the project root::
+
+    .venv/bin/python benchmarks/ui.py [--loads 7]
+
+It drops and recreates its own PostgreSQL database (``UIBENCH_DATABASE_URL``, default
+``postgres://postgres@127.0.0.1:5432/dashflow_uibench``), migrates it, ingests both runs
+through ``POST /api/v1/traces``, starts one Daphne, and loads each run page ``--loads``
+times, each in a fresh browser context (a cold cache: what a teammate opening a link
+sees), then as many times again in one context (a warm cache).
+
+"Interactive" is what the page itself marks (``static/visualizer/run.js``): the
+``dashflow:ready`` performance mark, set once the timeline is drawn and the first step is
+shown in the step panel; its ``startTime`` is milliseconds since navigation start. The
+page also marks ``dashflow:charts`` (breakdown and graph drawn too). The table goes to
+``benchmarks/results/ui.md`` and to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, so the project root (tests.servers, the Django apps) is not on the path.
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from playwright.sync_api import Browser, sync_playwright  # noqa: E402
+
+from tests.servers import daphne, server_env  # noqa: E402
+
+FIXTURE = ROOT.parent / "shared" / "fixtures" / "dashflow" / "long_loop_2000.json"
+PLOTLY = ROOT / "static" / "vendor" / "plotly" / "plotly-dashflow.min.js"
+RESULTS = ROOT / "benchmarks" / "results" / "ui.md"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/dashflow_uibench"
+PASSWORD = "bench-password-1"
+# The issue's targets (issue 4, item 5), in ms from navigation start.
+TARGETS = {"long_loop_2000": 1500.0, "generated_10000": 3000.0}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def generated_trace(nodes: int, execution_id: str) -> dict[str, Any]:
+    """A research loop of ``nodes`` executions in DashFlow's JSON form: planner, then
+    retriever → reader → critic over and over, then writer. The state keeps a rolling
+    window of notes so each snapshot stays small (~0.5 KB) however long the run is; a
+    few steps fail along the way so the errors panel and the red bars have something."""
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    cursor = start
+    loop = ["retriever", "reader", "critic"]
+    state: dict[str, Any] = {"question": "A very long research loop", "iteration": 0, "notes": []}
+    executions = []
+    errors = []
+    for i in range(nodes):
+        node = "planner" if i == 0 else "writer" if i == nodes - 1 else loop[(i - 1) % 3]
+        before = state
+        after = {**state, "notes": [*state["notes"][-4:], f"note {i} from {node}"]}
+        if node == "critic":
+            after["iteration"] = state["iteration"] + 1
+        success = i % 997 != 500
+        duration = 40 + (i * 37) % 400
+        executions.append(
+            {
+                "node": node,
+                "duration_ms": duration,
+                "tokens_used": 0 if node == "retriever" else 200 + i % 300,
+                "state_before": before,
+                "state_after": after if success else None,
+                "tools_called": ["web_search"] if node == "retriever" else [],
+                "success": success,
+                "error_message": None if success else f"Timeout after {duration} ms",
+                "index": i,
+                "started_at": cursor.isoformat(timespec="milliseconds"),
+                "metadata": {},
+            }
+        )
+        if not success:
+            errors.append(
+                {
+                    "node": node,
+                    "message": f"Timeout after {duration} ms",
+                    "error_type": "Timeout",
+                    "state_at_error": before,
+                    "timestamp": cursor.isoformat(timespec="milliseconds"),
+                    "execution_index": i,
+                    "recoverable": True,
+                    "retry_attempted": True,
+                    "context": None,
+                    "metadata": {},
+                }
+            )
+        else:
+            state = after
+        cursor += timedelta(milliseconds=duration + 5)
+    return {
+        "thread_id": "bench-thread",
+        "execution_id": execution_id,
+        "nodes_executed": executions,
+        "total_duration_ms": int((cursor - start).total_seconds() * 1000),
+        "total_tokens": sum(e["tokens_used"] for e in executions),
+        "errors": errors,
+        "completed": True,
+        "started_at": start.isoformat(timespec="milliseconds"),
+        "ended_at": cursor.isoformat(timespec="milliseconds"),
+        "final_state": state,
+        "metadata": {"graph_name": "generated-loop"},
+    }
+
+
+def recreate_database(url: str) -> None:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
+@contextmanager
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+READ_MARKS = """() => {
+  const mark = (name) => performance.getEntriesByName(name)[0]?.startTime ?? null;
+  const nav = performance.getEntriesByType("navigation")[0];
+  return {ready: mark("dashflow:ready"), charts: mark("dashflow:charts"),
+          plotly: mark("dashflow:plotly"), html: nav.responseEnd,
+          html_bytes: nav.transferSize};
+}"""
+
+
+def load_once(page: Any, url: str) -> dict[str, float]:
+    page.goto(url)
+    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=30_000)
+    page.wait_for_function("document.body.dataset.charts === 'true'", timeout=30_000)
+    marks: dict[str, float] = page.evaluate(READ_MARKS)
+    return marks
+
+
+def measure(chromium: Browser, origin: str, path: str, loads: int) -> dict[str, Any]:
+    def sign_in(context: Any) -> Any:
+        page = context.new_page()
+        page.goto(f"{origin}/login/")
+        page.fill("#id_username", "bench")
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{origin}/")
+        return page
+
+    cold = []
+    for _ in range(loads):
+        context = chromium.new_context(viewport={"width": 1360, "height": 900})
+        page = sign_in(context)
+        cold.append(load_once(page, origin + path))
+        context.close()
+    context = chromium.new_context(viewport={"width": 1360, "height": 900})
+    page = sign_in(context)
+    load_once(page, origin + path)  # fills the cache
+    warm = [load_once(page, origin + path) for _ in range(loads)]
+    context.close()
+    return {"cold": cold, "warm": warm}
+
+
+def median(samples: list[dict[str, float]], key: str) -> float:
+    return statistics.median(s[key] for s in samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--loads", type=int, default=7, help="page loads per run and cache")
+    parser.add_argument("--nodes", type=int, default=10_000, help="size of the generated run")
+    args = parser.parse_args()
+
+    db_url = os.environ.get("UIBENCH_DATABASE_URL", DEFAULT_DB)
+    log(f"database {db_url} (dropped and recreated)")
+    recreate_database(db_url)
+    env = server_env(db_url, DEBUG="false", SECRET_KEY="ui-benchmark-only", LOG_LEVEL="WARNING")
+    manage(env, "migrate", "--noinput")
+    key = manage(env, "create_api_key", "--project", "bench")
+    manage(env, "create_user", "bench", "--project", "bench", "--role", "viewer",
+           "--password", PASSWORD)  # fmt: skip
+
+    generated_id = f"generated-{args.nodes}"
+    runs = {
+        "long_loop_2000": FIXTURE.read_bytes(),
+        f"generated_{args.nodes}": __import__("json").dumps(
+            generated_trace(args.nodes, generated_id)
+        ).encode(),
+    }
+    results: dict[str, dict[str, Any]] = {}
+    with daphne(env) as server, browser() as chromium:
+        paths = {}
+        for name, body in runs.items():
+            started = time.perf_counter()
+            response = server.request(
+                "POST", "/api/v1/traces", body,
+                {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                timeout=300,
+            )  # fmt: skip
+            assert response.status in (200, 201), response.body[:500]
+            execution_id = response.json()["execution_id"]
+            log(f"ingested {name} ({len(body) / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
+            paths[name] = f"/projects/bench/runs/{execution_id}/"
+        for name, path in paths.items():
+            log(f"loading {path} {args.loads} times cold, {args.loads} warm")
+            results[name] = measure(chromium, server.origin, path, args.loads)
+            log(
+                f"{name}: ready {median(results[name]['cold'], 'ready'):.0f} ms cold, "
+                f"{median(results[name]['warm'], 'ready'):.0f} ms warm"
+            )
+    write_results(results, args.loads)
+
+
+def write_results(results: dict[str, dict[str, Any]], loads: int) -> None:
+    size = PLOTLY.stat().st_size
+    import gzip
+
+    gzipped = len(gzip.compress(PLOTLY.read_bytes(), 6))
+    lines = [
+        "# Run page: time to interactive",
+        "",
+        f"`benchmarks/ui.py`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
+        f"{os.cpu_count()} cores shared with other work, headless Chromium "
+        f"({subprocess.run([CHROMIUM, '--version'], capture_output=True, text=True).stdout.strip()}),"
+        f" Playwright {version('playwright')}, one Daphne on PostgreSQL (DEBUG off).",
+        "",
+        "Interactive = the page's `dashflow:ready` mark: the timeline is drawn and the first "
+        "step is shown in the step panel (ms since navigation start). Charts = the breakdown "
+        "and the transition graph drawn too. Median of "
+        f"{loads} loads; cold = a fresh browser context per load (empty cache), warm = "
+        "reloads in one context.",
+        "",
+        "| run | cache | HTML + page data | HTML ms | Plotly parsed ms | interactive ms "
+        "(median, min–max) | charts ms | target | pass |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, by_cache in results.items():
+        target = TARGETS.get(name, TARGETS["generated_10000"])
+        for cache, samples in by_cache.items():
+            ready = median(samples, "ready")
+            lo = min(s["ready"] for s in samples)
+            hi = max(s["ready"] for s in samples)
+            html_kb = max(s["html_bytes"] for s in samples) / 1024
+            lines.append(
+                f"| {name} | {cache} | {html_kb:,.0f} KB | {median(samples, 'html'):.0f} | "
+                f"{median(samples, 'plotly'):.0f} | **{ready:.0f}** ({lo:.0f}–{hi:.0f}) | "
+                f"{median(samples, 'charts'):.0f} | ≤ {target:.0f} | "
+                f"{'yes' if ready <= target else 'NO'} |"
+            )
+    lines += [
+        "",
+        f"Plotly bundle: `static/vendor/plotly/plotly-dashflow.min.js`, {size / 1e6:.2f} MB "
+        f"({gzipped / 1e6:.2f} MB gzipped; the full `plotly.min.js` is 4.8 MB), built by "
+        "`tools/plotly/build.sh` with only the trace types the pages use.",
+        "",
+    ]
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

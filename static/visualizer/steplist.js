@@ -1,0 +1,145 @@
+// The run page's list of node executions, virtualized: a run can have 100,000 steps, so
+// only the rows in view (and a few either side) are in the DOM. The sizer is as tall as
+// every row would be, so the scrollbar is true to the whole list.
+import { cell, el } from "./dom.js";
+
+const OVERSCAN = 10;
+
+export class StepList {
+  constructor({ scroller, sizer, table, body, count, onPick }) {
+    Object.assign(this, { scroller, sizer, table, body, count, onPick });
+    this.steps = []; // every step, in execution order
+    this.byIndex = new Map();
+    this.shown = this.steps; // the steps the search matches (all of them without one)
+    this.shownAt = null; // index -> position in `shown`, built when first needed
+    this.needle = "";
+    this.selected = null;
+    this.rowHeight = 0;
+    this.frame = 0;
+    scroller.addEventListener("scroll", () => this.schedule(), { passive: true });
+    body.addEventListener("click", (event) => {
+      const row = event.target.closest("tr");
+      if (row) onPick(Number(row.dataset.index));
+    });
+  }
+
+  // Steps arrive in execution order (the page data, then live events); one that arrives
+  // late is put in its place.
+  add(step) {
+    if (this.byIndex.has(step.index)) return false;
+    this.byIndex.set(step.index, step);
+    const last = this.steps[this.steps.length - 1];
+    if (!last || step.index > last.index) this.steps.push(step);
+    else {
+      let lo = 0, hi = this.steps.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.steps[mid].index < step.index) lo = mid + 1; else hi = mid;
+      }
+      this.steps.splice(lo, 0, step);
+    }
+    if (this.needle) {
+      if (this.matches(step)) this.search(this.needle);
+    } else this.shownAt = null;
+    this.schedule();
+    return true;
+  }
+
+  matches(step) {
+    if (!this.needle) return true;
+    if (this.needle.startsWith("#")) return String(step.index) === this.needle.slice(1);
+    const text = `${step.node}\n${step.error_message || ""}\n${(step.tools_called || []).join("\n")}`;
+    return text.toLowerCase().includes(this.needle);
+  }
+
+  search(text) {
+    this.needle = text.trim().toLowerCase();
+    this.shown = this.needle ? this.steps.filter((s) => this.matches(s)) : this.steps;
+    this.shownAt = null;
+    this.scroller.scrollTop = 0;
+    this.render();
+  }
+
+  positionOf(index) {
+    if (!this.shownAt) this.shownAt = new Map(this.shown.map((s, i) => [s.index, i]));
+    return this.shownAt.get(index);
+  }
+
+  select(index) {
+    this.selected = index;
+    const at = this.positionOf(index);
+    if (at != null && this.rowHeight) {
+      const head = this.table.tHead.offsetHeight;
+      const top = head + at * this.rowHeight;
+      const view = this.scroller;
+      if (top - head < view.scrollTop) view.scrollTop = top - head;
+      else if (top + this.rowHeight > view.scrollTop + view.clientHeight) {
+        view.scrollTop = top + this.rowHeight - view.clientHeight;
+      }
+    }
+    this.render();
+  }
+
+  schedule() {
+    if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.render(); });
+  }
+
+  row(step) {
+    const tr = document.createElement("tr");
+    tr.dataset.index = step.index;
+    tr.dataset.success = String(step.success);
+    if (step.index === this.selected) tr.className = "selected";
+    const outcome = document.createElement("td");
+    outcome.append(el("span", `badge ${step.success ? "completed" : "failed"}`, step.success ? "ok" : "failed"));
+    const error = cell(step.error_message || "", "err");
+    if (step.error_message) error.title = step.error_message;
+    const node = cell(step.node, "node-name");
+    node.title = step.node;
+    tr.append(
+      cell(String(step.index), "num"),
+      node,
+      outcome,
+      cell(`${step.duration_ms} ms`, "num"),
+      cell(String(step.tokens_used), "num"),
+      error,
+    );
+    return tr;
+  }
+
+  render() {
+    const total = this.shown.length;
+    const head = this.table.tHead.offsetHeight;
+    if (!this.rowHeight && total) {
+      // Rows are one line high (CSS); measure one rather than trusting a constant.
+      this.body.replaceChildren(this.row(this.shown[0]));
+      this.rowHeight = this.body.rows[0].getBoundingClientRect().height || 31;
+    }
+    const rowHeight = this.rowHeight || 31;
+    this.sizer.style.height = `${head + total * rowHeight}px`;
+    const first = Math.max(0, Math.floor(this.scroller.scrollTop / rowHeight) - OVERSCAN);
+    const last = Math.min(total, first + Math.ceil(this.scroller.clientHeight / rowHeight) + 2 * OVERSCAN);
+    this.table.style.transform = `translateY(${first * rowHeight}px)`;
+    const rows = [];
+    for (let i = first; i < last; i++) rows.push(this.row(this.shown[i]));
+    this.body.replaceChildren(...rows);
+    this.count.textContent = this.needle
+      ? `${total.toLocaleString()} of ${this.steps.length.toLocaleString()} match`
+      : `${this.steps.length.toLocaleString()} step${this.steps.length === 1 ? "" : "s"}`;
+  }
+
+  // The step `delta` places from the selection among the shown steps (clamped), or the
+  // first (last) shown step when the selection is not among them.
+  step(delta) {
+    if (!this.shown.length) return null;
+    const at = this.selected == null ? undefined : this.positionOf(this.selected);
+    if (at == null) return (delta > 0 ? this.shown[0] : this.shown[this.shown.length - 1]).index;
+    return this.shown[Math.min(Math.max(at + delta, 0), this.shown.length - 1)].index;
+  }
+
+  // The next failed step after the selection among the shown steps, wrapping around.
+  nextFailed() {
+    const failed = this.shown.filter((s) => !s.success);
+    if (!failed.length) return null;
+    return (failed.find((s) => this.selected == null || s.index > this.selected) ?? failed[0]).index;
+  }
+}

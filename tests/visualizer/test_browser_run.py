@@ -1,0 +1,232 @@
+"""The run page in a real browser against a real Daphne: the issue's "done when" flow on
+the demo data, a long run (virtualized list, aggregated timeline that zooms into single
+executions), the selection event other panels follow, and a running node growing live."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from playwright.sync_api import Page, expect
+
+from tests.servers import Daphne, daphne, database_url, server_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FAILURE = "0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02"
+LONG = "0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a05"
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup: None) -> Iterator[Daphne]:
+    with daphne(server_env(database_url(connection.settings_dict))) as live:
+        yield live
+
+
+def sign_in(page: Page, server: Daphne, username: str, password: str) -> None:
+    page.goto(f"{server.origin}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Projects")
+
+
+def post_trace(server: Daphne, key: str, body: Any) -> str:
+    response = server.request("POST", "/api/v1/traces", body, {"Authorization": f"Bearer {key}"})
+    assert response.status in (200, 201), response.body
+    execution_id: str = response.json()["execution_id"]
+    return execution_id
+
+
+def ready(page: Page) -> None:
+    """The page's own mark: the timeline is drawn and the first step is shown."""
+    page.wait_for_function("document.body.dataset.ready === 'true'")
+
+
+def test_done_when_a_new_user_finds_the_node_that_wrote_the_bad_value_and_shares_it(
+    server: Daphne, page: Page
+) -> None:
+    call_command("seed_demo", "--runs", "4", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(page, server, "demo", "demo")
+
+    # The demo's run list; pick the failed run.
+    page.goto(f"{server.origin}/projects/demo/runs/")
+    row = page.locator(f'tr[data-execution-id="{FAILURE}"]')
+    expect(row.locator(".badge")).to_have_text("Failed")
+    row.locator("a").first.click()
+    ready(page)
+    expect(page.locator("h1")).to_contain_text("research-agent")
+
+    # The failing node's bar is the red one: click it.
+    failed_bar = page.locator("#timeline .trace.bars").nth(1).locator("g.point")
+    expect(failed_bar).to_have_count(1)
+    failed_bar.first.click(force=True)
+    expect(page.locator("#step-title")).to_have_text("Step #4 · retriever")
+    expect(page.locator("#step-error")).to_have_text(
+        "Timeout: GET https://example.org/doc/4 exceeded 30s"
+    )
+    # It wrote no state: the panel says so rather than showing an empty diff.
+    expect(page.locator("#step-no-diff")).to_contain_text("No state after")
+
+    # k: back to the node before it, which changed these keys.
+    page.keyboard.press("k")
+    expect(page.locator("#step-title")).to_have_text("Step #3 · critic")
+    expect(page.locator("#step-summary")).to_contain_text("keys: messages, iteration")
+    expect(page.locator("#step-diff tr[data-path='/iteration'] .val.new")).to_have_text("1")
+
+    # Copy the link, and a teammate opening it sees the same step.
+    page.click("#step-copy")
+    expect(page.locator("#step-copy")).to_have_text("Copied")
+    link = page.evaluate("navigator.clipboard.readText()")
+    assert link.endswith(f"/projects/demo/runs/{FAILURE}/#step=3")
+    teammate = page.context.new_page()
+    teammate.goto(link)
+    expect(teammate.locator("#step-title")).to_have_text("Step #3 · critic")
+    expect(teammate.locator("#steps tr.selected td").first).to_have_text("3")
+    expect(teammate.locator("#step-summary")).to_contain_text("keys: messages, iteration")
+
+
+def test_each_error_opens_its_step(
+    server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
+) -> None:
+    post_trace(server, api_key, json.loads((fixtures_dir / "tool_timeout_failure.json").read_text()))
+    sign_in(page, server, "alice", "pw-alice-123")
+    page.goto(f"{server.origin}/projects/acme/runs/{FAILURE}/")
+    ready(page)
+    # Without a link the first step is shown, and the URL is left alone.
+    expect(page.locator("#step-title")).to_have_text("Step #0 · planner")
+    assert page.evaluate("location.hash") == ""
+
+    error = page.locator("#errors li")
+    expect(error).to_have_count(1)
+    expect(error).to_contain_text("Timeout")
+    error.get_by_role("link").click()
+
+    expect(page.locator("#step-title")).to_have_text("Step #4 · retriever")
+    assert page.evaluate("location.hash") == "#step=4"
+
+
+def test_a_2000_step_run_lists_only_the_rows_in_view_and_zooms_into_single_executions(
+    server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
+) -> None:
+    post_trace(server, api_key, json.loads((fixtures_dir / "long_loop_2000.json").read_text()))
+    sign_in(page, server, "alice", "pw-alice-123")
+    page.goto(f"{server.origin}/projects/acme/runs/{LONG}/#step=1500")
+    ready(page)
+
+    expect(page.locator("#steps-count")).to_have_text("2,000 steps")
+    expect(page.locator("#step-title")).to_contain_text("Step #1500 ·")
+    rows = page.locator("#steps tr").count()
+    assert 10 < rows < 100, rows
+    expect(page.locator("#steps tr.selected td").first).to_have_text("1500")
+    page.keyboard.press("j")
+    expect(page.locator("#steps tr.selected td").first).to_have_text("1501")
+    assert page.evaluate("location.hash") == "#step=1501"
+
+    # Searching within the run: "/" focuses the box; "#1999" finds that step.
+    page.keyboard.press("/")
+    page.keyboard.type("#1999")
+    expect(page.locator("#steps-count")).to_have_text("1 of 2,000 match")
+    page.locator("#steps tr").first.click()
+    expect(page.locator("#step-title")).to_contain_text("Step #1999 ·")
+
+    # The timeline groups 2,000 executions; zooming in asks for single executions.
+    expect(page.locator("#timeline-window")).to_contain_text("2,000 executions, grouped")
+    assert page.locator("#timeline g.point").count() <= 600
+    page.evaluate(
+        "Plotly.relayout(document.getElementById('timeline'), {'xaxis.range': [1000, 6000]})"
+    )
+    expect(page.locator("#timeline-window")).to_contain_text("executions in this window")
+    shown = page.evaluate(
+        "document.getElementById('timeline').data.flatMap((t) => t.customdata)"
+    )
+    assert 0 < len(shown) < 20
+    page.locator("#timeline g.point").last.click(force=True)
+    expect(page.locator("#step-title")).to_contain_text(f"Step #{max(shown)} ·")
+    # Double-click resets to the whole run.
+    page.evaluate("Plotly.relayout(document.getElementById('timeline'), {'xaxis.autorange': true})")
+    expect(page.locator("#timeline-window")).to_contain_text("2,000 executions, grouped")
+
+
+def test_every_selection_is_announced_for_other_panels(
+    server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
+) -> None:
+    post_trace(server, api_key, json.loads((fixtures_dir / "tool_timeout_failure.json").read_text()))
+    sign_in(page, server, "alice", "pw-alice-123")
+    page.add_init_script(
+        "window.__steps = []; document.addEventListener('dashflow:step', "
+        "(e) => window.__steps.push(e.detail));"
+    )
+    page.goto(f"{server.origin}/projects/acme/runs/{FAILURE}/#step=2")
+    ready(page)
+
+    page.keyboard.press("j")
+    expect(page.locator("#step-title")).to_have_text("Step #3 · critic")
+    page.fill("#watch-path", "/iteration")
+    page.press("#watch-path", "Enter")
+    expect(page.locator("#watch-result")).to_contain_text("first written by #3 critic")
+
+    events = page.evaluate("window.__steps")
+    assert events[0] == {"index": 2, "position": 2, "path": None}
+    assert {"index": 3, "position": 3, "path": None} in events
+    assert events[-1] == {"index": 3, "position": 3, "path": "/iteration"}
+
+
+def test_a_running_node_grows_on_the_timeline_until_it_finishes(
+    server: Daphne, page: Page, api_key: str, member: Any
+) -> None:
+    run = "browser-growing-run"
+
+    def post(*events: dict[str, Any]) -> None:
+        response = server.request(
+            "POST",
+            f"/api/v1/runs/{run}/events",
+            {"events": list(events)},
+            {"Authorization": f"Bearer {api_key}"},
+        )
+        assert response.status == 200, response.body
+
+    post(
+        {"seq": 1, "type": "run_started", "data": {"metadata": {"graph_name": "g"}}},
+        {"seq": 2, "type": "node_started", "data": {"node": "planner", "index": 0}},
+    )
+    sign_in(page, server, "alice", "pw-alice-123")
+    page.goto(f"{server.origin}/projects/acme/runs/{run}/")
+    ready(page)
+    width = (
+        "() => document.getElementById('timeline').data"
+        ".find((t) => t.name === 'running')?.x[0] ?? null"
+    )
+
+    # Already running when the page opened: its bar is there, and widens.
+    first = page.evaluate(width)
+    assert first is not None
+    time.sleep(0.8)
+    assert page.evaluate(width) > first + 300
+
+    # It finishes: a green bar replaces it; the next node starts and grows live.
+    post(
+        {"seq": 3, "type": "node_finished",
+         "data": {"node": "planner", "index": 0, "duration_ms": 40, "tokens_used": 5}},
+        {"seq": 4, "type": "node_started", "data": {"node": "writer", "index": 1}},
+    )  # fmt: skip
+    expect(page.locator("#steps tr")).to_have_count(1)
+    page.wait_for_function(
+        "document.getElementById('timeline').data.some((t) => t.name === 'running' "
+        "&& t.y[0] === 'writer')"
+    )
+    expect(page.locator("#timeline .ytick text")).to_have_text(["writer", "planner"])
+    post(
+        {"seq": 5, "type": "node_finished",
+         "data": {"node": "writer", "index": 1, "duration_ms": 90, "tokens_used": 7}},
+    )  # fmt: skip
+    page.wait_for_function(
+        "!document.getElementById('timeline').data.some((t) => t.name === 'running')"
+    )
+    expect(page.locator("#timeline g.point")).to_have_count(2)
