@@ -123,8 +123,11 @@ def encode_run(
 ) -> Iterator[tuple[bytes, int]]:
     """One run's part of an export file in ``fmt``: (chunk, rows in it) pairs.
 
-    ``steps`` keeps only these positions in ``nodes_executed`` (``None``: all);
-    ``verdicts`` maps a position to its review verdict, ``"good"`` or ``"bad"``.
+    ``steps`` keeps only these positions in ``nodes_executed`` (``None``: all;
+    ``traces_jsonl`` always writes the whole trace); ``verdicts`` maps a position to its
+    review verdict, ``"good"`` or ``"bad"``, which ``training_examples`` and
+    ``openai_finetune`` carry (the other formats have no place for it). Rows are training
+    examples, fine-tuning rows, DashStream messages, CSV rows or traces.
     """
     _check(fmt)
     chunks: Iterator[tuple[bytes, int]]

@@ -572,3 +572,17 @@ def test_the_committed_python_is_what_protoc_makes_of_the_proto(tmp_path: Path) 
     assert made == (ROOT / "traces" / "proto" / "dashstream_pb2.py").read_bytes()
     stub = b"# mypy: ignore-errors\n" + (proto_dir / "dashstream_pb2.pyi").read_bytes()
     assert stub == (ROOT / "traces" / "proto" / "dashstream_pb2.pyi").read_bytes()
+
+
+def test_state_hash_matches_the_dashstream_test_vector() -> None:
+    doc = raw_fixture("research_agent_success.json")
+    vector = {"b": 2, "a": 1, "nested": {"z": "x", "y": [True, None]}}
+    doc["nodes_executed"] = [dict(doc["nodes_executed"][0], state_before={}, state_after=vector)]
+    (diff,) = [
+        m.state_diff
+        for m in ExecutionTrace.from_obj(doc).to_dashstream()
+        if m.WhichOneof("message") == "state_diff"
+    ]
+    assert diff.state_hash.hex() == (
+        "f35279c8aa6b00bc82d43a191596cc3b41b7de7899ee16e36a08efe3afc45103"
+    )
