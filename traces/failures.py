@@ -295,8 +295,8 @@ def record_run(run: Run) -> list[FailureGroup]:
                     group=group,
                     verb="regressed",
                     detail={
-                        "from": GroupStatus.RESOLVED,
-                        "to": GroupStatus.NEW,
+                        "from": GroupStatus.RESOLVED.value,
+                        "to": GroupStatus.NEW.value,
                         "run": run.execution_id,
                         "message": latest.message[:MESSAGE_MAX_CHARS],
                     },
@@ -306,6 +306,7 @@ def record_run(run: Run) -> list[FailureGroup]:
         group.save(update_fields=fields)
         changed[group.pk] = group
 
+    deleted: list[int] = []
     # Rows that left or moved: their groups are recounted (rare: a run replaced by its
     # final trace, or a failed step whose ErrorTrace arrived in a later batch).
     for group in recount:
@@ -315,8 +316,8 @@ def record_run(run: Run) -> list[FailureGroup]:
         )
         if stats["n"] == 0 and _untouched(group):
             # Nobody triaged it and nothing is left in it: a live run's passing guess.
+            deleted.append(group.pk)
             group.delete()
-            changed.pop(group.pk, None)
             continue
         group.count = stats["n"]
         if stats["n"]:
@@ -326,6 +327,8 @@ def record_run(run: Run) -> list[FailureGroup]:
     Activity.objects.bulk_create(activity)
     result = list(changed.values())
     publish_groups(result, {a.group_id: [activity_entry(a)] for a in activity if a.group_id})
+    for pk in deleted:
+        events.failure_group_changed(run.project_id, {"id": pk, "deleted": True}, [])
     return result
 
 

@@ -133,7 +133,7 @@ function listPage(data) {
 
   function apply(group) {
     let tr = rows.querySelector(`tr[data-group-id="${group.id}"]`);
-    if (!visible(group)) {
+    if (group.deleted || !visible(group)) {
       tr?.remove();
       empty.hidden = rows.children.length > 0;
       return;
@@ -313,6 +313,10 @@ function groupPage(data) {
   liveSocket(data.ws_path, {
     onMessage(message) {
       if (message.type !== "failure_group" || message.group.id !== group.id) return;
+      if (message.group.deleted) {
+        document.getElementById("group-sample").textContent = "This group no longer has occurrences and was removed.";
+        return;
+      }
       const grew = message.group.count !== group.count;
       applyGroup(message.group);
       addActivity(message.activity, true);

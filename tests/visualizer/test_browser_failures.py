@@ -73,8 +73,10 @@ def test_a_member_triages_a_group_and_a_viewer_sees_it_live(
 
     sign_in(page, server, "alice", "pw-alice-123")
     page.goto(url)
-    # Three occurrences in three hours: three bars of the hourly chart.
-    expect(page.locator("#occurrences g.point")).to_have_count(3)
+    # Three occurrences in three hours, on an axis of a day of hours: three bars.
+    expect(page.locator("#occurrences g.point")).to_have_count(24)
+    heights = page.evaluate("document.getElementById('occurrences').data[0].y")
+    assert [n for n in heights if n] == [1, 1, 1]
     expect(page.locator("#stat-count")).to_have_text("3")
     expect(page.locator("#affected-runs tr")).to_have_count(3)
     expect(page.locator("#affected-runs tr a").first).to_have_attribute(

@@ -95,3 +95,39 @@ def test_a_user_of_another_project_hears_nothing(server: Daphne, other_project: 
 
     with server.websocket("/ws/projects/acme/runs/", session_cookie(eve)) as ws:
         assert ws.close_code() == 4403
+
+
+def test_a_transient_live_group_is_announced_and_then_withdrawn(
+    server: Daphne, api_key: str, member: Any, project: Project
+) -> None:
+    auth = {"Authorization": f"Bearer {api_key}"}
+
+    def post(*events: dict[str, Any]) -> None:
+        response = server.request(
+            "POST", "/api/v1/runs/live-x/events", {"events": list(events)}, auth
+        )
+        assert response.status == 200, response.body
+
+    with server.websocket("/ws/projects/acme/runs/", session_cookie(member)) as ws:
+        assert ws.receive()["type"] == "subscribed"
+        failed = {
+            "node": "fetch",
+            "index": 0,
+            "duration_ms": 3,
+            "tokens_used": 0,
+            "success": False,
+            "error_message": "reset",
+        }
+        post({"seq": 1, "type": "node_finished", "data": failed})
+        guess = next_of_type(ws, "failure_group")["group"]
+        assert (guess["error_type"], guess["count"]) == ("", 1)
+
+        error = {"node": "fetch", "message": "reset", "error_type": "IOError", "execution_index": 0}
+        post({"seq": 2, "type": "error", "data": error})
+
+        messages = [next_of_type(ws, "failure_group")["group"] for _ in range(2)]
+        by_id = {m["id"]: m for m in messages}
+        assert by_id[guess["id"]] == {"id": guess["id"], "deleted": True}
+        (real,) = [m for m in messages if m["id"] != guess["id"]]
+        assert (real["error_type"], real["count"]) == ("IOError", 1)
+    assert list(FailureGroup.objects.values_list("error_type", flat=True)) == ["IOError"]
