@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import review, review_export
+from . import review, review_export, review_views
 from .api import EXECUTION_ID_PARAM, PROJECT_PARAM, get_run
 from .api_render import FastJSONRenderer
 from .auth import request_project
@@ -156,7 +156,7 @@ class ActivitySerializer(serializers.Serializer[Any]):
 
 
 def review_body(request: Request, run: Run) -> dict[str, Any]:
-    snapshot = review.run_review_snapshot(run)
+    snapshot = review_views.run_review_snapshot(run)
     role = review.role_for(run.project, request.user) or "viewer"
     return {
         **snapshot["review"],
@@ -167,7 +167,7 @@ def review_body(request: Request, run: Run) -> dict[str, Any]:
             "can_review": has_role(role, REVIEW),
             "is_admin": role == "admin",
         },
-        "members": review.members_view(run.project),
+        "members": review_views.members_view(run.project),
     }
 
 
@@ -215,7 +215,7 @@ class StepVerdictView(APIView):
         step = review.step_at(run, index)
         data = body_of(request)
         row = review.set_verdict(run, step, request.user, data.get("verdict"), data.get("reason"))
-        return Response(review.verdict_view(row, step))
+        return Response(review_views.verdict_view(row, step))
 
     @extend_schema(
         operation_id="clear_step_verdict",
@@ -251,11 +251,11 @@ class RunComments(APIView):
     )
     def get(self, request: Request, execution_id: str) -> Response:
         run = review_run(request, execution_id, READ)
-        which = review.CommentFilter(
+        which = review_views.CommentFilter(
             step=parse_int(request.query_params.get("step"), "step"),
             path=request.query_params.get("path"),
         )
-        return Response(review.list_comments(run, which))
+        return Response(review_views.list_comments(run, which))
 
     @extend_schema(
         operation_id="add_run_comment",
@@ -276,7 +276,7 @@ class RunComments(APIView):
                 raise review.ReviewError(400, "step", "expected a step index")
             step = review.step_at(run, step_index)
         comment = review.add_comment(run, request.user, data.get("body"), step, data.get("path"))
-        view = review.comment_view(comment, step.index if step else None)
+        view = review_views.comment_view(comment, step.index if step else None)
         return Response(view, status=status.HTTP_201_CREATED)
 
 
@@ -304,7 +304,9 @@ class CommentDetail(APIView):
     def patch(self, request: Request, id: int) -> Response:
         comment = project_comment(request, id, REVIEW)
         comment = review.edit_comment(comment, request.user, body_of(request).get("body"))
-        return Response(review.comment_view(comment, review.comment_step_index(comment)))
+        return Response(
+            review_views.comment_view(comment, review_views.comment_step_index(comment))
+        )
 
     @extend_schema(
         operation_id="delete_comment",
@@ -333,7 +335,7 @@ class RunActivity(APIView):
         run = review_run(request, execution_id, READ)
         limit = parse_int(request.query_params.get("limit"), "limit") or 200
         entries = run.activity.select_related("actor")[: min(limit, 1000)]
-        return Response([review.activity_view(a) for a in entries])
+        return Response([review_views.activity_view(a) for a in entries])
 
 
 async def aiter_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:

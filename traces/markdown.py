@@ -10,6 +10,7 @@ make every viewer fetch a URL of the author's choosing.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -104,6 +105,13 @@ def mention_candidates(body: str) -> set[str]:
 
 def render(body: str, mentions: Iterable[str] = ()) -> str:
     """``body`` as safe HTML; each name in ``mentions`` becomes a mention span."""
+    return _render(body, frozenset(mentions))
+
+
+# Every viewer of a run fetches the same comments: render each (body, mentions) once per
+# process. The key is the whole input, so an edited comment is simply a new entry.
+@functools.lru_cache(maxsize=4096)
+def _render(body: str, mentions: frozenset[str]) -> str:
     html = _md.render(body, {"mentions": set(mentions)})
     return nh3.clean(
         html,

@@ -15,8 +15,6 @@ websocket (``traces.events.run_review``). Callers check the reader/reviewer role
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -40,6 +38,13 @@ from .models import (
     Verdict,
 )
 from .permissions import REVIEW, has_role
+from .review_views import (
+    activity_view,
+    comment_step_index,
+    comment_view,
+    review_view,
+    verdict_view,
+)
 
 MAX_LABELS = 20
 MAX_LABEL_LENGTH = 40
@@ -74,94 +79,6 @@ def actor_user(actor: Any) -> Any:
 
 def actor_name(actor: Any) -> str:
     return str(actor.username)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-# --- Views: the JSON shapes the API, the pages and the websocket share ---------------
-
-
-def review_view(run: Run, review: RunReview | None) -> dict[str, Any]:
-    return {
-        "execution_id": run.execution_id,
-        "status": review.status if review else ReviewStatus.UNREVIEWED.value,
-        "assignee": review.assignee.username if review and review.assignee else None,
-        "labels": list(review.labels) if review else [],
-        "updated_at": _iso(review.updated_at) if review else None,
-    }
-
-
-def verdict_view(verdict: StepVerdict, step: Step | None) -> dict[str, Any]:
-    return {
-        "step_index": step.index if step else None,
-        "step_position": verdict.step_position,
-        "node": step.node if step else None,
-        "verdict": verdict.verdict,
-        "reason": verdict.reason,
-        "user": verdict.user.username if verdict.user else None,
-        "updated_at": _iso(verdict.updated_at),
-    }
-
-
-def comment_view(comment: Comment, step_index: int | None) -> dict[str, Any]:
-    return {
-        "id": comment.pk,
-        "execution_id": comment.run.execution_id,
-        "step_index": step_index,
-        "step_position": comment.step_position,
-        "path": comment.path,
-        "author": comment.author.username if comment.author else None,
-        "body": comment.body,
-        "html": markdown.render(comment.body, comment.mentions),
-        "mentions": list(comment.mentions),
-        "created_at": _iso(comment.created_at),
-        "edited_at": _iso(comment.edited_at),
-    }
-
-
-def activity_view(entry: Activity) -> dict[str, Any]:
-    return {
-        "id": entry.pk,
-        "actor": entry.detail.get("by") or (entry.actor.username if entry.actor else None),
-        "verb": entry.verb,
-        "detail": {k: v for k, v in entry.detail.items() if k != "by"},
-        "created_at": _iso(entry.created_at),
-    }
-
-
-def step_indices(run: Run) -> dict[int, int]:
-    """Position in ``nodes_executed`` → DashFlow ``index``, for the run's steps."""
-    return dict(run.steps.values_list("position", "index"))
-
-
-def run_review_snapshot(run: Run) -> dict[str, Any]:
-    """Everything the review panel shows: the review, verdicts, comments, activity."""
-    review = RunReview.objects.select_related("assignee").filter(run=run).first()
-    indices = step_indices(run)
-    steps = {s.position: s for s in run.steps.only("position", "index", "node")}
-    verdicts = StepVerdict.objects.filter(run=run).select_related("user").order_by("step_position")
-    return {
-        "review": review_view(run, review),
-        "verdicts": [verdict_view(v, steps.get(v.step_position)) for v in verdicts],
-        "comments": [
-            comment_view(c, indices.get(c.step_position) if c.step_position is not None else None)
-            for c in run.comments.select_related("author", "run")
-        ],
-        "activity": [activity_view(a) for a in run.activity.select_related("actor")[:200]],
-    }
-
-
-def members_view(project: Project) -> list[dict[str, str]]:
-    rows = Membership.objects.filter(project=project).select_related("user")
-    return sorted(
-        ({"username": m.user.username, "role": m.role} for m in rows),
-        key=lambda m: m["username"].lower(),
-    )
-
-
-# --- Changes ----------------------------------------------------------------------------
 
 
 def _record(run: Run, actor: Any, verb: str, **detail: Any) -> Activity:
@@ -419,13 +336,6 @@ def add_comment(
     return comment
 
 
-def comment_step_index(comment: Comment) -> int | None:
-    if comment.step_position is None:
-        return None
-    step = comment.run.steps.filter(position=comment.step_position).only("index").first()
-    return step.index if step else None
-
-
 def edit_comment(comment: Comment, actor: Any, body: Any) -> Comment:
     """Replace a comment's body; only its author may."""
     user = actor_user(actor)
@@ -464,27 +374,3 @@ def delete_comment(comment: Comment, actor: Any) -> None:
         comment.delete()
         entry = _record(run, actor, "comment_deleted", comment=comment_id, excerpt=excerpt)
         _publish(run, "comment_deleted", [entry], comment={"id": comment_id})
-
-
-@dataclass(frozen=True)
-class CommentFilter:
-    """Which comments of a run to list: all, a step's (by index), a path's."""
-
-    step: int | None = None
-    path: str | None = None
-
-
-def list_comments(run: Run, which: CommentFilter) -> list[dict[str, Any]]:
-    comments = run.comments.select_related("author", "run")
-    if which.step is not None:
-        step = run.step(which.step)
-        if step is None:
-            return []
-        comments = comments.filter(step_position=step.position)
-    if which.path is not None:
-        comments = comments.filter(path=which.path)
-    indices = step_indices(run)
-    return [
-        comment_view(c, indices.get(c.step_position) if c.step_position is not None else None)
-        for c in comments
-    ]

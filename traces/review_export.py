@@ -44,29 +44,31 @@ _json = msgspec.json.Encoder()
 M = TypeVar("M", bound=Model)
 
 
-def _batches(queryset: QuerySet[M], key: str = "pk") -> Iterator[list[M]]:
+def _batches(queryset: QuerySet[M], *fields: str) -> Iterator[list[dict[str, Any]]]:
+    """``fields`` of the rows (plain values: no model instances, no unused columns) in
+    primary-key batches."""
     last: Any = None
     while True:
-        page = queryset.order_by(key)
+        page = queryset.order_by("pk")
         if last is not None:
-            page = page.filter(**{f"{key}__gt": last})
-        rows = list(page[:BATCH])
+            page = page.filter(pk__gt=last)
+        rows = list(page.values("pk", *fields)[:BATCH])
         if not rows:
             return
         yield rows
-        last = getattr(rows[-1], key)
+        last = rows[-1]["pk"]
 
 
-def _steps(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], Step]:
-    """(run id, position) → the step, for one batch."""
+def _steps(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, str]]:
+    """(run id, position) → (index, node) of the step, for one batch."""
     if not pairs:
         return {}
     runs = {run for run, _ in pairs}
     positions = {position for _, position in pairs}
-    steps = Step.objects.filter(run_id__in=runs, position__in=positions).only(
+    steps = Step.objects.filter(run_id__in=runs, position__in=positions).values_list(
         "run_id", "position", "index", "node"
     )
-    return {(s.run_id, s.position): s for s in steps}
+    return {(run, position): (index, node) for run, position, index, node in steps}
 
 
 def _iso(value: Any) -> str | None:
@@ -74,60 +76,60 @@ def _iso(value: Any) -> str | None:
 
 
 def reviews(project: Project) -> Iterator[dict[str, Any]]:
-    rows = RunReview.objects.filter(run__project=project).select_related("run", "assignee")
-    for batch in _batches(rows, "run_id"):
-        for review in batch:
+    rows = RunReview.objects.filter(run__project=project)
+    fields = ("run__execution_id", "run__status", "status", "assignee__username", "labels")
+    for batch in _batches(rows, *fields, "updated_at"):
+        for r in batch:
             yield {
-                "execution_id": review.run.execution_id,
-                "run_status": review.run.status,
-                "status": review.status,
-                "assignee": review.assignee.username if review.assignee else None,
-                "labels": list(review.labels),
-                "updated_at": _iso(review.updated_at),
+                "execution_id": r["run__execution_id"],
+                "run_status": r["run__status"],
+                "status": r["status"],
+                "assignee": r["assignee__username"],
+                "labels": list(r["labels"]),
+                "updated_at": _iso(r["updated_at"]),
             }
 
 
 def verdicts(project: Project) -> Iterator[dict[str, Any]]:
-    rows = StepVerdict.objects.filter(run__project=project).select_related("run", "user")
-    for batch in _batches(rows):
-        steps = _steps({(v.run_id, v.step_position) for v in batch})
-        for verdict in batch:
-            step = steps.get((verdict.run_id, verdict.step_position))
+    rows = StepVerdict.objects.filter(run__project=project)
+    fields = ("run_id", "run__execution_id", "step_position", "verdict", "reason")
+    for batch in _batches(rows, *fields, "user__username", "updated_at"):
+        steps = _steps({(v["run_id"], v["step_position"]) for v in batch})
+        for v in batch:
+            index, node = steps.get((v["run_id"], v["step_position"]), (None, None))
             yield {
-                "execution_id": verdict.run.execution_id,
-                "step_index": step.index if step else None,
-                "step_position": verdict.step_position,
-                "node": step.node if step else None,
-                "verdict": verdict.verdict,
-                "reason": verdict.reason,
-                "user": verdict.user.username if verdict.user else None,
-                "updated_at": _iso(verdict.updated_at),
+                "execution_id": v["run__execution_id"],
+                "step_index": index,
+                "step_position": v["step_position"],
+                "node": node,
+                "verdict": v["verdict"],
+                "reason": v["reason"],
+                "user": v["user__username"],
+                "updated_at": _iso(v["updated_at"]),
             }
 
 
 def comments(project: Project) -> Iterator[dict[str, Any]]:
-    rows = Comment.objects.filter(run__project=project).select_related("run", "author")
-    for batch in _batches(rows):
-        pairs = {(c.run_id, c.step_position) for c in batch if c.step_position is not None}
-        steps = _steps(pairs)
-        for comment in batch:
-            step = (
-                steps.get((comment.run_id, comment.step_position))
-                if comment.step_position is not None
-                else None
-            )
+    rows = Comment.objects.filter(run__project=project)
+    fields = ("run_id", "run__execution_id", "step_position", "path", "author__username")
+    for batch in _batches(rows, *fields, "body", "mentions", "created_at", "edited_at"):
+        steps = _steps(
+            {(c["run_id"], c["step_position"]) for c in batch if c["step_position"] is not None}
+        )
+        for c in batch:
+            index, node = steps.get((c["run_id"], c["step_position"]), (None, None))
             yield {
-                "id": comment.pk,
-                "execution_id": comment.run.execution_id,
-                "step_index": step.index if step else None,
-                "step_position": comment.step_position,
-                "node": step.node if step else None,
-                "path": comment.path,
-                "author": comment.author.username if comment.author else None,
-                "body": comment.body,
-                "mentions": list(comment.mentions),
-                "created_at": _iso(comment.created_at),
-                "edited_at": _iso(comment.edited_at),
+                "id": c["pk"],
+                "execution_id": c["run__execution_id"],
+                "step_index": index,
+                "step_position": c["step_position"],
+                "node": node,
+                "path": c["path"],
+                "author": c["author__username"],
+                "body": c["body"],
+                "mentions": list(c["mentions"]),
+                "created_at": _iso(c["created_at"]),
+                "edited_at": _iso(c["edited_at"]),
             }
 
 

@@ -156,6 +156,10 @@ class RunConsumer(GroupConsumer):
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ack":
             self.unacked = 0
+        elif isinstance(content, dict) and content.get("type") == "ping":
+            # Messages are handled one at a time, so this answers after connect() joined the
+            # group: a client that fetches on "pong" misses nothing (static/visualizer/review.js).
+            await self.send_json({"type": "pong"})
 
     async def run_events(self, message: dict[str, Any]) -> None:
         if not self.relaying:

@@ -1,13 +1,7 @@
 // The run page's review panel: status, assignee, labels, the verdict of the selected
 // step, comments (on the run, a step, or a path of the step's state) and the activity
-// log, kept live from the run's websocket.
-//
-// Live: a second socket to the run's URL with after = MAX_SAFE_INTEGER, so the server
-// replays no events and relays only the seq-less messages, among them {"type": "review"}.
-// Subscribe first, then fetch: every (re)connect refetches the review, so nothing missed
-// while disconnected stays missing. The selected step comes from the run page's
-// "dashflow:step" event, or from #step=N&path=/x in the URL.
-import { liveSocket } from "./live.js";
+// log, kept live from the run's websocket (see reviewSocket below). The selected step
+// comes from the run page's "dashflow:step" event, or from #step=N&path=/x in the URL.
 
 const panel = document.getElementById("review-panel");
 const project = panel.dataset.project;
@@ -157,6 +151,8 @@ async function putVerdict(verdict) {
     state.verdicts.set(step, answer);
     renderVerdict();
   } catch (error) { fail(error); }
+  loading = false;
+  if (stale) load();
 }
 
 $("verdict-controls").addEventListener("click", async (event) => {
@@ -194,6 +190,18 @@ document.addEventListener("dashflow:step", (event) => {
   setSelection(index == null ? null : Number(index), path || "");
 });
 window.addEventListener("hashchange", fromHash);
+// The run page moves the selection with history.replaceState, which fires no hashchange:
+// look at the hash after each click or key until a "dashflow:step" event says it.
+let lastHash = location.hash;
+function followHash() {
+  setTimeout(() => {
+    if (location.hash === lastHash) return;
+    lastHash = location.hash;
+    fromHash();
+  }, 0);
+}
+document.addEventListener("click", followHash);
+document.addEventListener("keyup", followHash);
 
 // --- Comments --------------------------------------------------------------------------
 
@@ -351,7 +359,13 @@ function renderActivity() {
 
 // --- Loading and live updates -----------------------------------------------------------
 
+let loading = false;
+let stale = false; // a review message arrived while loading: the snapshot may be older
+
 async function load() {
+  if (loading) { stale = true; return; }
+  loading = true;
+  stale = false;
   try {
     const [review, comments, activity] = await Promise.all([
       api("GET", `${base}/review${q}`),
@@ -368,9 +382,12 @@ async function load() {
     renderActivity();
     renderVerdict();
   } catch (error) { fail(error); }
+  loading = false;
+  if (stale) load();
 }
 
 function onReview(message) {
+  if (loading) stale = true;
   for (const entry of message.activity || []) state.activity.set(entry.id, entry);
   if (message.event === "review_changed") {
     state.review = { ...state.review, ...message.review };
@@ -390,13 +407,32 @@ function onReview(message) {
   renderActivity();
 }
 
+// Live: a socket of its own on the run's URL with after = MAX_SAFE_INTEGER, so the
+// server replays no events and relays only seq-less messages, among them "review".
+// The socket opens before the server has joined the run's group; the server answers a
+// ping only after that, so the review is (re)fetched on the pong: subscribe, then fetch.
+function reviewSocket() {
+  let delay = 500;
+  const path = `/ws/runs/${encodeURIComponent(executionId)}/?project=${encodeURIComponent(project)}&after=${Number.MAX_SAFE_INTEGER}`;
+  function open() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${location.host}${path}`);
+    socket.onopen = () => { delay = 500; socket.send(JSON.stringify({ type: "ping" })); };
+    socket.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type === "pong") { $("review-live").hidden = false; load(); }
+      else if (message.type === "review") onReview(message);
+    };
+    socket.onclose = (event) => {
+      $("review-live").hidden = true;
+      if ([4400, 4401, 4403].includes(event.code)) return; // not allowed: stay as loaded
+      setTimeout(open, delay);
+      delay = Math.min(delay * 2, 10000);
+    };
+  }
+  open();
+}
+
 fromHash();
 load();
-liveSocket(`/ws/runs/${encodeURIComponent(executionId)}/?project=${encodeURIComponent(project)}`, {
-  after: Number.MAX_SAFE_INTEGER,
-  onMessage(message) { if (message.type === "review") onReview(message); },
-  onState(socketState) {
-    $("review-live").hidden = socketState !== "open";
-    if (socketState === "open") load(); // (re)subscribed: refetch what may have been missed
-  },
-});
+reviewSocket();

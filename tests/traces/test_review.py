@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from traces import markdown, review
+from traces import markdown, review, review_views
 from traces.ingest import parse_trace
 from traces.models import (
     Activity,
@@ -250,12 +250,12 @@ def test_comments_on_run_step_and_path_and_their_filters(run: Run, team: dict[st
     assert (on_run.step_position, on_run.path) == (None, "")
     assert (on_step.step_position, on_path.path) == (4, "/iteration")
 
-    every = review.list_comments(run, review.CommentFilter())
+    every = review_views.list_comments(run, review_views.CommentFilter())
     assert [c["body"] for c in every] == ["the whole run", "this step", "this value"]
-    step3 = review.list_comments(run, review.CommentFilter(step=3))
+    step3 = review_views.list_comments(run, review_views.CommentFilter(step=3))
     assert [(c["step_index"], c["path"]) for c in step3] == [(3, "/iteration")]
-    assert review.list_comments(run, review.CommentFilter(step=3, path="/plan")) == []
-    assert review.list_comments(run, review.CommentFilter(step=42)) == []
+    assert review_views.list_comments(run, review_views.CommentFilter(step=3, path="/plan")) == []
+    assert review_views.list_comments(run, review_views.CommentFilter(step=42)) == []
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,12 @@ def test_a_comment_reaches_the_other_viewers_of_the_run_live(
     otto = session_cookie(add_user(other_project, "otto", Role.ADMIN))
     start_run(server, api_key)
 
-    with subscribed(server, bob) as bob_ws, subscribed(server, vera) as vera_ws:
+    # The run page's review socket replays no events and asks when it is subscribed.
+    quiet = server.websocket(f"/ws/runs/{RUN}/?project=acme&after=9007199254740991", bob)
+    quiet.connection.send(json.dumps({"type": "ping"}))
+    assert quiet.receive() == {"type": "pong"}
+
+    with subscribed(server, bob) as bob_ws, subscribed(server, vera) as vera_ws, quiet:
         posted = as_user(
             server,
             alice,
@@ -100,7 +105,7 @@ def test_a_comment_reaches_the_other_viewers_of_the_run_live(
             {"body": "the fetch of `/documents` timed out, @bob <script>x()</script>",
              "step": 0, "path": "/documents"},
         )  # fmt: skip
-        for socket in (bob_ws, vera_ws):
+        for socket in (bob_ws, vera_ws, quiet):
             message = next_review(socket)
             assert message["event"] == "comment_added"
             comment = message["comment"]

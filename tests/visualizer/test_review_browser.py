@@ -132,6 +132,13 @@ def test_a_comment_on_a_steps_path_appears_live_for_a_teammate(
     expect(teammate.locator('#verdict-controls button[data-verdict="bad"]')).to_have_class(ON)
     expect(teammate.locator("#verdict-reason")).to_have_value("loops without progress")
 
+    # Stepping on the run page moves the verdict box and the comment box along.
+    mine.locator("#review-panel").click(position={"x": 5, "y": 5})
+    mine.keyboard.press("j")
+    expect(mine.locator("#verdict-step")).to_have_text("step #4")
+    expect(mine.locator("#comment-target")).to_have_value("path")
+    expect(mine.locator("#verdict-controls button[data-verdict=bad]")).not_to_have_class(ON)
+
     # The viewer sees all of it, read-only.
     expect(viewer.locator("#comments li.comment")).to_have_count(1)
     expect(viewer.locator("#review-readonly")).to_be_visible()
