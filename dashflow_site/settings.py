@@ -245,6 +245,13 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from our own static files: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Runs, failure groups, reviews and exports each have a "status": one enum per kind.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "traces.models.RunStatus",
+        "GroupStatusEnum": "traces.models.GroupStatus",
+        "ReviewStatusEnum": "traces.models.ReviewStatus",
+        "ExportStatusEnum": "traces.models.ExportStatus",
+    },
 }
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
