@@ -23,6 +23,7 @@ from .models import EventType, Project, Run, RunError, RunEvent, RunStatus, Step
 from .store import (
     ERROR_COLUMNS,
     STEP_COLUMNS,
+    WRITE_ATTEMPTS,
     Snapshots,
     error_row,
     insert_new_rows,
@@ -121,7 +122,7 @@ def ingest_events(
     A repeated seq is a no-op, so a retried batch is harmless. Events are applied in seq
     order within the batch; a later batch may fill gaps left by an earlier one.
     """
-    for attempt in (1, 2):
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
             with transaction.atomic():
                 run, new = _ingest_locked(project, execution_id, events)
@@ -131,7 +132,7 @@ def ingest_events(
                 return run, new
         except IntegrityError:
             # Two first batches of one run raced to create it; the second pass finds it.
-            if attempt == 2:
+            if attempt == WRITE_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
 

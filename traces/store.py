@@ -168,6 +168,11 @@ def _pg_snapshot_ids(project_id: int, digests: Sequence[str]) -> tuple[dict[str,
     return ids, missing
 
 
+# A write that lost a race (a run or a shared state snapshot stored by a concurrent
+# request) starts over and then finds those rows; each pass can only lose to a writer that
+# committed meanwhile, so a few passes see it through even when many runs share states.
+WRITE_ATTEMPTS = 4
+
 # Below this many rows one multi-row INSERT beats COPY, which costs extra round trips
 # (start, data, end): a live batch of a few events is mostly round trips.
 _SMALL_BATCH = 64
@@ -241,14 +246,14 @@ def save_trace(project: Project, trace: ExecutionTrace) -> tuple[Run, bool]:
     if trace.execution_id is None:
         trace.execution_id = str(uuid.uuid4())
     digest = trace_digest(trace)
-    for attempt in (1, 2):
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
             with transaction.atomic():
                 return _save_locked(project, trace, digest)
         except IntegrityError:
             # Another request stored the same run (or a shared snapshot) between our read
             # and our insert; the second pass finds its rows and takes the update path.
-            if attempt == 2:
+            if attempt == WRITE_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
 

@@ -339,8 +339,7 @@ def test_runs_failing_the_same_way_at_once_all_count(project: Project, fixtures_
     from traces.store import save_trace
 
     def distinct_states(trace: dict[str, Any], i: int) -> bytes:
-        # Each run its own states: concurrent saves sharing new snapshots race in the
-        # snapshot table (store.py retries once), which is not what this test is about.
+        # Each run its own states: shared snapshots are tests/traces/test_store.py's topic.
         for n in trace["nodes_executed"]:
             for name in ("state_before", "state_after"):
                 if isinstance(n[name], dict):

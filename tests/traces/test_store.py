@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from traces.ingest import parse_trace
 from traces.models import Project, Run, RunError, RunStatus, StateSnapshot, Step
 from traces.store import load_trace, save_trace
 from traces.trace import ExecutionTrace, TraceError
@@ -507,3 +508,30 @@ def test_a_trace_the_parser_accepts_is_stored_exactly_on_every_database(
     run, _ = save_trace(project, trace)
     loaded = load_trace(Run.objects.get(pk=run.pk))
     assert json.loads(loaded.to_json()) == json.loads(trace.to_json())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_sharing_new_states_stored_at_once_all_succeed(
+    project: Project, fixtures_dir: Path
+) -> None:
+    """Concurrent saves race to insert the same new snapshots; the losers start over
+    (store.WRITE_ATTEMPTS) and find them, so every request succeeds and each state is
+    stored once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    body = json.loads((fixtures_dir / "research_agent_success.json").read_text())
+
+    def ingest(i: int) -> None:
+        try:
+            save_trace(project, parse_trace(json.dumps({**body, "execution_id": f"r{i}"}).encode()))
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(ingest, range(8)))
+
+    assert Run.objects.filter(project=project).count() == 8
+    one = StateSnapshot.objects.filter(project=project).count()
+    assert one == len(distinct_states(body))
