@@ -224,6 +224,7 @@ class Run(models.Model):
             # The run list's other sorts, with the id tiebreak its keyset cursor seeks by.
             models.Index(fields=["project", "duration_ms", "id"], name="run_duration"),
             models.Index(fields=["project", "total_tokens", "id"], name="run_tokens"),
+            models.Index(fields=["project", "graph_name", "-started_at", "-id"], name="run_graph"),
         ]
 
     def __str__(self) -> str:

@@ -25,8 +25,9 @@ from .models import Project, Run, RunQuerySet
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
-# The page says "1,000+ runs" past this: an exact count reads every matching row.
-COUNT_CAP = 1000
+# The page says "500+ runs" past this: an exact count reads every matching row, and even
+# a capped one reads up to this many (more when a filter's rows are scattered).
+COUNT_CAP = 500
 
 
 @dataclass(frozen=True)

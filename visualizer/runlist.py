@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from django.core.cache import cache
 from rest_framework.exceptions import ValidationError
 
 from traces.filters import DEFAULT_SORT, FILTER_NAMES, QUICK_RANGES, RunFilter
@@ -15,6 +16,7 @@ from traces.runlist import COUNT_CAP, PAGE_SIZE, RunListing, capped_count, list_
 
 # Suggestions in the form come from this many of the newest runs, not the whole project.
 SUGGEST_FROM = 100
+SUGGEST_SECONDS = 60
 SORT_COLUMNS = {"started_at": "Started", "duration_ms": "Duration", "total_tokens": "Tokens"}
 
 
@@ -26,7 +28,19 @@ def query(params: Mapping[str, str | None], **changes: str | None) -> str:
 
 
 def suggestions(project: Project) -> dict[str, list[str]]:
-    """Graph names, nodes and error types of the newest runs, for the form's datalists."""
+    """Graph names, nodes and error types of the newest runs, for the form's datalists.
+
+    Cached for a minute: they are hints, and three queries a page view are not worth it.
+    """
+    key = f"runlist-suggestions:{project.pk}"
+    found: dict[str, list[str]] | None = cache.get(key)
+    if found is None:
+        found = _suggestions(project)
+        cache.set(key, found, SUGGEST_SECONDS)
+    return found
+
+
+def _suggestions(project: Project) -> dict[str, list[str]]:
     # A subquery (not a list of ids): one round trip each, no thousand bound parameters.
     recent = Run.objects.filter(project=project).order_by("-started_at", "-id")
     ids = recent.values("pk")[:SUGGEST_FROM]
@@ -88,13 +102,14 @@ def run_list_page(project: Project, params: Mapping[str, str]) -> tuple[dict[str
         field, rule = field_error(exc)
         context.update(runs=[], error={"field": field, "rule": rule}, live_data=None)
         return context, 400
-    count = capped_count(project, listing.filter)
+    # Counted on the first page only: paging on does not change how many runs match.
+    count = capped_count(project, listing.filter) if listing.cursor is None else None
     context.update(
         runs=listing.page.runs,
         error=None,
         filtered=listing.filter.active,
         count=count,
-        count_capped=count >= COUNT_CAP,
+        count_capped=count is not None and count >= COUNT_CAP,
         next_url=query(base, cursor=listing.page.next) if listing.page.next else None,
         previous_url=(query(base, cursor=listing.page.previous) if listing.page.previous else None),
         live_data=live_data(project, listing),

@@ -65,6 +65,12 @@ class Migration(migrations.Migration):
             model_name="run",
             index=models.Index(fields=["project", "total_tokens", "id"], name="run_tokens"),
         ),
+        migrations.AddIndex(
+            model_name="run",
+            index=models.Index(
+                fields=["project", "graph_name", "-started_at", "-id"], name="run_graph"
+            ),
+        ),
         migrations.RunPython(fill_search_text, migrations.RunPython.noop),
         migrations.RunPython(create_trigram_index, drop_trigram_index),
     ]
