@@ -8,6 +8,7 @@ redelivered) starts over and there is never a second or a partial file.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import time
@@ -146,6 +147,7 @@ def _remove_files(export_id: str) -> None:
     if directory.is_dir():
         for path in directory.glob(f"{export_id}.*"):
             path.unlink(missing_ok=True)
+        (directory / "locks" / f"{export_id}.lock").unlink(missing_ok=True)
 
 
 # --- Retention -----------------------------------------------------------------------
@@ -196,11 +198,19 @@ class ExportBusy(Exception):
 
 @contextmanager
 def _exclusive(export_id: str) -> Iterator[None]:
-    """Hold a PostgreSQL advisory lock on the export while it runs: a second delivery of
-    the task (the broker's visibility timeout passed) must not write beside the first.
-    The lock goes with the connection, so a worker that dies frees it."""
+    """Hold a lock on the export while it runs: a second delivery of the task (the
+    broker's visibility timeout passed) must not write beside the first. PostgreSQL: an
+    advisory lock, which goes with the connection, so a worker that dies frees it (on any
+    machine). SQLite (one machine): ``flock`` on a file, freed by the kernel likewise."""
     if connection.vendor != "postgresql":
-        yield  # SQLite: tasks run in-process, one writer
+        locks = export_dir() / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with (locks / f"{export_id}.lock").open("wb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ExportBusy(export_id) from None
+            yield
         return
     key = int(export_id.replace("-", "")[:15], 16)  # 60 bits: fits a signed bigint
     with connection.cursor() as cursor:
