@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from . import events, formats, store
 from .models import Export, ExportStatus, Project, Run, StepVerdict
@@ -116,7 +117,22 @@ def start_export(project: Project, user: Any, fmt: Any, filters: Any) -> Export:
         )
         events.export_changed(project.pk, export_summary(export))
         export_id = str(export.pk)
-        transaction.on_commit(lambda: tasks.export_runs.delay(export_id))
+
+        def queue() -> None:
+            try:
+                tasks.export_runs.delay(export_id)
+            except OperationalError as exc:
+                # The broker is unreachable (after kombu's retries): the export says so
+                # rather than waiting in "queued" for a task that was never sent.
+                log.exception("export %s: could not queue its task", export_id)
+                Export.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(
+                    status=ExportStatus.FAILED,
+                    error=f"could not queue the task: {exc}"[:2000],
+                    finished_at=timezone.now(),
+                )
+                _publish(export_id)
+
+        transaction.on_commit(queue)
     return export
 
 
