@@ -8,6 +8,7 @@ redelivered) starts over and there is never a second or a partial file.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import time
@@ -21,6 +22,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from . import events, formats, store
 from .models import Export, ExportStatus, Project, Run, StepVerdict
@@ -115,7 +117,22 @@ def start_export(project: Project, user: Any, fmt: Any, filters: Any) -> Export:
         )
         events.export_changed(project.pk, export_summary(export))
         export_id = str(export.pk)
-        transaction.on_commit(lambda: tasks.export_runs.delay(export_id))
+
+        def queue() -> None:
+            try:
+                tasks.export_runs.delay(export_id)
+            except OperationalError as exc:
+                # The broker is unreachable (after kombu's retries): the export says so
+                # rather than waiting in "queued" for a task that was never sent.
+                log.exception("export %s: could not queue its task", export_id)
+                Export.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(
+                    status=ExportStatus.FAILED,
+                    error=f"could not queue the task: {exc}"[:2000],
+                    finished_at=timezone.now(),
+                )
+                _publish(export_id)
+
+        transaction.on_commit(queue)
     return export
 
 
@@ -146,6 +163,7 @@ def _remove_files(export_id: str) -> None:
     if directory.is_dir():
         for path in directory.glob(f"{export_id}.*"):
             path.unlink(missing_ok=True)
+        (directory / "locks" / f"{export_id}.lock").unlink(missing_ok=True)
 
 
 # --- Retention -----------------------------------------------------------------------
@@ -196,11 +214,19 @@ class ExportBusy(Exception):
 
 @contextmanager
 def _exclusive(export_id: str) -> Iterator[None]:
-    """Hold a PostgreSQL advisory lock on the export while it runs: a second delivery of
-    the task (the broker's visibility timeout passed) must not write beside the first.
-    The lock goes with the connection, so a worker that dies frees it."""
+    """Hold a lock on the export while it runs: a second delivery of the task (the
+    broker's visibility timeout passed) must not write beside the first. PostgreSQL: an
+    advisory lock, which goes with the connection, so a worker that dies frees it (on any
+    machine). SQLite (one machine): ``flock`` on a file, freed by the kernel likewise."""
     if connection.vendor != "postgresql":
-        yield  # SQLite: tasks run in-process, one writer
+        locks = export_dir() / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with (locks / f"{export_id}.lock").open("wb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ExportBusy(export_id) from None
+            yield
         return
     key = int(export_id.replace("-", "")[:15], 16)  # 60 bits: fits a signed bigint
     with connection.cursor() as cursor:

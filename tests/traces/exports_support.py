@@ -65,6 +65,13 @@ def expected_file(
     return body, rows
 
 
+def files(directory: Path) -> list[str]:
+    """The names of the files in an export directory (not its ``locks/``), sorted."""
+    if not directory.is_dir():
+        return []
+    return sorted(p.name for p in directory.iterdir() if p.is_file())
+
+
 def jsonl_ids(body: bytes) -> list[str]:
     return [json.loads(line)["execution_id"] for line in body.splitlines()]
 
@@ -92,6 +99,7 @@ __all__ = [
     "eager",
     "expected_file",
     "export_dir",
+    "files",
     "jsonl_ids",
     "store_copies",
     "store_runs",

@@ -15,6 +15,7 @@ from tests.traces.exports_support import (
     eager,
     expected_file,
     export_dir,
+    files,
     jsonl_ids,
     store_runs,
 )
@@ -76,7 +77,7 @@ def test_post_answers_202_queued_and_the_export_finishes_with_the_file(
     assert download["Content-Disposition"].startswith('attachment; filename="acme-csv-')
     assert b"".join(download.streaming_content) == expected
     # One file, under its final name; nothing partial left.
-    assert [p.name for p in export_dir.iterdir()] == [f"{body['id']}.csv"]
+    assert files(export_dir) == [f"{body['id']}.csv"]
 
 
 def test_empty_filters_export_every_run_of_the_project_only(
@@ -195,7 +196,7 @@ def test_delete_cancels_a_queued_export_and_its_task_then_does_nothing(
     assert exports.run_export(str(export.pk)) == "skipped"
     export.refresh_from_db()
     assert export.status == ExportStatus.CANCELLED
-    assert not export_dir.exists() or not any(export_dir.iterdir())
+    assert files(export_dir) == []
 
 
 def test_delete_removes_a_finished_export_and_its_file(
@@ -208,7 +209,7 @@ def test_delete_removes_a_finished_export_and_its_file(
     assert (export_dir / f"{export_id}.csv").is_file()
     assert api.delete(f"/api/v1/exports/{export_id}").status_code == 204
     assert not Export.objects.filter(pk=export_id).exists()
-    assert list(export_dir.iterdir()) == []
+    assert files(export_dir) == []
     assert api.get(f"/api/v1/exports/{export_id}").status_code == 404
 
 

@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from tests.servers import Daphne, daphne, database_url, server_env, session_cookie
+from tests.servers import Daphne, daphne, database_url, free_port, server_env, session_cookie
 from tests.traces.exports_support import store_copies
 from traces.models import Export, ExportStatus, Membership, Project, Role
 
@@ -105,3 +105,25 @@ def test_strangers_and_anonymous_clients_are_refused(
         assert ws.close_code() == 4403
     with server.websocket("/ws/projects/acme/exports/") as ws:
         assert ws.close_code() == 4401
+
+
+def test_an_export_whose_task_cannot_be_queued_says_so(
+    project: Project, api_key: str, exports_dir: Path
+) -> None:
+    # A broker that is down: nothing listens on this port.
+    broker = f"redis://127.0.0.1:{free_port()}/0"
+    env = server_env(database_url(connection.settings_dict), broker, EXPORT_DIR=str(exports_dir))
+    with daphne(env) as server:
+        response = server.request(
+            "POST", "/api/v1/exports", {"format": "csv"}, {"Authorization": f"Bearer {api_key}"}
+        )
+        assert response.status == 202, response.body
+        body = response.json()
+        assert body["status"] == "failed"
+        assert body["error"].startswith("could not queue the task")
+        assert Export.objects.get(pk=body["id"]).status == ExportStatus.FAILED
+        # The server keeps serving.
+        listed = server.request(
+            "GET", "/api/v1/exports", headers={"Authorization": f"Bearer {api_key}"}
+        )
+        assert listed.status == 200

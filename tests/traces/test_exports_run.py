@@ -21,6 +21,7 @@ from tests.traces.exports_support import (
     eager,
     expected_file,
     export_dir,
+    files,
     jsonl_ids,
     store_copies,
     store_runs,
@@ -170,7 +171,7 @@ def test_a_rerun_after_a_dead_worker_starts_over_and_leaves_one_complete_file(
     expected, rows = expected_file("csv", sorted(runs.values(), key=lambda r: (r.started_at, r.pk)))
     assert exports.final_path(export).read_bytes() == expected
     assert (export.row_count, export.runs_done, export.runs_total) == (rows, 4, 4)
-    assert [p.name for p in export_dir.iterdir()] == [f"{export.pk}.csv"]
+    assert files(export_dir) == [f"{export.pk}.csv"]
 
     # A second delivery of the same task finds it done and touches nothing.
     before = exports.final_path(export).stat().st_mtime_ns
@@ -186,7 +187,7 @@ def test_an_export_that_fails_says_why_and_leaves_no_file(
     export.refresh_from_db()
     assert export.status == ExportStatus.FAILED
     assert "filters.group" in export.error
-    assert not export_dir.exists() or list(export_dir.iterdir()) == []
+    assert files(export_dir) == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -218,7 +219,7 @@ def test_cancel_stops_a_running_export_and_removes_its_partial_file(
     export.refresh_from_db()
     assert export.status == ExportStatus.CANCELLED
     assert export.runs_done < 60
-    assert list(export_dir.iterdir()) == []
+    assert files(export_dir) == []
 
 
 def make_old(export: Export, days: float) -> None:
@@ -241,7 +242,7 @@ def test_retention_deletes_old_exports_with_their_files_and_keeps_recent_ones(
 
     assert exports.delete_expired() == 1
     assert list(Export.objects.values_list("pk", flat=True)) == [recent.pk]
-    assert [p.name for p in export_dir.iterdir()] == [f"{recent.pk}.jsonl"]
+    assert files(export_dir) == [f"{recent.pk}.jsonl"]
 
 
 def test_retention_runs_hourly_on_celery_beat_and_lazily_on_the_api(
@@ -283,3 +284,38 @@ def test_graph_selects_the_runs_of_one_graph(project: Project, runs: dict[str, R
     assert 0 < len(wanted) < len(runs)
     _, body = export_of(project, "traces_jsonl", {"graph": graph})
     assert sorted(jsonl_ids(body)) == wanted
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_delivery_while_a_worker_runs_the_export_is_refused(
+    project: Project, fixtures_dir: Path, export_dir: Path, settings: Any
+) -> None:
+    settings.EXPORT_RUN_DELAY_MS = 50
+    settings.EXPORT_PROGRESS_EVERY = 1
+    runs = store_copies(project, fixtures_dir, "research_agent_success", 30)
+    export = Export.objects.create(project=project, format="csv")
+    outcome: list[str] = []
+
+    def work() -> None:
+        try:
+            outcome.append(exports.run_export(str(export.pk)))
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    deadline = time.monotonic() + 20
+    while Export.objects.get(pk=export.pk).runs_done < 2:
+        assert time.monotonic() < deadline, "the export did not start"
+        time.sleep(0.02)
+    with pytest.raises(exports.ExportBusy):
+        exports.run_export(str(export.pk))
+    worker.join(30)
+    assert outcome == ["done"]
+    expected, rows = expected_file("csv", runs)
+    export.refresh_from_db()
+    assert export.row_count == rows
+    assert exports.final_path(export).read_bytes() == expected
+    assert files(export_dir) == [f"{export.pk}.csv"]
+    # Once it is free, the retried delivery finds the export done and does nothing.
+    assert exports.run_export(str(export.pk)) == "skipped"

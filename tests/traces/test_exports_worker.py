@@ -25,7 +25,7 @@ from tests.servers import (
     session_cookie,
     wait_for,
 )
-from tests.traces.exports_support import expected_file, store_copies
+from tests.traces.exports_support import expected_file, files, store_copies
 from traces.models import Export, ExportStatus, Project
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -167,7 +167,7 @@ def test_a_worker_killed_mid_export_is_replaced_and_the_export_completes_once(
             expected, rows = expected_file("csv", runs)
             assert (done.runs_done, done.runs_total, done.row_count) == (RUNS, RUNS, rows)
             assert done.size_bytes == len(expected)
-            assert sorted(p.name for p in exports_dir.iterdir()) == [f"{export_id}.csv"]
+            assert files(exports_dir) == [f"{export_id}.csv"]
             assert (exports_dir / f"{export_id}.csv").read_bytes() == expected
             download = server.request(
                 "GET",
