@@ -54,6 +54,7 @@ bench: setup-dev
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/diff.py
 	$(PY) benchmarks/live.py
+	$(PY) benchmarks/ui.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

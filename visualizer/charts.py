@@ -119,7 +119,7 @@ def _bucket_bars(
                 "x": round(end - start, 1),
                 "base": round(start, 1),
                 "index": first,
-                "hover": f"{label[node]} ×{len(members)} · #{first}–#{last}<br>"
+                "hover": f"{label[node]} \u00d7{len(members)} · #{first}\u2013#{last}<br>"
                 f"{ms:,} ms · {tokens:,} tokens<br>zoom in to see each execution",
             }
         )
