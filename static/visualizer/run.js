@@ -99,6 +99,9 @@ async function watch(pointer) {
   announce();
   const result = $("watch-result");
   const changes = $("watch-changes");
+  // A long run's states are all read for this: say so while it happens.
+  result.hidden = false;
+  result.textContent = `Reading ${pointer || "(whole state)"} through ${list.steps.length.toLocaleString()} steps…`;
   const response = await fetch(`${data.watch_url}?path=${encodeURIComponent(pointer)}`);
   const view = await response.json();
   if (pointer !== watched) return;
