@@ -17,8 +17,8 @@ RUNNING_COLOR = "#f59f00"
 # Past this many executions in view the timeline aggregates them (see timeline_figure):
 # Plotly draws each SVG bar (~0.3 ms apiece here, on a busy 2-core machine), and WebGL
 # needs a GPU that headless and many laptops' browsers emulate in software.
-MAX_TIMELINE_BARS = 600
-TIMELINE_BAR_BUDGET = 600
+MAX_TIMELINE_BARS = 400
+TIMELINE_BAR_BUDGET = 300
 
 
 def escape(text: str) -> str:

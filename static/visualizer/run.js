@@ -23,6 +23,20 @@ const plotly = new Promise((resolve, reject) => {
   document.head.append(script);
 });
 
+function fetchStep(index) {
+  return fetch(`${data.step_url}${index}.json`, { headers: { Accept: "application/json" } })
+    .then((response) => (response.ok ? response.json() : null));
+}
+
+// The step the page opens on (the link's, else the first) is asked for before the list is
+// built, so the server works on it while this module and Plotly run.
+let prefetched = null;
+{
+  const linked = new URLSearchParams(location.hash.slice(1)).get("step");
+  const first = linked != null && /^\d+$/.test(linked) ? Number(linked) : data.steps.index[0];
+  if (first != null) prefetched = { index: first, view: fetchStep(first) };
+}
+
 const list = new StepList({
   scroller: $("steps-scroll"),
   table: $("steps-table"),
@@ -71,9 +85,13 @@ const stepShown = new Promise((resolve) => { firstShown = resolve; });
 
 async function loadStep(index) {
   const ticket = ++loading;
-  const response = await fetch(`${data.step_url}${index}.json`, { headers: { Accept: "application/json" } });
-  if (ticket !== loading || !response.ok) return;
-  renderPanel(await response.json(), { onWatch: watch });
+  let view;
+  if (prefetched?.index === index) {
+    view = await prefetched.view;
+    prefetched = null;
+  } else view = await fetchStep(index);
+  if (ticket !== loading || !view) return;
+  renderPanel(view, { onWatch: watch });
   firstShown();
 }
 

@@ -140,7 +140,7 @@ def test_a_2000_step_run_lists_only_the_rows_in_view_and_zooms_into_single_execu
 
     # The timeline groups 2,000 executions; zooming in asks for single executions.
     expect(page.locator("#timeline-window")).to_contain_text("2,000 executions, grouped")
-    assert page.locator("#timeline g.point").count() <= 600
+    assert page.locator("#timeline g.point").count() <= 300
     page.evaluate(
         "Plotly.relayout(document.getElementById('timeline'), {'xaxis.range': [1000, 6000]})"
     )
