@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from traces.trace import ExecutionTrace
-from visualizer.charts import (
+from visualizer.charts import breakdown_figure, graph_figure, run_figures
+from visualizer.timeline import (
     FAIL_COLOR,
     MAX_TIMELINE_BARS,
     TIMELINE_BAR_BUDGET,
-    breakdown_figure,
-    graph_figure,
-    run_figures,
     step_offsets,
     timeline_figure,
 )
