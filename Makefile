@@ -72,6 +72,7 @@ bench: setup-dev
 	$(PY) benchmarks/live.py
 	$(PY) benchmarks/exports.py
 	$(PY) benchmarks/runlist.py
+	$(PY) benchmarks/ui.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

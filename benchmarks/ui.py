@@ -210,6 +210,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=10_000, help="size of the generated run")
     args = parser.parse_args()
 
+    load = os.getloadavg()
     db_url = os.environ.get("UIBENCH_DATABASE_URL", DEFAULT_DB)
     log(f"database {db_url} (dropped and recreated)")
     recreate_database(db_url)
@@ -222,9 +223,9 @@ def main() -> None:
     generated_id = f"generated-{args.nodes}"
     runs = {
         "long_loop_2000": FIXTURE.read_bytes(),
-        f"generated_{args.nodes}": __import__("json").dumps(
-            generated_trace(args.nodes, generated_id)
-        ).encode(),
+        f"generated_{args.nodes}": __import__("json")
+        .dumps(generated_trace(args.nodes, generated_id))
+        .encode(),
     }
     results: dict[str, dict[str, Any]] = {}
     with daphne(env) as server, browser() as chromium:
@@ -238,7 +239,8 @@ def main() -> None:
             )  # fmt: skip
             assert response.status in (200, 201), response.body[:500]
             execution_id = response.json()["execution_id"]
-            log(f"ingested {name} ({len(body) / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
+            took = time.perf_counter() - started
+            log(f"ingested {name} ({len(body) / 1e6:.1f} MB) in {took:.1f} s")
             paths[name] = f"/projects/bench/runs/{execution_id}/"
         for name, path in paths.items():
             log(f"loading {path} {args.loads} times cold, {args.loads} warm")
@@ -247,10 +249,17 @@ def main() -> None:
                 f"{name}: ready {median(results[name]['cold'], 'ready'):.0f} ms cold, "
                 f"{median(results[name]['warm'], 'ready'):.0f} ms warm"
             )
-    write_results(results, args.loads)
+    write_results(results, args.loads, load)
 
 
-def write_results(results: dict[str, dict[str, Any]], loads: int) -> None:
+def chromium_version() -> str:
+    done = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def write_results(
+    results: dict[str, dict[str, Any]], loads: int, load: tuple[float, float, float]
+) -> None:
     size = PLOTLY.stat().st_size
     import gzip
 
@@ -260,8 +269,10 @@ def write_results(results: dict[str, dict[str, Any]], loads: int) -> None:
         "",
         f"`benchmarks/ui.py`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
         f"{os.cpu_count()} cores shared with other work, headless Chromium "
-        f"({subprocess.run([CHROMIUM, '--version'], capture_output=True, text=True).stdout.strip()}),"
-        f" Playwright {version('playwright')}, one Daphne on PostgreSQL (DEBUG off).",
+        f"({chromium_version()}),"
+        f" Playwright {version('playwright')}, one Daphne on PostgreSQL (DEBUG off); load "
+        f"average {load[0]:.1f} at the start and {os.getloadavg()[0]:.1f} at the end (this "
+        "machine is shared: a load above 2 means other work competed for both cores).",
         "",
         "Interactive = the page's `dashflow:ready` mark: the timeline is drawn and the first "
         "step is shown in the step panel (ms since navigation start). Charts = the breakdown "
@@ -270,7 +281,7 @@ def write_results(results: dict[str, dict[str, Any]], loads: int) -> None:
         "reloads in one context.",
         "",
         "| run | cache | HTML + page data | HTML ms | Plotly parsed ms | interactive ms "
-        "(median, min–max) | charts ms | target | pass |",
+        "(median, min to max) | charts ms | target | pass |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, by_cache in results.items():
@@ -282,7 +293,7 @@ def write_results(results: dict[str, dict[str, Any]], loads: int) -> None:
             html_kb = max(s["html_bytes"] for s in samples) / 1024
             lines.append(
                 f"| {name} | {cache} | {html_kb:,.0f} KB | {median(samples, 'html'):.0f} | "
-                f"{median(samples, 'plotly'):.0f} | **{ready:.0f}** ({lo:.0f}–{hi:.0f}) | "
+                f"{median(samples, 'plotly'):.0f} | **{ready:.0f}** ({lo:.0f} to {hi:.0f}) | "
                 f"{median(samples, 'charts'):.0f} | ≤ {target:.0f} | "
                 f"{'yes' if ready <= target else 'NO'} |"
             )

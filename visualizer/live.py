@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -13,7 +15,8 @@ from django.utils.safestring import SafeString, mark_safe
 from traces.live import replay
 from traces.models import EventType, Run, RunStatus
 
-from .charts import run_figures, step_offsets, timeline_figure
+from .charts import run_figures
+from .timeline import step_offsets, timeline_figure
 
 # The step fields the run page lists, filters and steps through; everything else about a
 # step (states, metadata) comes from the step endpoint when it is opened.
@@ -81,6 +84,34 @@ def running_nodes(run: Run, steps: list[dict[str, Any]]) -> list[dict[str, Any]]
     ]
 
 
+class BadWindow(ValueError):
+    """A timeline window the page could not have asked for; names the parameter."""
+
+    def __init__(self, path: str, rule: str) -> None:
+        super().__init__(f"{path}: {rule}")
+        self.path = path
+        self.rule = rule
+
+
+def timeline_window(params: Mapping[str, str]) -> tuple[float, float] | None:
+    """``from`` and ``to`` (ms since the run's start) of the window the page zoomed into,
+    or None when neither is given."""
+    if "from" not in params and "to" not in params:
+        return None
+    bounds = []
+    for name in ("from", "to"):
+        try:
+            value = float(params[name])
+        except (KeyError, ValueError):
+            raise BadWindow(name, "must be a number of ms since the run's start") from None
+        if not math.isfinite(value):
+            raise BadWindow(name, "must be finite")
+        bounds.append(value)
+    if bounds[0] >= bounds[1]:
+        raise BadWindow("from", "must be below to")
+    return bounds[0], bounds[1]
+
+
 def run_figures_of(
     run: Run, window: tuple[float, float] | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -129,4 +160,5 @@ def script_json(value: Any) -> SafeString:
     # str.replace: str.translate takes ~20x longer on a megabyte.
     text = msgspec.json.encode(value).decode()
     text = text.replace("<", "\\u003C").replace(">", "\\u003E").replace("&", "\\u0026")
-    return mark_safe(text)  # noqa: S308 - "<", ">" and "&" are escaped just above
+    # "<", ">" and "&" are escaped just above.
+    return mark_safe(text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -11,7 +10,7 @@ from django.shortcuts import render
 
 from traces.models import Project, Run, RunStatus
 
-from .live import run_figures_of, run_page_data, script_json
+from .live import BadWindow, run_figures_of, run_page_data, script_json, timeline_window
 from .runlist import run_list_page
 from .stepview import step_view, watch_view
 
@@ -68,25 +67,12 @@ def run_timeline(request: HttpRequest, slug: str, execution_id: str) -> JsonResp
     """The run page's figures (timeline, breakdown, graph), for a run growing live; with
     ``?from=<ms>&to=<ms>`` only the timeline, over that window (the page zoomed in)."""
     run = member_run(request, slug, execution_id)
-    window = None
-    if "from" in request.GET or "to" in request.GET:
-        try:
-            window = (float(request.GET["from"]), float(request.GET["to"]))
-        except (KeyError, ValueError):
-            return JsonResponse(
-                {
-                    "detail": "from, to: both must be numbers (ms since the run's start)",
-                    "path": "from" if "from" not in request.GET else "to",
-                    "rule": "both must be numbers",
-                },
-                status=400,
-            )
-        if not (math.isfinite(window[0]) and math.isfinite(window[1]) and window[0] < window[1]):
-            return JsonResponse(
-                {"detail": "from: must be finite and below to", "path": "from",
-                 "rule": "must be finite and below to"},
-                status=400,
-            )  # fmt: skip
+    try:
+        window = timeline_window(request.GET)
+    except BadWindow as exc:
+        return JsonResponse(
+            {"detail": f"{exc.path}: {exc.rule}", "path": exc.path, "rule": exc.rule}, status=400
+        )
     return JsonResponse(run_figures_of(run, window))
 
 

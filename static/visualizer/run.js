@@ -23,11 +23,26 @@ const plotly = new Promise((resolve, reject) => {
   document.head.append(script);
 });
 
+function fetchStep(index) {
+  return fetch(`${data.step_url}${index}.json`, { headers: { Accept: "application/json" } })
+    .then((response) => (response.ok ? response.json() : null));
+}
+
+// The step the page opens on (the link's, else the first) is asked for before the list is
+// built, so the server works on it while this module and Plotly run.
+let prefetched = null;
+{
+  const linked = new URLSearchParams(location.hash.slice(1)).get("step");
+  const first = linked != null && /^\d+$/.test(linked) ? Number(linked) : data.steps.index[0];
+  if (first != null) prefetched = { index: first, view: fetchStep(first) };
+}
+
 const list = new StepList({
   scroller: $("steps-scroll"),
-  sizer: $("steps-sizer"),
   table: $("steps-table"),
+  above: $("steps-above"),
   body: $("steps"),
+  below: $("steps-below"),
   count: $("steps-count"),
   onPick: (index) => selectStep(index),
 });
@@ -70,9 +85,13 @@ const stepShown = new Promise((resolve) => { firstShown = resolve; });
 
 async function loadStep(index) {
   const ticket = ++loading;
-  const response = await fetch(`${data.step_url}${index}.json`, { headers: { Accept: "application/json" } });
-  if (ticket !== loading || !response.ok) return;
-  renderPanel(await response.json(), { onWatch: watch });
+  let view;
+  if (prefetched?.index === index) {
+    view = await prefetched.view;
+    prefetched = null;
+  } else view = await fetchStep(index);
+  if (ticket !== loading || !view) return;
+  renderPanel(view, { onWatch: watch });
   firstShown();
 }
 
@@ -98,6 +117,9 @@ async function watch(pointer) {
   announce();
   const result = $("watch-result");
   const changes = $("watch-changes");
+  // A long run's states are all read for this: say so while it happens.
+  result.hidden = false;
+  result.textContent = `Reading ${pointer || "(whole state)"} through ${list.steps.length.toLocaleString()} steps…`;
   const response = await fetch(`${data.watch_url}?path=${encodeURIComponent(pointer)}`);
   const view = await response.json();
   if (pointer !== watched) return;
@@ -240,7 +262,10 @@ function refreshCharts() {
   }, 500);
 }
 
-// ---- Errors: each opens its step.
+// ---- Errors: each opens its step. A run with many shows the first few and a button.
+
+const ERRORS_SHOWN = 12;
+let errorsListed = 0;
 
 function renderError(error) {
   const li = el("li");
@@ -252,11 +277,35 @@ function renderError(error) {
     target.addEventListener("click", (event) => { event.preventDefault(); selectStep(index); });
   }
   li.append(el("strong", null, error.error_type || "Error"), target, el("span", "error-message", error.message));
+  li.hidden = errorsListed >= ERRORS_SHOWN && !$("errors").dataset.all;
+  errorsListed += 1;
   $("errors").append(li);
   $("errors-card").hidden = false;
+  const more = $("errors-more");
+  more.hidden = !$("errors").querySelector("li[hidden]");
+  more.textContent = `show all ${errorsListed.toLocaleString()} errors`;
 }
 
+$("errors-more").addEventListener("click", (event) => {
+  $("errors").dataset.all = "true";
+  for (const li of $("errors").children) li.hidden = false;
+  event.currentTarget.hidden = true;
+});
+
 // ---- Header and live events.
+
+function duration(ms) {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+  const s = Math.round(ms / 1000);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  return h ? `${h} h ${m} min` : `${m} min ${s % 60} s`;
+}
+function setDuration(ms) {
+  $("stat-duration").textContent = duration(ms);
+  $("stat-duration").title = `${ms.toLocaleString()} ms`;
+}
+function setTokens(n) { $("stat-tokens").textContent = n.toLocaleString(); }
 
 function setStatus(status) {
   const badge = $("run-status");
@@ -285,8 +334,8 @@ function onEvent(event) {
     $("steps-empty").hidden = true;
     refreshCharts();
     tokens += d.tokens_used ?? 0;
-    $("stat-nodes").textContent = String(list.steps.length);
-    $("stat-tokens").textContent = String(tokens);
+    $("stat-nodes").textContent = list.steps.length.toLocaleString();
+    setTokens(tokens);
     if (d.success === false) setStatus("failed");
     if (selected == null) selectStep(d.index, { quiet: true });
   } else if (event.type === "error") {
@@ -296,8 +345,8 @@ function onEvent(event) {
     setStatus("failed");
   } else if (event.type === "run_finished") {
     running.hidden = true;
-    if (d.total_duration_ms != null) $("stat-duration").textContent = `${d.total_duration_ms} ms`;
-    if (d.total_tokens != null) $("stat-tokens").textContent = String(d.total_tokens);
+    if (d.total_duration_ms != null) setDuration(d.total_duration_ms);
+    if (d.total_tokens != null) setTokens(d.total_tokens);
     if ($("run-status").textContent !== "Failed") setStatus(d.completed ? "completed" : "failed");
     refreshCharts();
   }
@@ -346,6 +395,9 @@ document.addEventListener("keydown", (event) => {
 // ---- Start: the list, the first step, then the charts.
 
 addColumns(data.steps);
+setDuration(data.run.duration_ms);
+setTokens(data.run.total_tokens);
+$("stat-nodes").textContent = data.run.node_count.toLocaleString();
 data.errors.forEach(renderError);
 if (!list.steps.length) $("steps-empty").hidden = false;
 list.render();

@@ -1,13 +1,14 @@
 // The run page's list of node executions, virtualized: a run can have 100,000 steps, so
-// only the rows in view (and a few either side) are in the DOM. The sizer is as tall as
-// every row would be, so the scrollbar is true to the whole list.
+// only the rows in view (and a few either side) are in the DOM. Two padding bodies above
+// and below them are as tall as the rows left out, so the scrollbar is true to the whole
+// list and the sticky header stays put.
 import { cell, el } from "./dom.js";
 
 const OVERSCAN = 10;
 
 export class StepList {
-  constructor({ scroller, sizer, table, body, count, onPick }) {
-    Object.assign(this, { scroller, sizer, table, body, count, onPick });
+  constructor({ scroller, table, above, body, below, count, onPick }) {
+    Object.assign(this, { scroller, table, above, body, below, count, onPick });
     this.steps = []; // every step, in execution order
     this.byIndex = new Map();
     this.shown = this.steps; // the steps the search matches (all of them without one)
@@ -65,6 +66,8 @@ export class StepList {
     return this.shownAt.get(index);
   }
 
+  // Selects a step and brings its row into view: the next row along (j / k) scrolls by a
+  // row, a jump elsewhere centres it.
   select(index) {
     this.selected = index;
     const at = this.positionOf(index);
@@ -72,10 +75,12 @@ export class StepList {
       const head = this.table.tHead.offsetHeight;
       const top = head + at * this.rowHeight;
       const view = this.scroller;
-      if (top - head < view.scrollTop) view.scrollTop = top - head;
-      else if (top + this.rowHeight > view.scrollTop + view.clientHeight) {
-        view.scrollTop = top + this.rowHeight - view.clientHeight;
-      }
+      const visibleTop = view.scrollTop + head;
+      const visibleBottom = view.scrollTop + view.clientHeight;
+      if (top < visibleTop - this.rowHeight || top > visibleBottom) {
+        view.scrollTop = top - head - (view.clientHeight - head) / 2;
+      } else if (top < visibleTop) view.scrollTop = top - head;
+      else if (top + this.rowHeight > visibleBottom) view.scrollTop = top + this.rowHeight - view.clientHeight;
     }
     this.render();
   }
@@ -108,17 +113,16 @@ export class StepList {
 
   render() {
     const total = this.shown.length;
-    const head = this.table.tHead.offsetHeight;
     if (!this.rowHeight && total) {
       // Rows are one line high (CSS); measure one rather than trusting a constant.
       this.body.replaceChildren(this.row(this.shown[0]));
       this.rowHeight = this.body.rows[0].getBoundingClientRect().height || 31;
     }
     const rowHeight = this.rowHeight || 31;
-    this.sizer.style.height = `${head + total * rowHeight}px`;
     const first = Math.max(0, Math.floor(this.scroller.scrollTop / rowHeight) - OVERSCAN);
     const last = Math.min(total, first + Math.ceil(this.scroller.clientHeight / rowHeight) + 2 * OVERSCAN);
-    this.table.style.transform = `translateY(${first * rowHeight}px)`;
+    this.above.style.height = `${first * rowHeight}px`;
+    this.below.style.height = `${(total - last) * rowHeight}px`;
     const rows = [];
     for (let i = first; i < last; i++) rows.push(this.row(this.shown[i]));
     this.body.replaceChildren(...rows);

@@ -32,9 +32,7 @@ STATE_GATE = 4096
 
 @pytest.fixture(scope="module")
 def server(django_db_setup: None) -> Iterator[Daphne]:
-    env = server_env(
-        database_url(connection.settings_dict), STATE_INLINE_MAX_BYTES=str(STATE_GATE)
-    )
+    env = server_env(database_url(connection.settings_dict), STATE_INLINE_MAX_BYTES=str(STATE_GATE))
     with daphne(env) as live:
         yield live
 
@@ -57,13 +55,32 @@ def evil_trace() -> dict[str, Any]:
         "thread_id": f"thread{EVIL}",
         "execution_id": RUN,
         "nodes_executed": [
-            {**node, "node": f"plan{EVIL}", "index": 0, "state_before": before, "state_after": after},
-            {**node, "node": f"grow{EVIL}", "index": 1, "state_before": after, "state_after": big,
-             "started_at": "2026-03-02T09:30:00.040+00:00"},
-            {**node, "node": f"fail{EVIL}", "index": 2, "state_before": big, "state_after": None,
-             "success": False, "error_message": f"boom{EVIL}",
-             "started_at": "2026-03-02T09:30:00.080+00:00"},
-        ],  # fmt: skip
+            {
+                **node,
+                "node": f"plan{EVIL}",
+                "index": 0,
+                "state_before": before,
+                "state_after": after,
+            },
+            {
+                **node,
+                "node": f"grow{EVIL}",
+                "index": 1,
+                "state_before": after,
+                "state_after": big,
+                "started_at": "2026-03-02T09:30:00.040+00:00",
+            },
+            {
+                **node,
+                "node": f"fail{EVIL}",
+                "index": 2,
+                "state_before": big,
+                "state_after": None,
+                "success": False,
+                "error_message": f"boom{EVIL}",
+                "started_at": "2026-03-02T09:30:00.080+00:00",
+            },
+        ],
         "total_duration_ms": 110,
         "total_tokens": 15,
         "errors": [
@@ -149,7 +166,7 @@ def test_html_and_script_in_a_trace_render_as_text_everywhere(
     expect(page.locator("#state-after pre")).to_contain_text(json.dumps(f"added{EVIL}"))
     # The breakdown and the graph label nodes as text too.
     expect(page.locator("#breakdown .ytick text")).to_have_count(3)
-    expect(page.locator("#graph .annotation-text", has_text="×1").first).to_contain_text(
+    expect(page.locator("#graph .annotation-text", has_text="\u00d71").first).to_contain_text(
         f"plan{EVIL}"
     )
     assert_nothing_injected(page)

@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from traces.trace import ExecutionTrace
-from visualizer.charts import (
+from visualizer.charts import breakdown_figure, graph_figure, run_figures
+from visualizer.timeline import (
     FAIL_COLOR,
     MAX_TIMELINE_BARS,
     TIMELINE_BAR_BUDGET,
-    breakdown_figure,
-    graph_figure,
-    run_figures,
     step_offsets,
     timeline_figure,
 )
@@ -134,7 +132,8 @@ def test_a_window_draws_single_executions_over_its_range(fixtures_dir: Path) -> 
     assert figure["window"]["aggregated"] is False
     assert figure["layout"]["xaxis"]["range"] == [lo, hi]
     # Steps 100..140 start inside; step 99 ends at step 100's start, so it touches.
-    assert shown[0] in (99, 100) and shown[-1] == 140
+    assert shown[0] in (99, 100)
+    assert shown[-1] == 140
     assert len(shown) == figure["window"]["executions"]
 
 
@@ -160,9 +159,7 @@ def test_a_running_node_with_a_start_time_sits_at_its_start() -> None:
         {"index": 0, "node": "a", "started_at": "2026-03-02T09:30:00.000+00:00",
          "duration_ms": 100, "tokens_used": 1, "tools_called": [], "success": True},
     ]  # fmt: skip
-    running = [
-        {"node": "b", "index": 1, "started_at": "2026-03-02T09:30:00.400Z", "elapsed_ms": 0}
-    ]
+    running = [{"node": "b", "index": 1, "started_at": "2026-03-02T09:30:00.400Z", "elapsed_ms": 0}]
 
     [_, bar] = timeline_figure(steps, running)["data"]
 

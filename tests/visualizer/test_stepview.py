@@ -158,9 +158,7 @@ def test_a_windowed_timeline_is_only_the_timeline_over_that_window(
         assert response.json()["path"] in ("from", "to")
 
 
-def test_the_run_page_embeds_steps_as_columns_without_states(
-    failure_run: Run, member: Any
-) -> None:
+def test_the_run_page_embeds_steps_as_columns_without_states(failure_run: Run, member: Any) -> None:
     client = Client()
     client.force_login(member)
 
@@ -172,5 +170,6 @@ def test_the_run_page_embeds_steps_as_columns_without_states(
     assert data["steps"]["node"] == ["planner", "retriever", "reader", "critic", "retriever"]
     assert data["steps"]["success"] == [True, True, True, True, False]
     assert data["steps"]["offset"][0] == 0.0
-    assert "state_before" not in data["steps"] and "metadata" not in data["steps"]
+    assert "state_before" not in data["steps"]
+    assert "metadata" not in data["steps"]
     assert data["errors"][0]["execution_index"] == 4
