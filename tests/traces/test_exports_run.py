@@ -83,30 +83,15 @@ def test_execution_ids_select_exactly_those_runs(project: Project, runs: dict[st
 def test_a_failure_group_selects_the_runs_with_a_failure_in_it(
     project: Project, runs: dict[str, Run]
 ) -> None:
-    now = timezone.now()
-    group = FailureGroup.objects.create(
-        project=project,
-        fingerprint="f",
-        node="retriever",
-        message="Timeout",
-        first_seen=now,
-        last_seen=now,
-        count=1,
-    )
-    other = FailureGroup.objects.create(
-        project=project,
-        fingerprint="g",
-        node="x",
-        message="Other",
-        first_seen=now,
-        last_seen=now,
-        count=1,
-    )
+    # Ingestion grouped the stored runs' failures (traces/failures.py); take the group of
+    # the failing fixture and check no other run comes with it.
     failing = runs["tool_timeout_failure"]
-    Failure.objects.create(group=group, run=failing, key="error:0", message="m", seen_at=now)
-    Failure.objects.create(
-        group=other, run=runs["subgraph_child"], key="run", message="m", seen_at=now
-    )
+    failure = Failure.objects.filter(run=failing).select_related("group").first()
+    assert failure is not None
+    group = failure.group
+    others = set(Failure.objects.filter(group=group).values_list("run__execution_id", flat=True))
+    assert others == {failing.execution_id}
+    assert FailureGroup.objects.filter(project=project).count() >= 1
     _, body = export_of(project, "traces_jsonl", {"group": group.pk})
     assert jsonl_ids(body) == [failing.execution_id]
 
