@@ -108,11 +108,13 @@ def evil_trace() -> dict[str, Any]:
 def assert_nothing_injected(page: Page) -> None:
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img[src=x]").count() == 0
-    # Only the page's own scripts: the JSON data, run.js, and the Plotly it adds.
+    # Only the page's own scripts: the JSON data, run.js, the Plotly it adds, and the
+    # review panel's module.
     sources = page.evaluate(
         "[...document.scripts].map((s) => s.id || s.src.split('/').pop() || s.text.slice(0, 40))"
     )
-    assert sorted(sources) == ["plotly-dashflow.min.js", "run-data", "run.js"], sources
+    expected = ["plotly-dashflow.min.js", "review.js", "run-data", "run.js"]
+    assert sorted(sources) == expected, sources
     assert page.locator("b", has_text="bold").count() == 0
 
 
