@@ -81,15 +81,33 @@ def step_indices(run: Run) -> dict[int, int]:
 def run_review_snapshot(run: Run) -> dict[str, Any]:
     """Everything the review panel shows: the review, verdicts, comments, activity."""
     review = RunReview.objects.select_related("assignee").filter(run=run).first()
-    indices = step_indices(run)
-    steps = {s.position: s for s in run.steps.only("position", "index", "node")}
-    verdicts = StepVerdict.objects.filter(run=run).select_related("user").order_by("step_position")
+    verdicts = list(
+        StepVerdict.objects.filter(run=run).select_related("user").order_by("step_position")
+    )
+    comments = list(run.comments.select_related("author", "run"))
+    # Only the steps verdicts and comments point at: a run can have 10,000 steps. Through
+    # Step.objects, not run.steps: the related manager would read the deferred run_id of
+    # every row, one query each.
+    positions = {v.step_position for v in verdicts} | {
+        c.step_position for c in comments if c.step_position is not None
+    }
+    steps = {
+        s.position: s
+        for s in Step.objects.filter(run=run, position__in=positions).only(
+            "run_id", "position", "index", "node"
+        )
+    }
     return {
         "review": review_view(run, review),
         "verdicts": [verdict_view(v, steps.get(v.step_position)) for v in verdicts],
         "comments": [
-            comment_view(c, indices.get(c.step_position) if c.step_position is not None else None)
-            for c in run.comments.select_related("author", "run")
+            comment_view(
+                c,
+                steps[c.step_position].index
+                if c.step_position is not None and c.step_position in steps
+                else None,
+            )
+            for c in comments
         ],
         "activity": [activity_view(a) for a in run.activity.select_related("actor")[:200]],
     }
@@ -106,7 +124,11 @@ def members_view(project: Project) -> list[dict[str, str]]:
 def comment_step_index(comment: Comment) -> int | None:
     if comment.step_position is None:
         return None
-    step = comment.run.steps.filter(position=comment.step_position).only("index").first()
+    step = (
+        Step.objects.filter(run_id=comment.run_id, position=comment.step_position)
+        .only("index")
+        .first()
+    )
     return step.index if step else None
 
 
