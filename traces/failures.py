@@ -26,9 +26,9 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from . import events
+from .fields import parse_time
 from .models import (
     Activity,
     Failure,
@@ -137,18 +137,6 @@ class Occurrence:
         return fingerprint(self.node, self.error_type, self.message)
 
 
-def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = parse_datetime(text)
-    except ValueError:
-        return None
-    if value is not None and timezone.is_naive(value):
-        value = timezone.make_aware(value, UTC)
-    return value
-
-
 def occurrences(run: Run) -> list[Occurrence]:
     """What failed in ``run``, read from its stored rows (failed steps and errors only)."""
     if run.status != RunStatus.FAILED and run.error_count == 0:
@@ -180,7 +168,7 @@ def occurrences(run: Run) -> list[Occurrence]:
                 node=e.node,
                 error_type=e.error_type or "",
                 message=e.message,
-                seen_at=_time(e.timestamp_text) or fallback,
+                seen_at=parse_time(e.timestamp_text) or fallback,
                 step_position=position_of.get(index) if index is not None else None,
             )
         )
@@ -196,7 +184,7 @@ def occurrences(run: Run) -> list[Occurrence]:
                 node=s.node,
                 error_type=infer_error_type(message),
                 message=message,
-                seen_at=_time(s.started_at_text) or fallback,
+                seen_at=parse_time(s.started_at_text) or fallback,
                 step_position=s.position,
             )
         )

@@ -1,8 +1,11 @@
 """A column for DashFlow's u64 counters."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import models
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 _SIGNED_LIMIT = 2**63
 _WRAP = 2**64
@@ -39,3 +42,17 @@ class U64Field(models.BigIntegerField):  # type: ignore[type-arg]
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> int | None:
         return from_db_u64(value)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """A producer's ISO 8601 timestamp as an aware datetime for the DateTimeField columns
+    (UTC when it has no offset); None when it is missing or unreadable."""
+    if not text:
+        return None
+    try:
+        value = parse_datetime(text)
+    except ValueError:
+        return None
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value

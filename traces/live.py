@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from . import events as publish
 from . import failures
+from .fields import parse_time
 from .filters import event_search_items, extend_search_text
 from .models import EventType, Project, Run, RunError, RunEvent, RunStatus, Step, graph_name_of
 from .store import (
@@ -29,7 +30,6 @@ from .store import (
     insert_new_rows,
     insert_rows,
     load_states,
-    parse_time,
     step_row,
 )
 from .trace import (

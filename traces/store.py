@@ -13,7 +13,6 @@ import gc
 import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -22,10 +21,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Model, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from . import events, failures
-from .fields import to_db_u64
+from .fields import parse_time, to_db_u64
 from .filters import search_text
 from .models import Project, Run, RunError, RunStatus, StateSnapshot, Step, graph_name_of
 from .trace import (
@@ -56,18 +54,6 @@ def run_status(trace: ExecutionTrace) -> str:
     if trace.ended_at is not None:
         return RunStatus.FAILED
     return RunStatus.RUNNING
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = parse_datetime(text)
-    except ValueError:
-        return None
-    if value is not None and timezone.is_naive(value):
-        value = timezone.make_aware(value, UTC)
-    return value
 
 
 def _first_error(trace: ExecutionTrace) -> tuple[str, str, str]:

@@ -25,6 +25,7 @@ already encoded (``traces.events``), so 100 viewers do not encode the same event
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -78,6 +79,21 @@ class GroupConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return None
         return user
+
+    async def join_project(self, group_of: Callable[[int], str]) -> Project | None:
+        """Accept, authenticate and join the group ``group_of(project.pk)`` of the URL's
+        project; None after closing with 4401 or 4403 (not a member)."""
+        user = await self.accept_user()
+        if user is None:
+            return None
+        slug = self.scope["url_route"]["kwargs"]["slug"]
+        project: Project | None = await database_sync_to_async(find_project)(user, slug)
+        if project is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return None
+        self.group = group_of(project.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        return project
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
@@ -188,17 +204,10 @@ class ProjectRunsConsumer(GroupConsumer):
     """``/ws/projects/<slug>/runs/``: a summary each time a run of the project changes."""
 
     async def connect(self) -> None:
-        user = await self.accept_user()
-        if user is None:
-            return
-        slug = self.scope["url_route"]["kwargs"]["slug"]
-        project: Project | None = await database_sync_to_async(find_project)(user, slug)
+        project = await self.join_project(project_group)
         if project is None:
-            await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.group = project_group(project.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.send_json({"type": "subscribed", "project": slug})
+        await self.send_json({"type": "subscribed", "project": project.slug})
 
     async def run_summary(self, message: dict[str, Any]) -> None:
         await self.send_json({"type": "run_summary", "run": message["run"]})

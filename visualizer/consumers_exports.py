@@ -15,23 +15,15 @@ from channels.db import database_sync_to_async
 
 from traces.events import exports_group
 from traces.exports import recent_exports
-from traces.models import Project
 
-from .consumers import CLOSE_FORBIDDEN, GroupConsumer, find_project
+from .consumers import GroupConsumer
 
 
 class ProjectExportsConsumer(GroupConsumer):
     async def connect(self) -> None:
-        user = await self.accept_user()
-        if user is None:
-            return
-        slug = self.scope["url_route"]["kwargs"]["slug"]
-        project: Project | None = await database_sync_to_async(find_project)(user, slug)
+        project = await self.join_project(exports_group)
         if project is None:
-            await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.group = exports_group(project.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
         snapshot = await database_sync_to_async(recent_exports)(project)
         await self.send_json({"type": "exports", "exports": snapshot})
 
