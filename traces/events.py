@@ -125,9 +125,13 @@ def run_review(run: Run, message: dict[str, Any]) -> None:
     """After commit: a review change (status, assignee, labels, a verdict, a comment) to
     the run's viewers. ``message`` is plain JSON; the consumer relays it as
     ``{"type": "review", ...}``."""
-    run_pk = run.pk
+    run_pk, project_pk = run.pk, run.project_id
+    sends = [(run_group(run_pk), {"type": "run.review", "review": message})]
+    if message.get("event") == "review_changed":
+        # Status and assignee also show in the project's review queue, open elsewhere.
+        sends.append((project_group(project_pk), {"type": "run.review", "review": message}))
 
     def send() -> None:
-        _send((run_group(run_pk), {"type": "run.review", "review": message}))
+        _send(*sends)
 
     transaction.on_commit(send)

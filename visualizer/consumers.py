@@ -212,6 +212,10 @@ class ProjectRunsConsumer(GroupConsumer):
     async def run_summary(self, message: dict[str, Any]) -> None:
         await self.send_json({"type": "run_summary", "run": message["run"]})
 
+    async def run_review(self, message: dict[str, Any]) -> None:
+        # A run's review status or assignee changed: the review queue updates its row.
+        await self.send_json({**message["review"], "type": "review"})
+
     async def failure_group(self, message: dict[str, Any]) -> None:
         # A failure group changed (traces/failures.py): the failure pages update in place.
         await self.send_json(

@@ -1,6 +1,7 @@
 // The review queue: go through a queue without the mouse. n / k move, a assigns the item
 // to me, r marks it reviewed (a group: triaged) and moves on, o or Enter opens it. Each
-// change goes through the API and the row is updated in place from its answer.
+// change goes through the API and the row is updated in place from its answer; changes
+// others make arrive on the project's websocket and update their rows too.
 
 const data = JSON.parse(document.getElementById("queue-data").textContent);
 const rows = () => [...document.querySelectorAll("#queue-rows tr")];
@@ -107,3 +108,23 @@ document.getElementById("queue-rows")?.addEventListener("click", (event) => {
   const row = event.target.closest("tr");
   if (row && !event.target.closest("a")) select(rows().indexOf(row));
 });
+
+// Others' changes: review status / assignee of a run, status / assignee of a group.
+function follow() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/ws/projects/${encodeURIComponent(data.project)}/runs/`);
+  socket.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data);
+    let kind, key, state;
+    if (message.type === "review" && message.event === "review_changed") {
+      [kind, key, state] = ["run", message.execution_id, message.review];
+    } else if (message.type === "failure_group" && message.group && !message.group.deleted) {
+      [kind, key, state] = ["group", String(message.group.id), message.group];
+    } else return;
+    const row = rows().find((r) => r.dataset.kind === kind && r.dataset.key === key);
+    if (row) show(row, { status: state.status, assignee: state.assignee });
+  });
+  // Reconnect after a lost connection; a change made while it was down shows on reload.
+  socket.addEventListener("close", () => setTimeout(follow, 2000));
+}
+follow();

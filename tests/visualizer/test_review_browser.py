@@ -95,6 +95,34 @@ def test_going_through_the_unreviewed_failures_with_the_keyboard(
     expect(page).to_have_url(f"{server.origin}/projects/acme/runs/fail-old/")
 
 
+def test_two_reviewers_splitting_the_queue_see_each_others_changes_live(
+    server: Daphne, browser: Browser, contexts: list[BrowserContext], project: Project
+) -> None:
+    alice = add_user(project, "alice", Role.MEMBER)
+    bob = add_user(project, "bob", Role.MEMBER)
+    for minute, name in [(10, "fail-old"), (20, "fail-new")]:
+        store_failed_run(project, name, minute)
+    pages = [signed_in_page(browser, contexts, server, user) for user in (alice, bob)]
+    for page in pages:
+        page.goto(f"{server.origin}/projects/acme/review/?tab=unreviewed")
+        expect(page.locator("#queue-rows tr")).to_have_count(2)
+    # Let both sockets subscribe before anything changes.
+    pages[1].wait_for_timeout(500)
+
+    alice_page, bob_page = pages
+    alice_page.keyboard.press("n")
+    alice_page.keyboard.press("a")
+    alice_page.keyboard.press("r")
+    bob_row = bob_page.locator('#queue-rows tr[data-key="fail-new"]')
+    expect(bob_row.locator('[data-col="assignee"]')).to_have_text("alice")
+    expect(bob_row.locator('[data-col="status"] .badge')).to_have_text("Reviewed")
+
+    bob_page.locator('#queue-rows tr[data-key="fail-old"]').click()
+    bob_page.keyboard.press("a")
+    alice_row = alice_page.locator('#queue-rows tr[data-key="fail-old"]')
+    expect(alice_row.locator('[data-col="assignee"]')).to_have_text("bob")
+
+
 def test_a_comment_on_a_steps_path_appears_live_for_a_teammate(
     server: Daphne, browser: Browser, contexts: list[BrowserContext], project: Project
 ) -> None:
