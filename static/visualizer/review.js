@@ -433,6 +433,13 @@ function reviewSocket() {
   open();
 }
 
-fromHash();
+// The run page may have announced its first selection before this module ran.
+const announced = document.documentElement.dataset.selection;
+if (announced) {
+  const { index, path } = JSON.parse(announced);
+  setSelection(index == null ? null : Number(index), path || "");
+} else {
+  fromHash();
+}
 load();
 reviewSocket();

@@ -72,11 +72,12 @@ function setHash() {
 }
 
 // Other panels (the review panel) follow the selection through this event.
+// The last selection also stays on <html data-selection>, for a panel that loads later.
 function announce() {
   const step = selected == null ? null : list.byIndex.get(selected);
-  document.dispatchEvent(new CustomEvent("dashflow:step", {
-    detail: { index: selected, position: step ? step.position : null, path: watched },
-  }));
+  const detail = { index: selected, position: step ? step.position : null, path: watched };
+  document.documentElement.dataset.selection = JSON.stringify(detail);
+  document.dispatchEvent(new CustomEvent("dashflow:step", { detail }));
 }
 
 let loading = 0;
