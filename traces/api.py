@@ -19,6 +19,7 @@ from .auth import KeyPrincipal, request_project
 from .filters import SORTS
 from .ingest import IngestError, decode_body, parse_trace, too_large
 from .models import Project, Run
+from .permissions import user_can
 from .runlist import RunListing, list_runs
 from .trace import TraceError
 
@@ -50,6 +51,13 @@ def key_project(request: Request) -> Project:
     if not isinstance(request.user, KeyPrincipal):
         raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
     return request.user.project
+
+
+def require_role(request: Request, project: Project, needed: str) -> None:
+    """403 when the requester (a user or an API key) has less than ``needed`` in
+    ``project`` (traces/permissions.py)."""
+    if not user_can(project, request.user, needed):
+        raise exceptions.PermissionDenied(f"this needs the {needed} role in {project.slug!r}")
 
 
 def request_json(request: Request) -> bytes:

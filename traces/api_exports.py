@@ -19,9 +19,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import exports, formats, permissions
-from .api import PROJECT_PARAM
-from .auth import KeyPrincipal, request_project
-from .models import Export, ExportFormat, ExportStatus, Project, Role
+from .api import PROJECT_PARAM, require_role
+from .auth import request_project
+from .models import Export, ExportFormat, ExportStatus
 
 EXPORT_ID_PARAM = OpenApiParameter("export_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
@@ -31,17 +31,6 @@ EXPORT_EXAMPLE = (
     "written so far (examples, CSV rows, messages or traces, by format); `size` the file's "
     "bytes; `download_url` is set once done."
 )
-
-
-def request_role(request: Request, project: Project) -> str | None:
-    if isinstance(request.user, KeyPrincipal):
-        return Role.MEMBER
-    return project.role_of(request.user)
-
-
-def require(request: Request, project: Project, needed: str) -> None:
-    if not permissions.has_role(request_role(request, project), needed):
-        raise exceptions.PermissionDenied(f"needs the {needed} role in project {project.slug!r}")
 
 
 def get_export(request: Request, export_id: Any) -> Export:
@@ -92,7 +81,7 @@ class ExportList(APIView):
     )
     def post(self, request: Request) -> Response:
         project = request_project(request)
-        require(request, project, permissions.REVIEW)
+        require_role(request, project, permissions.REVIEW)
         body = request.data
         if not isinstance(body, dict):
             raise exceptions.ValidationError({"body": "expected a JSON object"})
@@ -134,7 +123,7 @@ class ExportDetail(APIView):
     )
     def delete(self, request: Request, export_id: Any) -> Response:
         export = get_export(request, export_id)
-        require(request, export.project, permissions.REVIEW)
+        require_role(request, export.project, permissions.REVIEW)
         if exports.cancel_or_delete(export) == "cancelled":
             export.refresh_from_db()
             return Response(exports.export_summary(export), status=status.HTTP_202_ACCEPTED)

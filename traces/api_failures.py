@@ -21,10 +21,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import failures
-from .api import PROJECT_PARAM
+from .api import PROJECT_PARAM, require_role
 from .auth import KeyPrincipal, request_project
 from .models import FailureGroup, GroupStatus, Project
-from .permissions import REVIEW, user_can
+from .permissions import REVIEW
 
 
 class FailureGroupOut(serializers.Serializer[Any]):
@@ -186,9 +186,8 @@ class FailureGroupDetail(APIView):
     )
     def patch(self, request: Request, group_id: int) -> Response:
         group = get_group(request, group_id)
+        require_role(request, group.project, REVIEW)
         user: Any = request.user
-        if not isinstance(user, KeyPrincipal) and not user_can(group.project, user, REVIEW):
-            raise exceptions.PermissionDenied("viewers cannot change failure groups")
         changes = parse_patch(request.data)
         assignee: Any = None
         if changes.get("assignee") is not None:

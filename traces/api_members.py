@@ -13,22 +13,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import members
-from .api import PROJECT_PARAM
-from .auth import KeyPrincipal, request_project
+from .api import PROJECT_PARAM, require_role
+from .auth import request_project
 from .models import ApiKey, Membership, Project
-from .permissions import MANAGE, READ, user_can
+from .permissions import MANAGE, READ
 
 
 def _project(request: Request, needed: str) -> Project:
     """The request's project, if its user has ``needed``. An API key is a member: it
     reads members but never manages the project."""
     project = request_project(request)
-    if isinstance(request.user, KeyPrincipal):
-        if needed == MANAGE:
-            raise exceptions.PermissionDenied("managing a project requires a signed-in admin")
-        return project
-    if not user_can(project, request.user, needed):
-        raise exceptions.PermissionDenied(f"this needs the {needed} role in {project.slug}")
+    require_role(request, project, needed)
     return project
 
 

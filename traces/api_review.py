@@ -24,11 +24,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import review, review_export, review_views
-from .api import EXECUTION_ID_PARAM, PROJECT_PARAM, get_run
+from .api import EXECUTION_ID_PARAM, PROJECT_PARAM, get_run, require_role
 from .api_render import FastJSONRenderer
 from .auth import request_project
-from .models import Comment, Project, ReviewStatus, Run, Verdict
-from .permissions import READ, REVIEW, has_role
+from .models import Comment, ReviewStatus, Run, Verdict
+from .permissions import READ, REVIEW, actor_role, has_role
 
 INDEX_PARAM = OpenApiParameter("index", int, OpenApiParameter.PATH, description="Step index")
 ERRORS: dict[int | tuple[int, str], Any] = {
@@ -36,12 +36,6 @@ ERRORS: dict[int | tuple[int, str], Any] = {
     403: OpenApiResponse(description="A viewer, or not the comment's author"),
     404: OpenApiResponse(description="No such run, step or comment in this project"),
 }
-
-
-def require(request: Request, project: Project, needed: str) -> None:
-    """403 when the requester's role in ``project`` is below ``needed``."""
-    if not has_role(review.role_for(project, request.user), needed):
-        raise exceptions.PermissionDenied(f"this needs the {needed} role in {project.slug!r}")
 
 
 def body_of(request: Request) -> Mapping[str, Any]:
@@ -53,7 +47,7 @@ def body_of(request: Request) -> Mapping[str, Any]:
 
 def review_run(request: Request, execution_id: str, needed: str) -> Run:
     run = get_run(request, execution_id)
-    require(request, run.project, needed)
+    require_role(request, run.project, needed)
     return run
 
 
@@ -157,7 +151,7 @@ class ActivitySerializer(serializers.Serializer[Any]):
 
 def review_body(request: Request, run: Run) -> dict[str, Any]:
     snapshot = review_views.run_review_snapshot(run)
-    role = review.role_for(run.project, request.user) or "viewer"
+    role = actor_role(run.project, request.user) or "viewer"
     return {
         **snapshot["review"],
         "verdicts": snapshot["verdicts"],
@@ -289,7 +283,7 @@ def project_comment(request: Request, comment_id: int, needed: str) -> Comment:
     )
     if comment is None:
         raise exceptions.NotFound(f"comment {comment_id}: not found")
-    require(request, project, needed)
+    require_role(request, project, needed)
     return comment
 
 
@@ -398,7 +392,7 @@ class ReviewExport(APIView):
     )
     def get(self, request: Request) -> StreamingHttpResponse:
         project = request_project(request)
-        require(request, project, REVIEW)
+        require_role(request, project, REVIEW)
         assert request.accepted_renderer is not None
         if request.accepted_renderer.format == "csv":
             chunks = review_export.csv_chunks(project)

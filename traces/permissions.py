@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .auth import KeyPrincipal
 from .models import Project, Role
 
 RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2}
@@ -24,5 +25,12 @@ def has_role(role: str | None, needed: str) -> bool:
     return RANK[Role(role)] >= RANK[Role(needed)]
 
 
-def user_can(project: Project, user: Any, needed: str) -> bool:
-    return has_role(project.role_of(user), needed)
+def actor_role(project: Project, actor: Any) -> str | None:
+    """The role of a user, or of an API key (a member of its own project only)."""
+    if isinstance(actor, KeyPrincipal):
+        return Role.MEMBER if actor.project.pk == project.pk else None
+    return project.role_of(actor)
+
+
+def user_can(project: Project, actor: Any, needed: str) -> bool:
+    return has_role(actor_role(project, actor), needed)

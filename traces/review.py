@@ -38,6 +38,7 @@ from .models import (
     Verdict,
 )
 from .permissions import REVIEW, has_role
+from .permissions import actor_role as role_for
 from .review_views import (
     activity_view,
     comment_step_index,
@@ -63,13 +64,6 @@ class Unset:
 
 
 UNSET = Unset()
-
-
-def role_for(project: Project, actor: Any) -> str | None:
-    """The actor's role in ``project``: an API key of the project acts as a member."""
-    if isinstance(actor, KeyPrincipal):
-        return Role.MEMBER if actor.project.pk == project.pk else None
-    return project.role_of(actor)
 
 
 def actor_user(actor: Any) -> Any:
