@@ -85,22 +85,14 @@ def filtered_groups(request: Request, project: Project) -> QuerySet[FailureGroup
                 {"status": f"expected one of {allowed}, got {status!r}"}
             )
         groups = groups.filter(status=status)
-    if params.get("node"):
-        groups = groups.filter(node=params["node"])
-    if params.get("error_type"):
-        groups = groups.filter(error_type=params["error_type"])
-    assignee = params.get("assignee")
-    if assignee:
-        if assignee == "me":
-            if isinstance(request.user, KeyPrincipal):
-                raise exceptions.ValidationError(
-                    {"assignee": "'me' needs a signed-in user, not an API key"}
-                )
-            user: Any = request.user
-            groups = groups.filter(assignee=user)
-        else:
-            groups = groups.filter(assignee__username=assignee)
-    return groups
+    assignee: Any = params.get("assignee") or None
+    if assignee == "me":
+        if isinstance(request.user, KeyPrincipal):
+            raise exceptions.ValidationError(
+                {"assignee": "'me' needs a signed-in user, not an API key"}
+            )
+        assignee = request.user
+    return failures.filter_groups(groups, params.get("node"), params.get("error_type"), assignee)
 
 
 def get_group(request: Request, group_id: int) -> FailureGroup:

@@ -24,7 +24,7 @@ from functools import cached_property
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from . import events
@@ -539,3 +539,19 @@ def update_group(
         created = Activity.objects.bulk_create(rows)
         publish_groups([group], {group.pk: [activity_entry(a) for a in created]})
     return group
+
+
+def filter_groups(
+    groups: QuerySet[FailureGroup], node: str | None, error_type: str | None, assignee: Any
+) -> QuerySet[FailureGroup]:
+    """The list filters the failures page and the API share; ``assignee`` is a user or a
+    username."""
+    if node:
+        groups = groups.filter(node=node)
+    if error_type:
+        groups = groups.filter(error_type=error_type)
+    if isinstance(assignee, str):
+        groups = groups.filter(assignee__username=assignee)
+    elif assignee is not None:
+        groups = groups.filter(assignee=assignee)
+    return groups

@@ -56,15 +56,10 @@ def list_groups(project: Project, params: Any, user: Any) -> tuple[list[FailureG
         groups = groups.filter(status__in=OPEN)
     elif tab != "all":
         groups = groups.filter(status=tab)
-    if params.get("node"):
-        groups = groups.filter(node=params["node"])
-    if params.get("error_type"):
-        groups = groups.filter(error_type=params["error_type"])
-    assignee = params.get("assignee")
-    if assignee == "me":
-        groups = groups.filter(assignee=user)
-    elif assignee:
-        groups = groups.filter(assignee__username=assignee)
+    assignee = params.get("assignee") or None
+    groups = failures.filter_groups(
+        groups, params.get("node"), params.get("error_type"), user if assignee == "me" else assignee
+    )
     found = list(groups.select_related("assignee").order_by("-last_seen", "-id")[:LIST_LIMIT])
     return found, tab
 
