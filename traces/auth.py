@@ -50,7 +50,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = raw.strip()
         if not raw:
             raise exceptions.AuthenticationFailed("Authorization: empty bearer token")
-        key = ApiKey.objects.select_related("project").filter(key_hash=hash_api_key(raw)).first()
+        key = ApiKey.objects.for_hash(hash_api_key(raw))
         if key is None:
             raise exceptions.AuthenticationFailed("Authorization: unknown API key")
         if key.revoked_at is not None:

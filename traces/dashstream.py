@@ -39,7 +39,6 @@ length as 4 bytes big-endian.
 from __future__ import annotations
 
 import hashlib
-import threading
 import uuid
 from collections.abc import Container, Iterator
 from datetime import UTC, datetime
@@ -49,6 +48,7 @@ import msgspec
 import zstandard
 from google.protobuf.message import Message
 
+from . import zstd
 from .jsondiff import diff
 from .proto import dashstream_pb2 as pb
 from .trace import canonical_json
@@ -378,7 +378,7 @@ def frame(message: pb.DashStreamMessage) -> bytes:
     header = _header_of(message)
     header.compression = pb.COMPRESSION_ZSTD
     marked: bytes = message.SerializeToString(deterministic=True)
-    packed = _compressor().compress(marked)
+    packed = zstd.compress(marked)
     if len(packed) < len(raw):
         return b"\x01" + packed
     header.ClearField("compression")
@@ -532,17 +532,6 @@ def _uuid5_bytes(sha1: bytes) -> bytes:
     raw[6] = (raw[6] & 0x0F) | 0x50
     raw[8] = (raw[8] & 0x3F) | 0x80
     return bytes(raw)
-
-
-_local = threading.local()
-
-
-def _compressor() -> zstandard.ZstdCompressor:
-    # A compressor is not safe to share between threads; one per thread is reused.
-    compressor: zstandard.ZstdCompressor | None = getattr(_local, "compressor", None)
-    if compressor is None:
-        compressor = _local.compressor = zstandard.ZstdCompressor(level=3)
-    return compressor
 
 
 _parsed: dict[str, int | None] = {}

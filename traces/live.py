@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import msgspec
-import zstandard
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import events as publish
-from . import failures
+from . import failures, rows, zstd
 from .fields import parse_time
 from .filters import event_search_items, extend_search_text
 from .models import EventType, Project, Run, RunError, RunEvent, RunStatus, Step, graph_name_of
@@ -75,8 +74,6 @@ STATE_FIELDS: dict[str, tuple[str, ...]] = {
 EVENT_COLUMNS = ("run_id", "seq", "type", "data", "states", "received_at")
 
 _json = msgspec.json.Encoder()
-_compressor = zstandard.ZstdCompressor(level=3)
-_decompressor = zstandard.ZstdDecompressor()
 
 
 class ParsedEvent(msgspec.Struct):
@@ -141,12 +138,7 @@ def _ingest_locked(
     project: Project, execution_id: str, events: list[ParsedEvent]
 ) -> tuple[Run, list[ParsedEvent]]:
     now = timezone.now()
-    run = (
-        Run.objects.select_for_update()
-        .select_related("project")
-        .filter(project=project, execution_id=execution_id)
-        .first()
-    )
+    run = Run.objects.lock(project, execution_id)
     if run is None:
         run = Run.objects.create(
             project=project,
@@ -175,7 +167,7 @@ def _ingest_locked(
                 run.pk,
                 event.seq,
                 event.type,
-                _compressor.compress(_json.encode(stripped)),
+                zstd.compress(_json.encode(stripped)),
                 _json.encode(states).decode(),
                 now,
             )
@@ -204,8 +196,9 @@ def _ingest_locked(
     # Summary fields only change here, so a complete trace posted later (store.save_trace)
     # still replaces everything and clears the live digest.
     run.trace_digest = ""
-    run.save(
-        update_fields=[
+    rows.update_fields(
+        run,
+        [
             *changed,
             "last_seq",
             "event_count",
@@ -213,7 +206,7 @@ def _ingest_locked(
             "updated_at",
             "trace_digest",
             "search_text",
-        ]
+        ],
     )
     return run, fresh
 
@@ -344,7 +337,7 @@ def replay(run: Run, after: int, limit: int) -> Iterator[dict[str, Any]]:
         ids = [i for row in rows for i in row.states.values()]
         states = load_states(run.project_id, ids)
         for row in rows:
-            data = msgspec.json.decode(_decompressor.decompress(bytes(row.data)))
+            data = msgspec.json.decode(zstd.decompress(bytes(row.data)))
             for name, snapshot_id in row.states.items():
                 data[name] = states[snapshot_id]
             yield {"seq": row.seq, "type": row.type, "data": data}

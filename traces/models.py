@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-import zstandard
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from . import rows, zstd
 from .fields import U64Field
 from .trace import U64_MAX
 
@@ -87,6 +87,20 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
     def active(self) -> ApiKeyQuerySet:
         return self.filter(revoked_at__isnull=True)
 
+    def for_hash(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash, revoked or not, with its project.
+
+        Every producer request runs this, so it skips the queryset compiler
+        (``traces/rows.py`` says why).
+        """
+        key = rows.fetch_one(self.model, '"key_hash" = %s', [key_hash], using=self.db)
+        if key is not None:
+            project = rows.fetch_one(Project, '"id" = %s', [key.project_id], using=self.db)
+            if project is None:  # deleted in between
+                return None
+            key.project = project
+        return key
+
 
 class ApiKey(models.Model):
     """A project-scoped ingestion/read key. Only its hash is stored; the key is shown once."""
@@ -118,10 +132,6 @@ class ApiKey(models.Model):
         self.save(update_fields=["revoked_at"])
 
 
-_compressor = zstandard.ZstdCompressor(level=3)
-_decompressor = zstandard.ZstdDecompressor()
-
-
 class StateSnapshot(models.Model):
     """One distinct state value of a project, zstd-compressed JSON.
 
@@ -141,10 +151,10 @@ class StateSnapshot(models.Model):
 
     @staticmethod
     def compress(json_bytes: bytes) -> bytes:
-        return _compressor.compress(json_bytes)
+        return zstd.compress(json_bytes)
 
     def json_bytes(self) -> bytes:
-        return _decompressor.decompress(bytes(self.data))
+        return zstd.decompress(bytes(self.data))
 
     def value(self) -> Any:
         return msgspec.json.decode(self.json_bytes())
@@ -165,6 +175,20 @@ class RunStatus(models.TextChoices):
 class RunQuerySet(models.QuerySet["Run"]):
     def visible_to(self, user: Any) -> RunQuerySet:
         return self.filter(project__in=Project.objects.for_user(user))
+
+    def lock(self, project: Project, execution_id: str) -> Run | None:
+        """The run, its row locked until the transaction ends (``FOR UPDATE``), or None;
+        ``project`` is set on it. Every live event runs this (``traces/rows.py``)."""
+        run = rows.fetch_one(
+            self.model,
+            '"project_id" = %s AND "execution_id" = %s',
+            [project.pk, execution_id],
+            using=self.db,
+            for_update=True,
+        )
+        if run is not None:
+            run.project = project
+        return run
 
 
 class Run(models.Model):

@@ -16,13 +16,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
-import zstandard
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from . import events, failures
+from . import events, failures, zstd
 from .fields import parse_time, to_db_u64
 from .filters import search_text
 from .models import Project, Run, RunError, RunStatus, StateSnapshot, Step, graph_name_of
@@ -38,7 +37,6 @@ from .trace import (
 )
 
 _json = msgspec.json.Encoder()
-_decompressor = zstandard.ZstdDecompressor()
 
 # SQLite's default limit on bound variables is 32,766; stay well below it.
 _CHUNK = 900
@@ -412,7 +410,7 @@ def load_states(project_id: int, ids: Iterable[int | None]) -> dict[int, Any]:
         for pk, data in StateSnapshot.objects.filter(
             project_id=project_id, pk__in=wanted[start : start + _CHUNK]
         ).values_list("pk", "data"):
-            states[pk] = msgspec.json.decode(_decompressor.decompress(bytes(data)))
+            states[pk] = msgspec.json.decode(zstd.decompress(bytes(data)))
     return states
 
 
@@ -425,7 +423,7 @@ def _step_states(run: Run) -> dict[int, Any]:
         Q(pk__in=steps.values("state_before_id")) | Q(pk__in=steps.values("state_after_id"))
     )
     return {
-        pk: msgspec.json.decode(_decompressor.decompress(bytes(data)))
+        pk: msgspec.json.decode(zstd.decompress(bytes(data)))
         for pk, data in rows.values_list("pk", "data")
     }
 

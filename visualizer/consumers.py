@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -66,9 +67,21 @@ def find_project(user: Any, slug: str) -> Project | None:
 
 
 class GroupConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
-    """What both consumers share: accept, authenticate, leave the group on disconnect."""
+    """What the consumers share: accept, authenticate, leave the group on disconnect."""
 
     group: str
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' ``dispatch`` without its ``aclose_old_connections()`` before each
+        message: that is a hop to Channels' one shared sync thread and back for every
+        (viewer, message) pair, and with 20 viewers it was most of the fan-out's cost
+        (benchmarks/live.py). The consumers here touch the database only through
+        ``database_sync_to_async``, which closes stale connections itself, in its thread.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def accept_user(self) -> Any:
         """The signed-in user, or None after closing with 4401."""
