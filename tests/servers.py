@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
@@ -368,6 +369,8 @@ class WsClient:
                 close_timeout=2,
             )
         )
+        self.pending: deque[Any] = deque()  # the rest of an array frame
+        self.frames_with_several = 0  # array frames received
 
     def __enter__(self) -> WsClient:
         return self
@@ -376,8 +379,17 @@ class WsClient:
         self.close()
 
     def receive(self, timeout: float = 10.0) -> Any:
-        """The next message, parsed; ``TimeoutError`` if none arrives in time."""
-        return json.loads(self.connection.recv(timeout=timeout))
+        """The next message, parsed; ``TimeoutError`` if none arrives in time. A frame
+        holding an array of events gives them one by one, as the browser takes them."""
+        if self.pending:
+            return self.pending.popleft()
+        message = json.loads(self.connection.recv(timeout=timeout))
+        if isinstance(message, list):
+            assert message, "an empty array frame"
+            self.frames_with_several += 1
+            self.pending.extend(message[1:])
+            return message[0]
+        return message
 
     def receive_events(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """The next ``count`` messages, each of which must be an event (has a ``seq``)."""
@@ -403,6 +415,7 @@ class WsClient:
 
     def silent_for(self, seconds: float) -> bool:
         """True when nothing arrives for ``seconds`` and the connection stays open."""
+        assert not self.pending, f"expected silence, have {list(self.pending)!r}"
         try:
             message = self.connection.recv(timeout=seconds)
         except TimeoutError:

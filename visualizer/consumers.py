@@ -1,10 +1,14 @@
 """Websocket consumers: authenticate, join the group, send what the client missed, relay.
 
 Protocol (JSON): live events are ``{"seq", "type", "data"}`` exactly as the producer sent
-them; the client drops any ``seq`` it already has. Other messages have no ``seq``:
-``{"type": "run_updated", "run": {...}}`` when a complete trace replaced the run, and
-``{"type": "resync", "last_seq": n}`` when the client is too far behind to replay
-(it should reload the run and reconnect with ``after`` = the latest seq it has).
+them; the client drops any ``seq`` it already has. A frame holds one event, or a JSON
+array of events in seq order: the events of one ingested batch go out as one frame, and a
+replay goes in frames of ``REPLAY_FRAME_EVENTS`` (a frame costs Daphne and the client more
+than its bytes do; with the producer's batches of 2-5 events this divides the fan-out's
+frames by as much). Other messages have no ``seq``: ``{"type": "run_updated", "run":
+{...}}`` when a complete trace replaced the run, and ``{"type": "resync", "last_seq": n}``
+when the client is too far behind to replay (it should reload the run and reconnect with
+``after`` = the latest seq it has).
 
 The channel layer is lossy (Redis drops past a channel's capacity), so the consumer keeps
 its own watermark: a gap in what it relays is filled from the database before going on.
@@ -43,6 +47,10 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_REQUEST = 4400
 CLOSE_RESYNC = 4409
+
+# A replay goes out in frames of this many events (a frame costs the server and the
+# client more than its bytes do).
+REPLAY_FRAME_EVENTS = 50
 
 
 # Database reads: plain functions, run in a worker thread by database_sync_to_async.
@@ -157,23 +165,34 @@ class RunConsumer(GroupConsumer):
         if len(backlog) > limit:
             await self._resync()
             return
-        for event in backlog:
-            await self._send_event(event["seq"], encode_event(event))
+        for start in range(0, len(backlog), REPLAY_FRAME_EVENTS):
+            chunk = backlog[start : start + REPLAY_FRAME_EVENTS]
+            await self._send_events([(event["seq"], encode_event(event)) for event in chunk])
 
-    async def _send_event(self, seq: int, text: str, live: bool = False) -> None:
-        if seq <= self.watermark or seq in self.ahead:
-            return
-        if live:
-            self.unacked += 1
-            if self.unacked > settings.WS_MAX_UNACKED:
-                await self._resync()
-                return
-        await self.send(text_data=text)
-        self.highest = max(self.highest, seq)
-        self.ahead.add(seq)
-        while self.watermark + 1 in self.ahead:
-            self.watermark += 1
-            self.ahead.discard(self.watermark)
+    async def _send_events(self, events: list[tuple[int, str]], live: bool = False) -> None:
+        """Send the events of ``(seq, text)`` this client does not have yet, in one frame:
+        one event as itself, several as a JSON array. A live event past
+        ``WS_MAX_UNACKED`` without an ack is not sent: the client is told to resync."""
+        texts: list[str] = []
+        behind = False
+        for seq, text in events:
+            if seq <= self.watermark or seq in self.ahead:
+                continue
+            if live:
+                self.unacked += 1
+                if self.unacked > settings.WS_MAX_UNACKED:
+                    behind = True
+                    break
+            texts.append(text)
+            self.highest = max(self.highest, seq)
+            self.ahead.add(seq)
+            while self.watermark + 1 in self.ahead:
+                self.watermark += 1
+                self.ahead.discard(self.watermark)
+        if texts:
+            await self.send(text_data=texts[0] if len(texts) == 1 else f"[{','.join(texts)}]")
+        if behind:
+            await self._resync()
 
     async def _resync(self) -> None:
         """Tell a client too far behind to reload the run, and stop relaying to it."""
@@ -198,10 +217,8 @@ class RunConsumer(GroupConsumer):
             # A new hole: something between was lost on the way (the layer drops past its
             # capacity). What was committed is in the database; look there once per hole.
             await self.catch_up(self.highest)
-        for seq, text in zip(seqs, message["texts"], strict=True):
-            if not self.relaying:
-                return
-            await self._send_event(seq, text, live=True)
+        if self.relaying:
+            await self._send_events(list(zip(seqs, message["texts"], strict=True)), live=True)
 
     async def run_reload(self, message: dict[str, Any]) -> None:
         await self.send_json({"type": "run_updated", "run": message["run"]})

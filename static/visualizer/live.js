@@ -28,18 +28,21 @@ export function liveSocket(path, { after = 0, onEvent, onMessage, onState }) {
     socket = new WebSocket(url());
     socket.onopen = () => { delay = 500; onState?.("open"); };
     socket.onmessage = (message) => {
-      const data = JSON.parse(message.data);
-      if (typeof data.seq === "number") {
-        if (data.seq <= after || seen.has(data.seq)) return;
-        seen.add(data.seq);
-        // Resume after the highest contiguous seq: a gap is refilled on reconnect.
-        while (seen.has(lastSeq + 1)) lastSeq += 1;
-        onEvent?.(data);
-        unacked += 1;
-        if (unacked >= 50) ack();
-        else if (!ackTimer) ackTimer = setTimeout(ack, 500);
-      } else {
-        onMessage?.(data);
+      const parsed = JSON.parse(message.data);
+      // A frame is one message, or an array of events (one ingested batch, or a replay).
+      for (const data of Array.isArray(parsed) ? parsed : [parsed]) {
+        if (typeof data.seq === "number") {
+          if (data.seq <= after || seen.has(data.seq)) continue;
+          seen.add(data.seq);
+          // Resume after the highest contiguous seq: a gap is refilled on reconnect.
+          while (seen.has(lastSeq + 1)) lastSeq += 1;
+          onEvent?.(data);
+          unacked += 1;
+          if (unacked >= 50) ack();
+          else if (!ackTimer) ackTimer = setTimeout(ack, 500);
+        } else {
+          onMessage?.(data);
+        }
       }
     };
     socket.onclose = (event) => {

@@ -187,6 +187,29 @@ def test_a_repeated_batch_is_stored_once_and_each_seq_reaches_a_viewer_once(
     assert seqs(viewer.receive_until_seq(5)) == [2, 3, 4, 5]
 
 
+def test_a_batch_reaches_a_viewer_as_one_frame_and_a_replay_in_frames(
+    server: Daphne, api_key: str, open_socket: OpenSocket
+) -> None:
+    post_events(server, api_key, [started(1)])
+    viewer = open_socket(server, run_path())
+    assert json.loads(viewer.connection.recv(timeout=10))["seq"] == 1  # one event: itself
+
+    post_events(server, api_key, [started(2), started(3), started(4)])
+    frame = json.loads(viewer.connection.recv(timeout=10))
+
+    assert isinstance(frame, list)
+    assert seqs(frame) == [2, 3, 4]
+    assert [e["data"]["node"] for e in frame] == ["n2", "n3", "n4"]
+    post_events(server, api_key, [started(n) for n in range(5, 131)])
+    late = open_socket(server, run_path(after=0))
+    frames = [json.loads(late.connection.recv(timeout=10)) for _ in range(3)]
+    assert [seqs(f) for f in frames] == [
+        list(range(1, 51)),
+        list(range(51, 101)),
+        list(range(101, 131)),
+    ]
+
+
 def test_a_seq_repeated_inside_one_batch_counts_once(server: Daphne, api_key: str) -> None:
     body = post_events(server, api_key, [started(1), started(2), started(1)])
 
