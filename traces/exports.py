@@ -293,11 +293,12 @@ def _write(export: Export, part: Path) -> str:
     runs_done = rows = saved_at_run = 0
     saved_at = time.monotonic()
     loaded = _load(ids)
+    encoder = formats.RunEncoder(fmt)
     with part.open("wb") as out, closing(loaded):  # "wb": a rerun starts the file over
         out.write(formats.file_header(fmt))
         for trace, verdicts in loaded:
             if trace is not None:  # None: deleted since the selection was taken
-                rows += _write_run(out, fmt, selection, trace, verdicts)
+                rows += _write_run(out, encoder, selection, trace, verdicts)
             runs_done += 1
             if delay:
                 time.sleep(delay)
@@ -341,25 +342,31 @@ def _verdicts(run_ids: list[int]) -> dict[int, dict[int, str]]:
 
 
 def _load(ids: list[int]) -> Generator[tuple[ExecutionTrace | None, dict[int, str]]]:
-    """Each run's trace (None if it is gone) and its verdicts, in order, one at a time."""
+    """Each run's trace (None if it is gone) and its verdicts, in order, one at a time.
+    A run's states that the previous one had too are not read again (``reuse``)."""
+    reuse: dict[int, Any] = {}
     for start in range(0, len(ids), RUN_BATCH):
         batch = ids[start : start + RUN_BATCH]
         runs = Run.objects.in_bulk(batch)
         verdicts = _verdicts(batch)
         for pk in batch:
             run = runs.get(pk)
-            trace = store.load_trace(run) if run is not None else None
+            trace = store.load_trace(run, reuse=reuse) if run is not None else None
             yield trace, verdicts.get(pk, {})
 
 
 def _write_run(
-    out: Any, fmt: str, selection: Selection, trace: ExecutionTrace, verdicts: dict[int, str]
+    out: Any,
+    encoder: formats.RunEncoder,
+    selection: Selection,
+    trace: ExecutionTrace,
+    verdicts: dict[int, str],
 ) -> int:
     steps = selection.steps_of(trace, verdicts)
     if steps is not None and not steps:
         return 0
     rows = 0
-    for chunk, count in formats.encode_run(fmt, trace, steps=steps, verdicts=verdicts or None):
+    for chunk, count in encoder.encode(trace, steps=steps, verdicts=verdicts or None):
         out.write(chunk)
         rows += count
     return rows

@@ -1,7 +1,7 @@
 """A column for DashFlow's u64 counters."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from django.db import models
 from django.utils import timezone
@@ -20,7 +20,12 @@ def to_db_u64(value: int | None) -> int | None:
     return value - _WRAP if value >= _SIGNED_LIMIT else value
 
 
+@overload
+def from_db_u64(value: int) -> int: ...
+@overload
+def from_db_u64(value: None) -> None: ...
 def from_db_u64(value: int | None) -> int | None:
+    """The inverse of ``to_db_u64``."""
     if value is None:
         return None
     return value + _WRAP if value < 0 else value
@@ -40,7 +45,7 @@ class U64Field(models.BigIntegerField):  # type: ignore[type-arg]
         value = super().get_prep_value(value)
         return to_db_u64(value)
 
-    def from_db_value(self, value: Any, expression: Any, connection: Any) -> int | None:
+    def from_db_value(self, value: int | None, expression: Any, connection: Any) -> int | None:
         return from_db_u64(value)
 
 

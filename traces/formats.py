@@ -1,9 +1,10 @@
 """Export formats: a run's part of an export file, for each ``ExportFormat``.
 
 ``encode_run`` yields the bytes one run contributes, in chunks with their row counts, so
-an export streams run after run without holding a file in memory; ``file_header`` is
-what goes before the first run (the CSV header line). ``FILE_SUFFIX`` (with its dot) and
-``CONTENT_TYPE`` name the file.
+an export streams run after run without holding a file in memory; a ``RunEncoder`` does
+the same for the runs of one export in turn, encoding each state once however many
+steps and runs share it. ``file_header`` is what goes before the first run (the CSV
+header line). ``FILE_SUFFIX`` (with its dot) and ``CONTENT_TYPE`` name the file.
 
 - ``training_examples``: DashFlow ``Example`` JSON lines, one per node execution with both
   states: ``{"data": {"input_<key>": ..., "output_<key>": ..., "_node", "_duration_ms",
@@ -32,7 +33,7 @@ from __future__ import annotations
 import csv
 import gc
 import io
-from collections.abc import Container, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -49,6 +50,7 @@ __all__ = [
     "FILE_SUFFIX",
     "FORMATS",
     "SYSTEM_PROMPT",
+    "RunEncoder",
     "encode_run",
     "file_header",
     "finetune_row",
@@ -129,21 +131,183 @@ def encode_run(
     ``openai_finetune`` carry (the other formats have no place for it). Rows are training
     examples, fine-tuning rows, DashStream messages, CSV rows or traces.
     """
-    _check(fmt)
-    chunks: Iterator[tuple[bytes, int]]
-    if fmt == "training_examples":
-        chunks = _lines(trace, steps, verdicts, training_example)
-    elif fmt == "openai_finetune":
-        chunks = _lines(trace, steps, verdicts, finetune_row)
-    elif fmt == "dashstream":
-        chunks = dashstream.encode_file(trace, steps)
-    elif fmt == "dashstream_jsonl":
-        chunks = dashstream.encode_jsonl(trace, steps)
-    elif fmt == "csv":
-        chunks = _csv_rows(trace, steps)
-    else:
-        chunks = iter([(trace.to_json() + b"\n", 1)])
-    return _collector_paused(chunks)
+    return RunEncoder(fmt).encode(trace, steps=steps, verdicts=verdicts)
+
+
+class RunEncoder:
+    """``encode_run`` for the runs of one export, one after another.
+
+    Training examples and fine-tuning rows are mostly the two states of a step, and
+    steps share states: a step's ``state_after`` is the next one's ``state_before``, one
+    object when the trace comes from the database, and ``store.load_trace(reuse=...)``
+    hands the states a run shares with the previous one over as the same objects. So
+    each state object's part of a row is encoded once and kept, keyed by the object's
+    identity (the entry holds the object, so its id cannot be reused meanwhile), while
+    its run is encoded and the next one too; the previous run's parts are let go when
+    a run is done, so the encoder holds at most one run's worth between runs. The rows
+    are byte-identical to encoding ``training_example`` / ``finetune_row`` whole
+    (tested over every fixture), which stay the definition; states must not change
+    while their runs are encoded.
+    """
+
+    def __init__(self, fmt: str) -> None:
+        _check(fmt)
+        self.fmt = fmt
+        self._parts: dict[int, tuple[Any, Any]] = {}
+        self._previous: dict[int, tuple[Any, Any]] = {}
+
+    def encode(
+        self,
+        trace: ExecutionTrace,
+        *,
+        steps: Container[int] | None = None,
+        verdicts: Mapping[int, str] | None = None,
+    ) -> Iterator[tuple[bytes, int]]:
+        """The next run's part of the file: as ``encode_run``."""
+        fmt = self.fmt
+        self._previous, self._parts = self._parts, {}
+        chunks: Iterator[tuple[bytes, int]]
+        if fmt == "training_examples":
+            chunks = self._rows(self._example_lines(trace, steps, verdicts))
+        elif fmt == "openai_finetune":
+            chunks = self._rows(self._finetune_lines(trace, steps, verdicts))
+        elif fmt == "dashstream":
+            chunks = dashstream.encode_file(trace, steps)
+        elif fmt == "dashstream_jsonl":
+            chunks = dashstream.encode_jsonl(trace, steps)
+        elif fmt == "csv":
+            chunks = _csv_rows(trace, steps)
+        else:
+            chunks = iter([(trace.to_json() + b"\n", 1)])
+        return _collector_paused(chunks)
+
+    def _rows(self, lines: Iterator[bytes]) -> Iterator[tuple[bytes, int]]:
+        yield from _chunked(lines)
+        # The run is done: the previous one's parts it did not share are not needed.
+        self._previous = {}
+
+    def _state(self, state: Any, encode: Callable[[Any], Any]) -> Any:
+        """``encode(state)``, once per state object."""
+        key = id(state)
+        entry = self._parts.get(key)
+        if entry is None:
+            entry = self._previous.get(key)
+            if entry is None:
+                entry = (state, encode(state))
+            self._parts[key] = entry
+        return entry[1]
+
+    def _example_lines(
+        self,
+        trace: ExecutionTrace,
+        steps: Container[int] | None,
+        verdicts: Mapping[int, str] | None,
+    ) -> Iterator[bytes]:
+        """``training_example`` lines, put together from each state's encoded part."""
+        names: dict[str, bytes] = {}
+        for position, node in _selected(trace, steps):
+            before, after = node.state_before, node.state_after
+            if before is None or after is None:
+                continue
+            verdict = verdicts.get(position) if verdicts else None
+            name, duration, success = node.node, node.duration_ms, node.success
+            if type(name) is not str or type(duration) is not int or type(success) is not bool:
+                # Not what the type declares (built by hand): the definition, as is.
+                yield _encode(training_example(node, verdict)) + b"\n"
+                continue
+            inputs, input_keys, _ = self._state(before, _example_parts)
+            outputs = self._state(after, _example_parts)[2]
+            name_json = names.get(name)
+            if name_json is None:
+                name_json = names[name] = _encode(name)
+            yield _EXAMPLE % (
+                inputs,
+                outputs,
+                name_json,
+                duration,
+                b"true" if success else b"false",
+                b"" if verdict is None else b',"_verdict":' + _encode(verdict),
+                input_keys,
+            )
+
+    def _finetune_lines(
+        self,
+        trace: ExecutionTrace,
+        steps: Container[int] | None,
+        verdicts: Mapping[int, str] | None,
+    ) -> Iterator[bytes]:
+        """``finetune_row`` lines, each state's message content encoded once."""
+        for position, node in _selected(trace, steps):
+            before, after = node.state_before, node.state_after
+            if before is None or after is None:
+                continue
+            verdict = verdicts.get(position) if verdicts else None
+            weight = (
+                b"" if verdict is None else b',"weight":1' if verdict == "good" else b',"weight":0'
+            )
+            yield _FINETUNE % (
+                self._state(before, _content_json),
+                self._state(after, _content_json),
+                weight,
+            )
+
+
+# A training example line with its parts left out: the data's input and output fields
+# (each ending in a comma), then _node, _duration_ms, _success, the verdict field and
+# input_keys, in training_example's order.
+_EXAMPLE = b'{"data":{%b%b"_node":%b,"_duration_ms":%d,"_success":%b%b},"input_keys":%b}\n'
+
+
+def _example_parts(state: Any) -> tuple[bytes, bytes, bytes]:
+    """A state's parts of a training example line: as the input, its fields
+    (``"input_<key>":<value>,`` for each key, or ``"input_state":<state>,``) and the JSON
+    list of their names; as the output, its fields (``"output_<key>":<value>,`` ...)."""
+    if type(state) is not dict:
+        value = _encode(state)
+        return (
+            b'"input_state":' + value + b",",
+            b'["input_state"]',
+            b'"output_state":' + value + b",",
+        )
+    if not state:
+        return b"", b"[]", b""
+    # One encoding of each renamed object, less its braces, plus the comma that follows.
+    inputs = _encode({"input_" + key: value for key, value in state.items()})
+    outputs = _encode({"output_" + key: value for key, value in state.items()})
+    return inputs[1:-1] + b",", _encode(["input_" + key for key in state]), outputs[1:-1] + b","
+
+
+def _content_json(state: Any) -> bytes:
+    """A state as a fine-tuning message's ``content`` value (a JSON string)."""
+    return _encode(_as_lines(state))
+
+
+_FINETUNE = (
+    b'{"messages":[{"role":"system","content":'
+    + _encode(SYSTEM_PROMPT).replace(b"%", b"%%")
+    + b'},{"role":"user","content":%b},{"role":"assistant","content":%b%b}]}\n'
+)
+
+
+def _selected(
+    trace: ExecutionTrace, steps: Container[int] | None
+) -> Iterator[tuple[int, NodeExecution]]:
+    """(position, node) of the steps kept."""
+    if steps is None:
+        return enumerate(trace.nodes_executed)
+    return ((p, n) for p, n in enumerate(trace.nodes_executed) if p in steps)
+
+
+def _chunked(lines: Iterator[bytes]) -> Iterator[tuple[bytes, int]]:
+    """Lines gathered ``_CHUNK_ROWS`` at a time."""
+    batch: list[bytes] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= _CHUNK_ROWS:
+            yield b"".join(batch), len(batch)
+            batch = []
+    if batch:
+        yield b"".join(batch), len(batch)
 
 
 def _collector_paused(chunks: Iterator[tuple[bytes, int]]) -> Iterator[tuple[bytes, int]]:
@@ -219,31 +383,6 @@ def _text(value: Any) -> str:
     if type(value) is str:
         return value
     return canonical_json(value).decode()
-
-
-def _lines(
-    trace: ExecutionTrace,
-    steps: Container[int] | None,
-    verdicts: Mapping[int, str] | None,
-    build: Any,
-) -> Iterator[tuple[bytes, int]]:
-    rows: list[dict[str, Any]] = []
-    for position, node in enumerate(trace.nodes_executed):
-        if steps is not None and position not in steps:
-            continue
-        row = build(node, verdicts.get(position) if verdicts else None)
-        if row is None:
-            continue
-        rows.append(row)
-        if len(rows) >= _CHUNK_ROWS:
-            yield _jsonl(rows), len(rows)
-            rows = []
-    if rows:
-        yield _jsonl(rows), len(rows)
-
-
-def _jsonl(rows: list[dict[str, Any]]) -> bytes:
-    return b"".join([_encode(row) + b"\n" for row in rows])
 
 
 def _csv_rows(trace: ExecutionTrace, steps: Container[int] | None) -> Iterator[tuple[bytes, int]]:

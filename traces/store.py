@@ -22,7 +22,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from . import events, failures, zstd
-from .fields import parse_time, to_db_u64
+from .fields import from_db_u64, parse_time, to_db_u64
 from .filters import search_text
 from .models import Project, Run, RunError, RunStatus, StateSnapshot, Step, graph_name_of
 from .trace import (
@@ -414,18 +414,23 @@ def load_states(project_id: int, ids: Iterable[int | None]) -> dict[int, Any]:
     return states
 
 
-def _step_states(run: Run) -> dict[int, Any]:
-    """The states of a run's steps, decoded, selected by a subquery: listing a long run's
-    thousand snapshot ids as parameters cost more (psycopg parses each one) than
-    reading them."""
-    steps = Step.objects.filter(run_id=run.pk)
+def _step_states(run: Run, steps: list[tuple[Any, ...]], known: dict[int, Any]) -> dict[int, Any]:
+    """The states of a run's steps (rows of ``_STEP_FIELDS``), decoded; those in ``known``
+    (by snapshot id) are taken from it, not read again. The rest are selected by a
+    subquery: listing a long run's thousand snapshot ids as parameters cost more (psycopg
+    parses each one) than reading them."""
+    wanted = {i for row in steps for i in (row[3], row[4]) if i is not None}
+    states = {i: known[i] for i in wanted if i in known}
+    if len(states) == len(wanted):
+        return states
+    ids = Step.objects.filter(run_id=run.pk)
     rows = StateSnapshot.objects.filter(project_id=run.project_id).filter(
-        Q(pk__in=steps.values("state_before_id")) | Q(pk__in=steps.values("state_after_id"))
+        Q(pk__in=ids.values("state_before_id")) | Q(pk__in=ids.values("state_after_id"))
     )
-    return {
-        pk: msgspec.json.decode(zstd.decompress(bytes(data)))
-        for pk, data in rows.values_list("pk", "data")
-    }
+    for pk, data in rows.values_list("pk", "data"):
+        if pk not in states:
+            states[pk] = msgspec.json.decode(zstd.decompress(bytes(data)))
+    return states
 
 
 def step_to_node(step: Step, states: dict[int, Any]) -> NodeExecution:
@@ -459,31 +464,47 @@ def error_to_trace(error: RunError, states: dict[int, Any]) -> ErrorTrace:
     )
 
 
-def load_trace(run: Run, with_states: bool = True) -> ExecutionTrace:
+def load_trace(
+    run: Run, with_states: bool = True, *, reuse: dict[int, Any] | None = None
+) -> ExecutionTrace:
     """The stored run as an ``ExecutionTrace``; ``with_states=False`` leaves every state
-    ``None`` and reads no snapshot (for summaries of long runs)."""
+    ``None`` and reads no snapshot (for summaries of long runs).
+
+    ``reuse`` (for loading many runs in turn, as an export does): states decoded for the
+    run loaded before, by snapshot id. Those this run shares are neither read nor decoded
+    again (runs of one graph share many: the same question, the same tool results), and
+    ``reuse`` is left holding this run's states only, so it never outgrows one run. The
+    trace shares those objects with the previous one; callers must not modify them.
+    """
     # As in ExecutionTrace.from_json: decoding a long run's states allocates tens of
     # thousands of containers, and the collections they trigger cannot free any (decoded
     # JSON has no cycles): half the time of loading a 2,000-step run.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _load_trace(run, with_states)
+        return _load_trace(run, with_states, reuse)
     finally:
         if collecting:
             gc.enable()
 
 
-def _load_trace(run: Run, with_states: bool) -> ExecutionTrace:
-    # Steps as plain rows (as for snapshots above): 2,000 model instances cost more than
-    # the rest of loading them.
-    steps = list(run.steps.order_by("position").values_list(*_STEP_FIELDS))
+def _load_trace(run: Run, with_states: bool, reuse: dict[int, Any] | None) -> ExecutionTrace:
+    steps = _step_rows(run)
     errors = list(run.errors.all())
     states: dict[int, Any] = {}
     if with_states:
-        states = _step_states(run)
-        others = [run.final_state_id, *(e.state_at_error_id for e in errors)]
-        states.update(load_states(run.project_id, [i for i in others if i not in states]))
+        known = reuse or {}
+        states = _step_states(run, steps, known)
+        others = [
+            i
+            for i in (run.final_state_id, *(e.state_at_error_id for e in errors))
+            if i is not None and i not in states
+        ]
+        states.update({i: known[i] for i in others if i in known})
+        states.update(load_states(run.project_id, [i for i in others if i not in known]))
+        if reuse is not None:
+            reuse.clear()
+            reuse.update(states)
     return ExecutionTrace(
         thread_id=run.thread_id,
         execution_id=run.execution_id,
@@ -529,19 +550,32 @@ _STEP_FIELDS: tuple[Any, ...] = (
 )
 
 
+def _step_rows(run: Run) -> list[tuple[Any, ...]]:
+    """A run's steps as rows of ``_STEP_FIELDS``, in order, as the database gives them:
+    the ORM writes the query but its per-value converters are skipped (a third of the
+    time of reading a long run's steps); ``_row_to_node`` applies the two that matter,
+    unwrapping the u64 columns and SQLite's 0/1 booleans."""
+    query = run.steps.order_by("position").values_list(*_STEP_FIELDS).query
+    sql, params = query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
+
+
 def _row_to_node(row: tuple[Any, ...], states: dict[int, Any]) -> NodeExecution:
-    """``step_to_node`` for a row of ``_STEP_FIELDS``."""
+    """``step_to_node`` for a row of ``_step_rows``."""
     node, duration, tokens, before, after, tools, success, error, index, started, meta = row
     return NodeExecution(
         node=node,
-        duration_ms=duration,
-        tokens_used=tokens,
+        duration_ms=from_db_u64(duration),
+        tokens_used=from_db_u64(tokens),
         state_before=states.get(before) if before else None,
         state_after=states.get(after) if after else None,
         tools_called=msgspec.json.decode(tools),
-        success=success,
+        success=bool(success),
         error_message=error,
-        index=index,
+        index=from_db_u64(index),
         started_at=started,
         metadata=msgspec.json.decode(meta),
     )

@@ -161,6 +161,18 @@ class NodeExecution(msgspec.Struct, kw_only=True):
     metadata: dict[str, Any] = {}
 
     def __post_init__(self) -> None:
+        # Every step parsed or loaded comes here: the usual case, plain ints in range, is
+        # settled in one expression; anything else gets the full check.
+        duration, tokens, index = self.duration_ms, self.tokens_used, self.index
+        if (
+            type(duration) is int
+            and type(tokens) is int
+            and type(index) is int
+            and duration <= U64_MAX
+            and tokens <= U64_MAX
+            and index <= U64_MAX
+        ):
+            return
         _check_u64(self, "duration_ms", "tokens_used", "index")
 
     def state_changed(self) -> bool:

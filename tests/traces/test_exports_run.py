@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -26,7 +27,8 @@ from tests.traces.exports_support import (
     store_copies,
     store_runs,
 )
-from traces import exports, tasks
+from traces import exports, store, tasks
+from traces.formats import finetune_row, training_example
 from traces.ingest import IngestError
 from traces.models import (
     Export,
@@ -304,3 +306,37 @@ def test_a_second_delivery_while_a_worker_runs_the_export_is_refused(
     assert files(export_dir) == [f"{export.pk}.csv"]
     # Once it is free, the retried delivery finds the export done and does nothing.
     assert exports.run_export(str(export.pk)) == "skipped"
+
+
+@pytest.mark.parametrize("fmt", ["training_examples", "openai_finetune"])
+def test_example_files_are_the_definition_byte_for_byte(
+    project: Project, fixtures_dir: Path, fmt: str
+) -> None:
+    """The export loads run after run reusing the states a run shares with the previous
+    one, and puts rows together from each state's encoded part; the file is still every
+    run's rows as ExecutionTrace.to_training_examples() / to_openai_finetune() (with the
+    reviewed steps' verdicts) define them, each encoded whole."""
+    names = sorted(p.stem for p in fixtures_dir.glob("*.json"))
+    stored = list(store_runs(project, fixtures_dir, names).values())
+    stored += store_copies(project, fixtures_dir, "research_agent_success", 3)
+    reviewed = stored[-2]
+    StepVerdict.objects.create(run=reviewed, step_position=0, verdict="good")
+    StepVerdict.objects.create(run=reviewed, step_position=4, verdict="bad")
+    verdicts = {0: "good", 4: "bad"}
+
+    export, body = export_of(project, fmt, {})
+
+    build = training_example if fmt == "training_examples" else finetune_row
+    expected = b""
+    for run in sorted(stored, key=lambda r: (r.started_at, r.pk)):
+        trace = store.load_trace(Run.objects.get(pk=run.pk))
+        if run.pk == reviewed.pk:
+            rows = [build(n, verdicts.get(i)) for i, n in enumerate(trace.nodes_executed)]
+        elif fmt == "training_examples":
+            rows = list(trace.to_training_examples())
+        else:
+            rows = list(trace.to_openai_finetune())
+        expected += b"".join(msgspec.json.encode(r) + b"\n" for r in rows if r is not None)
+    assert body == expected
+    assert export.row_count == expected.count(b"\n") > 2000
+    assert b'"_verdict":"bad"' in body or b'"weight":0' in body

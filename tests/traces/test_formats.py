@@ -7,12 +7,14 @@ code under test. (DashStream has its own module, test_dashstream.py.)
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from rest_framework.test import APIClient
 
@@ -20,11 +22,14 @@ from traces.formats import (
     CONTENT_TYPE,
     FILE_SUFFIX,
     FORMATS,
+    RunEncoder,
     encode_run,
     file_header,
+    finetune_row,
+    training_example,
 )
 from traces.models import ExportFormat
-from traces.trace import ExecutionTrace
+from traces.trace import ExecutionTrace, NodeExecution
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "dashflow"
 
@@ -299,3 +304,145 @@ def test_every_format_is_byte_identical_from_one_process_to_the_next() -> None:
     ]
     assert runs[0] == runs[1]
     assert len(runs[0].splitlines()) == len(FORMATS)
+
+
+# --- The row encoders against the definition ----------------------------------------
+#
+# Export files put training examples and fine-tuning rows together from each state's
+# encoded part (formats.RunEncoder); ExecutionTrace.to_training_examples() and
+# to_openai_finetune() (formats.training_example / finetune_row) stay the definition.
+# These tests hold the file to the definition encoded whole, byte for byte.
+
+FIXTURE_NAMES = sorted(p.name for p in FIXTURES.glob("*.json"))
+REVIEWED = {0: "good", 1: "bad", 3: "good", 6: "bad"}
+
+
+def definition(
+    fmt: str,
+    trace: ExecutionTrace,
+    verdicts: dict[int, str] | None = None,
+    steps: set[int] | None = None,
+) -> bytes:
+    """The rows of ``trace`` as the definition has them, each encoded whole."""
+    if verdicts is None and steps is None:
+        rows = (
+            trace.to_training_examples()
+            if fmt == "training_examples"
+            else trace.to_openai_finetune()
+        )
+    else:
+        build = training_example if fmt == "training_examples" else finetune_row
+        rows = [
+            build(n, (verdicts or {}).get(i))
+            for i, n in enumerate(trace.nodes_executed)
+            if steps is None or i in steps
+        ]
+    return b"".join(msgspec.json.encode(row) + b"\n" for row in rows if row is not None)
+
+
+def test_every_fixture_has_states_to_prove_the_encoders_on() -> None:
+    assert len(FIXTURE_NAMES) >= 6
+    with_rows = [n for n in FIXTURE_NAMES if load(n).to_training_examples()]
+    assert len(with_rows) >= 5
+
+
+@pytest.mark.parametrize("fmt", ["training_examples", "openai_finetune"])
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_rows_are_the_definition_byte_for_byte(fmt: str, name: str) -> None:
+    trace = load(name)
+    assert export(fmt, trace)[0] == definition(fmt, trace)
+    every_other = set(range(0, len(trace.nodes_executed), 2))
+    assert export(fmt, trace, steps=every_other, verdicts=REVIEWED)[0] == definition(
+        fmt, trace, REVIEWED, every_other
+    )
+
+
+def awkward_states() -> list[Any]:
+    """States that are hard to encode piecewise: escapes in keys and values, Unicode,
+    floats and big integers, empty and nested containers, states that are not objects."""
+    return [
+        {
+            'quote"key': 'say "hi"\n',
+            "back\\slash": "\\",
+            "ctrl\x01\x1f": "\t\x00\u2028",
+            "東京": "Grüße 🚀",
+            "</script>": "<b>&amp;</b>",
+            "floats": [0.1, -0.0, 1e300, 2.5e-8, 3.0],
+            "ints": [2**63, 2**64 - 1, -(2**63), 0],
+            "none": None,
+            "nested": {"a": {"b": [{}, [], {"c": True, "d": False}]}},
+            "": "empty key",
+        },
+        {},
+        {"only": []},
+        "a plain string with \"quotes\" and 'ticks'",
+        42,
+        -1.5,
+        True,
+        False,
+        [],
+        ["a", {"b": 1}],
+        {"input_x": 1, "output_y": 2, "_node": "not the node"},
+    ]
+
+
+def awkward_trace() -> ExecutionTrace:
+    """Every pair of awkward states, some shared as one object between steps (as a
+    loaded trace shares them), some equal but separate objects."""
+    states = awkward_states()
+    nodes = []
+    for i, before in enumerate(states):
+        for j, after in enumerate(states):
+            if (i + j) % 3 == 0:
+                after = copy.deepcopy(after)  # equal content, another object
+            nodes.append(
+                NodeExecution(
+                    node=f"n{j % 4}" if j % 5 else 'quote"node \u00e9',
+                    duration_ms=(i * 7919 + j) * (2**40 if (i + j) % 4 == 0 else 1),
+                    tokens_used=j,
+                    state_before=before,
+                    state_after=after,
+                    success=(i + j) % 2 == 0,
+                )
+            )
+    nodes.append(NodeExecution(node="no-before", duration_ms=1, state_after={"x": 1}))
+    nodes.append(NodeExecution(node="no-after", duration_ms=1, state_before={"x": 1}))
+    return ExecutionTrace(execution_id="awkward", nodes_executed=nodes)
+
+
+@pytest.mark.parametrize("fmt", ["training_examples", "openai_finetune"])
+def test_awkward_states_are_the_definition_byte_for_byte(fmt: str) -> None:
+    trace = awkward_trace()
+    verdicts = {i: ("good", "bad")[i % 2] for i in range(0, len(trace.nodes_executed), 3)}
+    assert export(fmt, trace)[0] == definition(fmt, trace)
+    assert export(fmt, trace, verdicts=verdicts)[0] == definition(fmt, trace, verdicts)
+    rows = len(trace.nodes_executed) - 2
+    assert export(fmt, trace)[1] == rows
+
+
+@pytest.mark.parametrize("fmt", ["training_examples", "openai_finetune"])
+def test_one_encoder_over_many_runs_sharing_state_objects_writes_each_by_definition(
+    fmt: str,
+) -> None:
+    """An export encodes run after run with one RunEncoder, and the loader hands states
+    a run shares with the previous one over as the same objects."""
+    first = awkward_trace()
+    second = awkward_trace()
+    # The second run shares some state objects with the first, as load_trace(reuse=...)
+    # makes it; the others are its own.
+    for mine, theirs in zip(second.nodes_executed[::2], first.nodes_executed[::2], strict=True):
+        mine.state_before = theirs.state_after
+    third = load("long_loop_2000.json")
+    encoder = RunEncoder(fmt)
+    for trace in (first, second, first, third, third, second):
+        data = b"".join(chunk for chunk, _ in encoder.encode(trace, verdicts=REVIEWED))
+        assert data == definition(fmt, trace, REVIEWED)
+
+
+def test_a_step_built_by_hand_with_other_types_is_still_encoded_by_the_definition() -> None:
+    node = NodeExecution(node="n", duration_ms=True, state_before={"a": 1}, state_after={})
+    trace = ExecutionTrace(nodes_executed=[node])
+    data, rows = export("training_examples", trace)
+    assert data == definition("training_examples", trace)
+    assert b'"_duration_ms":true' in data
+    assert rows == 1

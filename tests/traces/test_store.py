@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from traces.ingest import parse_trace
 from traces.models import Project, Run, RunError, RunStatus, StateSnapshot, Step
@@ -108,6 +109,54 @@ def test_load_without_states_reads_no_snapshot(
     assert [n.node for n in loaded.nodes_executed] == [
         n["node"] for n in research_raw["nodes_executed"]
     ]
+
+
+def snapshot_reads(queries: CaptureQueriesContext) -> int:
+    table = StateSnapshot._meta.db_table
+    return sum(1 for q in queries.captured_queries if f'FROM "{table}"' in q["sql"])
+
+
+def test_loading_runs_in_turn_reuses_the_states_they_share(
+    project: Project, research_raw: dict[str, Any], timeout_raw: dict[str, Any]
+) -> None:
+    """An export loads run after run with one ``reuse``: the states a run shares with the
+    previous one are neither read nor decoded again, and the trace is the same."""
+    changed = copy.deepcopy(research_raw)
+    changed["execution_id"] = "research-changed"
+    changed["nodes_executed"][-1]["state_after"] = {"answer": "a state the first lacks"}
+    changed["final_state"] = {"answer": "a final state the first lacks"}
+    first = save_trace(project, parse(research_raw))[0]
+    second = save_trace(project, parse(changed))[0]
+    other = save_trace(project, parse(timeout_raw))[0]
+
+    reuse: dict[int, Any] = {}
+    previous: ExecutionTrace | None = None
+    reads = []
+    for turn, run in enumerate((first, second, second, other, first)):
+        run = Run.objects.get(pk=run.pk)
+        with CaptureQueriesContext(connection) as queries:
+            loaded = load_trace(run, reuse=reuse)
+        reads.append(snapshot_reads(queries))
+        assert loaded.to_json() == load_trace(run).to_json()
+        steps = run.steps.values_list("state_before_id", "state_after_id")
+        errors = run.errors.exclude(state_at_error_id=None)
+        own = {i for row in steps for i in row if i is not None}
+        own |= set(errors.values_list("state_at_error_id", flat=True))
+        own |= {run.final_state_id} - {None}
+        assert set(reuse) == own  # this run's states, no more
+        if turn == 1:
+            # What the second shares with the first is one object, handed over.
+            assert previous is not None
+            assert loaded.nodes_executed[0].state_before is previous.nodes_executed[0].state_before
+            assert loaded.nodes_executed[-1].state_after != previous.nodes_executed[-1].state_after
+        previous = loaded
+    # first: all read; second after first: only its new states; second again: nothing;
+    # other (shares nothing): all read; first after other: all read again.
+    assert reads[0] >= 1
+    assert reads[1] >= 1
+    assert reads[2] == 0
+    assert reads[3] >= 1
+    assert reads[4] >= 1
 
 
 def test_saving_the_same_trace_twice_changes_nothing(
