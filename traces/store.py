@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Model, Q, TextField
+from django.db.models import Model, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -423,9 +423,13 @@ def _step_states(run: Run, steps: list[tuple[Any, ...]], known: dict[int, Any]) 
     states = {i: known[i] for i in wanted if i in known}
     if len(states) == len(wanted):
         return states
-    ids = Step.objects.filter(run_id=run.pk)
-    rows = StateSnapshot.objects.filter(project_id=run.project_id).filter(
-        Q(pk__in=ids.values("state_before_id")) | Q(pk__in=ids.values("state_after_id"))
+    # One IN over the UNION of both columns: PostgreSQL looks each id up by primary key.
+    # Two INs joined by OR made it filter every snapshot of the project instead (25 ms a
+    # run at 67,000 snapshots, growing with the project; 5 ms this way).
+    steps_of_run = Step.objects.filter(run_id=run.pk).order_by()
+    rows = StateSnapshot.objects.filter(
+        project_id=run.project_id,
+        pk__in=steps_of_run.values("state_before_id").union(steps_of_run.values("state_after_id")),
     )
     for pk, data in rows.values_list("pk", "data"):
         if pk not in states:
