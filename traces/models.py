@@ -139,7 +139,9 @@ class StateSnapshot(models.Model):
     the producer's key order so a loaded trace reads as it was sent.
     """
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: unique_snapshot (project, digest) leads with it (one fewer
+    # index to update per stored state; the same for the run, step and event keys below).
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
     digest = models.CharField(max_length=64)
     size_bytes = models.PositiveBigIntegerField(help_text="Uncompressed JSON size")
     data = models.BinaryField()
@@ -194,7 +196,9 @@ class RunQuerySet(models.QuerySet["Run"]):
 class Run(models.Model):
     """One execution of a graph: the trace's top level plus summary columns."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="runs", db_index=False
+    )  # unique_run (project, execution_id) leads with it
     execution_id = models.CharField(max_length=200)
     thread_id = models.CharField(max_length=200, null=True, blank=True)
     parent_execution_id = models.CharField(max_length=200, null=True, blank=True)
@@ -305,7 +309,9 @@ class Run(models.Model):
 class Step(models.Model):
     """One ``NodeExecution`` of a run; ``position`` is its place in ``nodes_executed``."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="steps", db_index=False
+    )  # unique_step (run, position) leads with it
     position = models.PositiveIntegerField()
     index = U64Field()
     node = models.CharField(max_length=200)
@@ -403,7 +409,9 @@ class RunEvent(models.Model):
     event to its snapshot id, so a replayed event is the one that was sent.
     """
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="events", db_index=False
+    )  # unique_event_seq (run, seq) leads with it
     seq = models.PositiveBigIntegerField()
     type = models.CharField(max_length=20, choices=EventType.choices)
     data = models.BinaryField()
