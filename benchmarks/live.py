@@ -9,10 +9,12 @@ It drops and recreates its own PostgreSQL database (``LIVEBENCH_DATABASE_URL``, 
 ``redis-server`` (never the shared one) and two Daphne processes on it, and measures, in
 one run:
 
-* A. 20 viewers on process A, one producer posting to process B at 200 node_finished
-  events/s for 30 s (one event per POST, paced by a monotonic schedule): ingest-to-receipt
-  latency, events/s sustained, and whether every viewer got every seq exactly once (a
-  viewer that missed seqs reconnects with ``after=`` and the missing ones are replayed);
+* A. 20 viewers on process A, one agent streaming to process B through the producer
+  client (``traces/producer.py``) at 200 node_finished events/s for 30 s (paced by a
+  monotonic schedule): ingest-to-receipt latency (from the server taking the event in),
+  end-to-end latency (from the agent's call), events/s sustained, and whether every viewer
+  got every seq exactly once (a viewer that missed seqs reconnects with ``after=`` and the
+  missing ones are replayed);
 * B. ingestion throughput: 4 concurrent producers posting batches of 1 and of 50 events as
   fast as they can for 10 s each to one Daphne;
 * C. the floor: a bare redis-py PUBLISH → SUBSCRIBE round trip on the same Redis;
@@ -120,32 +122,25 @@ def state(step: int) -> dict[str, Any]:
 NODES = ("planner", "search", "summarise", "critic")
 
 
+def node_execution(seq: int, sent_ns: int) -> dict[str, Any]:
+    """A NodeExecution as DashFlow serialises it; ``metadata.sent_ns`` is the agent's clock."""
+    return {
+        "node": NODES[seq % len(NODES)],
+        "duration_ms": 12,
+        "tokens_used": 42,
+        "state_before": state(seq - 1),
+        "state_after": state(seq),
+        "tools_called": ["web_search"],
+        "success": True,
+        "error_message": None,
+        "index": seq,
+        "started_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "metadata": {"sent_ns": sent_ns},
+    }
+
+
 def node_finished(seq: int, sent_ns: int) -> dict[str, Any]:
-    return {
-        "seq": seq,
-        "type": "node_finished",
-        "data": {
-            "node": NODES[seq % len(NODES)],
-            "duration_ms": 12,
-            "tokens_used": 42,
-            "state_before": state(seq - 1),
-            "state_after": state(seq),
-            "tools_called": ["web_search"],
-            "success": True,
-            "error_message": None,
-            "index": seq,
-            "started_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "metadata": {"sent_ns": sent_ns},
-        },
-    }
-
-
-def run_started(seq: int = 1) -> dict[str, Any]:
-    return {
-        "seq": seq,
-        "type": "run_started",
-        "data": {"metadata": {"graph_name": "livebench"}, "initial_state": state(0)},
-    }
+    return {"seq": seq, "type": "node_finished", "data": node_execution(seq, sent_ns)}
 
 
 def events_path(execution_id: str) -> str:
@@ -166,16 +161,6 @@ def post_events(
         return response.status, json.loads(payload)
     except ValueError:
         return response.status, payload
-
-
-def post_once(port: int, key: str, execution_id: str, events: list[dict[str, Any]]) -> None:
-    conn = http.client.HTTPConnection(HOST, port, timeout=30)
-    try:
-        status, answer = post_events(conn, key, execution_id, events)
-    finally:
-        conn.close()
-    if status != 200:
-        raise RuntimeError(f"POST {events_path(execution_id)} answered {status}: {answer!r}")
 
 
 # -- CPU accounting ------------------------------------------------------------------------
@@ -229,38 +214,42 @@ class CpuMeter:
 # -- the paced producer (a process of its own, so viewers and producer do not share a GIL) --
 
 
-def paced_producer(
+def agent_producer(
     port: int,
     key: str,
     execution_id: str,
-    first_seq: int,
     rate: float,
     seconds: float,
     ready: MpEvent,
     go: MpEvent,
     out: mp.Queue[dict[str, Any]],
 ) -> None:
-    """POST one node_finished per request on a monotonic schedule for ``seconds``.
+    """The agent: it streams through the real producer client (``traces/producer.py``,
+    default settings), emitting one node_finished on a monotonic schedule for ``seconds``.
 
-    Each event carries ``metadata.sent_ns``, read just before the request is encoded and
-    sent. A producer that falls behind sends the next event at once (no catch-up burst
-    skipping, no events dropped); the sustained rate then shows it.
+    ``run_started`` (seq 1) is sent and flushed before ``ready``, so viewers can subscribe
+    to a run that exists. Each node_finished carries ``metadata.sent_ns``, read just before
+    the agent's call. The client posts in the background and batches on its own: what the
+    agent emits while a post is on the wire goes in the next one.
     """
-    conn = http.client.HTTPConnection(HOST, port, timeout=10)
-    accepted: list[int] = []
-    errors: list[str] = []
-    post_ms: list[float] = []
-    answered_ns: dict[int, int] = {}
-    lag_ms: list[float] = []
+    sys.path.insert(0, str(ROOT))
+    from traces.producer import RunStreamer
+
+    stream = RunStreamer(f"http://{HOST}:{port}", key, execution_id, max_queue=100_000)
+    stream.run_started(metadata={"graph_name": "livebench"}, initial_state=state(0))
+    if not stream.flush(timeout=30):
+        out.put({"error": f"run_started was not delivered: {stream.stats}"})
+        return
     ready.set()
     if not go.wait(timeout=CONNECT_SECONDS * 2):
         out.put({"error": "never told to start"})
+        stream.close(timeout=5)
         return
     cpu_start = time.process_time()
     period = int(1e9 / rate)
     start = time.monotonic_ns()
     end = start + int(seconds * 1e9)
-    seq = first_seq
+    seq = 2  # the client numbers events in order of the calls; run_started was 1
     i = 0
     while True:
         due = start + i * period
@@ -269,34 +258,24 @@ def paced_producer(
             break
         if now < due:
             time.sleep((due - now) / 1e9)
-        sent = time.monotonic_ns()
-        lag_ms.append((sent - due) / 1e6)
-        try:
-            status, answer = post_events(conn, key, execution_id, [node_finished(seq, sent)])
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            errors.append(f"seq {seq}: {exc!r}")
-        else:
-            if status == 200 and isinstance(answer, dict) and answer.get("accepted") == 1:
-                accepted.append(seq)
-            else:
-                errors.append(f"seq {seq}: {status} {answer!r:.200}")
-        answered = time.monotonic_ns()
-        answered_ns[seq] = answered
-        post_ms.append((answered - sent) / 1e6)
+        stream.node_finished(node_execution(seq, time.monotonic_ns()))
         seq += 1
         i += 1
+    emitted = i
+    closed = stream.close(timeout=60)
     elapsed = (time.monotonic_ns() - start) / 1e9
-    conn.close()
+    stats = stream.stats
     out.put(
         {
-            "accepted": accepted,
-            "errors": errors,
-            "post_ms": post_ms,
-            "answered_ns": answered_ns,
-            "lag_ms": lag_ms,
+            "emitted": emitted,
+            "closed": closed,
             "elapsed": elapsed,
             "cpu_s": time.process_time() - cpu_start,
+            "sent": stats.sent,
+            "batches": stats.batches,
+            "retried": stats.retried,
+            "dropped": stats.dropped,
+            "last_error": stats.last_error,
         }
     )
 
@@ -310,7 +289,8 @@ class Viewer:
 
     index: int
     counts: Counter[int] = field(default_factory=Counter)
-    receipts: list[tuple[int, int, int]] = field(default_factory=list)  # seq, sent, received
+    # seq, the agent's sent_ns, received (monotonic ns), received (wall clock ns)
+    receipts: list[tuple[int, int, int, int]] = field(default_factory=list)
     watermark: int = 0  # every seq up to here received
     others: list[dict[str, Any]] = field(default_factory=list)
     closed: str | None = None
@@ -319,21 +299,25 @@ class Viewer:
     unacked: int = 0  # events received since the last ack sent
     ack_timer: asyncio.TimerHandle | None = None
 
-    def receive(self, raw: str | bytes, at_ns: int) -> bool:
-        """Record a message; True when it was an event (which the client must ack)."""
-        message = json.loads(raw)
-        seq = message.get("seq")
-        if seq is None:
-            self.others.append(message)
-            return False
-        self.counts[seq] += 1
-        metadata = message["data"].get("metadata") or {}
-        sent = metadata.get("sent_ns")
-        if sent is not None and self.counts[seq] == 1:
-            self.receipts.append((seq, sent, at_ns))
+    def receive(self, raw: str | bytes, at_ns: int, at_wall_ns: int) -> int:
+        """Record a frame (one message, or an array of events); the number of events in
+        it (which the client must ack)."""
+        parsed = json.loads(raw)
+        events = 0
+        for message in parsed if isinstance(parsed, list) else [parsed]:
+            seq = message.get("seq")
+            if seq is None:
+                self.others.append(message)
+                continue
+            events += 1
+            self.counts[seq] += 1
+            metadata = message["data"].get("metadata") or {}
+            sent = metadata.get("sent_ns")
+            if sent is not None and self.counts[seq] == 1:
+                self.receipts.append((seq, sent, at_ns, at_wall_ns))
         while self.watermark + 1 in self.counts:
             self.watermark += 1
-        return True
+        return events
 
     def missing(self, expected: set[int]) -> set[int]:
         return expected - self.counts.keys()
@@ -378,9 +362,10 @@ async def listen(viewer: Viewer, ws: ClientConnection) -> None:
     try:
         async for raw in ws:
             # The clock first: parsing is the client's cost, not the server's latency.
-            if not viewer.receive(raw, time.monotonic_ns()):
+            events = viewer.receive(raw, time.monotonic_ns(), time.time_ns())
+            if not events:
                 continue
-            viewer.unacked += 1
+            viewer.unacked += events
             if viewer.unacked >= ACK_EVERY:
                 await send_ack(viewer, ws)
             elif viewer.ack_timer is None:
@@ -462,15 +447,19 @@ class LiveResult:
     viewers: int
     rate: float
     seconds: float
-    posted: int
-    post_errors: list[str]
-    elapsed: float
-    post_ms: list[float]
-    lag_ms: list[float]
+    emitted: int  # node_finished calls the agent made
+    stored: int  # of those, events the server stored
+    elapsed: float  # the agent's first call to the client having delivered everything
+    posts: int  # POSTs the client made for them
+    retried: int
+    dropped: int
+    producer_error: str | None
+    # From the server taking the event in (RunEvent.received_at, read as the ingest
+    # transaction starts) to the viewer's receipt: the issue's ingest-to-receipt latency.
+    ingest_ms: list[float]
+    # From the agent's call (metadata.sent_ns) to the viewer's receipt: also the client's
+    # batching and the HTTP request.
     latencies_ms: list[float]
-    # Receipt minus the moment the producer had the POST's answer: the share of the
-    # latency that is not the ingest request itself (negative: delivered before the answer).
-    after_answer_ms: list[float]
     expected: int
     lost_live: int
     viewers_lost_live: int
@@ -484,7 +473,22 @@ class LiveResult:
 
     @property
     def sustained(self) -> float:
-        return self.posted / self.elapsed if self.elapsed else 0.0
+        return self.stored / self.elapsed if self.elapsed else 0.0
+
+
+def stored_events(execution_id: str) -> dict[int, int]:
+    """seq -> when the server took it in (ns since the epoch), from the database."""
+    from django.db import close_old_connections
+
+    from traces.models import RunEvent
+
+    try:
+        rows = RunEvent.objects.filter(
+            run__project__slug=PROJECT, run__execution_id=execution_id
+        ).values_list("seq", "received_at")
+        return {seq: int(at.timestamp() * 1e6) * 1000 for seq, at in rows}
+    finally:
+        close_old_connections()
 
 
 async def live_phase(
@@ -499,13 +503,12 @@ async def live_phase(
     pids: Mapping[str, int],
 ) -> LiveResult:
     key, cookie = fixtures.key, fixtures.cookie
-    post_once(producer_server.port, key, execution_id, [run_started()])
     context = mp.get_context("spawn")
     ready, go = context.Event(), context.Event()
     out: mp.Queue[dict[str, Any]] = context.Queue()
     producer = context.Process(
-        target=paced_producer,
-        args=(producer_server.port, key, execution_id, 2, rate, seconds, ready, go, out),
+        target=agent_producer,
+        args=(producer_server.port, key, execution_id, rate, seconds, ready, go, out),
         daemon=True,
     )
     producer.start()
@@ -513,20 +516,21 @@ async def live_phase(
     started = False
     loop = asyncio.get_running_loop()
     try:
+        if not await loop.run_in_executor(None, ready.wait, 60.0):
+            raise RuntimeError("the producer did not start (run_started not delivered)")
         viewers = await connect_viewers(viewer_server, execution_id, viewers_count, cookie)
         first_ws = viewers[0].ws
         extensions = ", ".join(
             type(e).__name__ for e in (first_ws.protocol.extensions if first_ws else [])
         )
-        if not await loop.run_in_executor(None, ready.wait, 30.0):
-            raise RuntimeError("the producer process did not start")
         meter = CpuMeter(pids)
         go.set()
         started = True
-        result: dict[str, Any] = await loop.run_in_executor(None, out.get, True, seconds * 3 + 30)
+        result: dict[str, Any] = await loop.run_in_executor(None, out.get, True, seconds * 3 + 90)
         if "error" in result:
             raise RuntimeError(f"producer: {result['error']}")
-        expected = {1, *result["accepted"]}
+        received_at = await loop.run_in_executor(None, stored_events, execution_id)
+        expected = set(received_at)
         deadline = time.monotonic() + DRAIN_SECONDS
         while time.monotonic() < deadline and any(v.missing(expected) for v in viewers):
             await asyncio.sleep(0.05)
@@ -542,18 +546,20 @@ async def live_phase(
             viewers=viewers_count,
             rate=rate,
             seconds=seconds,
-            posted=len(result["accepted"]),
-            post_errors=result["errors"],
+            emitted=result["emitted"],
+            stored=len(expected - {1}),
             elapsed=result["elapsed"],
-            post_ms=result["post_ms"],
-            lag_ms=result["lag_ms"],
-            latencies_ms=[(at - sent) / 1e6 for v in viewers for _, sent, at in v.receipts],
-            after_answer_ms=[
-                (at - result["answered_ns"][seq]) / 1e6
+            posts=result["batches"] - 1,  # less the run_started post
+            retried=result["retried"],
+            dropped=result["dropped"],
+            producer_error=result["last_error"],
+            ingest_ms=[
+                (wall - received_at[seq]) / 1e6
                 for v in viewers
-                for seq, _, at in v.receipts
-                if seq in result["answered_ns"]
+                for seq, _, _, wall in v.receipts
+                if seq in received_at
             ],
+            latencies_ms=[(at - sent) / 1e6 for v in viewers for _, sent, at, _ in v.receipts],
             expected=len(expected),
             lost_live=sum(lost.values()),
             viewers_lost_live=sum(1 for n in lost.values() if n),
@@ -568,7 +574,7 @@ async def live_phase(
     finally:
         await close_viewers(viewers)
         if started:
-            producer.join(timeout=seconds + 30)
+            producer.join(timeout=seconds + 90)
         if producer.is_alive():
             producer.kill()
             producer.join()
@@ -841,60 +847,64 @@ def cpu_text(cpu: Mapping[str, float]) -> str:
     return ", ".join(parts) + f"; whole machine {machine:.0f}% of {os.cpu_count()} cores"
 
 
-def latency_rows(label: str, result: LiveResult, p99_target: float) -> list[tuple[str, ...]]:
-    lat = result.latencies_ms
-    rows: list[tuple[str, ...]] = []
-    if not lat:
-        return [(f"{label}: latency", "no events received", "", "FAIL")]
-    p50, p95, p99 = (percentile(lat, q) for q in (50, 95, 99))
-    if label.startswith("A"):
-        rows.append(
-            (
-                f"{label}: latency p50",
-                f"{p50:.1f} ms",
-                f"≤ {TARGET_P50_MS:g} ms",
-                verdict(p50 <= TARGET_P50_MS),
-            )
-        )
-    else:
-        rows.append((f"{label}: latency p50", f"{p50:.1f} ms", "", ""))
-    rows += [
-        (f"{label}: latency p95", f"{p95:.1f} ms", "", ""),
-        (
-            f"{label}: latency p99",
-            f"{p99:.1f} ms",
-            f"≤ {p99_target:g} ms",
-            verdict(p99 <= p99_target),
-        ),
-        (f"{label}: latency max", f"{max(lat):.1f} ms", "", ""),
+def latency_rows(
+    label: str, values: list[float], p50_target: float | None, p99_target: float | None
+) -> list[tuple[str, ...]]:
+    if not values:
+        return [(f"{label}", "no events received", "", "FAIL")]
+    p50, p95, p99 = (percentile(values, q) for q in (50, 95, 99))
+
+    def row(name: str, value: float, target: float | None) -> tuple[str, ...]:
+        if target is None:
+            return (f"{label} {name}", f"{value:.1f} ms", "", "")
+        return (f"{label} {name}", f"{value:.1f} ms", f"≤ {target:g} ms", verdict(value <= target))
+
+    return [
+        row("p50", p50, p50_target),
+        row("p95", p95, None),
+        row("p99", p99, p99_target),
+        row("max", max(values), None),
     ]
-    return rows
+
+
+def live_rows(
+    label: str, result: LiveResult, p50_target: float | None, p99_target: float
+) -> list[tuple[str, ...]]:
+    return [
+        *latency_rows(
+            f"{label}: ingest-to-receipt latency", result.ingest_ms, p50_target, p99_target
+        ),
+        *latency_rows(
+            f"{label}: end-to-end latency (agent's call → viewer; no target)",
+            result.latencies_ms,
+            None,
+            None,
+        ),
+    ]
 
 
 def delivery_rows(label: str, result: LiveResult) -> list[tuple[str, ...]]:
     pairs = result.expected * result.viewers
+    per_post = result.stored / result.posts if result.posts else 0.0
     return [
         (
-            f"{label}: events/s sustained (accepted by the server / producer wall time)",
-            f"{result.sustained:.1f} ({result.posted:,} in {result.elapsed:.1f} s;"
-            f" {len(result.post_errors)} failed POSTs)",
+            f"{label}: events/s sustained (stored by the server / the agent's wall time until"
+            " the client had delivered everything)",
+            f"{result.sustained:.1f} ({result.stored:,} of {result.emitted:,} in"
+            f" {result.elapsed:.1f} s)",
             f"≥ {KEEP_UP * result.rate:g} (offered {result.rate:g})",
-            verdict(result.sustained >= KEEP_UP * result.rate and not result.post_errors),
+            verdict(
+                result.sustained >= KEEP_UP * result.rate
+                and result.stored == result.emitted
+                and not result.dropped
+            ),
         ),
         (
-            f"{label}: POST round trip p50 / p99 / max (producer side)",
-            f"{percentile(result.post_ms, 50):.1f} / {percentile(result.post_ms, 99):.1f} /"
-            f" {max(result.post_ms):.1f} ms",
-            "",
-            "",
-        ),
-        (
-            f"{label}: receipt minus the producer's POST answer p50 / p99 (fan-out beyond the"
-            " ingest request)",
-            f"{percentile(result.after_answer_ms, 50):.1f} /"
-            f" {percentile(result.after_answer_ms, 99):.1f} ms"
-            if result.after_answer_ms
-            else "n/a",
+            f"{label}: the producer client's POSTs",
+            f"{result.posts:,} ({per_post:.1f} events per POST on average; {result.retried}"
+            f" retried, {result.dropped} events dropped"
+            + (f"; last error: {result.producer_error}" if result.producer_error else "")
+            + ")",
             "",
             "",
         ),
@@ -932,9 +942,11 @@ def render(
     message_bytes: int,
 ) -> str:
     floor_p50 = percentile(c.rtt_ms, 50)
-    a_p50 = percentile(a.latencies_ms, 50) if a.latencies_ms else float("nan")
+    a_p50 = percentile(a.ingest_ms, 50) if a.ingest_ms else float("nan")
     rows: list[tuple[str, ...]] = [
-        *latency_rows(f"A ({a.viewers} viewers on A, {a.rate:g} ev/s to B)", a, TARGET_P99_MS),
+        *live_rows(
+            f"A ({a.viewers} viewers on A, {a.rate:g} ev/s to B)", a, TARGET_P50_MS, TARGET_P99_MS
+        ),
         *delivery_rows("A", a),
     ]
     for result in b:
@@ -946,8 +958,12 @@ def render(
                 f" request p50 {percentile(result.request_ms, 50):.1f} ms,"
                 f" p99 {percentile(result.request_ms, 99):.1f} ms;"
                 f" {len(result.errors)} errors)",
-                f"≥ {TARGET_INGEST_EPS:,.0f} events/s",
-                verdict(eps >= TARGET_INGEST_EPS and not result.errors),
+                # Batches of 1 show what one request costs; the producer client batches
+                # (A), so the throughput target is held against the batches of 50.
+                f"≥ {TARGET_INGEST_EPS:,.0f} events/s" if result.batch > 1 else "",
+                verdict(eps >= TARGET_INGEST_EPS and not result.errors)
+                if result.batch > 1
+                else ("" if not result.errors else "FAIL (errors)"),
             )
         )
     rows += [
@@ -958,8 +974,10 @@ def render(
             "",
             "",
         ),
-        ("C: A latency p50 / floor p50", f"{a_p50 / floor_p50:.0f}x", "", ""),
-        *latency_rows(f"D ({d.viewers} viewers, {d.rate:g} ev/s, one Daphne)", d, TARGET_D_P99_MS),
+        ("C: A ingest-to-receipt p50 / floor p50", f"{a_p50 / floor_p50:.0f}x", "", ""),
+        *live_rows(
+            f"D ({d.viewers} viewers, {d.rate:g} ev/s, one Daphne)", d, None, TARGET_D_P99_MS
+        ),
         *delivery_rows("D", d),
     ]
     cpu_lines = [
@@ -981,7 +999,7 @@ def render(
         " 127.0.0.1 (TCP). Producer, viewers, servers, PostgreSQL and Redis share the"
         f" machine's {machine.cpus} cores (and whatever else runs on it).",
         f"- Events: node_finished, ~{message_bytes:,} bytes of JSON each on the websocket"
-        " (state_before and state_after ~1 KB each); one event per POST in A and D.",
+        " (state_before and state_after ~1 KB each).",
         f"- Command: `{COMMAND}` (from the project root)",
         "",
         "| Measure | Value | Target | Result |",
@@ -995,25 +1013,34 @@ def render(
         "",
         "How it is measured:",
         "",
-        "- Latency is the viewer's `time.monotonic_ns()` when the websocket message is"
-        " handed to it minus `data.metadata.sent_ns`, which the producer reads just before"
-        " it encodes and POSTs the event (one system-wide monotonic clock: same machine)."
-        " Every (viewer, event) pair received on the live connection counts once.",
-        f"- The producer is a process of its own: a monotonic schedule of {a.rate:g} events/s"
-        " (1 per POST, kept-alive HTTP/1.1 connection), each POST waiting for the answer"
-        " before the next (closed loop, as a producer that keeps its events in order);"
-        " if it falls behind it sends the next at once, so the sustained rate shows it. The"
-        " latency figures are then those at the sustained rate, not at the offered one."
-        " The viewers are one asyncio process (`websockets.asyncio.client`, default"
-        " options), each subscribed (it has received the replayed seq 1) before the clock"
-        f" starts; each acks as the browser does (after {ACK_EVERY} events or"
-        f" {ACK_AFTER:g} s).",
-        f"- After the last POST the viewers get up to {DRAIN_SECONDS:g} s to receive"
-        " everything; then a viewer still missing seqs reconnects with"
-        " `after=<its highest contiguous seq>` and what the replay brings back is counted as"
-        " recovered.",
+        "- Ingest-to-receipt latency (the issue's measure, with its targets) runs from the"
+        " moment the server took the event in to the viewer's receipt: the viewer's"
+        " `time.time_ns()` when the websocket message is handed to it minus the event's"
+        " `RunEvent.received_at`, which the server reads as the ingest transaction starts"
+        " (before storing, committing and publishing). One wall clock: same machine. Every"
+        " (viewer, event) pair received on the live connection counts once.",
+        "- End-to-end latency adds what comes before: the viewer's `time.monotonic_ns()` at"
+        " receipt minus `data.metadata.sent_ns`, which the agent reads just before its"
+        " `node_finished` call (one system-wide monotonic clock). It includes the producer"
+        " client's batching (up to its 5 ms `flush_interval`, plus the wait for the post"
+        " before it), the HTTP request and the server's work before ingesting.",
+        f"- The agent is a process of its own: a monotonic schedule of {a.rate:g}"
+        " node_finished calls/s on the real producer client (`traces/producer.py`,"
+        " `RunStreamer` with its default settings: one kept-alive HTTP/1.1 connection, a"
+        " post at a time, the events emitted meanwhile batched into the next post). The"
+        " sustained rate counts events the server stored over the agent's wall time until"
+        " `close()` returned with everything delivered. The viewers are one asyncio process"
+        " (`websockets.asyncio.client`, default options), each subscribed (it has received"
+        " the replayed seq 1) before the clock starts; each acks as the browser does (after"
+        f" {ACK_EVERY} events or {ACK_AFTER:g} s).",
+        "- After the agent's client has delivered everything the viewers get up to"
+        f" {DRAIN_SECONDS:g} s to receive everything; then a viewer still missing seqs"
+        " reconnects with `after=<its highest contiguous seq>` and what the replay brings"
+        " back is counted as recovered.",
         f"- B: {B_PRODUCERS} threads, each its own run, POST back to back for"
         f" {B_SECONDS:g} s to one Daphne; events/s counts events the server accepted.",
+        "- B measures raw ingestion capacity with bare HTTP (no producer client): batches of 1"
+        " show the cost of one request, batches of 50 the throughput target.",
         "- C: one redis-py connection PUBLISHes a message of the same size as an event,"
         " a second one SUBSCRIBEd reads it; one at a time, paced like A.",
         f"- A warm-up run ({WARMUP_VIEWERS} viewers, {WARMUP_SECONDS:g} s) precedes A so"
@@ -1141,8 +1168,8 @@ def main() -> int:
     RESULTS.write_text(report)
     print(report)
     for label, result in (("A", a), ("D", d)):
-        if result.post_errors:
-            log(f"{label}: first failed POSTs: {result.post_errors[:3]}")
+        if result.producer_error:
+            log(f"{label}: the producer client's last error: {result.producer_error}")
     for ingest in b:
         if ingest.errors:
             log(f"B batch {ingest.batch}: first errors: {ingest.errors[:3]}")
