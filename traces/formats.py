@@ -271,10 +271,28 @@ def _example_parts(state: Any) -> tuple[bytes, bytes, bytes]:
         )
     if not state:
         return b"", b"[]", b""
-    # One encoding of each renamed object, less its braces, plus the comma that follows.
+    # One encoding of the renamed object, less its braces, plus the comma that follows.
     inputs = _encode({"input_" + key: value for key, value in state.items()})
-    outputs = _encode({"output_" + key: value for key, value in state.items()})
-    return inputs[1:-1] + b",", _encode(["input_" + key for key in state]), outputs[1:-1] + b","
+    # The output fields are the same text with each top-level key's "input_ made
+    # "output_. Inside the JSON every other '"input_' is part of a nested key or a string
+    # value, so when there are exactly as many as top-level keys, a replace is exact;
+    # otherwise the renamed object is encoded again.
+    if inputs.count(b'"input_') == len(state):
+        outputs = inputs.replace(b'"input_', b'"output_')
+    else:
+        outputs = _encode({"output_" + key: value for key, value in state.items()})
+    keys = tuple(state)
+    names = _input_names.get(keys)
+    if names is None:
+        if len(_input_names) >= 1024:  # a bound, for exports of ever-changing key sets
+            _input_names.clear()
+        names = _input_names[keys] = _encode(["input_" + key for key in keys])
+    return inputs[1:-1] + b",", names, outputs[1:-1] + b","
+
+
+# The JSON list of input_ names of a state's keys, by its keys (runs of one graph repeat
+# the same few key sets across thousands of states).
+_input_names: dict[tuple[str, ...], bytes] = {}
 
 
 def _content_json(state: Any) -> bytes:

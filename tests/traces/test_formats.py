@@ -383,6 +383,11 @@ def awkward_states() -> list[Any]:
         [],
         ["a", {"b": 1}],
         {"input_x": 1, "output_y": 2, "_node": "not the node"},
+        # Text that looks like a renamed key, where only a renamed top-level key may change.
+        {"nested": {"input_a": 1}, "b": 2},
+        {"said": 'the "input_ prefix', "n": 1},
+        {'"input_q': "a key with the prefix inside", "input_": "input_"},
+        {"a": [{"input_": {"input_": "input_"}}]},
     ]
 
 
