@@ -308,6 +308,20 @@ function setDuration(ms) {
 }
 function setTokens(n) { $("stat-tokens").textContent = n.toLocaleString(); }
 
+// While the run is live its duration is the time since it started, ticking each second,
+// until run_finished gives the total (a stale run, silent too long, does not tick).
+let ticker = null;
+function tick() {
+  const started = Date.parse(data.run.started_at);
+  if (Number.isNaN(started)) return;
+  setDuration(Math.max(0, Date.now() - started));
+  $("stat-duration").title += " so far";
+}
+function stopTicking() {
+  clearInterval(ticker);
+  ticker = null;
+}
+
 function setStatus(status) {
   const badge = $("run-status");
   badge.className = `badge ${status}`;
@@ -346,6 +360,7 @@ function onEvent(event) {
     setStatus("failed");
   } else if (event.type === "run_finished") {
     running.hidden = true;
+    stopTicking();
     if (d.total_duration_ms != null) setDuration(d.total_duration_ms);
     if (d.total_tokens != null) setTokens(d.total_tokens);
     if ($("run-status").textContent !== "Failed") setStatus(d.completed ? "completed" : "failed");
@@ -397,6 +412,10 @@ document.addEventListener("keydown", (event) => {
 
 addColumns(data.steps);
 setDuration(data.run.duration_ms);
+if (data.run.status === "running" && !data.run.stale && data.run.started_at) {
+  tick();
+  ticker = setInterval(tick, 1000);
+}
 setTokens(data.run.total_tokens);
 $("stat-nodes").textContent = data.run.node_count.toLocaleString();
 data.errors.forEach(renderError);

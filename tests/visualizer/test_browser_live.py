@@ -4,7 +4,9 @@ producer streams them, without a reload, and the list of runs updates too."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -83,6 +85,34 @@ def test_a_streamed_run_grows_node_by_node_without_a_reload(
     expect(page.locator("#run-status")).to_have_text("Failed")
     expect(page.locator("#stat-nodes")).to_have_text("3")
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_a_live_run_shows_its_time_so_far_until_it_finishes(
+    server: Daphne, page: Page, api_key: str, member: Any
+) -> None:
+    started = datetime.now(UTC) - timedelta(seconds=5)
+    post(
+        server,
+        api_key,
+        {"seq": 1, "type": "run_started", "data": {"started_at": started.isoformat()}},
+    )
+    sign_in(page, server)
+    page.goto(f"{server.origin}/projects/acme/runs/{RUN}/")
+    # "5.xx s" at first, then it ticks on (at least 6 s) while the run is live.
+    expect(page.locator("#stat-duration")).to_have_text(re.compile(r"^[5-9]\.\d\d s$"))
+    expect(page.locator("#stat-duration")).to_have_text(re.compile(r"^([6-9]\.\d\d|\d\d\.\d) s$"))
+    post(
+        server,
+        api_key,
+        {
+            "seq": 2,
+            "type": "run_finished",
+            "data": {"completed": True, "total_duration_ms": 1234, "total_tokens": 0},
+        },
+    )
+    expect(page.locator("#stat-duration")).to_have_text("1.23 s")
+    page.wait_for_timeout(1500)
+    expect(page.locator("#stat-duration")).to_have_text("1.23 s")  # stopped ticking
 
 
 def test_the_run_list_shows_a_new_run_as_it_starts(
