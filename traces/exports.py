@@ -292,7 +292,8 @@ def _write(export: Export, part: Path) -> str:
     part.parent.mkdir(parents=True, exist_ok=True)
     runs_done = rows = saved_at_run = 0
     saved_at = time.monotonic()
-    loaded = _load(ids)
+    # Training examples copy each state's fields out as they are stored (formats.py).
+    loaded = _load(ids, raw_states=fmt == "training_examples")
     encoder = formats.RunEncoder(fmt)
     with part.open("wb") as out, closing(loaded):  # "wb": a rerun starts the file over
         out.write(formats.file_header(fmt))
@@ -341,7 +342,9 @@ def _verdicts(run_ids: list[int]) -> dict[int, dict[int, str]]:
     return by_run
 
 
-def _load(ids: list[int]) -> Generator[tuple[ExecutionTrace | None, dict[int, str]]]:
+def _load(
+    ids: list[int], raw_states: bool = False
+) -> Generator[tuple[ExecutionTrace | None, dict[int, str]]]:
     """Each run's trace (None if it is gone) and its verdicts, in order, one at a time.
     A run's states that the previous one had too are not read again (``reuse``)."""
     reuse: dict[int, Any] = {}
@@ -351,7 +354,11 @@ def _load(ids: list[int]) -> Generator[tuple[ExecutionTrace | None, dict[int, st
         verdicts = _verdicts(batch)
         for pk in batch:
             run = runs.get(pk)
-            trace = store.load_trace(run, reuse=reuse) if run is not None else None
+            trace = (
+                store.load_trace(run, reuse=reuse, raw_states=raw_states)
+                if run is not None
+                else None
+            )
             yield trace, verdicts.get(pk, {})
 
 

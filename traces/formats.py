@@ -262,6 +262,8 @@ def _example_parts(state: Any) -> tuple[bytes, bytes, bytes]:
     """A state's parts of a training example line: as the input, its fields
     (``"input_<key>":<value>,`` for each key, or ``"input_state":<state>,``) and the JSON
     list of their names; as the output, its fields (``"output_<key>":<value>,`` ...)."""
+    if type(state) is msgspec.Raw:
+        return _raw_example_parts(state)
     if type(state) is not dict:
         value = _encode(state)
         return (
@@ -281,18 +283,59 @@ def _example_parts(state: Any) -> tuple[bytes, bytes, bytes]:
         outputs = inputs.replace(b'"input_', b'"output_')
     else:
         outputs = _encode({"output_" + key: value for key, value in state.items()})
-    keys = tuple(state)
-    names = _input_names.get(keys)
-    if names is None:
-        if len(_input_names) >= 1024:  # a bound, for exports of ever-changing key sets
-            _input_names.clear()
-        names = _input_names[keys] = _encode(["input_" + key for key in keys])
-    return inputs[1:-1] + b",", names, outputs[1:-1] + b","
+    return inputs[1:-1] + b",", _input_list(tuple(state)), outputs[1:-1] + b","
 
 
 # The JSON list of input_ names of a state's keys, by its keys (runs of one graph repeat
 # the same few key sets across thousands of states).
 _input_names: dict[tuple[str, ...], bytes] = {}
+
+
+def _input_list(keys: tuple[str, ...]) -> bytes:
+    listed = _input_names.get(keys)
+    if listed is None:
+        if len(_input_names) >= 1024:  # a bound, for exports of ever-changing key sets
+            _input_names.clear()
+        listed = _input_names[keys] = _encode(["input_" + key for key in keys])
+    return listed
+
+
+# A JSON object's fields with their values left as text.
+_raw_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
+# '"input_<key>":' and '"output_<key>":' by key.
+_field_names: dict[str, tuple[bytes, bytes]] = {}
+
+
+def _raw_example_parts(state: msgspec.Raw) -> tuple[bytes, bytes, bytes]:
+    """``_example_parts`` of a state still in its stored JSON text (``store.load_trace``
+    with ``raw_states``): the fields are cut from the text, not decoded and encoded again.
+    The text is msgspec's encoding of the state, so each value's text is what encoding
+    the value gives, and the parts are the same bytes."""
+    text = bytes(state)
+    if not text.startswith(b"{"):
+        return (
+            b'"input_state":' + text + b",",
+            b'["input_state"]',
+            b'"output_state":' + text + b",",
+        )
+    fields = _raw_fields.decode(text)
+    if not fields:
+        return b"", b"[]", b""
+    inputs: list[bytes] = []
+    outputs: list[bytes] = []
+    for key, value in fields.items():
+        names = _field_names.get(key)
+        if names is None:
+            if len(_field_names) >= 4096:  # a bound, for exports of ever-changing keys
+                _field_names.clear()
+            names = _field_names[key] = (
+                _encode("input_" + key) + b":",
+                _encode("output_" + key) + b":",
+            )
+        raw = bytes(value)
+        inputs.append(names[0] + raw)
+        outputs.append(names[1] + raw)
+    return b",".join(inputs) + b",", _input_list(tuple(fields)), b",".join(outputs) + b","
 
 
 def _content_json(state: Any) -> bytes:

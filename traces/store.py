@@ -414,7 +414,9 @@ def load_states(project_id: int, ids: Iterable[int | None]) -> dict[int, Any]:
     return states
 
 
-def _step_states(run: Run, steps: list[tuple[Any, ...]], known: dict[int, Any]) -> dict[int, Any]:
+def _step_states(
+    run: Run, steps: list[tuple[Any, ...]], known: dict[int, Any], raw: bool = False
+) -> dict[int, Any]:
     """The states of a run's steps (rows of ``_STEP_FIELDS``), decoded; those in ``known``
     (by snapshot id) are taken from it, not read again. The rest are selected by a
     subquery: listing a long run's thousand snapshot ids as parameters cost more (psycopg
@@ -433,7 +435,8 @@ def _step_states(run: Run, steps: list[tuple[Any, ...]], known: dict[int, Any]) 
     )
     for pk, data in rows.values_list("pk", "data"):
         if pk not in states:
-            states[pk] = msgspec.json.decode(zstd.decompress(bytes(data)))
+            text = zstd.decompress(bytes(data))
+            states[pk] = msgspec.Raw(text) if raw else msgspec.json.decode(text)
     return states
 
 
@@ -469,7 +472,11 @@ def error_to_trace(error: RunError, states: dict[int, Any]) -> ErrorTrace:
 
 
 def load_trace(
-    run: Run, with_states: bool = True, *, reuse: dict[int, Any] | None = None
+    run: Run,
+    with_states: bool = True,
+    *,
+    reuse: dict[int, Any] | None = None,
+    raw_states: bool = False,
 ) -> ExecutionTrace:
     """The stored run as an ``ExecutionTrace``; ``with_states=False`` leaves every state
     ``None`` and reads no snapshot (for summaries of long runs).
@@ -479,6 +486,12 @@ def load_trace(
     again (runs of one graph share many: the same question, the same tool results), and
     ``reuse`` is left holding this run's states only, so it never outgrows one run. The
     trace shares those objects with the previous one; callers must not modify them.
+
+    ``raw_states``: the steps' states stay their stored JSON text, as ``msgspec.Raw``
+    (which msgspec encodes verbatim), for an export that only copies them out
+    (``formats``: training examples). The text is what encoding the decoded state gives
+    (every snapshot is written by msgspec), so the output is the same, without decoding
+    and re-encoding each state. Such a trace is not the canonical type: export only.
     """
     # As in ExecutionTrace.from_json: decoding a long run's states allocates tens of
     # thousands of containers, and the collections they trigger cannot free any (decoded
@@ -486,19 +499,21 @@ def load_trace(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _load_trace(run, with_states, reuse)
+        return _load_trace(run, with_states, reuse, raw_states)
     finally:
         if collecting:
             gc.enable()
 
 
-def _load_trace(run: Run, with_states: bool, reuse: dict[int, Any] | None) -> ExecutionTrace:
+def _load_trace(
+    run: Run, with_states: bool, reuse: dict[int, Any] | None, raw_states: bool
+) -> ExecutionTrace:
     steps = _step_rows(run)
     errors = list(run.errors.all())
     states: dict[int, Any] = {}
     if with_states:
         known = reuse or {}
-        states = _step_states(run, steps, known)
+        states = _step_states(run, steps, known, raw_states)
         others = [
             i
             for i in (run.final_state_id, *(e.state_at_error_id for e in errors))

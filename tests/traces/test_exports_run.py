@@ -27,6 +27,7 @@ from tests.traces.exports_support import (
     store_copies,
     store_runs,
 )
+from tests.traces.test_formats import awkward_trace
 from traces import exports, store, tasks
 from traces.formats import finetune_row, training_example
 from traces.ingest import IngestError
@@ -319,6 +320,9 @@ def test_example_files_are_the_definition_byte_for_byte(
     names = sorted(p.stem for p in fixtures_dir.glob("*.json"))
     stored = list(store_runs(project, fixtures_dir, names).values())
     stored += store_copies(project, fixtures_dir, "research_agent_success", 3)
+    # States hard to cut into fields (escapes, Unicode, big numbers, non-objects): training
+    # examples copy stored fields out as text (store.load_trace raw_states).
+    stored.insert(0, store.save_trace(project, awkward_trace())[0])
     reviewed = stored[-2]
     StepVerdict.objects.create(run=reviewed, step_position=0, verdict="good")
     StepVerdict.objects.create(run=reviewed, step_position=4, verdict="bad")
