@@ -370,7 +370,6 @@ class WsClient:
             )
         )
         self.pending: deque[Any] = deque()  # the rest of an array frame
-        self.frames_with_several = 0  # array frames received
 
     def __enter__(self) -> WsClient:
         return self
@@ -386,7 +385,6 @@ class WsClient:
         message = json.loads(self.connection.recv(timeout=timeout))
         if isinstance(message, list):
             assert message, "an empty array frame"
-            self.frames_with_several += 1
             self.pending.extend(message[1:])
             return message[0]
         return message

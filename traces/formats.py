@@ -34,6 +34,7 @@ import csv
 import gc
 import io
 from collections.abc import Callable, Container, Iterator, Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -265,12 +266,7 @@ def _example_parts(state: Any) -> tuple[bytes, bytes, bytes]:
     if type(state) is msgspec.Raw:
         return _raw_example_parts(state)
     if type(state) is not dict:
-        value = _encode(state)
-        return (
-            b'"input_state":' + value + b",",
-            b'["input_state"]',
-            b'"output_state":' + value + b",",
-        )
+        return _whole_state_parts(_encode(state))
     if not state:
         return b"", b"[]", b""
     # One encoding of the renamed object, less its braces, plus the comma that follows.
@@ -286,24 +282,27 @@ def _example_parts(state: Any) -> tuple[bytes, bytes, bytes]:
     return inputs[1:-1] + b",", _input_list(tuple(state)), outputs[1:-1] + b","
 
 
-# The JSON list of input_ names of a state's keys, by its keys (runs of one graph repeat
-# the same few key sets across thousands of states).
-_input_names: dict[tuple[str, ...], bytes] = {}
+def _whole_state_parts(value: bytes) -> tuple[bytes, bytes, bytes]:
+    """The parts of a state that is not an object (its JSON ``value``): one field each."""
+    return b'"input_state":' + value + b",", b'["input_state"]', b'"output_state":' + value + b","
 
 
+# Cached by key set and by key: runs of one graph repeat the same few across thousands of
+# states (bounded, for exports whose keys keep changing).
+@lru_cache(maxsize=1024)
 def _input_list(keys: tuple[str, ...]) -> bytes:
-    listed = _input_names.get(keys)
-    if listed is None:
-        if len(_input_names) >= 1024:  # a bound, for exports of ever-changing key sets
-            _input_names.clear()
-        listed = _input_names[keys] = _encode(["input_" + key for key in keys])
-    return listed
+    """The JSON list of the input_ names of a state's keys."""
+    return _encode(["input_" + key for key in keys])
+
+
+@lru_cache(maxsize=4096)
+def _field_names(key: str) -> tuple[bytes, bytes]:
+    """'"input_<key>":' and '"output_<key>":'."""
+    return _encode("input_" + key) + b":", _encode("output_" + key) + b":"
 
 
 # A JSON object's fields with their values left as text.
 _raw_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
-# '"input_<key>":' and '"output_<key>":' by key.
-_field_names: dict[str, tuple[bytes, bytes]] = {}
 
 
 def _raw_example_parts(state: msgspec.Raw) -> tuple[bytes, bytes, bytes]:
@@ -313,25 +312,14 @@ def _raw_example_parts(state: msgspec.Raw) -> tuple[bytes, bytes, bytes]:
     the value gives, and the parts are the same bytes."""
     text = bytes(state)
     if not text.startswith(b"{"):
-        return (
-            b'"input_state":' + text + b",",
-            b'["input_state"]',
-            b'"output_state":' + text + b",",
-        )
+        return _whole_state_parts(text)
     fields = _raw_fields.decode(text)
     if not fields:
         return b"", b"[]", b""
     inputs: list[bytes] = []
     outputs: list[bytes] = []
     for key, value in fields.items():
-        names = _field_names.get(key)
-        if names is None:
-            if len(_field_names) >= 4096:  # a bound, for exports of ever-changing keys
-                _field_names.clear()
-            names = _field_names[key] = (
-                _encode("input_" + key) + b":",
-                _encode("output_" + key) + b":",
-            )
+        names = _field_names(key)
         raw = bytes(value)
         inputs.append(names[0] + raw)
         outputs.append(names[1] + raw)
