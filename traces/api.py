@@ -16,12 +16,12 @@ from rest_framework.views import APIView
 
 from . import live, store
 from .auth import KeyPrincipal, request_project
+from .errors import InputError
 from .filters import SORTS
-from .ingest import IngestError, decode_body, parse_trace, too_large
+from .ingest import decode_body, parse_trace, too_large
 from .models import Project, Run
 from .permissions import user_can
 from .runlist import RunListing, list_runs
-from .trace import TraceError
 
 PROJECT_PARAM = OpenApiParameter(
     "project",
@@ -118,12 +118,9 @@ class RunEvents(APIView):
     def post(self, request: Request, execution_id: str) -> Response:
         project = key_project(request)
         if len(execution_id) > 200:
-            raise IngestError(400, "execution_id", "expected at most 200 characters")
+            raise InputError("execution_id", "expected at most 200 characters")
         data = request_json(request)
-        try:
-            events = live.parse_events(data, settings.TRACE_MAX_EVENTS)
-        except TraceError as exc:
-            raise IngestError(400, exc.path, exc.rule) from None
+        events = live.parse_events(data, settings.TRACE_MAX_EVENTS)
         run, new = live.ingest_events(project, execution_id, events)
         return Response(
             {

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from . import exports, formats, permissions
 from .api import PROJECT_PARAM, require_role
 from .auth import request_project
+from .errors import InputError
 from .models import Export, ExportFormat, ExportStatus
 
 EXPORT_ID_PARAM = OpenApiParameter("export_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
@@ -84,12 +85,10 @@ class ExportList(APIView):
         require_role(request, project, permissions.REVIEW)
         body = request.data
         if not isinstance(body, dict):
-            raise exceptions.ValidationError({"body": "expected a JSON object"})
+            raise InputError("body", "expected a JSON object")
         unknown = sorted(set(body) - {"format", "filters"})
         if unknown:
-            raise exceptions.ValidationError(
-                {unknown[0]: "unknown field; expected format, filters"}
-            )
+            raise InputError(unknown[0], "unknown field; expected format, filters")
         export = exports.start_export(
             project, request.user, body.get("format"), body.get("filters")
         )

@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from . import failures
 from .api import PROJECT_PARAM, require_role
 from .auth import KeyPrincipal, request_project
+from .errors import InputError
 from .models import FailureGroup, GroupStatus, Project
 from .permissions import REVIEW
 
@@ -81,16 +82,12 @@ def filtered_groups(request: Request, project: Project) -> QuerySet[FailureGroup
     if status:
         if status not in GroupStatus.values:
             allowed = ", ".join(GroupStatus.values)
-            raise exceptions.ValidationError(
-                {"status": f"expected one of {allowed}, got {status!r}"}
-            )
+            raise InputError("status", f"expected one of {allowed}, got {status!r}")
         groups = groups.filter(status=status)
     assignee: Any = params.get("assignee") or None
     if assignee == "me":
         if isinstance(request.user, KeyPrincipal):
-            raise exceptions.ValidationError(
-                {"assignee": "'me' needs a signed-in user, not an API key"}
-            )
+            raise InputError("assignee", "'me' needs a signed-in user, not an API key")
         assignee = request.user
     return failures.filter_groups(groups, params.get("node"), params.get("error_type"), assignee)
 
@@ -110,18 +107,16 @@ def get_group(request: Request, group_id: int) -> FailureGroup:
 def parse_patch(data: Any) -> dict[str, Any]:
     """The fields to change; unknown fields and bad values are 400s naming the field."""
     if not isinstance(data, dict):
-        raise exceptions.ValidationError({"$": "expected an object"})
+        raise InputError("$", "expected an object")
     unknown = sorted(set(data) - {"status", "assignee"})
     if unknown:
-        raise exceptions.ValidationError(
-            {unknown[0]: "unknown field: only status and assignee can change"}
-        )
+        raise InputError(unknown[0], "unknown field: only status and assignee can change")
     if not data:
-        raise exceptions.ValidationError({"$": "name status and/or assignee"})
+        raise InputError("$", "name status and/or assignee")
     patch = FailureGroupPatch(data=data)
     if not patch.is_valid():
         field, messages = next(iter(patch.errors.items()))
-        raise exceptions.ValidationError({field: messages[0]})
+        raise InputError(field, messages[0])
     return dict(patch.validated_data)
 
 
@@ -189,8 +184,8 @@ class FailureGroupDetail(APIView):
                 .first()
             )
             if assignee is None:
-                raise exceptions.ValidationError(
-                    {"assignee": f"{changes['assignee']!r} is not a member of this project"}
+                raise InputError(
+                    "assignee", f"{changes['assignee']!r} is not a member of this project"
                 )
         actor = None if isinstance(user, KeyPrincipal) else user
         via = user.username if isinstance(user, KeyPrincipal) else None

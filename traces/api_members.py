@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from . import members
 from .api import PROJECT_PARAM, require_role
 from .auth import request_project
+from .errors import InputError
 from .models import ApiKey, Membership, Project
 from .permissions import MANAGE, READ
 
@@ -29,7 +30,7 @@ def _project(request: Request, needed: str) -> Project:
 
 def _body(request: Request) -> dict[str, Any]:
     if not isinstance(request.data, dict):
-        raise exceptions.ValidationError({"$": "expected a JSON object"})
+        raise InputError("$", "expected a JSON object")
     return request.data
 
 

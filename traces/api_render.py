@@ -17,8 +17,7 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .ingest import IngestError
-from .trace import TraceError
+from .errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +47,8 @@ class FastJSONRenderer(BaseRenderer):
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, IngestError):
+    if isinstance(exc, InputError):
         return Response({"detail": str(exc), "path": exc.path, "rule": exc.rule}, status=exc.status)
-    if isinstance(exc, TraceError):  # a rule of the domain refused the input
-        return Response({"detail": str(exc), "path": exc.path, "rule": exc.rule}, status=400)
     if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
         # Query-parameter errors: {"status": ["..."]} -> name the first field and rule.
         field, messages = next(iter(exc.detail.items()))

@@ -27,6 +27,7 @@ from . import review, review_export, review_views
 from .api import EXECUTION_ID_PARAM, PROJECT_PARAM, get_run, require_role
 from .api_render import FastJSONRenderer
 from .auth import request_project
+from .errors import InputError
 from .models import Comment, ReviewStatus, Run, Verdict
 from .permissions import READ, REVIEW, actor_role, has_role
 
@@ -41,7 +42,7 @@ ERRORS: dict[int | tuple[int, str], Any] = {
 def body_of(request: Request) -> Mapping[str, Any]:
     data = request.data
     if not isinstance(data, Mapping):
-        raise review.ReviewError(400, "$", "expected a JSON object")
+        raise InputError("$", "expected a JSON object")
     return data
 
 
@@ -191,7 +192,7 @@ class RunReviewView(APIView):
         fields = {k: data[k] for k in ("status", "assignee", "labels") if k in data}
         unknown = sorted(set(data) - {"status", "assignee", "labels"})
         if unknown:
-            raise review.ReviewError(400, unknown[0], "unknown field")
+            raise InputError(unknown[0], "unknown field")
         review.update_review(run, request.user, **fields)
         return Response(review_body(request, run))
 
@@ -227,7 +228,7 @@ def parse_int(value: str | None, name: str) -> int | None:
     if value is None or value == "":
         return None
     if not value.isdigit():
-        raise review.ReviewError(400, name, "expected a non-negative integer")
+        raise InputError(name, "expected a non-negative integer")
     return int(value)
 
 
@@ -267,7 +268,7 @@ class RunComments(APIView):
         step = None
         if step_index is not None:
             if not isinstance(step_index, int) or isinstance(step_index, bool) or step_index < 0:
-                raise review.ReviewError(400, "step", "expected a step index")
+                raise InputError("step", "expected a step index")
             step = review.step_at(run, step_index)
         comment = review.add_comment(run, request.user, data.get("body"), step, data.get("path"))
         view = review_views.comment_view(comment, step.index if step else None)
@@ -374,7 +375,7 @@ class ReviewExport(APIView):
         try:
             return super().perform_content_negotiation(request, force)
         except Http404:
-            raise review.ReviewError(400, "format", "expected json or csv") from None
+            raise InputError("format", "expected json or csv") from None
 
     @extend_schema(
         operation_id="export_reviews",

@@ -10,6 +10,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from .errors import InputError
 from .models import ApiKey, Project, hash_api_key
 
 # Writing last_used_at on every request would turn each read into a write.
@@ -79,9 +80,7 @@ def request_project(request: Request) -> Project:
             raise exceptions.NotFound(f"project {slug!r}: not found")
         return user.project
     if not slug:
-        raise exceptions.ValidationError(
-            {"project": "required: name the project with ?project=<slug>"}
-        )
+        raise InputError("project", "required: name the project with ?project=<slug>")
     project = Project.objects.for_user(user).filter(slug=slug).first()
     if project is None:
         raise exceptions.NotFound(f"project {slug!r}: not found")

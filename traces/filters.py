@@ -2,8 +2,8 @@
 
 One parser, the same parameter names everywhere: ``status``, ``node``, ``error_type``,
 ``thread_id``, ``graph_name``, ``started_after``, ``started_before``, ``last`` (a quick
-range such as ``24h``), ``q`` (free text) and ``sort``. A bad value raises DRF's
-``ValidationError({name: rule})``: a 400 naming the parameter in the API, a message on the
+range such as ``24h``), ``q`` (free text) and ``sort``. A bad value raises
+``traces.errors.InputError(name, rule)``: a 400 naming the parameter in the API, a message on the
 page.
 
 Free text (``q``) matches ``Run.search_text``, a denormalised, lower-cased list of what a
@@ -28,8 +28,8 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from rest_framework.exceptions import ValidationError
 
+from .errors import InputError
 from .models import RunError, RunQuerySet, RunStatus, Step
 from .trace import ErrorTrace, ExecutionTrace, NodeExecution, RunStarted
 
@@ -130,7 +130,7 @@ def _time(name: str, raw: str) -> datetime:
     except ValueError:  # well-formed but impossible, such as month 13
         value = None
     if value is None:
-        raise ValidationError({name: f"expected an ISO 8601 date or time, got {raw!r}"})
+        raise InputError(name, f"expected an ISO 8601 date or time, got {raw!r}")
     if timezone.is_naive(value):
         value = timezone.make_aware(value, UTC)
     return value
@@ -139,16 +139,14 @@ def _time(name: str, raw: str) -> datetime:
 def _since(raw: str, now: datetime) -> datetime:
     match = _LAST.match(raw)
     if match is None:
-        raise ValidationError(
-            {"last": f"expected a number and m, h, d or w (such as 24h), got {raw!r}"}
-        )
+        raise InputError("last", f"expected a number and m, h, d or w (such as 24h), got {raw!r}")
     return now - timedelta(**{_UNITS[match[2]]: int(match[1])})
 
 
 def _text(params: Mapping[str, str], name: str, max_chars: int = 200) -> str | None:
     value = (params.get(name) or "").strip()
     if len(value) > max_chars:
-        raise ValidationError({name: f"expected at most {max_chars} characters"})
+        raise InputError(name, f"expected at most {max_chars} characters")
     return value or None
 
 
@@ -164,13 +162,13 @@ def parse_run_filter(params: Mapping[str, str], now: datetime | None = None) -> 
     status = params.get("status") or None
     if status is not None and status not in RunStatus.values:
         allowed = ", ".join(RunStatus.values)
-        raise ValidationError({"status": f"expected one of {allowed}, got {status!r}"})
+        raise InputError("status", f"expected one of {allowed}, got {status!r}")
     after = params.get("started_after")
     before = params.get("started_before")
     last = params.get("last") or None
     q = _text(params, "q", Q_MAX_CHARS)
     if q is not None and len(search_terms(q)) > Q_MAX_TERMS:
-        raise ValidationError({"q": f"expected at most {Q_MAX_TERMS} terms"})
+        raise InputError("q", f"expected at most {Q_MAX_TERMS} terms")
     run_filter = RunFilter(
         status=status,
         node=_text(params, "node"),
@@ -232,7 +230,7 @@ class RunSort:
 def parse_run_sort(params: Mapping[str, str]) -> RunSort:
     raw = params.get("sort") or DEFAULT_SORT
     if raw not in SORTS:
-        raise ValidationError({"sort": f"expected one of {', '.join(SORTS)}, got {raw!r}"})
+        raise InputError("sort", f"expected one of {', '.join(SORTS)}, got {raw!r}")
     return RunSort(field=raw.lstrip("-"), descending=raw.startswith("-"))
 
 

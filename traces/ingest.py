@@ -12,17 +12,8 @@ from itertools import accumulate
 
 from django.conf import settings
 
-from .trace import ExecutionTrace, TraceError
-
-
-class IngestError(Exception):
-    """A refused body: ``status`` is the HTTP status, ``path`` and ``rule`` say why."""
-
-    def __init__(self, status: int, path: str, rule: str) -> None:
-        super().__init__(f"{path}: {rule}")
-        self.status = status
-        self.path = path
-        self.rule = rule
+from .errors import InputError
+from .trace import ExecutionTrace
 
 
 def decode_body(body: bytes, content_encoding: str | None) -> bytes:
@@ -35,23 +26,27 @@ def decode_body(body: bytes, content_encoding: str | None) -> bytes:
             raise too_large(len(body))
         return body
     if encoding != "gzip":
-        raise IngestError(415, "Content-Encoding", f"unsupported {encoding!r}; use gzip or none")
+        raise InputError(
+            "Content-Encoding", f"unsupported {encoding!r}; use gzip or none", status=415
+        )
     inflater = zlib.decompressobj(wbits=31)
     try:
         data = inflater.decompress(body, limit + 1)
     except zlib.error as exc:
-        raise IngestError(400, "Content-Encoding", f"body is not valid gzip ({exc})") from None
+        raise InputError("Content-Encoding", f"body is not valid gzip ({exc})") from None
     if len(data) > limit or inflater.unconsumed_tail:
         raise too_large(None)
     if not inflater.eof:
-        raise IngestError(400, "Content-Encoding", "gzip body is truncated")
+        raise InputError("Content-Encoding", "gzip body is truncated")
     return data
 
 
-def too_large(size: int | None) -> IngestError:
+def too_large(size: int | None) -> InputError:
     limit = settings.TRACE_MAX_BODY_BYTES
     got = f" (got {size} bytes)" if size is not None else ""
-    return IngestError(413, "$", f"body is larger than TRACE_MAX_BODY_BYTES={limit} bytes{got}")
+    return InputError(
+        "$", f"body is larger than TRACE_MAX_BODY_BYTES={limit} bytes{got}", status=413
+    )
 
 
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
@@ -106,15 +101,11 @@ def parse_trace(data: bytes) -> ExecutionTrace:
     """Validate a JSON document as an ``ExecutionTrace`` within the limits."""
     max_depth: int = settings.TRACE_MAX_DEPTH
     if json_depth(data) > max_depth:
-        raise IngestError(400, "$", f"nesting is deeper than TRACE_MAX_DEPTH={max_depth}")
-    try:
-        trace = ExecutionTrace.from_json(data)
-    except TraceError as exc:
-        raise IngestError(400, exc.path, exc.rule) from None
+        raise InputError("$", f"nesting is deeper than TRACE_MAX_DEPTH={max_depth}")
+    trace = ExecutionTrace.from_json(data)
     max_nodes: int = settings.TRACE_MAX_NODES
     if len(trace.nodes_executed) > max_nodes:
-        raise IngestError(
-            400,
+        raise InputError(
             "$.nodes_executed",
             f"has {len(trace.nodes_executed)} items, more than TRACE_MAX_NODES={max_nodes}",
         )

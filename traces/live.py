@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from . import events as publish
 from . import failures, rows, zstd
+from .errors import InputError
 from .fields import parse_time
 from .filters import event_search_items, extend_search_text
 from .models import EventType, Project, Run, RunError, RunEvent, RunStatus, Step, graph_name_of
@@ -38,7 +39,6 @@ from .trace import (
     NodeStarted,
     RunFinished,
     RunStarted,
-    TraceError,
     convert,
 )
 
@@ -92,16 +92,16 @@ def parse_events(body: bytes, max_events: int) -> list[ParsedEvent]:
     try:
         batch = msgspec.json.decode(body, type=EventBatch)
     except msgspec.ValidationError as exc:
-        error = TraceError.from_validation(exc, body)
+        error = InputError.from_validation(exc, body)
         if error.rule.startswith("invalid enum value"):
             allowed = ", ".join(EventType.values)
             got = error.rule.removeprefix("invalid enum value ")
-            raise TraceError(error.path, f"expected one of {allowed}, got {got}") from None
+            raise InputError(error.path, f"expected one of {allowed}, got {got}") from None
         raise error from None
     except msgspec.DecodeError as exc:
-        raise TraceError("$", f"malformed JSON: {exc}") from None
+        raise InputError("$", f"malformed JSON: {exc}") from None
     if len(batch.events) > max_events:
-        raise TraceError(
+        raise InputError(
             "$.events", f"has {len(batch.events)} items, more than TRACE_MAX_EVENTS={max_events}"
         )
     parsed = []

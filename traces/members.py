@@ -11,8 +11,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from .errors import InputError
 from .models import Activity, ApiKey, Membership, Project, Role
-from .trace import TraceError
 
 
 def _log(project: Project, actor: Any, verb: str, **detail: Any) -> None:
@@ -21,7 +21,7 @@ def _log(project: Project, actor: Any, verb: str, **detail: Any) -> None:
 
 def _role(value: Any) -> Role:
     if value not in Role.values:
-        raise TraceError("role", f"expected one of {', '.join(Role.values)}, got {value!r}")
+        raise InputError("role", f"expected one of {', '.join(Role.values)}, got {value!r}")
     return Role(value)
 
 
@@ -33,10 +33,10 @@ def _admins_left(project: Project, without: Membership) -> bool:
 def add_member(project: Project, actor: Any, username: Any, role: Any) -> Membership:
     """Give an existing user a role in the project (or change it if they are a member)."""
     if not isinstance(username, str) or not username:
-        raise TraceError("username", "expected the username of an existing user")
+        raise InputError("username", "expected the username of an existing user")
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
-        raise TraceError("username", f"no user named {username!r}")
+        raise InputError("username", f"no user named {username!r}")
     new_role = _role(role)
     existing = project.memberships.filter(user=user).first()
     if existing is not None:
@@ -55,7 +55,7 @@ def set_role(project: Project, actor: Any, membership: Membership, role: Any) ->
     # Lock the admins so two concurrent demotions cannot leave the project without one.
     list(project.memberships.select_for_update().filter(role=Role.ADMIN))
     if old == Role.ADMIN and not _admins_left(project, membership):
-        raise TraceError("role", "a project keeps at least one admin")
+        raise InputError("role", "a project keeps at least one admin")
     membership.role = new_role
     membership.save(update_fields=["role"])
     _log(project, actor, "role_changed", username=membership.user.username, old=old, new=new_role)
@@ -66,7 +66,7 @@ def set_role(project: Project, actor: Any, membership: Membership, role: Any) ->
 def remove_member(project: Project, actor: Any, membership: Membership) -> None:
     list(project.memberships.select_for_update().filter(role=Role.ADMIN))
     if membership.role == Role.ADMIN and not _admins_left(project, membership):
-        raise TraceError("username", "a project keeps at least one admin")
+        raise InputError("username", "a project keeps at least one admin")
     username = membership.user.username
     membership.delete()
     _log(project, actor, "member_removed", username=username)
@@ -74,7 +74,7 @@ def remove_member(project: Project, actor: Any, membership: Membership) -> None:
 
 def issue_key(project: Project, actor: Any, name: Any) -> tuple[ApiKey, str]:
     if not isinstance(name, str) or len(name) > 100:
-        raise TraceError("name", "expected a string of at most 100 characters")
+        raise InputError("name", "expected a string of at most 100 characters")
     key, raw = ApiKey.issue(project, name=name)
     _log(project, actor, "api_key_created", prefix=key.prefix, name=name)
     return key, raw

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from . import events, markdown
 from .auth import KeyPrincipal
-from .ingest import IngestError
+from .errors import InputError
 from .models import (
     Activity,
     Comment,
@@ -53,10 +53,6 @@ MAX_REASON_LENGTH = 2000
 MAX_COMMENT_LENGTH = 10_000
 MAX_PATH_LENGTH = 1000
 LABEL_RE = re.compile(r"^[\w][\w .:/#+-]*$")
-
-
-class ReviewError(IngestError):
-    """Refused input (400) or a refused change (403/404): ``path`` and ``rule`` say why."""
 
 
 class Unset:
@@ -100,18 +96,18 @@ def _publish(run: Run, event: str, activity: list[Activity], **payload: Any) -> 
 def parse_labels(value: Any) -> list[str]:
     """A bounded list of short labels, trimmed, without repeats (first spelling wins)."""
     if not isinstance(value, list):
-        raise ReviewError(400, "labels", "expected a list of strings")
+        raise InputError("labels", "expected a list of strings")
     if len(value) > MAX_LABELS:
-        raise ReviewError(400, "labels", f"at most {MAX_LABELS} labels")
+        raise InputError("labels", f"at most {MAX_LABELS} labels")
     labels: list[str] = []
     for i, raw in enumerate(value):
         if not isinstance(raw, str):
-            raise ReviewError(400, f"labels[{i}]", "expected a string")
+            raise InputError(f"labels[{i}]", "expected a string")
         label = " ".join(raw.split())
         if not 1 <= len(label) <= MAX_LABEL_LENGTH:
-            raise ReviewError(400, f"labels[{i}]", f"expected 1 to {MAX_LABEL_LENGTH} characters")
+            raise InputError(f"labels[{i}]", f"expected 1 to {MAX_LABEL_LENGTH} characters")
         if not LABEL_RE.match(label):
-            raise ReviewError(400, f"labels[{i}]", "letters, digits, spaces and . : / # + - _ only")
+            raise InputError(f"labels[{i}]", "letters, digits, spaces and . : / # + - _ only")
         if label.lower() not in (known.lower() for known in labels):
             labels.append(label)
     return labels
@@ -121,14 +117,14 @@ def _assignee(project: Project, username: Any) -> Any:
     if username is None:
         return None
     if not isinstance(username, str):
-        raise ReviewError(400, "assignee", "expected a username or null")
+        raise InputError("assignee", "expected a username or null")
     membership = (
         Membership.objects.filter(project=project, user__username=username)
         .select_related("user")
         .first()
     )
     if membership is None or not has_role(membership.role, REVIEW):
-        raise ReviewError(400, "assignee", f"{username!r} is not a reviewer of this project")
+        raise InputError("assignee", f"{username!r} is not a reviewer of this project")
     return membership.user
 
 
@@ -145,7 +141,7 @@ def update_review(
     new_status: str | None = None
     if not isinstance(status, Unset):
         if status not in ReviewStatus.values:
-            raise ReviewError(400, "status", f"expected one of {', '.join(ReviewStatus.values)}")
+            raise InputError("status", f"expected one of {', '.join(ReviewStatus.values)}")
         new_status = status
     new_assignee = None if isinstance(assignee, Unset) else _assignee(run.project, assignee)
     new_labels = None if isinstance(labels, Unset) else parse_labels(labels)
@@ -186,20 +182,20 @@ def step_at(run: Run, index: int) -> Step:
     """The step with DashFlow ``index``, or a 404."""
     step = run.step(index)
     if step is None:
-        raise ReviewError(404, "index", f"run {run.execution_id!r} has no step {index}")
+        raise InputError("index", f"run {run.execution_id!r} has no step {index}", status=404)
     return step
 
 
 def set_verdict(run: Run, step: Step, actor: Any, verdict: Any, reason: Any = "") -> StepVerdict:
     """Set (or replace) the verdict on one step, with a reason."""
     if verdict not in Verdict.values:
-        raise ReviewError(400, "verdict", "expected good or bad")
+        raise InputError("verdict", "expected good or bad")
     if reason is None:
         reason = ""
     if not isinstance(reason, str):
-        raise ReviewError(400, "reason", "expected a string")
+        raise InputError("reason", "expected a string")
     if len(reason) > MAX_REASON_LENGTH:
-        raise ReviewError(400, "reason", f"at most {MAX_REASON_LENGTH} characters")
+        raise InputError("reason", f"at most {MAX_REASON_LENGTH} characters")
     reason = reason.strip()
     with transaction.atomic():
         row = (
@@ -261,11 +257,11 @@ def clear_verdict(run: Run, step: Step, actor: Any) -> bool:
 
 def _body(body: Any) -> str:
     if not isinstance(body, str):
-        raise ReviewError(400, "body", "expected a string")
+        raise InputError("body", "expected a string")
     if not body.strip():
-        raise ReviewError(400, "body", "must not be empty")
+        raise InputError("body", "must not be empty")
     if len(body) > MAX_COMMENT_LENGTH:
-        raise ReviewError(400, "body", f"at most {MAX_COMMENT_LENGTH} characters")
+        raise InputError("body", f"at most {MAX_COMMENT_LENGTH} characters")
     return body
 
 
@@ -273,13 +269,13 @@ def _path(path: Any) -> str:
     if path is None:
         return ""
     if not isinstance(path, str):
-        raise ReviewError(400, "path", "expected a JSON Pointer string")
+        raise InputError("path", "expected a JSON Pointer string")
     if path and not path.startswith("/"):
-        raise ReviewError(400, "path", "a JSON Pointer is empty or starts with /")
+        raise InputError("path", "a JSON Pointer is empty or starts with /")
     if len(path) > MAX_PATH_LENGTH:
-        raise ReviewError(400, "path", f"at most {MAX_PATH_LENGTH} characters")
+        raise InputError("path", f"at most {MAX_PATH_LENGTH} characters")
     if re.search(r"~[^01]|~$", path):
-        raise ReviewError(400, "path", "~ must be followed by 0 or 1 (RFC 6901)")
+        raise InputError("path", "~ must be followed by 0 or 1 (RFC 6901)")
     return path
 
 
@@ -304,7 +300,7 @@ def add_comment(
     text = _body(body)
     pointer = _path(path)
     if pointer and step is None:
-        raise ReviewError(400, "path", "a path needs a step: name it with step")
+        raise InputError("path", "a path needs a step: name it with step")
     mentions = parse_mentions(run.project, text)
     with transaction.atomic():
         comment = Comment.objects.create(
@@ -334,7 +330,7 @@ def edit_comment(comment: Comment, actor: Any, body: Any) -> Comment:
     """Replace a comment's body; only its author may."""
     user = actor_user(actor)
     if user is None or comment.author_id != user.pk:
-        raise ReviewError(403, "comment", "only the author may edit a comment")
+        raise InputError("comment", "only the author may edit a comment", status=403)
     text = _body(body)
     if text == comment.body:
         return comment
@@ -360,7 +356,7 @@ def delete_comment(comment: Comment, actor: Any) -> None:
     user = actor_user(actor)
     own = user is not None and comment.author_id == user.pk
     if not own and role_for(comment.run.project, actor) != Role.ADMIN:
-        raise ReviewError(403, "comment", "only the author or a project admin may delete it")
+        raise InputError("comment", "only the author or a project admin may delete it", status=403)
     run = comment.run
     with transaction.atomic():
         comment_id = comment.pk

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rest_framework.exceptions import ValidationError
-
+from .errors import InputError
 from .filters import RunFilter, RunSort, parse_run_filter, parse_run_sort
 from .models import Project, Run, RunQuerySet
 
@@ -46,15 +45,15 @@ class Cursor:
 
     @classmethod
     def decode(cls, text: str, sort: RunSort) -> Cursor:
-        bad = ValidationError({"cursor": "not a cursor of this list (follow a next/previous link)"})
+        bad = InputError("cursor", "not a cursor of this list (follow a next/previous link)")
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             name, value, pk, backwards = json.loads(raw)
         except (ValueError, TypeError, binascii.Error):
             raise bad from None
         if name != sort.name:
-            raise ValidationError(
-                {"cursor": f"made for sort {name!r}, not {sort.name!r}; start from the first page"}
+            raise InputError(
+                "cursor", f"made for sort {name!r}, not {sort.name!r}; start from the first page"
             )
         if not isinstance(pk, int) or isinstance(pk, bool):
             raise bad
@@ -96,7 +95,7 @@ def parse_limit(params: Mapping[str, str]) -> int:
     if not raw:
         return PAGE_SIZE
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
-        raise ValidationError({"limit": f"expected an integer from 1 to {MAX_PAGE_SIZE}"})
+        raise InputError("limit", f"expected an integer from 1 to {MAX_PAGE_SIZE}")
     return int(raw)
 
 
@@ -127,7 +126,7 @@ def page_of(runs: RunQuerySet, sort: RunSort, cursor: Cursor | None, limit: int)
 def list_runs(project: Project, params: Mapping[str, str]) -> RunListing:
     """The runs of ``project`` as ``params`` ask (filters, ``sort``, ``cursor``, ``limit``).
 
-    A bad parameter raises ``ValidationError({name: rule})``.
+    A bad parameter raises ``InputError(name, rule)``.
     """
     run_filter = parse_run_filter(params)
     sort = parse_run_sort(params)

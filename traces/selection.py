@@ -14,10 +14,9 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef
 from django.http import QueryDict
-from rest_framework.exceptions import ValidationError
 
+from .errors import InputError
 from .filters import FILTER_NAMES, RunFilter, parse_run_filter
-from .ingest import IngestError
 from .models import (
     ExportFormat,
     Failure,
@@ -40,8 +39,8 @@ VERDICTS = (*Verdict.values, "any")
 MAX_LIST = 10_000  # most execution ids or node names in one selection
 
 
-def _bad(field: str, rule: str) -> IngestError:
-    return IngestError(400, f"filters.{field}", rule)
+def _bad(field: str, rule: str) -> InputError:
+    return InputError(f"filters.{field}", rule)
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ def parse_selection(
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise IngestError(400, "filters", "expected an object")
+        raise InputError("filters", "expected an object")
     known = (*FILTER_NAMES, *EXPORT_FILTER_NAMES)
     for name in raw:
         if name not in known:
@@ -133,13 +132,8 @@ def parse_selection(
         stored[name] = value
     try:
         run_filter = parse_run_filter(params)
-    except ValidationError as exc:
-        detail = exc.detail
-        if isinstance(detail, dict):
-            field, messages = next(iter(detail.items()))
-            rule = messages[0] if isinstance(messages, list) else messages
-            raise _bad(str(field), str(rule)) from None
-        raise IngestError(400, "filters", str(detail)) from None
+    except InputError as exc:
+        raise _bad(exc.path, exc.rule) from None
 
     execution_ids = nodes = None
     if raw.get("execution_ids") not in (None, "", []):
@@ -202,6 +196,6 @@ def parse_selection(
 def parse_format(raw: Any) -> str:
     if raw not in ExportFormat.values:
         allowed = ", ".join(ExportFormat.values)
-        raise IngestError(400, "format", f"expected one of {allowed}, got {raw!r}")
+        raise InputError("format", f"expected one of {allowed}, got {raw!r}")
     fmt: str = raw
     return fmt

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import re
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import UNSET, UnsetType
+
+from .errors import InputError
 
 __all__ = [
     "UNSET",
@@ -32,7 +33,6 @@ __all__ = [
     "PerformanceMetrics",
     "RunFinished",
     "RunStarted",
-    "TraceError",
     "UnsetType",
     "canonical_json",
     "convert",
@@ -244,7 +244,7 @@ class ExecutionTrace(msgspec.Struct, kw_only=True):
 
     @classmethod
     def from_json(cls, data: bytes | str) -> ExecutionTrace:
-        """Parse DashFlow JSON. Raises ``TraceError`` naming the path and the rule."""
+        """Parse DashFlow JSON. Raises ``InputError`` naming the path and the rule."""
         # A 2,000-step trace allocates ~70k lists and dicts while decoding: ~100 young
         # collections, and usually a full one (~0.1 s in a server process), none of which
         # can free anything, since decoded JSON holds no reference cycles. So the collector
@@ -254,11 +254,11 @@ class ExecutionTrace(msgspec.Struct, kw_only=True):
         try:
             trace: ExecutionTrace = msgspec.json.decode(data, type=cls)
         except msgspec.ValidationError as exc:
-            raise TraceError.from_validation(exc, data) from None
+            raise InputError.from_validation(exc, data) from None
         except msgspec.DecodeError as exc:
-            raise TraceError("$", f"malformed JSON: {exc}") from None
+            raise InputError("$", f"malformed JSON: {exc}") from None
         except RecursionError:
-            raise TraceError("$", "nesting is too deep") from None
+            raise InputError("$", "nesting is too deep") from None
         finally:
             if collecting:
                 gc.enable()
@@ -455,55 +455,7 @@ def convert(obj: Any, type_: type[Any], path: str = "$") -> Any:
     try:
         return msgspec.convert(obj, type=type_)
     except msgspec.ValidationError as exc:
-        raise TraceError.from_validation(exc, obj, prefix=path) from None
-
-
-class TraceError(ValueError):
-    """Input that is not a valid trace: ``path`` is a JSON path, ``rule`` what it broke."""
-
-    def __init__(self, path: str, rule: str) -> None:
-        super().__init__(f"{path}: {rule}")
-        self.path = path
-        self.rule = rule
-
-    _AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
-    _TYPE_NAMES = {
-        "int": "an unsigned integer",
-        "str": "a string",
-        "str | null": "a string or null",
-        "bool": "a boolean",
-        "array": "an array",
-        "object": "an object",
-        "float": "a number",
-        "int | null": "an unsigned integer or null",
-    }
-
-    @classmethod
-    def from_validation(
-        cls, exc: msgspec.ValidationError, source: Any, prefix: str = "$"
-    ) -> TraceError:
-        match = cls._AT.match(str(exc))
-        assert match is not None
-        msg, path = match.group("msg"), match.group("path") or "$"
-        missing = re.match(r"Object missing required field `(.+)`", msg)
-        if missing:
-            return cls(_join(prefix, f"{path}.{missing.group(1)}"), "required field is missing")
-        expected = re.match(r"Expected `(.+?)`(?:, got `(.+)`)?(?: (.*))?$", msg)
-        if expected:
-            wanted = cls._TYPE_NAMES.get(expected.group(1), expected.group(1))
-            bound = expected.group(3)  # such as ">= 0"
-            if bound == ">= 0" and expected.group(1) == "int":
-                wanted = "an unsigned integer"
-            elif bound:
-                wanted = f"{wanted.replace('an unsigned', 'an')} {bound}"
-            value = _lookup(source, path)
-            shown = _show(value) if value is not _MISSING else expected.group(2)
-            return cls(_join(prefix, path), f"expected {wanted}, got {shown}")
-        # Errors raised in __post_init__ carry "<field>: <rule>".
-        own = re.match(r"(.+?): (expected .*)$", msg)
-        if own:
-            return cls(_join(prefix, f"{path}.{own.group(1)}"), own.group(2))
-        return cls(_join(prefix, path), msg[:1].lower() + msg[1:])
+        raise InputError.from_validation(exc, obj, prefix=path) from None
 
 
 _STATE_FIELDS = {"state_before", "state_after", "state_at_error", "final_state"}
@@ -518,7 +470,7 @@ def _no_nul(path: str, struct: msgspec.Struct, skip: set[str]) -> None:
 def _walk_nul(path: str, value: Any) -> None:
     if isinstance(value, str):
         if "\x00" in value:
-            raise TraceError(path, "contains a NUL character (\\u0000), allowed only in states")
+            raise InputError(path, "contains a NUL character (\\u0000), allowed only in states")
     elif isinstance(value, dict):
         for key, item in value.items():
             _walk_nul(f"{path}.{key}", key)
@@ -528,32 +480,3 @@ def _walk_nul(path: str, value: Any) -> None:
             _walk_nul(f"{path}[{i}]", item)
     elif isinstance(value, msgspec.Struct):
         _no_nul(path, value, set())
-
-
-_MISSING = object()
-_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
-
-
-def _join(prefix: str, path: str) -> str:
-    return prefix + path[1:] if path.startswith("$") else path
-
-
-def _lookup(source: Any, path: str) -> Any:
-    """The value at a msgspec error path, for the message (only on the error path)."""
-    if isinstance(source, (bytes, str)):
-        try:
-            source = msgspec.json.decode(source)
-        except (msgspec.DecodeError, RecursionError):
-            return _MISSING
-    value = source
-    for key, position in _PART.findall(path[1:]):
-        try:
-            value = value[key] if key else value[int(position)]
-        except (KeyError, IndexError, TypeError):
-            return _MISSING
-    return value
-
-
-def _show(value: Any) -> str:
-    text = msgspec.json.encode(value).decode()
-    return text if len(text) <= 80 else text[:77] + "..."

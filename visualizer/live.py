@@ -12,6 +12,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from traces.errors import InputError
 from traces.live import replay
 from traces.models import EventType, Run, RunStatus
 
@@ -84,15 +85,6 @@ def running_nodes(run: Run, steps: list[dict[str, Any]]) -> list[dict[str, Any]]
     ]
 
 
-class BadWindow(ValueError):
-    """A timeline window the page could not have asked for; names the parameter."""
-
-    def __init__(self, path: str, rule: str) -> None:
-        super().__init__(f"{path}: {rule}")
-        self.path = path
-        self.rule = rule
-
-
 def timeline_window(params: Mapping[str, str]) -> tuple[float, float] | None:
     """``from`` and ``to`` (ms since the run's start) of the window the page zoomed into,
     or None when neither is given."""
@@ -103,12 +95,12 @@ def timeline_window(params: Mapping[str, str]) -> tuple[float, float] | None:
         try:
             value = float(params[name])
         except (KeyError, ValueError):
-            raise BadWindow(name, "must be a number of ms since the run's start") from None
+            raise InputError(name, "must be a number of ms since the run's start") from None
         if not math.isfinite(value):
-            raise BadWindow(name, "must be finite")
+            raise InputError(name, "must be finite")
         bounds.append(value)
     if bounds[0] >= bounds[1]:
-        raise BadWindow("from", "must be below to")
+        raise InputError("from", "must be below to")
     return bounds[0], bounds[1]
 
 

@@ -10,9 +10,9 @@ from django.urls import path
 from django.views.decorators.http import require_http_methods
 
 from traces import members
+from traces.errors import InputError
 from traces.models import Activity, Membership, Project, Role
 from traces.permissions import MANAGE, has_role
-from traces.trace import TraceError
 
 from .views import member_project
 
@@ -36,7 +36,7 @@ def members_page(request: HttpRequest, slug: str) -> HttpResponse:
             return HttpResponseForbidden("only an admin of this project can change its settings")
         try:
             new_key = _apply(request, project)
-        except TraceError as exc:
+        except InputError as exc:
             messages.error(request, f"{exc.path}: {exc.rule}")
         if new_key is None:
             return redirect("project-settings", project.slug)
@@ -71,7 +71,7 @@ def _apply(request: HttpRequest, project: Project) -> str | None:
             project=project, pk=request.POST.get("membership") or 0
         ).first()
         if membership is None:
-            raise TraceError("membership", "no such member")
+            raise InputError("membership", "no such member")
         if action == "set_role":
             members.set_role(project, actor, membership, request.POST.get("role"))
             messages.success(request, f"{membership.user.username} is now {membership.role}.")
@@ -84,11 +84,11 @@ def _apply(request: HttpRequest, project: Project) -> str | None:
     elif action == "revoke_key":
         key_row = project.api_keys.filter(pk=request.POST.get("key") or 0).first()
         if key_row is None:
-            raise TraceError("key", "no such API key")
+            raise InputError("key", "no such API key")
         members.revoke_key(project, actor, key_row)
         messages.success(request, f"Key {key_row.prefix}… was revoked.")
     else:
-        raise TraceError("action", f"unknown action {action!r}")
+        raise InputError("action", f"unknown action {action!r}")
     return None
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.core.cache import cache
-from rest_framework.exceptions import ValidationError
 
+from traces.errors import InputError
 from traces.filters import DEFAULT_SORT, FILTER_NAMES, QUICK_RANGES, RunFilter
 from traces.models import Project, Run, RunError, RunStatus, Step
 from traces.runlist import COUNT_CAP, PAGE_SIZE, RunListing, capped_count, list_runs
@@ -75,14 +75,6 @@ def sort_links(params: Mapping[str, str], current: str) -> list[dict[str, Any]]:
     return links
 
 
-def field_error(exc: ValidationError) -> tuple[str, str]:
-    """The parameter and rule of a filter error, ``ValidationError({name: rule})``."""
-    detail = exc.detail if isinstance(exc.detail, dict) else {"query": exc.detail}
-    field, messages = next(iter(detail.items()))
-    rule = messages[0] if isinstance(messages, list) else messages
-    return str(field), str(rule)
-
-
 def run_list_page(project: Project, params: Mapping[str, str]) -> tuple[dict[str, Any], int]:
     """The page's context and HTTP status (400 with a message for a bad parameter)."""
     # Only the names the list knows: a stray parameter neither breaks nor sticks to links.
@@ -98,9 +90,8 @@ def run_list_page(project: Project, params: Mapping[str, str]) -> tuple[dict[str
     }
     try:
         listing: RunListing = list_runs(project, known)
-    except ValidationError as exc:
-        field, rule = field_error(exc)
-        context.update(runs=[], error={"field": field, "rule": rule}, live_data=None)
+    except InputError as exc:
+        context.update(runs=[], error={"field": exc.path, "rule": exc.rule}, live_data=None)
         return context, 400
     # Counted on the first page only: paging on does not change how many runs match.
     count = capped_count(project, listing.filter) if listing.cursor is None else None

@@ -8,9 +8,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from traces.errors import InputError
 from traces.models import Project, Run, RunStatus
 
-from .live import BadWindow, run_figures_of, run_page_data, script_json, timeline_window
+from .live import run_figures_of, run_page_data, script_json, timeline_window
 from .runlist import run_list_page
 from .stepview import step_view, watch_view
 
@@ -69,7 +70,7 @@ def run_timeline(request: HttpRequest, slug: str, execution_id: str) -> JsonResp
     run = member_run(request, slug, execution_id)
     try:
         window = timeline_window(request.GET)
-    except BadWindow as exc:
+    except InputError as exc:
         return JsonResponse(
             {"detail": f"{exc.path}: {exc.rule}", "path": exc.path, "rule": exc.rule}, status=400
         )

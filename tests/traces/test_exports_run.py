@@ -29,8 +29,8 @@ from tests.traces.exports_support import (
 )
 from tests.traces.test_formats import awkward_trace
 from traces import exports, store, tasks
+from traces.errors import InputError
 from traces.formats import finetune_row, training_example
-from traces.ingest import IngestError
 from traces.models import (
     Export,
     ExportStatus,
@@ -137,7 +137,7 @@ def test_nodes_limit_the_steps_and_the_runs(project: Project, runs: dict[str, Ru
 
 
 def test_a_filter_the_run_list_does_not_know_is_refused(project: Project) -> None:
-    with pytest.raises(IngestError) as refused:
+    with pytest.raises(InputError) as refused:
         parse_selection(project, {"colour": "red"})
     assert refused.value.path == "filters.colour"
     assert "status" in refused.value.rule  # it lists the names it knows

@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from traces import markdown, review, review_views
+from traces.errors import InputError
 from traces.ingest import parse_trace
 from traces.models import (
     Activity,
@@ -23,7 +24,6 @@ from traces.models import (
     RunReview,
     StepVerdict,
 )
-from traces.review import ReviewError
 from traces.store import save_trace
 
 pytestmark = pytest.mark.django_db
@@ -132,7 +132,7 @@ def test_each_changed_field_is_one_activity_entry_saying_from_and_to(
 def test_bad_labels_are_refused_naming_the_label_and_nothing_is_written(
     run: Run, team: dict[str, Any], labels: Any, path: str, rule: str
 ) -> None:
-    with pytest.raises(ReviewError) as caught:
+    with pytest.raises(InputError) as caught:
         review.update_review(run, team["alice"], status="reviewed", labels=labels)
     assert (caught.value.status, caught.value.path, caught.value.rule) == (400, path, rule)
     assert not RunReview.objects.filter(run=run).exists()
@@ -150,14 +150,14 @@ def test_labels_are_trimmed_and_a_repeat_in_another_case_is_dropped(
 def test_only_a_reviewer_of_the_project_can_be_assigned(
     run: Run, team: dict[str, Any], who: Any
 ) -> None:
-    with pytest.raises(ReviewError) as caught:
+    with pytest.raises(InputError) as caught:
         review.update_review(run, team["alice"], assignee=who)
     assert caught.value.path == "assignee"
     assert not RunReview.objects.filter(run=run).exists()
 
 
 def test_an_unknown_status_is_refused(run: Run, team: dict[str, Any]) -> None:
-    with pytest.raises(ReviewError) as caught:
+    with pytest.raises(InputError) as caught:
         review.update_review(run, team["alice"], status="done")
     assert caught.value.rule == "expected one of unreviewed, needs_attention, reviewed"
 
@@ -181,10 +181,10 @@ def test_a_verdict_is_set_replaced_and_cleared_with_activity(
 
 
 def test_a_bad_verdict_or_a_missing_step_is_refused(run: Run, team: dict[str, Any]) -> None:
-    with pytest.raises(ReviewError) as caught:
+    with pytest.raises(InputError) as caught:
         review.set_verdict(run, review.step_at(run, 0), team["alice"], "meh")
     assert (caught.value.status, caught.value.path) == (400, "verdict")
-    with pytest.raises(ReviewError) as caught:
+    with pytest.raises(InputError) as caught:
         review.step_at(run, 99)
     assert (caught.value.status, caught.value.path) == (404, "index")
 
@@ -272,14 +272,14 @@ def test_comments_on_run_step_and_path_and_their_filters(run: Run, team: dict[st
 def test_bad_comments_are_refused(
     run: Run, team: dict[str, Any], body: Any, path: str, field: str
 ) -> None:
-    with pytest.raises(ReviewError) as caught:
+    with pytest.raises(InputError) as caught:
         review.add_comment(run, team["alice"], body, review.step_at(run, 1), path)
     assert (caught.value.status, caught.value.path) == (400, field)
     assert not Comment.objects.exists()
 
 
 def test_a_path_needs_a_step(run: Run, team: dict[str, Any]) -> None:
-    with pytest.raises(ReviewError) as caught:
+    with pytest.raises(InputError) as caught:
         review.add_comment(run, team["alice"], "where?", None, "/plan")
     assert caught.value.rule == "a path needs a step: name it with step"
 
@@ -289,14 +289,14 @@ def test_only_the_author_edits_and_the_author_or_an_admin_deletes(
 ) -> None:
     comment = review.add_comment(run, team["alice"], "first @bob")
     for who in ("bob", "ada"):
-        with pytest.raises(ReviewError) as caught:
+        with pytest.raises(InputError) as caught:
             review.edit_comment(comment, team[who], "rewritten")
         assert caught.value.status == 403
     edited = review.edit_comment(comment, team["alice"], "second, no mention")
     assert (edited.body, edited.mentions) == ("second, no mention", [])
     assert edited.edited_at is not None
 
-    with pytest.raises(ReviewError) as caught:
+    with pytest.raises(InputError) as caught:
         review.delete_comment(comment, team["bob"])
     assert caught.value.status == 403
     review.delete_comment(comment, team["ada"])  # an admin moderates
@@ -324,7 +324,7 @@ def test_an_api_key_comments_without_an_author_and_cannot_edit(
     comment = review.add_comment(run, principal, "flaky upstream, see @alice")
     assert (comment.author, comment.mentions) == (None, ["alice"])
     assert Activity.objects.get(run=run).detail["by"] == principal.username
-    with pytest.raises(ReviewError):
+    with pytest.raises(InputError):
         review.edit_comment(comment, principal, "changed")
     review.delete_comment(comment, team["ada"])
     assert not Comment.objects.exists()

@@ -16,10 +16,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from traces.errors import InputError
 from traces.ingest import parse_trace
 from traces.models import Project, Run, RunError, RunStatus, StateSnapshot, Step
 from traces.store import load_trace, save_trace
-from traces.trace import ExecutionTrace, TraceError
+from traces.trace import ExecutionTrace
 
 U64_MAX = 2**64 - 1
 pytestmark = pytest.mark.django_db
@@ -34,10 +35,10 @@ def parse(doc: dict[str, Any]) -> ExecutionTrace:
     return ExecutionTrace.from_json(json.dumps(doc))
 
 
-def parse_or_refusal(doc: dict[str, Any]) -> ExecutionTrace | TraceError:
+def parse_or_refusal(doc: dict[str, Any]) -> ExecutionTrace | InputError:
     try:
         return parse(doc)
-    except TraceError as exc:
+    except InputError as exc:
         return exc
 
 
@@ -551,7 +552,7 @@ def test_a_trace_the_parser_accepts_is_stored_exactly_on_every_database(
     doc: dict[str, Any] = {"execution_id": "edge", "nodes_executed": [node("n")]}
     mutate(doc)
     trace = parse_or_refusal(doc)
-    if isinstance(trace, TraceError):
+    if isinstance(trace, InputError):
         assert trace.path.startswith("$.")
         return
     run, _ = save_trace(project, trace)

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from traces.trace import ExecutionTrace, NodeExecution, TraceError, canonical_json, state_hash
+from traces.errors import InputError
+from traces.trace import ExecutionTrace, NodeExecution, canonical_json, state_hash
 
 U64_MAX = 2**64 - 1
 ABOVE_2_53 = 2**53 + 1  # the first integer a float64 cannot hold
@@ -255,7 +256,7 @@ def test_two_to_the_64_is_refused_naming_the_path(
 ) -> None:
     doc = load_raw(fixtures_dir / "executor_autopersisted.json")
     mutate(doc)
-    with pytest.raises(TraceError) as caught:
+    with pytest.raises(InputError) as caught:
         parse(doc)
     assert caught.value.path == path
     assert caught.value.rule == "expected an unsigned 64-bit integer, got 18446744073709551616"
@@ -755,7 +756,7 @@ def test_bad_value_is_refused_with_path_and_rule(
 ) -> None:
     doc = copy.deepcopy(timeout_raw)
     mutate(doc)
-    with pytest.raises(TraceError) as caught:
+    with pytest.raises(InputError) as caught:
         parse(doc)
     assert str(caught.value) == message
     path, rule = message.split(": ", 1)
@@ -768,7 +769,7 @@ def test_bad_value_in_already_decoded_json_gets_the_caller_prefix(
 ) -> None:
     doc = copy.deepcopy(timeout_raw)
     doc["nodes_executed"][3]["duration_ms"] = "12"
-    with pytest.raises(TraceError) as caught:
+    with pytest.raises(InputError) as caught:
         ExecutionTrace.from_obj(doc, "$.trace")
     assert str(caught.value) == (
         '$.trace.nodes_executed[3].duration_ms: expected an unsigned integer, got "12"'
@@ -779,7 +780,7 @@ def test_bad_value_in_already_decoded_json_gets_the_caller_prefix(
     "text", ['{"nodes_executed": [}', '{"nodes_executed": []', "", "{'single': 1}", "nul"]
 )
 def test_malformed_json_is_refused_at_the_root(text: str) -> None:
-    with pytest.raises(TraceError) as caught:
+    with pytest.raises(InputError) as caught:
         ExecutionTrace.from_json(text)
     assert caught.value.path == "$"
     assert caught.value.rule.startswith("malformed JSON: ")
@@ -790,7 +791,7 @@ def test_malformed_json_is_refused_at_the_root(text: str) -> None:
     [("[1,2]", "[1,2]"), ('"trace"', '"trace"'), ("null", "null"), ("42", "42")],
 )
 def test_top_level_non_object_is_refused(text: str, shown: str) -> None:
-    with pytest.raises(TraceError) as caught:
+    with pytest.raises(InputError) as caught:
         ExecutionTrace.from_json(text)
     assert str(caught.value) == f"$: expected an object, got {shown}"
 

@@ -3,7 +3,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from traces.ingest import IngestError, parse_trace
+from traces.errors import InputError
+from traces.ingest import parse_trace
 from traces.models import Project, Run
 from traces.store import save_trace
 
@@ -30,7 +31,7 @@ class Command(BaseCommand):
         for file in files:
             try:
                 trace = parse_trace(file.read_bytes())
-            except IngestError as exc:
+            except InputError as exc:
                 failed += 1
                 self.stderr.write(f"{file}: {exc}")
                 continue
