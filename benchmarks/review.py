@@ -83,9 +83,9 @@ def main() -> None:
     from django.core.management import call_command
     from rest_framework.test import APIClient
 
-    from traces import markdown, review_export, review_views
-    from traces.ingest import parse_trace
+    from traces import markdown, review_export, review_json
     from traces.models import Comment, Membership, Project, Role, RunReview, StepVerdict
+    from traces.parsing import parse_trace
     from traces.store import save_trace
 
     call_command("migrate", verbosity=0)
@@ -149,7 +149,7 @@ def main() -> None:
     url500 = f"/api/v1/runs/{many.execution_id}/comments?project=bench"
     list500_cold = timed(lambda: client.get(url500), repeat=1)
     list500_s = timed(lambda: client.get(url500), repeat=3)
-    assert len(review_views.list_comments(many, review_views.CommentFilter())) == 500
+    assert len(review_json.list_comments(many, review_json.CommentFilter())) == 500
 
     lines = [
         "# Review benchmark",

@@ -228,13 +228,13 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = TRACE_MAX_BODY_BYTES + 1024 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "traces.auth.ApiKeyAuthentication",
+        "traces.api.auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["traces.api_render.FastJSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["traces.api.render.FastJSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "traces.api_render.exception_handler",
+    "EXCEPTION_HANDLER": "traces.api.render.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

@@ -17,7 +17,6 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from traces.ingest import parse_trace
 from traces.models import (
     ApiKey,
     Comment,
@@ -28,6 +27,7 @@ from traces.models import (
     Project,
     Role,
 )
+from traces.parsing import parse_trace
 from traces.store import save_trace
 
 METHODS = ("get", "post", "put", "patch", "delete")

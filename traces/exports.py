@@ -90,7 +90,7 @@ def export_summary(export: Export) -> dict[str, Any]:
         "finished_at": _iso(export.finished_at),
         "expires_at": _iso(expires_at(export)),
         "file_name": download_name(export) if done else None,
-        "download_url": reverse("api-export-download", args=[export.pk]) if done else None,
+        "download_url": reverse("api:export-download", args=[export.pk]) if done else None,
     }
 
 

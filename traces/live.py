@@ -9,18 +9,18 @@ that (re)connects. The database is the source of truth; the channel layer may lo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import msgspec
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from . import bulk, failures, zstd
 from . import events as publish
-from . import failures, rows, zstd
-from .errors import InputError
 from .fields import parse_time
 from .filters import event_search_items, extend_search_text
 from .models import EventType, Project, Run, RunError, RunEvent, RunStatus, Step, graph_name_of
+from .parsing import ParsedEvent
 from .store import (
     ERROR_COLUMNS,
     STEP_COLUMNS,
@@ -36,32 +36,9 @@ from .trace import (
     UNSET,
     ErrorTrace,
     NodeExecution,
-    NodeStarted,
     RunFinished,
     RunStarted,
-    convert,
 )
-
-Seq = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
-
-
-class Event(msgspec.Struct, kw_only=True):
-    seq: Seq
-    type: Literal["run_started", "node_started", "node_finished", "error", "run_finished"]
-    data: dict[str, Any] = {}
-
-
-class EventBatch(msgspec.Struct, kw_only=True):
-    events: list[Event]
-
-
-DATA_TYPES: dict[str, type[msgspec.Struct]] = {
-    EventType.RUN_STARTED: RunStarted,
-    EventType.NODE_STARTED: NodeStarted,
-    EventType.NODE_FINISHED: NodeExecution,
-    EventType.ERROR: ErrorTrace,
-    EventType.RUN_FINISHED: RunFinished,
-}
 
 # The fields of each event's data that hold a state (stored as snapshots).
 STATE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -74,41 +51,6 @@ STATE_FIELDS: dict[str, tuple[str, ...]] = {
 EVENT_COLUMNS = ("run_id", "seq", "type", "data", "states", "received_at")
 
 _json = msgspec.json.Encoder()
-
-
-class ParsedEvent(msgspec.Struct):
-    seq: int
-    type: str
-    data: Any  # one of DATA_TYPES
-
-    def wire(self) -> dict[str, Any]:
-        """The event as websocket clients receive it (and as the producer sent it)."""
-        return {"seq": self.seq, "type": self.type, "data": msgspec.to_builtins(self.data)}
-
-
-def parse_events(body: bytes, max_events: int) -> list[ParsedEvent]:
-    """Validate ``{"events": [...]}``; errors name the path, such as
-    ``$.events[2].data.duration_ms``."""
-    try:
-        batch = msgspec.json.decode(body, type=EventBatch)
-    except msgspec.ValidationError as exc:
-        error = InputError.from_validation(exc, body)
-        if error.rule.startswith("invalid enum value"):
-            allowed = ", ".join(EventType.values)
-            got = error.rule.removeprefix("invalid enum value ")
-            raise InputError(error.path, f"expected one of {allowed}, got {got}") from None
-        raise error from None
-    except msgspec.DecodeError as exc:
-        raise InputError("$", f"malformed JSON: {exc}") from None
-    if len(batch.events) > max_events:
-        raise InputError(
-            "$.events", f"has {len(batch.events)} items, more than TRACE_MAX_EVENTS={max_events}"
-        )
-    parsed = []
-    for i, event in enumerate(batch.events):
-        data = convert(event.data, DATA_TYPES[event.type], f"$.events[{i}].data")
-        parsed.append(ParsedEvent(event.seq, event.type, data))
-    return parsed
 
 
 def ingest_events(
@@ -196,7 +138,7 @@ def _ingest_locked(
     # Summary fields only change here, so a complete trace posted later (store.save_trace)
     # still replaces everything and clears the live digest.
     run.trace_digest = ""
-    rows.update_fields(
+    bulk.update_fields(
         run,
         [
             *changed,

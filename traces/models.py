@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from . import rows, zstd
+from . import bulk, zstd
 from .fields import U64Field
 from .trace import U64_MAX
 
@@ -93,9 +93,9 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
         Every producer request runs this, so it skips the queryset compiler
         (``traces/rows.py`` says why).
         """
-        key = rows.fetch_one(self.model, '"key_hash" = %s', [key_hash], using=self.db)
+        key = bulk.fetch_one(self.model, '"key_hash" = %s', [key_hash], using=self.db)
         if key is not None:
-            project = rows.fetch_one(Project, '"id" = %s', [key.project_id], using=self.db)
+            project = bulk.fetch_one(Project, '"id" = %s', [key.project_id], using=self.db)
             if project is None:  # deleted in between
                 return None
             key.project = project
@@ -181,7 +181,7 @@ class RunQuerySet(models.QuerySet["Run"]):
     def lock(self, project: Project, execution_id: str) -> Run | None:
         """The run, its row locked until the transaction ends (``FOR UPDATE``), or None;
         ``project`` is set on it. Every live event runs this (``traces/rows.py``)."""
-        run = rows.fetch_one(
+        run = bulk.fetch_one(
             self.model,
             '"project_id" = %s AND "execution_id" = %s',
             [project.pk, execution_id],

@@ -8,8 +8,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from .auth import KeyPrincipal
-from .models import Project, Role
+from .models import ApiKey, Project, Role
+
+
+class KeyPrincipal:
+    """``request.user`` for a request made with an API key: it acts for one project."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = None
+
+    def __init__(self, key: ApiKey) -> None:
+        self.key = key
+        self.project = key.project
+        self.username = f"api-key:{key.prefix}"
+
+    def __str__(self) -> str:
+        return self.username
+
 
 RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2}
 

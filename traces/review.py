@@ -22,7 +22,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import events, markdown
-from .auth import KeyPrincipal
 from .errors import InputError
 from .models import (
     Activity,
@@ -37,9 +36,9 @@ from .models import (
     StepVerdict,
     Verdict,
 )
-from .permissions import REVIEW, has_role
+from .permissions import REVIEW, KeyPrincipal, has_role
 from .permissions import actor_role as role_for
-from .review_views import (
+from .review_json import (
     activity_view,
     comment_step_index,
     comment_view,

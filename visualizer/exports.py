@@ -84,7 +84,7 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
     page_data = {
         "project": found.slug,
         "ws_path": f"/ws/projects/{found.slug}/exports/",
-        "api": f"{reverse('api-exports')}?project={found.slug}",
+        "api": f"{reverse('api:exports')}?project={found.slug}",
         "can_export": can_export,
         "exports": exports.recent_exports(found),
     }

@@ -335,7 +335,7 @@ def test_runs_failing_the_same_way_at_once_all_count(project: Project, fixtures_
 
     from django.db import connections
 
-    from traces.ingest import parse_trace
+    from traces.parsing import parse_trace
     from traces.store import save_trace
 
     def distinct_states(trace: dict[str, Any], i: int) -> bytes:

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from traces import markdown, review, review_views
+from traces import markdown, review, review_json
 from traces.errors import InputError
-from traces.ingest import parse_trace
 from traces.models import (
     Activity,
     ApiKey,
@@ -24,6 +23,7 @@ from traces.models import (
     RunReview,
     StepVerdict,
 )
+from traces.parsing import parse_trace
 from traces.store import save_trace
 
 pytestmark = pytest.mark.django_db
@@ -250,12 +250,12 @@ def test_comments_on_run_step_and_path_and_their_filters(run: Run, team: dict[st
     assert (on_run.step_position, on_run.path) == (None, "")
     assert (on_step.step_position, on_path.path) == (4, "/iteration")
 
-    every = review_views.list_comments(run, review_views.CommentFilter())
+    every = review_json.list_comments(run, review_json.CommentFilter())
     assert [c["body"] for c in every] == ["the whole run", "this step", "this value"]
-    step3 = review_views.list_comments(run, review_views.CommentFilter(step=3))
+    step3 = review_json.list_comments(run, review_json.CommentFilter(step=3))
     assert [(c["step_index"], c["path"]) for c in step3] == [(3, "/iteration")]
-    assert review_views.list_comments(run, review_views.CommentFilter(step=3, path="/plan")) == []
-    assert review_views.list_comments(run, review_views.CommentFilter(step=42)) == []
+    assert review_json.list_comments(run, review_json.CommentFilter(step=3, path="/plan")) == []
+    assert review_json.list_comments(run, review_json.CommentFilter(step=42)) == []
 
 
 @pytest.mark.parametrize(
@@ -316,7 +316,7 @@ def test_only_the_author_edits_and_the_author_or_an_admin_deletes(
 def test_an_api_key_comments_without_an_author_and_cannot_edit(
     project: Project, run: Run, team: dict[str, Any]
 ) -> None:
-    from traces.auth import KeyPrincipal
+    from traces.permissions import KeyPrincipal
 
     key, _ = ApiKey.issue(project, "ci")
     principal = KeyPrincipal(key)

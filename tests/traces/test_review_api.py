@@ -98,8 +98,8 @@ def test_an_api_key_of_another_project_gets_404(run: Run, other_project: Project
 
 
 def _key_actor(project: Project) -> Any:
-    from traces.auth import KeyPrincipal
     from traces.models import ApiKey
+    from traces.permissions import KeyPrincipal
 
     return KeyPrincipal(ApiKey.issue(project)[0])
 

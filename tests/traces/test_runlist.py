@@ -16,7 +16,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from traces import live
+from traces import live, parsing
 from traces.filters import extend_search_text, parse_run_filter, search_terms
 from traces.models import Membership, Project, Role, Run
 
@@ -416,7 +416,7 @@ def test_a_viewer_lists_with_filters_through_a_session(project: Project, runs: l
 
 
 def test_a_streamed_run_is_found_by_what_its_events_said(project: Project) -> None:
-    events = live.parse_events(
+    events = parsing.parse_events(
         json.dumps(
             {
                 "events": [
@@ -456,7 +456,7 @@ def test_a_streamed_run_is_found_by_what_its_events_said(project: Project) -> No
 
 
 def test_a_complete_trace_replaces_what_streaming_wrote(api: APIClient, project: Project) -> None:
-    events = live.parse_events(
+    events = parsing.parse_events(
         json.dumps(
             {
                 "events": [

@@ -17,8 +17,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from traces.errors import InputError
-from traces.ingest import parse_trace
 from traces.models import Project, Run, RunError, RunStatus, StateSnapshot, Step
+from traces.parsing import parse_trace
 from traces.store import load_trace, save_trace
 from traces.trace import ExecutionTrace
 

@@ -4,8 +4,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from traces.errors import InputError
-from traces.ingest import parse_trace
 from traces.models import Project, Run
+from traces.parsing import parse_trace
 from traces.store import save_trace
 
 

@@ -6,8 +6,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
 from traces.demo import demo_runs
-from traces.ingest import parse_trace
 from traces.models import Membership, Project, Role
+from traces.parsing import parse_trace
 from traces.store import save_trace
 
 # (username = password, project, role)

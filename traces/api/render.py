@@ -17,7 +17,7 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .errors import InputError
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,14 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from . import live, store
-from .auth import KeyPrincipal, request_project
-from .errors import InputError
-from .filters import SORTS
-from .ingest import decode_body, parse_trace, too_large
-from .models import Project, Run
-from .permissions import user_can
-from .runlist import RunListing, list_runs
+from .. import live, store
+from ..errors import InputError
+from ..filters import SORTS
+from ..models import Project, Run
+from ..parsing import decode_body, parse_events, parse_trace, too_large
+from ..permissions import KeyPrincipal, user_can
+from ..runlist import RunListing, list_runs
+from .auth import request_project
 
 PROJECT_PARAM = OpenApiParameter(
     "project",
@@ -92,7 +92,7 @@ class TraceIngest(APIView):
             "execution_id": run.execution_id,
             "created": created,
             "status": run.status,
-            "url": reverse("api-run", args=[run.execution_id]),
+            "url": reverse("api:run", args=[run.execution_id]),
         }
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -120,7 +120,7 @@ class RunEvents(APIView):
         if len(execution_id) > 200:
             raise InputError("execution_id", "expected at most 200 characters")
         data = request_json(request)
-        events = live.parse_events(data, settings.TRACE_MAX_EVENTS)
+        events = parse_events(data, settings.TRACE_MAX_EVENTS)
         run, new = live.ingest_events(project, execution_id, events)
         return Response(
             {

@@ -1,4 +1,5 @@
-"""Turning an HTTP body into a validated ``ExecutionTrace``, within the limits.
+"""Turning a body into validated input, within the limits: a whole ``ExecutionTrace``
+(``parse_trace``) or a batch of live events (``parse_events``).
 
 Every check here runs before anything is written, so a refused body leaves the database
 as it was. Limits are settings (DESIGN.md §7); each refusal names the field path and rule.
@@ -9,11 +10,22 @@ from __future__ import annotations
 import re
 import zlib
 from itertools import accumulate
+from typing import Annotated, Any, Literal
 
+import msgspec
 from django.conf import settings
 
 from .errors import InputError
-from .trace import ExecutionTrace
+from .models import EventType
+from .trace import (
+    ErrorTrace,
+    ExecutionTrace,
+    NodeExecution,
+    NodeStarted,
+    RunFinished,
+    RunStarted,
+    convert,
+)
 
 
 def decode_body(body: bytes, content_encoding: str | None) -> bytes:
@@ -110,3 +122,60 @@ def parse_trace(data: bytes) -> ExecutionTrace:
             f"has {len(trace.nodes_executed)} items, more than TRACE_MAX_NODES={max_nodes}",
         )
     return trace
+
+
+Seq = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class Event(msgspec.Struct, kw_only=True):
+    seq: Seq
+    type: Literal["run_started", "node_started", "node_finished", "error", "run_finished"]
+    data: dict[str, Any] = {}
+
+
+class EventBatch(msgspec.Struct, kw_only=True):
+    events: list[Event]
+
+
+DATA_TYPES: dict[str, type[msgspec.Struct]] = {
+    EventType.RUN_STARTED: RunStarted,
+    EventType.NODE_STARTED: NodeStarted,
+    EventType.NODE_FINISHED: NodeExecution,
+    EventType.ERROR: ErrorTrace,
+    EventType.RUN_FINISHED: RunFinished,
+}
+
+
+class ParsedEvent(msgspec.Struct):
+    seq: int
+    type: str
+    data: Any  # one of DATA_TYPES
+
+    def wire(self) -> dict[str, Any]:
+        """The event as websocket clients receive it (and as the producer sent it)."""
+        return {"seq": self.seq, "type": self.type, "data": msgspec.to_builtins(self.data)}
+
+
+def parse_events(body: bytes, max_events: int) -> list[ParsedEvent]:
+    """Validate ``{"events": [...]}``; errors name the path, such as
+    ``$.events[2].data.duration_ms``."""
+    try:
+        batch = msgspec.json.decode(body, type=EventBatch)
+    except msgspec.ValidationError as exc:
+        error = InputError.from_validation(exc, body)
+        if error.rule.startswith("invalid enum value"):
+            allowed = ", ".join(EventType.values)
+            got = error.rule.removeprefix("invalid enum value ")
+            raise InputError(error.path, f"expected one of {allowed}, got {got}") from None
+        raise error from None
+    except msgspec.DecodeError as exc:
+        raise InputError("$", f"malformed JSON: {exc}") from None
+    if len(batch.events) > max_events:
+        raise InputError(
+            "$.events", f"has {len(batch.events)} items, more than TRACE_MAX_EVENTS={max_events}"
+        )
+    parsed = []
+    for i, event in enumerate(batch.events):
+        data = convert(event.data, DATA_TYPES[event.type], f"$.events[{i}].data")
+        parsed.append(ParsedEvent(event.seq, event.type, data))
+    return parsed

@@ -11,7 +11,6 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
-from django.urls import URLPattern, path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
@@ -20,12 +19,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import failures
-from .api import PROJECT_PARAM, require_role
-from .auth import KeyPrincipal, request_project
-from .errors import InputError
-from .models import FailureGroup, GroupStatus, Project
-from .permissions import REVIEW
+from .. import failures
+from ..errors import InputError
+from ..models import FailureGroup, GroupStatus, Project
+from ..permissions import REVIEW, KeyPrincipal
+from .auth import request_project
+from .runs import PROJECT_PARAM, require_role
 
 
 class FailureGroupOut(serializers.Serializer[Any]):
@@ -199,13 +198,3 @@ class FailureGroupDetail(APIView):
                 set_assignee="assignee" in changes,
             )
         return Response(failures.summaries([group])[0])
-
-
-urlpatterns: list[URLPattern] = [
-    path("failure-groups", FailureGroupList.as_view(), name="api-failure-groups"),
-    path(
-        "failure-groups/<int:group_id>",
-        FailureGroupDetail.as_view(),
-        name="api-failure-group",
-    ),
-]

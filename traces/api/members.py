@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -12,12 +11,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import members
-from .api import PROJECT_PARAM, require_role
+from .. import members
+from ..errors import InputError
+from ..models import ApiKey, Membership, Project
+from ..permissions import MANAGE, READ
 from .auth import request_project
-from .errors import InputError
-from .models import ApiKey, Membership, Project
-from .permissions import MANAGE, READ
+from .runs import PROJECT_PARAM, require_role
 
 
 def _project(request: Request, needed: str) -> Project:
@@ -134,11 +133,3 @@ class KeyDetail(APIView):
             raise exceptions.NotFound(f"API key {key_id}: not found")
         members.revoke_key(project, request.user, key)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-urlpatterns = [
-    path("members", MemberList.as_view(), name="api-members"),
-    path("members/<str:username>", MemberDetail.as_view(), name="api-member"),
-    path("api-keys", KeyList.as_view(), name="api-keys"),
-    path("api-keys/<int:key_id>", KeyDetail.as_view(), name="api-key"),
-]

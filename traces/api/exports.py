@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import FileResponse
-from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -18,11 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import exports, formats, permissions
-from .api import PROJECT_PARAM, require_role
+from .. import exports, formats, permissions
+from ..errors import InputError
+from ..models import Export, ExportFormat, ExportStatus
 from .auth import request_project
-from .errors import InputError
-from .models import Export, ExportFormat, ExportStatus
+from .runs import PROJECT_PARAM, require_role
 
 EXPORT_ID_PARAM = OpenApiParameter("export_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
@@ -166,10 +165,3 @@ class NotDone(exceptions.APIException):
 
     def __init__(self, current: str) -> None:
         super().__init__(f"status: the export is {current}; download it once it is done")
-
-
-urlpatterns = [
-    path("exports", ExportList.as_view(), name="api-exports"),
-    path("exports/<uuid:export_id>", ExportDetail.as_view(), name="api-export"),
-    path("exports/<uuid:export_id>/download", ExportDownload.as_view(), name="api-export-download"),
-]

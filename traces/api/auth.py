@@ -10,30 +10,12 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from .errors import InputError
-from .models import ApiKey, Project, hash_api_key
+from ..errors import InputError
+from ..models import ApiKey, Project, hash_api_key
+from ..permissions import KeyPrincipal
 
 # Writing last_used_at on every request would turn each read into a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-class KeyPrincipal:
-    """``request.user`` for a request made with an API key: it acts for one project."""
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    is_staff = False
-    is_superuser = False
-    pk = None
-
-    def __init__(self, key: ApiKey) -> None:
-        self.key = key
-        self.project = key.project
-        self.username = f"api-key:{key.prefix}"
-
-    def __str__(self) -> str:
-        return self.username
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -90,7 +72,7 @@ def request_project(request: Request) -> Project:
 class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """Describes the API key to drf-spectacular (an HTTP bearer scheme)."""
 
-    target_class = "traces.auth.ApiKeyAuthentication"
+    target_class = "traces.api.auth.ApiKeyAuthentication"
     name = "apiKey"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:

@@ -14,7 +14,6 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, StreamingHttpResponse
-from django.urls import URLPattern, path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -23,13 +22,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import review, review_export, review_views
-from .api import EXECUTION_ID_PARAM, PROJECT_PARAM, get_run, require_role
-from .api_render import FastJSONRenderer
+from .. import review, review_export, review_json
+from ..errors import InputError
+from ..models import Comment, ReviewStatus, Run, Verdict
+from ..permissions import READ, REVIEW, actor_role, has_role
 from .auth import request_project
-from .errors import InputError
-from .models import Comment, ReviewStatus, Run, Verdict
-from .permissions import READ, REVIEW, actor_role, has_role
+from .render import FastJSONRenderer
+from .runs import EXECUTION_ID_PARAM, PROJECT_PARAM, get_run, require_role
 
 INDEX_PARAM = OpenApiParameter("index", int, OpenApiParameter.PATH, description="Step index")
 ERRORS: dict[int | tuple[int, str], Any] = {
@@ -151,7 +150,7 @@ class ActivitySerializer(serializers.Serializer[Any]):
 
 
 def review_body(request: Request, run: Run) -> dict[str, Any]:
-    snapshot = review_views.run_review_snapshot(run)
+    snapshot = review_json.run_review_snapshot(run)
     role = actor_role(run.project, request.user) or "viewer"
     return {
         **snapshot["review"],
@@ -162,7 +161,7 @@ def review_body(request: Request, run: Run) -> dict[str, Any]:
             "can_review": has_role(role, REVIEW),
             "is_admin": role == "admin",
         },
-        "members": review_views.members_view(run.project),
+        "members": review_json.members_view(run.project),
     }
 
 
@@ -210,7 +209,7 @@ class StepVerdictView(APIView):
         step = review.step_at(run, index)
         data = body_of(request)
         row = review.set_verdict(run, step, request.user, data.get("verdict"), data.get("reason"))
-        return Response(review_views.verdict_view(row, step))
+        return Response(review_json.verdict_view(row, step))
 
     @extend_schema(
         operation_id="clear_step_verdict",
@@ -246,11 +245,11 @@ class RunComments(APIView):
     )
     def get(self, request: Request, execution_id: str) -> Response:
         run = review_run(request, execution_id, READ)
-        which = review_views.CommentFilter(
+        which = review_json.CommentFilter(
             step=parse_int(request.query_params.get("step"), "step"),
             path=request.query_params.get("path"),
         )
-        return Response(review_views.list_comments(run, which))
+        return Response(review_json.list_comments(run, which))
 
     @extend_schema(
         operation_id="add_run_comment",
@@ -271,7 +270,7 @@ class RunComments(APIView):
                 raise InputError("step", "expected a step index")
             step = review.step_at(run, step_index)
         comment = review.add_comment(run, request.user, data.get("body"), step, data.get("path"))
-        view = review_views.comment_view(comment, step.index if step else None)
+        view = review_json.comment_view(comment, step.index if step else None)
         return Response(view, status=status.HTTP_201_CREATED)
 
 
@@ -299,9 +298,7 @@ class CommentDetail(APIView):
     def patch(self, request: Request, id: int) -> Response:
         comment = project_comment(request, id, REVIEW)
         comment = review.edit_comment(comment, request.user, body_of(request).get("body"))
-        return Response(
-            review_views.comment_view(comment, review_views.comment_step_index(comment))
-        )
+        return Response(review_json.comment_view(comment, review_json.comment_step_index(comment)))
 
     @extend_schema(
         operation_id="delete_comment",
@@ -330,7 +327,7 @@ class RunActivity(APIView):
         run = review_run(request, execution_id, READ)
         limit = parse_int(request.query_params.get("limit"), "limit") or 200
         entries = run.activity.select_related("actor")[: min(limit, 1000)]
-        return Response([review_views.activity_view(a) for a in entries])
+        return Response([review_json.activity_view(a) for a in entries])
 
 
 async def aiter_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
@@ -407,17 +404,3 @@ class ReviewExport(APIView):
         response = StreamingHttpResponse(content, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
-
-
-urlpatterns: list[URLPattern] = [
-    path("runs/<str:execution_id>/review", RunReviewView.as_view(), name="api-run-review"),
-    path(
-        "runs/<str:execution_id>/steps/<int:index>/verdict",
-        StepVerdictView.as_view(),
-        name="api-step-verdict",
-    ),
-    path("runs/<str:execution_id>/comments", RunComments.as_view(), name="api-run-comments"),
-    path("comments/<int:id>", CommentDetail.as_view(), name="api-comment"),
-    path("runs/<str:execution_id>/activity", RunActivity.as_view(), name="api-run-activity"),
-    path("reviews/export", ReviewExport.as_view(), name="api-review-export"),
-]
