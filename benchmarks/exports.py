@@ -133,7 +133,7 @@ SEED = r"""
 import sys
 import django
 django.setup()
-from traces import store
+from traces import ingest
 from traces.models import Project
 from traces.trace import ExecutionTrace
 
@@ -151,7 +151,7 @@ for i in range(copies):
             for state in (node.state_before, node.state_after):
                 if isinstance(state, dict):
                     state["bench_copy"] = i
-    store.save_trace(project, trace)
+    ingest.ingest_trace(project, trace)
     nodes += len(trace.nodes_executed)
 print(nodes)
 """

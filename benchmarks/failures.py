@@ -8,7 +8,7 @@ It drops and recreates its own PostgreSQL database (``BENCH_DATABASE_URL``, defa
 ``postgres://postgres@127.0.0.1:5432/h_failures_bench``), migrates it and, in process:
 
 * ``normalize`` throughput over the demo's kinds of failure message;
-* ``store.save_trace`` of generated failing research-agent runs (2 loops, ~8 steps), with
+* ``ingest.ingest_trace`` of generated failing research-agent runs (2 loops, ~8 steps), with
   the time spent in ``failures.record_run`` measured inside each save;
 * ``regroup_failures``' backfill (``failures.regroup``) over the same runs after their
   groups are deleted.
@@ -63,8 +63,8 @@ def main() -> None:
 
     from traces import failures
     from traces.demo import research_run
+    from traces.ingest import ingest_trace
     from traces.models import FailureGroup, Project, Run
-    from traces.store import save_trace
 
     rng = random.Random(11)
     messages = [
@@ -100,7 +100,7 @@ def main() -> None:
     saves: list[float] = []
     for trace in traces:
         t = time.perf_counter()
-        save_trace(project, trace)
+        ingest_trace(project, trace)
         saves.append(time.perf_counter() - t)
     failures.record_run = real  # type: ignore[assignment]
 
@@ -132,7 +132,7 @@ def main() -> None:
         "| Measure | Value |",
         "|---|---|",
         f"| `normalize`, messages/s (20,000 demo messages) | {normalize_rate:,.0f} |",
-        f"| `save_trace` of a failing run, median | {ms(statistics.median(saves))} |",
+        f"| `ingest_trace` of a failing run, median | {ms(statistics.median(saves))} |",
         f"| `record_run` inside it, median | {ms(statistics.median(grouping))} |",
         f"|   p95 | {ms(sorted(grouping)[int(0.95 * len(grouping))])} |",
         f"| Share of ingestion time spent grouping | {share:.1%} |",

@@ -84,9 +84,9 @@ def main() -> None:
     from rest_framework.test import APIClient
 
     from traces import markdown, review_export, review_json
+    from traces.ingest import ingest_trace
     from traces.models import Comment, Membership, Project, Role, RunReview, StepVerdict
     from traces.parsing import parse_trace
-    from traces.store import save_trace
 
     call_command("migrate", verbosity=0)
     project = Project.objects.create(slug="bench", name="Bench")
@@ -102,7 +102,7 @@ def main() -> None:
     runs = []
     for i in range(RUNS):
         fixture["execution_id"] = f"bench-{i:05d}"
-        run, _ = save_trace(project, parse_trace(json.dumps(fixture).encode()))
+        run, _ = ingest_trace(project, parse_trace(json.dumps(fixture).encode()))
         runs.append(run)
     RunReview.objects.bulk_create(
         RunReview(run=r, status="reviewed", assignee=users[i % 2], labels=["timeout", "net"])

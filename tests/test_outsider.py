@@ -17,6 +17,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
+from traces.ingest import ingest_trace
 from traces.models import (
     ApiKey,
     Comment,
@@ -28,7 +29,6 @@ from traces.models import (
     Role,
 )
 from traces.parsing import parse_trace
-from traces.store import save_trace
 
 METHODS = ("get", "post", "put", "patch", "delete")
 # The producers' endpoints take an API key only: any signed-in user is refused alike.
@@ -51,7 +51,7 @@ def acme(project: Project, fixtures_dir: Path) -> dict[str, str]:
     ada = get_user_model().objects.create_user("ada", password="pw-ada-123")
     Membership.objects.create(project=project, user=ada, role=Role.ADMIN)
     trace = parse_trace((fixtures_dir / "tool_timeout_failure.json").read_bytes())
-    run, _ = save_trace(project, trace)
+    run, _ = ingest_trace(project, trace)
     group = FailureGroup.objects.filter(project=project).first()
     assert group is not None, "a failed run is grouped"
     comment = Comment.objects.create(run=run, author=ada, body="mine")

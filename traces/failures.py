@@ -4,8 +4,9 @@ A failure's fingerprint is its node, its error type and its message with the par
 vary between occurrences (numbers, ids, URLs, emails, paths, quoted values) replaced by
 placeholders, so "Timeout: GET https://a/1 exceeded 30s" and "Timeout: GET https://b/2
 exceeded 31s" are one group. ``record_run`` brings a run's ``Failure`` rows in line with
-its stored errors and steps; it runs inside the ingestion transaction (store.save_trace,
-live.ingest_events) and is idempotent, so re-sending a run changes nothing.
+its stored errors and steps; it runs inside the ingestion transaction (traces/ingest.py
+calls it once the rows are written) and is idempotent, so re-sending a run changes
+nothing.
 
 What is an occurrence, per run: each ``ErrorTrace`` ("error:<position>"); each failed step
 that no ErrorTrace covers ("step:<position>"); and a failed run with neither ("run").

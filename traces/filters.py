@@ -8,13 +8,14 @@ page.
 
 Free text (``q``) matches ``Run.search_text``, a denormalised, lower-cased list of what a
 user searches a run by (node names, error types and messages, metadata keys and values,
-ids), one item a line, written by ``traces/store.py`` and ``traces/live.py`` with
-``search_text``/``extend_search_text`` below. Why a column and a trigram index rather than
-full-text search: what people paste into a run search is fragments of identifiers ("retr",
-"gpt-4o", a UUID prefix, "429") that a tokenising, stemming tsvector does not match, while
-a pg_trgm GIN index answers ``LIKE '%fragment%'`` directly; SQLite falls back to the same
-``LIKE`` on the same column, so both backends find the same runs. Why not search the step
-rows: a query per keystroke must not read every step of 100,000 runs.
+ids), one item a line: ``extend_search_text`` below keeps its format and cap, and
+``traces/summary.py`` says what goes in, for whole traces and live events alike. Why a
+column and a trigram index rather than full-text search: what people paste into a run
+search is fragments of identifiers ("retr", "gpt-4o", a UUID prefix, "429") that a
+tokenising, stemming tsvector does not match, while a pg_trgm GIN index answers ``LIKE
+'%fragment%'`` directly; SQLite falls back to the same ``LIKE`` on the same column, so
+both backends find the same runs. Why not search the step rows: a query per keystroke must
+not read every step of 100,000 runs.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from .errors import InputError
 from .models import RunError, RunQuerySet, RunStatus, Step
-from .trace import ErrorTrace, ExecutionTrace, NodeExecution, RunStarted
 
 FILTER_NAMES = (
     "status",
@@ -243,6 +243,7 @@ _ITEM_MAX_CHARS = 300
 
 
 def _metadata_items(value: Any, key: str = "") -> Iterator[str]:
+    """A run's metadata as search items (also read by migration 0004's backfill)."""
     if isinstance(value, dict):
         for k, v in value.items():
             yield from _metadata_items(v, str(k))
@@ -271,33 +272,3 @@ def extend_search_text(existing: str, items: Iterable[str | None]) -> str:
         lines.append(line)
         size += len(line) + 1
     return "\n".join(lines)
-
-
-def event_search_items(data: Any) -> Iterator[str | None]:
-    """What one live event adds to its run's search text."""
-    if isinstance(data, RunStarted):
-        yield data.thread_id
-        yield from _metadata_items(data.metadata)
-    elif isinstance(data, NodeExecution):
-        yield data.node
-        yield data.error_message
-    elif isinstance(data, ErrorTrace):
-        yield data.node
-        yield data.error_type
-        yield data.message
-
-
-def search_text(trace: ExecutionTrace) -> str:
-    """The search column of a run stored from a whole trace."""
-
-    def items() -> Iterator[str | None]:
-        # Short, telling items first: a run past the cap loses long messages, not names.
-        yield trace.execution_id
-        yield trace.thread_id
-        yield from (node.node for node in trace.nodes_executed)
-        yield from (error.error_type for error in trace.errors)
-        yield from _metadata_items(trace.metadata)
-        yield from (error.message for error in trace.errors)
-        yield from (node.error_message for node in trace.nodes_executed)
-
-    return extend_search_text("", items())

@@ -1,9 +1,11 @@
 """Live runs: a producer streams events while the run executes (DESIGN.md §4).
 
-``ingest_events`` validates a batch, stores the events it has not seen (by ``seq``), applies
-them to the run's rows (steps, errors, summary columns) in one transaction, and publishes
-the new ones after commit. ``replay`` gives back stored events after a seq, for a websocket
-that (re)connects. The database is the source of truth; the channel layer may lose messages.
+``store_events`` stores the events of a batch it has not seen (by ``seq``) and applies them
+to the run's rows (steps, errors, and the summary columns by ``traces/summary.py``'s
+rule); ``traces/ingest.py``'s ``ingest_events`` is the workflow around it (transaction,
+failure grouping, publishing after commit). ``replay`` gives back stored events after a
+seq, for a websocket that (re)connects. The database is the source of truth; the channel
+layer may lose messages.
 """
 
 from __future__ import annotations
@@ -12,26 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import msgspec
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import bulk, failures, zstd
-from . import events as publish
+from . import bulk, zstd
 from .fields import parse_time
-from .filters import event_search_items, extend_search_text
 from .models import EventType, Project, Run, RunError, RunEvent, RunStatus, Step, graph_name_of
 from .parsing import ParsedEvent
-from .store import (
-    ERROR_COLUMNS,
-    STEP_COLUMNS,
-    WRITE_ATTEMPTS,
-    Snapshots,
-    error_row,
-    insert_new_rows,
-    insert_rows,
-    load_states,
-    step_row,
-)
+from .store import ERROR_COLUMNS, STEP_COLUMNS, Snapshots, error_row, load_states, step_row
+from .summary import Summary
 from .trace import (
     UNSET,
     ErrorTrace,
@@ -53,32 +43,15 @@ EVENT_COLUMNS = ("run_id", "seq", "type", "data", "states", "received_at")
 _json = msgspec.json.Encoder()
 
 
-def ingest_events(
+def store_events(
     project: Project, execution_id: str, events: list[ParsedEvent]
 ) -> tuple[Run, list[ParsedEvent]]:
-    """Store and apply the events not stored yet; returns the run and the new events.
+    """Store and apply the events not stored yet; returns the run (its row locked until the
+    transaction ends) and the new events. Call it inside a transaction.
 
     A repeated seq is a no-op, so a retried batch is harmless. Events are applied in seq
     order within the batch; a later batch may fill gaps left by an earlier one.
     """
-    for attempt in range(1, WRITE_ATTEMPTS + 1):
-        try:
-            with transaction.atomic():
-                run, new = _ingest_locked(project, execution_id, events)
-                failures.record_events(run, new)
-                if new:
-                    publish.run_events(run, [e.wire() for e in new])
-                return run, new
-        except IntegrityError:
-            # Two first batches of one run raced to create it; the second pass finds it.
-            if attempt == WRITE_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _ingest_locked(
-    project: Project, execution_id: str, events: list[ParsedEvent]
-) -> tuple[Run, list[ParsedEvent]]:
     now = timezone.now()
     run = Run.objects.lock(project, execution_id)
     if run is None:
@@ -116,7 +89,7 @@ def _ingest_locked(
         )
     # The unique (run, seq) constraint decides what is new: a stored seq is skipped in the
     # same statement that inserts the rest, with no look-up first.
-    inserted = insert_new_rows(
+    inserted = bulk.insert_new_rows(
         RunEvent, EVENT_COLUMNS, event_rows, unique=("run_id", "seq"), returning="seq"
     )
     kept = [i for i, e in enumerate(candidates) if e.seq in inserted]
@@ -126,29 +99,16 @@ def _ingest_locked(
     digests = [digests[i] for i in kept]
 
     changed = _apply(run, fresh, digests, snapshots)
-    # The run list's free-text search: what these events add (traces/filters.py).
-    run.search_text = extend_search_text(
-        run.search_text, [run.execution_id, *(i for e in fresh for i in event_search_items(e.data))]
-    )
     run.last_seq = max(run.last_seq, fresh[-1].seq)
     # The row is locked (select_for_update), so the count read with it is current.
     run.event_count += len(fresh)
     run.last_event_at = now
     run.updated_at = now
-    # Summary fields only change here, so a complete trace posted later (store.save_trace)
-    # still replaces everything and clears the live digest.
+    # A live batch clears the digest, so a complete trace posted later (store.save_trace)
+    # is never taken for one already stored: it replaces everything.
     run.trace_digest = ""
     bulk.update_fields(
-        run,
-        [
-            *changed,
-            "last_seq",
-            "event_count",
-            "last_event_at",
-            "updated_at",
-            "trace_digest",
-            "search_text",
-        ],
+        run, [*changed, "last_seq", "event_count", "last_event_at", "updated_at", "trace_digest"]
     )
     return run, fresh
 
@@ -158,9 +118,10 @@ def _apply(
     events: list[ParsedEvent],
     digests: list[dict[str, str | None]],
     snapshots: Snapshots,
-) -> set[str]:
+) -> list[str]:
     """Apply events to the run's rows; returns the Run fields it changed."""
-    changed: set[str] = set()
+    changed: list[str] = []
+    summary = Summary.of_run(run)
     # Steps first: the unique (run, position) constraint says which are new (the same step
     # again under another seq keeps the first), and only those count in the summary.
     positions: dict[int, int] = {}  # event number -> position
@@ -179,11 +140,12 @@ def _apply(
             rows.append(
                 step_row(run.pk, position, data, snapshots.id_for(before), snapshots.id_for(after))
             )
-    new_steps = insert_new_rows(
+    new_steps = bulk.insert_new_rows(
         Step, STEP_COLUMNS, rows, unique=("run_id", "position"), returning="position"
     )
     error_position = run.error_count
     errors: list[tuple[Any, ...]] = []
+    applied: list[Any] = []  # the parts the summary takes, in order
     for number, (event, fields) in enumerate(zip(events, digests, strict=True)):
         data = event.data
         if isinstance(data, RunStarted):
@@ -195,30 +157,14 @@ def _apply(
             run.started_at = parse_time(data.started_at) or run.started_at
             run.metadata = data.metadata
             run.graph_name = graph_name_of(data.metadata)
-            changed |= {
-                "thread_id",
-                "parent_execution_id",
-                "root_execution_id",
-                "depth",
-                "started_at_text",
-                "started_at",
-                "metadata",
-                "graph_name",
-            }
+            changed += _STARTED_FIELDS
+            applied.append(data)
         elif isinstance(data, NodeExecution):
             if positions[number] not in new_steps:
                 continue
             new_steps.discard(positions[number])  # a position twice in one batch counts once
-            run.node_count += 1
-            run.total_tokens += data.tokens_used
-            changed |= {"node_count", "total_tokens"}
-            if not data.success:
-                if not run.first_error:
-                    run.first_error = data.error_message or ""
-                    run.first_error_node = data.node
-                    changed |= {"first_error", "first_error_node"}
-                run.status = RunStatus.FAILED
-                changed.add("status")
+            summary.node(data)
+            applied.append(data)
         elif isinstance(data, ErrorTrace):
             errors.append(
                 error_row(
@@ -226,42 +172,30 @@ def _apply(
                 )
             )
             error_position += 1
-            if run.error_count == 0 or not run.first_error_type:
-                run.first_error = data.message
-                run.first_error_type = data.error_type or ""
-                run.first_error_node = data.node
-            run.error_count += 1
-            run.status = RunStatus.FAILED
-            changed |= {
-                "error_count",
-                "status",
-                "first_error",
-                "first_error_type",
-                "first_error_node",
-            }
+            summary.error(data)
+            applied.append(data)
         elif isinstance(data, RunFinished):
-            run.completed = data.completed
-            run.ended_at_text = data.ended_at
-            run.ended_at = parse_time(data.ended_at)
             run.final_state_id = snapshots.id_for(fields.get("final_state"))
-            if data.total_duration_ms is not None:
-                run.duration_ms = data.total_duration_ms
-            if data.total_tokens is not None:
-                run.total_tokens = data.total_tokens
-            if run.status != RunStatus.FAILED:
-                run.status = RunStatus.COMPLETED if data.completed else RunStatus.FAILED
-            changed |= {
-                "completed",
-                "ended_at_text",
-                "ended_at",
-                "final_state",
-                "duration_ms",
-                "total_tokens",
-                "status",
-            }
+            changed.append("final_state")
+            summary.finish(data.completed, data.ended_at)
+            summary.totals(data.total_duration_ms, data.total_tokens)
     if errors:
-        insert_rows(RunError, ERROR_COLUMNS, errors)
-    return changed
+        bulk.insert_rows(RunError, ERROR_COLUMNS, errors)
+    # The run list's free-text search: what these events add.
+    summary.search(run.execution_id, applied)
+    return changed + summary.write(run)
+
+
+_STARTED_FIELDS = [
+    "thread_id",
+    "parent_execution_id",
+    "root_execution_id",
+    "depth",
+    "started_at_text",
+    "started_at",
+    "metadata",
+    "graph_name",
+]
 
 
 def replay(run: Run, after: int, limit: int) -> Iterator[dict[str, Any]]:

@@ -180,7 +180,7 @@ class RunQuerySet(models.QuerySet["Run"]):
 
     def lock(self, project: Project, execution_id: str) -> Run | None:
         """The run, its row locked until the transaction ends (``FOR UPDATE``), or None;
-        ``project`` is set on it. Every live event runs this (``traces/rows.py``)."""
+        ``project`` is set on it. Every live event runs this (``traces/bulk.py``)."""
         run = bulk.fetch_one(
             self.model,
             '"project_id" = %s AND "execution_id" = %s',

@@ -1,10 +1,10 @@
 """The one mapping between ``ExecutionTrace`` and the rows in ``traces/models.py``.
 
-``save_trace`` writes a whole trace in one transaction; ``load_trace`` gives it back equal
-to what was saved. Steps and snapshots go in with COPY on PostgreSQL and ``executemany``
-on SQLite: Django's ``bulk_create`` builds a model instance per row (2-3k rows/s measured
-here, against 8-14k for COPY). benchmarks/ingest.py holds the whole path to a COPY-only
-floor.
+``save_trace`` writes a whole trace's rows; ``load_trace`` gives it back equal to what
+was saved. Only the mapping lives here: the transaction, failure grouping and the
+after-commit push are the ingest workflow's (``traces/ingest.py``), the summary columns'
+rule is ``traces/summary.py``'s, and the bulk SQL (COPY on PostgreSQL, ``executemany`` on
+SQLite) is ``traces/bulk.py``'s.
 """
 
 from __future__ import annotations
@@ -12,19 +12,18 @@ from __future__ import annotations
 import gc
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import msgspec
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Model, TextField
+from django.db import connection
+from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from . import events, failures, zstd
+from . import bulk, summary, zstd
 from .fields import from_db_u64, parse_time, to_db_u64
-from .filters import search_text
-from .models import Project, Run, RunError, RunStatus, StateSnapshot, Step, graph_name_of
+from .models import Project, Run, RunError, StateSnapshot, Step, graph_name_of
 from .trace import (
     UNSET,
     ErrorTrace,
@@ -38,30 +37,7 @@ from .trace import (
 
 _json = msgspec.json.Encoder()
 
-# SQLite's default limit on bound variables is 32,766; stay well below it.
-_CHUNK = 900
-
-
-def run_status(trace: ExecutionTrace) -> str:
-    """``failed`` when anything failed or the run ended incomplete; ``completed``; else
-    ``running`` (a partial trace of a run still going)."""
-    if trace.errors or any(not n.success for n in trace.nodes_executed):
-        return RunStatus.FAILED
-    if trace.completed:
-        return RunStatus.COMPLETED
-    if trace.ended_at is not None:
-        return RunStatus.FAILED
-    return RunStatus.RUNNING
-
-
-def _first_error(trace: ExecutionTrace) -> tuple[str, str, str]:
-    if trace.errors:
-        e = trace.errors[0]
-        return e.message, e.error_type or "", e.node
-    for n in trace.nodes_executed:
-        if not n.success:
-            return n.error_message or "", "", n.node
-    return "", "", ""
+_CHUNK = bulk.CHUNK  # within SQLite's limit on bound variables
 
 
 class Snapshots:
@@ -93,13 +69,19 @@ class Snapshots:
         if connection.vendor == "postgresql":
             # One round trip finds the stored ids and draws ids for the rest from the
             # table's sequence, so the COPY needs no second look-up (~20 ms a trace).
-            self._ids, missing = _pg_snapshot_ids(self.project.pk, digests)
+            self._ids, missing = bulk.pg_ids_by_key(
+                StateSnapshot, "project_id", self.project.pk, "digest", digests
+            )
             self._insert(missing, with_ids=True)
         else:
-            self._ids = _snapshot_ids(self.project.pk, digests)
+            self._ids = bulk.ids_by_key(
+                StateSnapshot, "project_id", self.project.pk, "digest", digests
+            )
             missing = [d for d in digests if d not in self._ids]
             self._insert(missing, with_ids=False)
-            self._ids.update(_snapshot_ids(self.project.pk, missing))
+            self._ids.update(
+                bulk.ids_by_key(StateSnapshot, "project_id", self.project.pk, "digest", missing)
+            )
         return self._ids
 
     def _insert(self, digests: list[str], with_ids: bool) -> None:
@@ -113,144 +95,41 @@ class Snapshots:
         if with_ids:
             columns.insert(0, "id")
             rows = [(self._ids[row[1]], *row) for row in rows]
-        insert_rows(StateSnapshot, columns, rows)
+        bulk.insert_rows(StateSnapshot, columns, rows)
 
     def id_for(self, digest: str | None) -> int | None:
         return None if digest is None else self._ids[digest]
-
-
-def _snapshot_ids(project_id: int, digests: Sequence[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for start in range(0, len(digests), _CHUNK):
-        chunk = digests[start : start + _CHUNK]
-        for pk, digest in StateSnapshot.objects.filter(
-            project_id=project_id, digest__in=chunk
-        ).values_list("pk", "digest"):
-            found[digest] = pk
-    return found
-
-
-def _pg_snapshot_ids(project_id: int, digests: Sequence[str]) -> tuple[dict[str, int], list[str]]:
-    """digest -> id for all ``digests``, and those not stored yet, in the order given; their
-    ids are new values of the table's id sequence (ascending in that order, as COPY would
-    have assigned them)."""
-    table = connection.ops.quote_name(StateSnapshot._meta.db_table)
-    ids: dict[str, int] = {}
-    missing: list[str] = []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT digest, coalesce(id, nextval((SELECT pg_get_serial_sequence(%s, 'id'))"
-            "::regclass)), id IS NULL FROM ("
-            " SELECT d.digest, s.id FROM unnest(%s::text[]) WITH ORDINALITY AS d(digest, n)"
-            f" LEFT JOIN {table} s ON s.project_id = %s AND s.digest = d.digest"
-            " ORDER BY d.n) AS found",
-            [StateSnapshot._meta.db_table, list(digests), project_id],
-        )
-        for digest, pk, is_new in cursor.fetchall():
-            ids[digest] = pk
-            if is_new:
-                missing.append(digest)
-    return ids, missing
-
-
-# A write that lost a race (a run or a shared state snapshot stored by a concurrent
-# request) starts over and then finds those rows; each pass can only lose to a writer that
-# committed meanwhile, so a few passes see it through even when many runs share states.
-WRITE_ATTEMPTS = 4
-
-# Below this many rows one multi-row INSERT beats COPY, which costs extra round trips
-# (start, data, end): a live batch of a few events is mostly round trips.
-_SMALL_BATCH = 64
-
-
-def insert_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Insert prepared rows (database values, JSON already encoded as text) in bulk."""
-    table = model._meta.db_table
-    cols = ", ".join(connection.ops.quote_name(c) for c in columns)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            if isinstance(rows, list) and len(rows) <= _SMALL_BATCH:
-                if rows:
-                    values, params = _values(columns, rows)
-                    cursor.execute(f"INSERT INTO {table} ({cols}) VALUES {values}", params)
-                return
-            raw = cursor.cursor  # the psycopg cursor under Django's wrapper
-            with raw.copy(f"COPY {connection.ops.quote_name(table)} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows))
-
-
-def insert_new_rows(
-    model: type[Model],
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    unique: Sequence[str],
-    returning: str,
-) -> set[Any]:
-    """Insert the rows that do not collide on ``unique`` (one statement, one round trip);
-    returns the ``returning`` column of those inserted. SQLite >= 3.35 and PostgreSQL
-    both speak ON CONFLICT ... DO NOTHING RETURNING."""
-    if not rows:
-        return set()
-    quote = connection.ops.quote_name
-    cols = ", ".join(quote(c) for c in columns)
-    keys = ", ".join(quote(c) for c in unique)
-    inserted: set[Any] = set()
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), _SMALL_BATCH):
-            values, params = _values(columns, rows[start : start + _SMALL_BATCH])
-            cursor.execute(
-                f"INSERT INTO {quote(model._meta.db_table)} ({cols}) VALUES {values}"
-                f" ON CONFLICT ({keys}) DO NOTHING RETURNING {quote(returning)}",
-                params,
-            )
-            inserted.update(row[0] for row in cursor.fetchall())
-    return inserted
-
-
-def _values(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
-    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    return ", ".join([one] * len(rows)), [value for row in rows for value in row]
 
 
 def trace_digest(trace: ExecutionTrace) -> str:
     return hashlib.sha256(trace.to_json()).hexdigest()
 
 
-def save_trace(project: Project, trace: ExecutionTrace) -> tuple[Run, bool]:
-    """Store ``trace`` as the whole truth about its run; returns ``(run, created)``.
+class Saved(NamedTuple):
+    run: Run
+    created: bool
+    changed: bool  # False: the identical trace was stored already and nothing was written
+
+
+def save_trace(project: Project, trace: ExecutionTrace) -> Saved:
+    """Write ``trace``'s rows as the whole truth about its run; call it inside a
+    transaction (``traces/ingest.py``'s ``ingest_trace`` is the workflow around it).
 
     Idempotent on ``(project, execution_id)``: an identical trace writes nothing; a
     different one for an existing run (a live run's final trace) replaces its steps and
     errors, so no node execution is ever stored twice. A trace without ``execution_id``
-    gets a new UUID, set on ``trace``.
+    gets a new UUID, set on ``trace`` (so a retried transaction keeps it).
     """
     if trace.execution_id is None:
         trace.execution_id = str(uuid.uuid4())
     digest = trace_digest(trace)
-    for attempt in range(1, WRITE_ATTEMPTS + 1):
-        try:
-            with transaction.atomic():
-                return _save_locked(project, trace, digest)
-        except IntegrityError:
-            # Another request stored the same run (or a shared snapshot) between our read
-            # and our insert; the second pass finds its rows and takes the update path.
-            if attempt == WRITE_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _save_locked(project: Project, trace: ExecutionTrace, digest: str) -> tuple[Run, bool]:
     run = (
         Run.objects.select_for_update()
         .filter(project=project, execution_id=trace.execution_id)
         .first()
     )
     if run is not None and run.trace_digest == digest:
-        return run, False
+        return Saved(run, created=False, changed=False)
     created = run is None
     snapshots = Snapshots(project)
     step_digests = [
@@ -261,36 +140,23 @@ def _save_locked(project: Project, trace: ExecutionTrace, digest: str) -> tuple[
     snapshots.resolve()
 
     now = timezone.now()
-    first_error, first_error_type, first_error_node = _first_error(trace)
     fields: dict[str, Any] = {
         "thread_id": trace.thread_id,
         "parent_execution_id": _opt(trace.parent_execution_id),
         "root_execution_id": _opt(trace.root_execution_id),
         "depth": _opt(trace.depth),
         "graph_name": graph_name_of(trace.metadata),
-        "status": run_status(trace),
-        "completed": trace.completed,
         "started_at": parse_time(trace.started_at) or (run.started_at if run else now),
         "started_at_text": trace.started_at,
-        "ended_at": parse_time(trace.ended_at),
-        "ended_at_text": trace.ended_at,
-        "duration_ms": trace.total_duration_ms,
-        "total_tokens": trace.total_tokens,
-        "node_count": len(trace.nodes_executed),
-        "error_count": len(trace.errors),
-        "first_error": first_error,
-        "first_error_type": first_error_type,
-        "first_error_node": first_error_node,
         "final_state_id": snapshots.id_for(final_digest),
         "metadata": trace.metadata,
         "execution_metrics": _builtins(trace.execution_metrics),
         "performance_metrics": _builtins(trace.performance_metrics),
         "trace_digest": digest,
         "updated_at": now,
-        "search_text": search_text(trace),
+        **summary.of_trace(trace).as_fields(),
     }
     if run is None:
-        assert trace.execution_id is not None
         run = Run.objects.create(project=project, execution_id=trace.execution_id, **fields)
     else:
         for name, value in fields.items():
@@ -299,7 +165,7 @@ def _save_locked(project: Project, trace: ExecutionTrace, digest: str) -> tuple[
         run.steps.all().delete()
         run.errors.all().delete()
 
-    insert_rows(
+    bulk.insert_rows(
         Step,
         STEP_COLUMNS,
         (
@@ -309,7 +175,7 @@ def _save_locked(project: Project, trace: ExecutionTrace, digest: str) -> tuple[
             )
         ),
     )
-    insert_rows(
+    bulk.insert_rows(
         RunError,
         ERROR_COLUMNS,
         (
@@ -317,9 +183,7 @@ def _save_locked(project: Project, trace: ExecutionTrace, digest: str) -> tuple[
             for position, (e, d) in enumerate(zip(trace.errors, error_digests, strict=True))
         ),
     )
-    failures.record_run(run)
-    events.run_changed(run)
-    return run, created
+    return Saved(run, created=created, changed=True)
 
 
 STEP_COLUMNS = [

@@ -12,7 +12,7 @@ import pytest
 from django.conf import LazySettings
 
 from dashflow_site.celery import app as celery_app
-from traces import formats, store
+from traces import formats, ingest, store
 from traces.models import Project, Run
 from traces.trace import ExecutionTrace
 
@@ -30,7 +30,7 @@ def store_runs(
     project: Project, fixtures_dir: Path, names: Iterable[str] = SMALL
 ) -> dict[str, Run]:
     """The named fixtures stored in ``project``: name -> run."""
-    return {name: store.save_trace(project, trace_of(fixtures_dir, name))[0] for name in names}
+    return {name: ingest.ingest_trace(project, trace_of(fixtures_dir, name))[0] for name in names}
 
 
 def store_copies(project: Project, fixtures_dir: Path, name: str, count: int) -> list[Run]:
@@ -39,7 +39,7 @@ def store_copies(project: Project, fixtures_dir: Path, name: str, count: int) ->
     for i in range(count):
         trace = trace_of(fixtures_dir, name, f"{name}-copy-{i:04d}")
         trace.started_at = f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}.000Z"
-        runs.append(store.save_trace(project, trace)[0])
+        runs.append(ingest.ingest_trace(project, trace)[0])
     return runs
 
 

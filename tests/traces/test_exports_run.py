@@ -28,7 +28,7 @@ from tests.traces.exports_support import (
     store_runs,
 )
 from tests.traces.test_formats import awkward_trace
-from traces import exports, store, tasks
+from traces import exports, ingest, store, tasks
 from traces.errors import InputError
 from traces.formats import finetune_row, training_example
 from traces.models import (
@@ -322,7 +322,7 @@ def test_example_files_are_the_definition_byte_for_byte(
     stored += store_copies(project, fixtures_dir, "research_agent_success", 3)
     # States hard to cut into fields (escapes, Unicode, big numbers, non-objects): training
     # examples copy stored fields out as text (store.load_trace raw_states).
-    stored.insert(0, store.save_trace(project, awkward_trace())[0])
+    stored.insert(0, ingest.ingest_trace(project, awkward_trace())[0])
     reviewed = stored[-2]
     StepVerdict.objects.create(run=reviewed, step_position=0, verdict="good")
     StepVerdict.objects.create(run=reviewed, step_position=4, verdict="bad")

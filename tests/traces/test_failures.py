@@ -335,8 +335,8 @@ def test_runs_failing_the_same_way_at_once_all_count(project: Project, fixtures_
 
     from django.db import connections
 
+    from traces.ingest import ingest_trace
     from traces.parsing import parse_trace
-    from traces.store import save_trace
 
     def distinct_states(trace: dict[str, Any], i: int) -> bytes:
         # Each run its own states: shared snapshots are tests/traces/test_store.py's topic.
@@ -355,7 +355,7 @@ def test_runs_failing_the_same_way_at_once_all_count(project: Project, fixtures_
 
     def ingest(body: bytes) -> None:
         try:
-            save_trace(project, parse_trace(body))
+            ingest_trace(project, parse_trace(body))
         finally:
             connections.close_all()
 

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 
 from traces import markdown, review, review_json
 from traces.errors import InputError
+from traces.ingest import ingest_trace
 from traces.models import (
     Activity,
     ApiKey,
@@ -24,7 +25,6 @@ from traces.models import (
     StepVerdict,
 )
 from traces.parsing import parse_trace
-from traces.store import save_trace
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +41,7 @@ def failed_trace(execution_id: str = FAILED_RUN, minute: int = 30) -> bytes:
 
 
 def store_failed_run(project: Project, execution_id: str = FAILED_RUN, minute: int = 30) -> Run:
-    run, _ = save_trace(project, parse_trace(failed_trace(execution_id, minute)))
+    run, _ = ingest_trace(project, parse_trace(failed_trace(execution_id, minute)))
     return run
 
 

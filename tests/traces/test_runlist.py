@@ -16,8 +16,9 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from traces import live, parsing
+from traces import parsing
 from traces.filters import extend_search_text, parse_run_filter, search_terms
+from traces.ingest import ingest_events
 from traces.models import Membership, Project, Role, Run
 
 NOW = timezone.now().replace(microsecond=0)
@@ -444,8 +445,8 @@ def test_a_streamed_run_is_found_by_what_its_events_said(project: Project) -> No
         ).encode(),
         100,
     )
-    live.ingest_events(project, "live-1", events[:2])
-    live.ingest_events(project, "live-1", events[2:])
+    ingest_events(project, "live-1", events[:2])
+    ingest_events(project, "live-1", events[2:])
 
     def found(q: str) -> bool:
         return parse_run_filter({"q": q}).apply(Run.objects.all()).exists()
@@ -470,7 +471,7 @@ def test_a_complete_trace_replaces_what_streaming_wrote(api: APIClient, project:
         ).encode(),
         10,
     )
-    live.ingest_events(project, "r-1", events)
+    ingest_events(project, "r-1", events)
     body = json.dumps(trace("r-1", NOW, nodes=("final_node",)))
     response = api.post("/api/v1/traces", data=body, content_type="application/json")
     assert response.status_code == 200, response.content  # the streamed run, completed

@@ -1,4 +1,4 @@
-"""``save_trace`` / ``load_trace``: a stored trace comes back equal to the file, saving is
+"""``ingest_trace`` / ``load_trace``: a stored trace comes back equal to the file, saving is
 idempotent, states are content-addressed per project, and u64 values survive the
 database's signed BIGINT."""
 
@@ -17,9 +17,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from traces.errors import InputError
+from traces.ingest import ingest_trace
 from traces.models import Project, Run, RunError, RunStatus, StateSnapshot, Step
 from traces.parsing import parse_trace
-from traces.store import load_trace, save_trace
+from traces.store import load_trace
 from traces.trace import ExecutionTrace
 
 U64_MAX = 2**64 - 1
@@ -83,7 +84,7 @@ def test_every_fixture_saved_and_loaded_equals_the_file(
     project: Project, fixture_files: list[Path]
 ) -> None:
     for path in fixture_files:
-        run, created = save_trace(project, ExecutionTrace.from_json(path.read_bytes()))
+        run, created = ingest_trace(project, ExecutionTrace.from_json(path.read_bytes()))
         assert created, path.name
         run = Run.objects.get(pk=run.pk)  # read back from the database, not the saved object
         loaded = load_trace(run)
@@ -93,7 +94,7 @@ def test_every_fixture_saved_and_loaded_equals_the_file(
 def test_loaded_trace_keeps_optional_fields_omitted(
     project: Project, research_raw: dict[str, Any]
 ) -> None:
-    run, _ = save_trace(project, parse(research_raw))
+    run, _ = ingest_trace(project, parse(research_raw))
     out = json.loads(load_trace(Run.objects.get(pk=run.pk)).to_json())
     assert list(out) == list(research_raw)
     assert "depth" not in out
@@ -103,7 +104,7 @@ def test_loaded_trace_keeps_optional_fields_omitted(
 def test_load_without_states_reads_no_snapshot(
     project: Project, research_raw: dict[str, Any]
 ) -> None:
-    run, _ = save_trace(project, parse(research_raw))
+    run, _ = ingest_trace(project, parse(research_raw))
     loaded = load_trace(Run.objects.get(pk=run.pk), with_states=False)
     assert loaded.final_state is None
     assert all(n.state_before is None and n.state_after is None for n in loaded.nodes_executed)
@@ -126,9 +127,9 @@ def test_loading_runs_in_turn_reuses_the_states_they_share(
     changed["execution_id"] = "research-changed"
     changed["nodes_executed"][-1]["state_after"] = {"answer": "a state the first lacks"}
     changed["final_state"] = {"answer": "a final state the first lacks"}
-    first = save_trace(project, parse(research_raw))[0]
-    second = save_trace(project, parse(changed))[0]
-    other = save_trace(project, parse(timeout_raw))[0]
+    first = ingest_trace(project, parse(research_raw))[0]
+    second = ingest_trace(project, parse(changed))[0]
+    other = ingest_trace(project, parse(timeout_raw))[0]
 
     reuse: dict[int, Any] = {}
     previous: ExecutionTrace | None = None
@@ -164,11 +165,11 @@ def test_saving_the_same_trace_twice_changes_nothing(
     project: Project, fixture_files: list[Path]
 ) -> None:
     for path in fixture_files:
-        first, created = save_trace(project, ExecutionTrace.from_json(path.read_bytes()))
+        first, created = ingest_trace(project, ExecutionTrace.from_json(path.read_bytes()))
         assert created is True, path.name
         before = row_counts()
         updated_at = Run.objects.get(pk=first.pk).updated_at
-        second, created_again = save_trace(project, ExecutionTrace.from_json(path.read_bytes()))
+        second, created_again = ingest_trace(project, ExecutionTrace.from_json(path.read_bytes()))
         assert created_again is False, path.name
         assert second.pk == first.pk, path.name
         assert row_counts() == before, path.name
@@ -178,7 +179,7 @@ def test_saving_the_same_trace_twice_changes_nothing(
 def test_first_save_writes_one_run_and_a_row_per_step_and_error(
     project: Project, timeout_raw: dict[str, Any]
 ) -> None:
-    run, _ = save_trace(project, parse(timeout_raw))
+    run, _ = ingest_trace(project, parse(timeout_raw))
     assert Run.objects.filter(project=project).count() == 1
     steps = list(Step.objects.filter(run=run).order_by("position"))
     assert [s.node for s in steps] == [n["node"] for n in timeout_raw["nodes_executed"]]
@@ -192,7 +193,7 @@ def test_long_loop_stores_one_snapshot_per_distinct_state(
     raw = load_raw(fixtures_dir / "long_loop_2000.json")
     expected = distinct_states(raw)
     nodes = len(raw["nodes_executed"])
-    run, _ = save_trace(project, parse(raw))
+    run, _ = ingest_trace(project, parse(raw))
     snapshots = StateSnapshot.objects.filter(project=project)
     assert snapshots.count() == len(expected)
     assert set(snapshots.values_list("digest", flat=True)) == expected
@@ -203,7 +204,7 @@ def test_long_loop_stores_one_snapshot_per_distinct_state(
 def test_next_state_before_shares_the_previous_state_after_snapshot(
     project: Project, research_raw: dict[str, Any]
 ) -> None:
-    run, _ = save_trace(project, parse(research_raw))
+    run, _ = ingest_trace(project, parse(research_raw))
     steps = list(Step.objects.filter(run=run).order_by("position"))
     raw_nodes = research_raw["nodes_executed"]
     shared = 0
@@ -220,7 +221,7 @@ def test_equal_states_with_different_key_order_share_a_snapshot(project: Project
             node("a", state_before={"x": 1, "y": [1, 2]}, state_after={"y": [1, 2], "x": 1}),
         ]
     }
-    save_trace(project, parse(doc))
+    ingest_trace(project, parse(doc))
     assert StateSnapshot.objects.filter(project=project).count() == 1
 
 
@@ -228,8 +229,8 @@ def test_each_project_stores_a_shared_state_once(
     project: Project, other_project: Project, research_raw: dict[str, Any]
 ) -> None:
     expected = distinct_states(research_raw)
-    save_trace(project, parse(research_raw))
-    save_trace(other_project, parse(research_raw))
+    ingest_trace(project, parse(research_raw))
+    ingest_trace(other_project, parse(research_raw))
     for p in (project, other_project):
         digests = list(StateSnapshot.objects.filter(project=p).values_list("digest", flat=True))
         assert sorted(digests) == sorted(expected)
@@ -237,7 +238,7 @@ def test_each_project_stores_a_shared_state_once(
     # A second run in the same project reuses the project's snapshots.
     again = copy.deepcopy(research_raw)
     again["execution_id"] = str(uuid.uuid4())
-    _, created = save_trace(project, parse(again))
+    _, created = ingest_trace(project, parse(again))
     assert created is True
     assert StateSnapshot.objects.filter(project=project).count() == len(expected)
 
@@ -245,8 +246,8 @@ def test_each_project_stores_a_shared_state_once(
 def test_loading_from_one_project_never_uses_another_projects_snapshots(
     project: Project, other_project: Project, research_raw: dict[str, Any]
 ) -> None:
-    save_trace(project, parse(research_raw))
-    run, _ = save_trace(other_project, parse(research_raw))
+    ingest_trace(project, parse(research_raw))
+    run, _ = ingest_trace(other_project, parse(research_raw))
     own = set(StateSnapshot.objects.filter(project=other_project).values_list("pk", flat=True))
     step_ids = {
         pk
@@ -259,7 +260,7 @@ def test_loading_from_one_project_never_uses_another_projects_snapshots(
 
 
 def test_snapshot_data_is_compressed(project: Project, fixtures_dir: Path) -> None:
-    save_trace(
+    ingest_trace(
         project, ExecutionTrace.from_json((fixtures_dir / "long_loop_2000.json").read_bytes())
     )
     largest = StateSnapshot.objects.filter(project=project).order_by("-size_bytes").first()
@@ -271,7 +272,7 @@ def test_snapshot_data_is_compressed(project: Project, fixtures_dir: Path) -> No
 def test_large_state_is_stored_much_smaller_than_its_json(project: Project) -> None:
     state = {"documents": [{"id": i, "text": "lifetimes and async " * 20} for i in range(200)]}
     size = len(json.dumps(state, separators=(",", ":")).encode())
-    save_trace(project, parse({"nodes_executed": [node("reader", state_after=state)]}))
+    ingest_trace(project, parse({"nodes_executed": [node("reader", state_after=state)]}))
     snap = StateSnapshot.objects.get(project=project)
     assert snap.size_bytes == size
     assert len(bytes(snap.data)) < size / 10
@@ -285,11 +286,11 @@ def test_changed_trace_with_same_execution_id_replaces_steps(
     partial["nodes_executed"] = partial["nodes_executed"][:4]
     partial["completed"] = False
     partial["ended_at"] = None
-    run, created = save_trace(project, parse(partial))
+    run, created = ingest_trace(project, parse(partial))
     assert created is True
     assert Step.objects.filter(run=run).count() == 4
 
-    final, created_again = save_trace(project, parse(research_raw))
+    final, created_again = ingest_trace(project, parse(research_raw))
     assert created_again is False
     assert final.pk == run.pk
     assert Run.objects.filter(project=project).count() == 1
@@ -307,12 +308,12 @@ def test_changed_trace_with_same_execution_id_replaces_steps(
 def test_shorter_replacement_trace_leaves_no_stale_steps_or_errors(
     project: Project, timeout_raw: dict[str, Any]
 ) -> None:
-    run, _ = save_trace(project, parse(timeout_raw))
+    run, _ = ingest_trace(project, parse(timeout_raw))
     assert RunError.objects.filter(run=run).count() == 1
     retried = copy.deepcopy(timeout_raw)
     retried["nodes_executed"] = retried["nodes_executed"][:2]
     retried["errors"] = []
-    save_trace(project, parse(retried))
+    ingest_trace(project, parse(retried))
     assert Step.objects.filter(run=run).count() == 2
     assert RunError.objects.filter(run=run).count() == 0
     stored = Run.objects.get(pk=run.pk)
@@ -327,7 +328,7 @@ def test_trace_without_execution_id_gets_a_uuid(
     doc = copy.deepcopy(research_raw)
     doc["execution_id"] = None
     trace = parse(doc)
-    run, created = save_trace(project, trace)
+    run, created = ingest_trace(project, trace)
     assert created is True
     assert trace.execution_id is not None
     assert str(uuid.UUID(trace.execution_id)) == trace.execution_id
@@ -340,8 +341,8 @@ def test_two_traces_without_execution_id_are_two_runs(
 ) -> None:
     doc = copy.deepcopy(research_raw)
     doc["execution_id"] = None
-    first, _ = save_trace(project, parse(doc))
-    second, created = save_trace(project, parse(doc))
+    first, _ = ingest_trace(project, parse(doc))
+    second, created = ingest_trace(project, parse(doc))
     assert created is True
     assert first.execution_id != second.execution_id
     assert Run.objects.filter(project=project).count() == 2
@@ -350,7 +351,7 @@ def test_two_traces_without_execution_id_are_two_runs(
 def test_summary_columns_of_a_successful_run(
     project: Project, research_raw: dict[str, Any]
 ) -> None:
-    run, _ = save_trace(project, parse(research_raw))
+    run, _ = ingest_trace(project, parse(research_raw))
     stored = Run.objects.get(pk=run.pk)
     assert stored.status == RunStatus.COMPLETED
     assert stored.node_count == len(research_raw["nodes_executed"])
@@ -364,7 +365,7 @@ def test_summary_columns_of_a_successful_run(
 
 
 def test_summary_columns_of_a_failed_run(project: Project, timeout_raw: dict[str, Any]) -> None:
-    run, _ = save_trace(project, parse(timeout_raw))
+    run, _ = ingest_trace(project, parse(timeout_raw))
     stored = Run.objects.get(pk=run.pk)
     first = timeout_raw["errors"][0]
     assert stored.status == RunStatus.FAILED
@@ -383,7 +384,7 @@ def test_incomplete_trace_without_errors_or_end_is_running(
     doc["nodes_executed"] = doc["nodes_executed"][:3]
     doc["completed"] = False
     doc["ended_at"] = None
-    run, _ = save_trace(project, parse(doc))
+    run, _ = ingest_trace(project, parse(doc))
     stored = Run.objects.get(pk=run.pk)
     assert stored.status == RunStatus.RUNNING
     assert stored.node_count == 3
@@ -395,7 +396,7 @@ def test_incomplete_trace_that_ended_is_failed(
 ) -> None:
     doc = copy.deepcopy(research_raw)
     doc["completed"] = False
-    run, _ = save_trace(project, parse(doc))
+    run, _ = ingest_trace(project, parse(doc))
     assert Run.objects.get(pk=run.pk).status == RunStatus.FAILED
 
 
@@ -404,7 +405,7 @@ def test_failed_node_without_error_trace_marks_the_run_failed(project: Project) 
         "nodes_executed": [node("fetch", success=False, error_message="HTTP 503")],
         "completed": True,
     }
-    run, _ = save_trace(project, parse(doc))
+    run, _ = ingest_trace(project, parse(doc))
     stored = Run.objects.get(pk=run.pk)
     assert stored.status == RunStatus.FAILED
     assert stored.first_error == "HTTP 503"
@@ -415,7 +416,7 @@ def test_failed_node_without_error_trace_marks_the_run_failed(project: Project) 
 def test_graph_name_is_blank_without_metadata(project: Project, fixtures_dir: Path) -> None:
     raw = load_raw(fixtures_dir / "non_object_states.json")
     assert "graph_name" not in raw["metadata"]  # the fixture's premise
-    run, _ = save_trace(project, parse(raw))
+    run, _ = ingest_trace(project, parse(raw))
     assert Run.objects.get(pk=run.pk).graph_name == ""
 
 
@@ -445,7 +446,7 @@ def _huge_trace() -> dict[str, Any]:
 
 def test_u64_values_at_or_above_2_63_round_trip_through_the_database(project: Project) -> None:
     doc = _huge_trace()
-    run, _ = save_trace(project, parse(doc))
+    run, _ = ingest_trace(project, parse(doc))
     stored = Run.objects.get(pk=run.pk)
     assert stored.duration_ms == U64_MAX
     assert stored.total_tokens == 2**63
@@ -466,15 +467,15 @@ def test_u64_values_at_or_above_2_63_round_trip_through_the_database(project: Pr
 
 def test_u64_values_survive_an_update_of_the_run(project: Project) -> None:
     doc = _huge_trace()
-    run, _ = save_trace(project, parse(doc))
+    run, _ = ingest_trace(project, parse(doc))
     doc["total_tokens"] = U64_MAX - 1
-    _, created = save_trace(project, parse(doc))
+    _, created = ingest_trace(project, parse(doc))
     assert created is False
     assert Run.objects.get(pk=run.pk).total_tokens == U64_MAX - 1
 
 
 def test_u64_column_holds_the_wrapped_signed_value(project: Project) -> None:
-    run, _ = save_trace(project, parse(_huge_trace()))
+    run, _ = ingest_trace(project, parse(_huge_trace()))
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT duration_ms, total_tokens FROM {Run._meta.db_table} WHERE id = %s", [run.pk]
@@ -555,7 +556,7 @@ def test_a_trace_the_parser_accepts_is_stored_exactly_on_every_database(
     if isinstance(trace, InputError):
         assert trace.path.startswith("$.")
         return
-    run, _ = save_trace(project, trace)
+    run, _ = ingest_trace(project, trace)
     loaded = load_trace(Run.objects.get(pk=run.pk))
     assert json.loads(loaded.to_json()) == json.loads(trace.to_json())
 
@@ -565,7 +566,7 @@ def test_runs_sharing_new_states_stored_at_once_all_succeed(
     project: Project, fixtures_dir: Path
 ) -> None:
     """Concurrent saves race to insert the same new snapshots; the losers start over
-    (store.WRITE_ATTEMPTS) and find them, so every request succeeds and each state is
+    (ingest.WRITE_ATTEMPTS) and find them, so every request succeeds and each state is
     stored once."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -575,7 +576,9 @@ def test_runs_sharing_new_states_stored_at_once_all_succeed(
 
     def ingest(i: int) -> None:
         try:
-            save_trace(project, parse_trace(json.dumps({**body, "execution_id": f"r{i}"}).encode()))
+            ingest_trace(
+                project, parse_trace(json.dumps({**body, "execution_id": f"r{i}"}).encode())
+            )
         finally:
             connections.close_all()
 

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
+from traces.ingest import ingest_trace
 from traces.models import Membership, Project, Role
-from traces.store import save_trace
 from traces.trace import ExecutionTrace
 
 
@@ -22,9 +22,9 @@ def test_user_signs_in_and_sees_only_their_projects_runs(
     user = get_user_model().objects.create_user("bob", password="pw-bob-12345")
     Membership.objects.create(project=mine, user=user, role=Role.VIEWER)
     failing = next(f for f in fixture_files if f.name == "tool_timeout_failure.json")
-    save_trace(mine, ExecutionTrace.from_json(failing.read_bytes()))
+    ingest_trace(mine, ExecutionTrace.from_json(failing.read_bytes()))
     hidden = next(f for f in fixture_files if f.name == "research_agent_success.json")
-    save_trace(theirs, ExecutionTrace.from_json(hidden.read_bytes()))
+    ingest_trace(theirs, ExecutionTrace.from_json(hidden.read_bytes()))
 
     page.goto(f"{live_server.url}/")
     expect(page).to_have_url(f"{live_server.url}/login/?next=/")

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from traces.ingest import ingest_trace
 from traces.models import Project, Run
-from traces.store import save_trace
 from traces.trace import ExecutionTrace
 from visualizer.stepview import VALUE_PREVIEW_CHARS, step_view, watch_view
 
@@ -20,7 +20,7 @@ FAILURE = "0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02"
 @pytest.fixture
 def failure_run(project: Project, fixtures_dir: Path) -> Run:
     trace = ExecutionTrace.from_json((fixtures_dir / "tool_timeout_failure.json").read_bytes())
-    run, _ = save_trace(project, trace)
+    run, _ = ingest_trace(project, trace)
     return run
 
 
@@ -125,7 +125,7 @@ def test_long_values_are_collapsed_with_their_full_text_alongside(
     long_text = "x" * 5000
     node = trace.nodes_executed[3]
     node.state_after = {**node.state_after, "answer": long_text}
-    run, _ = save_trace(project, trace)
+    run, _ = ingest_trace(project, trace)
 
     view = step_view(run, run.steps.get(index=3))
 

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from .. import live, store
+from .. import ingest, store
 from ..errors import InputError
 from ..filters import SORTS
 from ..models import Project, Run
@@ -87,7 +87,7 @@ class TraceIngest(APIView):
     def post(self, request: Request) -> Response:
         project = key_project(request)
         trace = parse_trace(request_json(request))
-        run, created = store.save_trace(project, trace)
+        run, created = ingest.ingest_trace(project, trace)
         body = {
             "execution_id": run.execution_id,
             "created": created,
@@ -121,7 +121,7 @@ class RunEvents(APIView):
             raise InputError("execution_id", "expected at most 200 characters")
         data = request_json(request)
         events = parse_events(data, settings.TRACE_MAX_EVENTS)
-        run, new = live.ingest_events(project, execution_id, events)
+        run, new = ingest.ingest_events(project, execution_id, events)
         return Response(
             {
                 "execution_id": run.execution_id,

@@ -4,9 +4,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from traces.errors import InputError
+from traces.ingest import ingest_trace
 from traces.models import Project, Run
 from traces.parsing import parse_trace
-from traces.store import save_trace
 
 
 class Command(BaseCommand):
@@ -37,7 +37,7 @@ class Command(BaseCommand):
                 continue
             known = Run.objects.filter(project=project, execution_id=trace.execution_id)
             before = known.values_list("trace_digest", flat=True).first()
-            run, created = save_trace(project, trace)
+            run, created = ingest_trace(project, trace)
             state = (
                 "stored" if created else "unchanged" if run.trace_digest == before else "updated"
             )

@@ -6,9 +6,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
 from traces.demo import demo_runs
+from traces.ingest import ingest_trace
 from traces.models import Membership, Project, Role
 from traces.parsing import parse_trace
-from traces.store import save_trace
 
 # (username = password, project, role)
 TEAM = [
@@ -54,13 +54,13 @@ class Command(BaseCommand):
         fixtures = Path(options["fixtures"])
         if fixtures.is_dir():
             for file in sorted(fixtures.glob("*.json")):
-                save_trace(project, parse_trace(file.read_bytes()))
+                ingest_trace(project, parse_trace(file.read_bytes()))
                 imported += 1
         else:
             self.stderr.write(f"{fixtures}: not found, importing generated runs only")
         # A fixed seed: running seed_demo twice upserts the same runs, adds none.
         for trace in demo_runs(options["runs"]):
-            save_trace(project, trace)
+            ingest_trace(project, trace)
         self.stdout.write(
             f"demo project ready: {imported} fixture traces, {options['runs']} generated runs\n"
             f"sign in at http://127.0.0.1:8000/ as demo / {options['password']} (admin); "

@@ -1,0 +1,82 @@
+"""Ingestion as one workflow: write the rows, group the failures, notify after commit.
+
+Both ways a run arrives go through here, as zulip's ``zerver/actions`` do a write:
+``ingest_trace`` (a whole ``ExecutionTrace``: ``POST /api/v1/traces``, ``import_traces``,
+``seed_demo``) and ``ingest_events`` (a batch of live events:
+``POST /api/v1/runs/<id>/events``). Each opens one transaction, lets the storage write the
+rows (``traces/store.py`` maps a trace, ``traces/live.py`` applies events; both hold the
+run's row locked), brings the run's failure groups in line (``traces/failures.py``) and
+queues the websocket pushes, which ``traces/events.py`` sends only after commit. Storage
+imports neither failures nor events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.db import IntegrityError, transaction
+
+from . import events, failures, live, store
+from .models import Project, Run
+from .parsing import ParsedEvent
+from .trace import ExecutionTrace
+
+T = TypeVar("T")
+
+# A write that lost a race (a run or a shared state snapshot stored by a concurrent
+# request) starts over and then finds those rows; each pass can only lose to a writer that
+# committed meanwhile, so a few passes see it through even when many runs share states.
+WRITE_ATTEMPTS = 4
+
+
+def ingest_trace(project: Project, trace: ExecutionTrace) -> tuple[Run, bool]:
+    """Store ``trace`` as the whole truth about its run; returns ``(run, created)``.
+
+    Idempotent on ``(project, execution_id)``: an identical trace writes nothing and
+    notifies nobody (``store.save_trace`` says what else it does).
+    """
+
+    def write() -> tuple[Run, bool]:
+        saved = store.save_trace(project, trace)
+        if saved.changed:
+            failures.record_run(saved.run)
+            events.run_changed(saved.run)
+        return saved.run, saved.created
+
+    return _atomic_with_retries(write)
+
+
+def ingest_events(
+    project: Project, execution_id: str, batch: list[ParsedEvent]
+) -> tuple[Run, list[ParsedEvent]]:
+    """Store and apply the events of ``batch`` not stored yet; returns the run and the new
+    events, which the run's viewers get after commit. A repeated seq is a no-op, so a
+    retried batch is harmless (``live.store_events``)."""
+
+    def write() -> tuple[Run, list[ParsedEvent]]:
+        run, new = live.store_events(project, execution_id, batch)
+        failures.record_events(run, new)
+        if new:
+            events.run_events(run, [e.wire() for e in new])
+        return run, new
+
+    return _atomic_with_retries(write)
+
+
+def _atomic_with_retries(write: Callable[[], T]) -> T:
+    """``write()`` in a transaction, run again when it loses a race on a unique row.
+
+    A rolled-back pass leaves nothing behind: Django drops the ``on_commit`` callbacks
+    queued inside it, so only the pass that commits notifies anyone.
+    """
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                return write()
+        except IntegrityError:
+            # Another request stored the same run (or a shared snapshot) between our read
+            # and our insert; the next pass finds its rows and takes the update path.
+            if attempt == WRITE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
