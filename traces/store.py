@@ -5,6 +5,10 @@ was saved. Only the mapping lives here: the transaction, failure grouping and th
 after-commit push are the ingest workflow's (``traces/ingest.py``), the summary columns'
 rule is ``traces/summary.py``'s, and the bulk SQL (COPY on PostgreSQL, ``executemany`` on
 SQLite) is ``traces/bulk.py``'s.
+
+Longer than the house's ~400 lines on purpose: the two directions of one mapping (the
+column lists, ``step_row`` / ``step_to_node``, ``error_row`` / ``error_to_trace``, the
+trace's fields onto ``Run`` and back) stay side by side so they cannot drift apart.
 """
 
 from __future__ import annotations

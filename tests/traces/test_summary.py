@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from traces import store
 from traces.models import Failure, Project, Run, RunError, RunStatus, Step
 
 pytestmark = pytest.mark.django_db
@@ -46,33 +47,9 @@ SUMMARY_COLUMNS = (
     "metadata",
     "final_state_id",
 )
-STEP_COLUMNS = (
-    "position",
-    "index",
-    "node",
-    "started_at_text",
-    "duration_ms",
-    "tokens_used",
-    "state_before_id",
-    "state_after_id",
-    "tools_called",
-    "success",
-    "error_message",
-    "metadata",
-)
-ERROR_COLUMNS = (
-    "position",
-    "node",
-    "message",
-    "error_type",
-    "state_at_error_id",
-    "timestamp_text",
-    "execution_index",
-    "recoverable",
-    "retry_attempted",
-    "context",
-    "metadata",
-)
+# The columns of a step and an error row but the run they belong to.
+STEP_COLUMNS = [c for c in store.STEP_COLUMNS if c != "run_id"]
+ERROR_COLUMNS = [c for c in store.ERROR_COLUMNS if c != "run_id"]
 
 
 def node(name: str, *, success: bool = True, error: str | None = None) -> dict[str, Any]:
