@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers
+from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..models import FailureGroup, GroupStatus, Project
 from ..permissions import REVIEW, KeyPrincipal
 from .auth import request_project
-from .runs import PROJECT_PARAM, require_role
+from .request import PROJECT_PARAM, one_or_404, require_role
 
 
 class FailureGroupOut(serializers.Serializer[Any]):
@@ -93,14 +93,8 @@ def filtered_groups(request: Request, project: Project) -> QuerySet[FailureGroup
 
 def get_group(request: Request, group_id: int) -> FailureGroup:
     project = request_project(request)
-    group = (
-        FailureGroup.objects.filter(project=project, pk=group_id)
-        .select_related("assignee", "project")
-        .first()
-    )
-    if group is None:
-        raise exceptions.NotFound(f"failure group {group_id}: not found")
-    return group
+    groups = FailureGroup.objects.filter(project=project, pk=group_id)
+    return one_or_404(groups.select_related("assignee", "project"), f"failure group {group_id}")
 
 
 def parse_patch(data: Any) -> dict[str, Any]:
