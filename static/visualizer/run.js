@@ -9,6 +9,7 @@
 // `dashflow:charts` (everything drawn; body[data-charts]) for benchmarks/ui.py and tests.
 import { liveSocket } from "./live.js";
 import { el } from "./dom.js";
+import { fill, getJSON } from "./http.js";
 import { StepList } from "./steplist.js";
 import { renderPanel } from "./steppanel.js";
 
@@ -24,8 +25,7 @@ const plotly = new Promise((resolve, reject) => {
 });
 
 function fetchStep(index) {
-  return fetch(`${data.step_url}${index}.json`, { headers: { Accept: "application/json" } })
-    .then((response) => (response.ok ? response.json() : null));
+  return getJSON(fill(data.step_url, { index })).catch(() => null);
 }
 
 // The step the page opens on (the link's, else the first) is asked for before the list is
@@ -121,12 +121,17 @@ async function watch(pointer) {
   // A long run's states are all read for this: say so while it happens.
   result.hidden = false;
   result.textContent = `Reading ${pointer || "(whole state)"} through ${list.steps.length.toLocaleString()} steps…`;
-  const response = await fetch(`${data.watch_url}?path=${encodeURIComponent(pointer)}`);
-  const view = await response.json();
+  let view = null;
+  let failure = null;
+  try {
+    view = await getJSON(`${data.watch_url}?path=${encodeURIComponent(pointer)}`);
+  } catch (error) {
+    failure = error;
+  }
   if (pointer !== watched) return;
   changes.replaceChildren();
   result.hidden = false;
-  if (!response.ok) { result.textContent = view.detail; return; }
+  if (failure) { result.textContent = failure.message; return; }
   const label = pointer || "(whole state)";
   if (!view.changes.length) {
     result.textContent = `${label}: no step changed it.`;
@@ -238,10 +243,10 @@ async function zoom(event) {
   // Everything is drawn already when the whole run fits: Plotly zooms by itself.
   if (!overview?.window.aggregated) return;
   const ticket = ++zoomTicket;
-  const response = await fetch(`${data.timeline_url}?from=${range[0]}&to=${range[1]}`);
-  if (!response.ok || ticket !== zoomTicket) return;
+  const windowed = await getJSON(`${data.timeline_url}?from=${range[0]}&to=${range[1]}`).catch(() => null);
+  if (!windowed || ticket !== zoomTicket) return;
   zoomed = range;
-  await drawTimeline(await response.json(), { window: true });
+  await drawTimeline(windowed, { window: true });
 }
 
 async function drawCharts(next) {
@@ -255,36 +260,47 @@ function refreshCharts() {
   if (refresh) return;
   refresh = setTimeout(async () => {
     refresh = null;
-    const response = await fetch(data.timeline_url, { headers: { Accept: "application/json" } });
-    if (!response.ok) return;
-    figures = await response.json();
+    const next = await getJSON(data.timeline_url).catch(() => null);
+    if (!next) return; // the run's next event asks again
+    figures = next;
     await drawTimeline(figures);
     await drawCharts(figures);
   }, 500);
 }
 
-// ---- Errors: each opens its step. A run with many shows the first few and a button.
+// ---- Errors: each opens the step the server says it belongs to (step_index). A run with
+// many shows the first few and a button. A live error refetches the list (errors.json).
 
 const ERRORS_SHOWN = 12;
-let errorsListed = 0;
 
-function renderError(error) {
-  const li = el("li");
-  const index = error.execution_index ?? [...list.steps].reverse().find((s) => s.node === error.node && !s.success)?.index;
-  const target = index == null ? el("span", "error-where") : el("a", "error-where");
-  target.textContent = index == null ? error.node : `#${index} ${error.node}`;
+function errorItem(error, at) {
+  const index = error.step_index;
+  const target = index == null ? el("span", "error-where", error.node) : el("a", "error-where", `#${index} ${error.node}`);
   if (index != null) {
     target.href = `#step=${index}`;
     target.addEventListener("click", (event) => { event.preventDefault(); selectStep(index); });
   }
-  li.append(el("strong", null, error.error_type || "Error"), target, el("span", "error-message", error.message));
-  li.hidden = errorsListed >= ERRORS_SHOWN && !$("errors").dataset.all;
-  errorsListed += 1;
-  $("errors").append(li);
-  $("errors-card").hidden = false;
+  const li = el("li", null, null, el("strong", null, error.error_type || "Error"), target, el("span", "error-message", error.message));
+  li.hidden = at >= ERRORS_SHOWN && !$("errors").dataset.all;
+  return li;
+}
+
+function renderErrors(errors) {
+  $("errors").replaceChildren(...errors.map(errorItem));
+  if (errors.length) $("errors-card").hidden = false;
   const more = $("errors-more");
   more.hidden = !$("errors").querySelector("li[hidden]");
-  more.textContent = `show all ${errorsListed.toLocaleString()} errors`;
+  more.textContent = `show all ${errors.length.toLocaleString()} errors`;
+}
+
+let errorsRefresh = null;
+function refreshErrors() {
+  if (errorsRefresh) return;
+  errorsRefresh = setTimeout(async () => {
+    errorsRefresh = null;
+    const answer = await getJSON(data.errors_url).catch(() => null);
+    if (answer) renderErrors(answer.errors);
+  }, 300);
 }
 
 $("errors-more").addEventListener("click", (event) => {
@@ -354,7 +370,7 @@ function onEvent(event) {
     if (d.success === false) setStatus("failed");
     if (selected == null) selectStep(d.index, { quiet: true });
   } else if (event.type === "error") {
-    renderError(d);
+    refreshErrors();
     errors += 1;
     $("stat-errors").textContent = String(errors);
     setStatus("failed");
@@ -418,7 +434,7 @@ if (data.run.status === "running" && !data.run.stale && data.run.started_at) {
 }
 setTokens(data.run.total_tokens);
 $("stat-nodes").textContent = data.run.node_count.toLocaleString();
-data.errors.forEach(renderError);
+renderErrors(data.errors);
 if (!list.steps.length) $("steps-empty").hidden = false;
 list.render();
 
