@@ -1,7 +1,7 @@
 // The failures section: the group list and a group's page. Both follow the project's
 // websocket, on which every change to a group arrives ({"type": "failure_group", ...}),
 // and update in place. Trace strings only ever go in as text.
-import { liveSocket } from "./live.js";
+import { coalesce, liveSocket } from "./live.js";
 import { cell } from "./dom.js";
 import { api, fetchRows, getJSON } from "./http.js";
 
@@ -67,7 +67,6 @@ function listPage(data) {
   const rows = document.getElementById("group-rows");
   const empty = document.getElementById("groups-empty");
   const changed = new Set(); // ids of the groups that changed since the last request
-  let timer = null;
   document.querySelectorAll(".spark").forEach((el) => drawSpark(el, el.dataset.counts.split(",").map(Number)));
 
   const rowOf = (id) => rows.querySelector(`tr[data-group-id="${CSS.escape(String(id))}"]`);
@@ -91,8 +90,7 @@ function listPage(data) {
     tr.classList.add("fresh");
   }
 
-  async function refresh() {
-    timer = null;
+  const refresh = coalesce(250, async () => {
     const ids = [...changed];
     changed.clear();
     const url = new URL(data.rows_url, location.href);
@@ -107,7 +105,7 @@ function listPage(data) {
     for (const id of ids) if (!belong.has(String(id))) rowOf(id)?.remove();
     fetched.forEach(place);
     empty.hidden = rows.children.length > 0;
-  }
+  });
 
   function apply(group) {
     if (group.deleted) {
@@ -116,7 +114,7 @@ function listPage(data) {
       return;
     }
     changed.add(group.id);
-    if (!timer) timer = setTimeout(refresh, 250);
+    refresh();
   }
 
   const indicator = document.getElementById("live-indicator");
@@ -205,23 +203,18 @@ function groupPage(data) {
     document.getElementById("assignee-select").value = group.assignee || "";
   }
 
-  let refresh = null;
-  function refetch() {
-    if (refresh) return;
-    refresh = setTimeout(async () => {
-      refresh = null;
-      let fresh;
-      try {
-        fresh = await getJSON(data.data_url);
-      } catch {
-        return; // the group's next change asks again
-      }
-      applyGroup(fresh.group);
-      drawChart(fresh.chart);
-      renderRuns(fresh.runs, fresh.distinct_runs);
-      document.getElementById("stat-runs").textContent = String(fresh.distinct_runs);
-    }, 300);
-  }
+  const refetch = coalesce(300, async () => {
+    let fresh;
+    try {
+      fresh = await getJSON(data.data_url);
+    } catch {
+      return; // the group's next change asks again
+    }
+    applyGroup(fresh.group);
+    drawChart(fresh.chart);
+    renderRuns(fresh.runs, fresh.distinct_runs);
+    document.getElementById("stat-runs").textContent = String(fresh.distinct_runs);
+  });
 
   async function patch(body) {
     const error = document.getElementById("triage-error");

@@ -90,3 +90,12 @@ function open(path, after) {
     get lastSeq() { return lastSeq; },
   };
 }
+
+// fn, run once `ms` after the first of any calls in between: live changes arrive in bursts,
+// and each burst is worth one request.
+export function coalesce(ms, fn) {
+  let timer = null;
+  return () => {
+    if (!timer) timer = setTimeout(() => { timer = null; fn(); }, ms);
+  };
+}

@@ -7,7 +7,7 @@
 // everything until it is turned on again. A row is rendered by the server only
 // (_run_row.html): a new or changed run's row is fetched from rows.html, at most one
 // request each 250 ms for every run that changed in between.
-import { liveSocket } from "./live.js";
+import { coalesce, liveSocket } from "./live.js";
 import { fetchRows, getJSON } from "./http.js";
 
 const data = JSON.parse(document.getElementById("runs-data").textContent);
@@ -22,8 +22,6 @@ const known = new Set([...rows.querySelectorAll("tr[data-execution-id]")].map((t
 const fresh = new Set();
 const changed = new Set(); // runs on the page whose row is to be fetched again
 let baseline = data.is_head;
-let checkTimer = null;
-let rowsTimer = null;
 
 function rowOf(id) {
   return rows.querySelector(`tr[data-execution-id="${CSS.escape(id)}"]`);
@@ -35,8 +33,7 @@ function rowsUrl(ids) {
   return url;
 }
 
-async function refreshRows() {
-  rowsTimer = null;
+const refreshRows = coalesce(250, async () => {
   const ids = [...changed];
   changed.clear();
   let fetched;
@@ -51,11 +48,11 @@ async function refreshRows() {
     if (old.classList.contains("fresh")) tr.classList.add("fresh");
     old.replaceWith(tr);
   }
-}
+});
 
 function scheduleRow(id) {
   changed.add(id);
-  if (!rowsTimer) rowsTimer = setTimeout(refreshRows, 250);
+  refreshRows();
 }
 
 // The newest matching runs, in the API's order, go on top: those before the first run the
@@ -88,8 +85,7 @@ function count(results) {
   notice.hidden = false;
 }
 
-async function check() {
-  checkTimer = null;
+const scheduleCheck = coalesce(250, async () => {
   try {
     const { results } = await getJSON(data.head_url);
     if (!baseline) {
@@ -103,11 +99,7 @@ async function check() {
   } catch {
     // the next change asks again
   }
-}
-
-function scheduleCheck() {
-  if (!checkTimer) checkTimer = setTimeout(check, 250);
-}
+});
 
 function apply(run) {
   if (rowOf(run.execution_id)) scheduleRow(run.execution_id);
