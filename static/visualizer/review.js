@@ -3,6 +3,10 @@
 // log, kept live over the run page's one websocket (see "Loading and live updates"). The
 // selected step comes from the run page's "dashflow:step" event, or from #step=N&path=/x
 // in the URL. The API URLs come from the panel's data-*-url attributes.
+//
+// One piece at ~420 lines, on purpose: status, verdict, comments and activity read and
+// write one `state`, and one load (refetched on each pong, replayed when a live message
+// lands mid-load) fills them all; split up, each part would carry that state and cycle.
 import { liveSocket } from "./live.js";
 import { el } from "./dom.js";
 import { api, fill } from "./http.js";
