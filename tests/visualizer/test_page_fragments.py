@@ -4,14 +4,13 @@ URLs each page hands its script (reversed, never written out)."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.test import Client
 
+from tests.visualizer.conftest import page_data
 from traces.models import FailureGroup, GroupStatus, Project, Run
 from traces.store import save_trace
 from traces.trace import ExecutionTrace
@@ -21,23 +20,10 @@ TIMEOUT_RUN = "0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02"
 
 
 @pytest.fixture
-def alice(member: Any) -> Client:
-    client = Client()
-    assert client.login(username="alice", password="pw-alice-123")
-    return client
-
-
-@pytest.fixture
 def failed_run(project: Project, fixtures_dir: Path) -> Run:
     body = (fixtures_dir / "tool_timeout_failure.json").read_bytes()
     run, _ = save_trace(project, ExecutionTrace.from_json(body))
     return run
-
-
-def script_data(html: str, element_id: str) -> Any:
-    found = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', html)
-    assert found, f"no #{element_id} in the page"
-    return json.loads(found.group(1))
 
 
 def test_run_rows_are_the_rows_the_page_renders_in_the_order_asked(
@@ -94,7 +80,7 @@ def test_the_run_page_hands_its_script_reversed_urls_and_one_socket_path(
     alice: Client, failed_run: Run
 ) -> None:
     html = alice.get(f"/projects/acme/runs/{TIMEOUT_RUN}/").content.decode()
-    data = script_data(html, "run-data")
+    data = page_data(html, "run-data")
     base = f"/projects/acme/runs/{TIMEOUT_RUN}/"
     assert data["step_url"] == f"{base}steps/{{index}}.json"
     assert data["errors_url"] == f"{base}errors.json"
