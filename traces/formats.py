@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from . import dashstream
+from .jsondiff import same
 from .trace import canonical_json
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ __all__ = [
     "FORMATS",
     "SYSTEM_PROMPT",
     "RunEncoder",
+    "changed_keys",
     "encode_run",
     "file_header",
     "finetune_row",
@@ -452,7 +454,7 @@ def _csv_rows(trace: ExecutionTrace, steps: Container[int] | None) -> Iterator[t
                 "true" if node.success else "false",
                 node.error_message or "",
                 _encode(node.tools_called).decode(),
-                _encode(node.changed_keys()).decode(),
+                _encode(changed_keys(node)).decode(),
             )
         )
         count += 1
@@ -463,6 +465,18 @@ def _csv_rows(trace: ExecutionTrace, steps: Container[int] | None) -> Iterator[t
             count = 0
     if count:
         yield buffer.getvalue().encode(), count
+
+
+def changed_keys(node: NodeExecution) -> list[str]:
+    """The CSV's ``changed_keys``: the top-level keys ``node`` added or modified (in
+    ``state_after``'s order), then those it removed; empty unless both states are objects.
+    Equality is JSON's (``jsondiff.same``): ``0`` is not ``false``, ``1`` is not ``1.0``."""
+    before, after = node.state_before, node.state_after
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    changed = [k for k, v in after.items() if k not in before or not same(before[k], v)]
+    changed.extend(k for k in before if k not in after)
+    return changed
 
 
 def _csv_line(values: tuple[str, ...]) -> bytes:
