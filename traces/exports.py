@@ -22,7 +22,6 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from . import events, formats, store
 from .models import Export, ExportStatus, Project, Run, StepVerdict
@@ -102,9 +101,8 @@ def _publish(export_id: Any) -> None:
 
 
 def start_export(project: Project, user: Any, fmt: Any, filters: Any) -> Export:
-    """Validate, store a queued export and queue its task after commit."""
-    from . import tasks  # tasks imports this module
-
+    """Validate and store a queued export; the caller queues its task
+    (``tasks.queue_export``)."""
     fmt = parse_format(fmt)
     _, stored = parse_selection(project, filters)
     sweep_expired()
@@ -116,24 +114,18 @@ def start_export(project: Project, user: Any, fmt: Any, filters: Any) -> Export:
             filters=stored,
         )
         events.export_changed(project.pk, export_summary(export))
-        export_id = str(export.pk)
-
-        def queue() -> None:
-            try:
-                tasks.export_runs.delay(export_id)
-            except OperationalError as exc:
-                # The broker is unreachable (after kombu's retries): the export says so
-                # rather than waiting in "queued" for a task that was never sent.
-                log.exception("export %s: could not queue its task", export_id)
-                Export.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(
-                    status=ExportStatus.FAILED,
-                    error=f"could not queue the task: {exc}"[:2000],
-                    finished_at=timezone.now(),
-                )
-                _publish(export_id)
-
-        transaction.on_commit(queue)
     return export
+
+
+def not_queued(export_id: str, reason: str) -> None:
+    """The export's task could not be sent: the export says so rather than waiting in
+    "queued" for a task that was never sent."""
+    Export.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(
+        status=ExportStatus.FAILED,
+        error=f"could not queue the task: {reason}"[:2000],
+        finished_at=timezone.now(),
+    )
+    _publish(export_id)
 
 
 def cancel_or_delete(export: Export) -> str:
