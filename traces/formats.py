@@ -308,8 +308,8 @@ _raw_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
 def _raw_example_parts(state: msgspec.Raw) -> tuple[bytes, bytes, bytes]:
-    """``_example_parts`` of a state still in its stored JSON text (``store.load_trace``
-    with ``raw_states``): the fields are cut from the text, not decoded and encoded again.
+    """``_example_parts`` of a state still in its stored JSON text
+    (``exports.load_for_copy``): the fields are cut from the text, not decoded and encoded again.
     The text is msgspec's encoding of the state, so each value's text is what encoding
     the value gives, and the parts are the same bytes."""
     text = bytes(state)
