@@ -10,7 +10,9 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: run test lint bench setup setup-dev browser decoder proto migrate clean
 
-$(VENV)/.installed: requirements.txt
+# requirements.txt installs producer/ editable: its code is read in place, but a change to
+# its metadata (name, version, packages) takes a reinstall.
+$(VENV)/.installed: requirements.txt producer/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -65,6 +67,7 @@ lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 
 bench: setup-dev
 	$(PY) benchmarks/ingest.py

@@ -61,7 +61,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
 
-    from traces import failures
+    from traces import failures, fingerprint
     from traces.demo import research_run
     from traces.models import FailureGroup, Project, Run
     from traces.store import save_trace
@@ -77,7 +77,7 @@ def main() -> None:
     ]
     start = time.perf_counter()
     for m in messages:
-        failures.normalize(m)
+        fingerprint.normalize(m)
     normalize_rate = len(messages) / (time.perf_counter() - start)
 
     project = Project.objects.create(slug="bench", name="bench")

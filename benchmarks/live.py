@@ -10,7 +10,7 @@ It drops and recreates its own PostgreSQL database (``LIVEBENCH_DATABASE_URL``, 
 one run:
 
 * A. 20 viewers on process A, one agent streaming to process B through the producer
-  client (``traces/producer.py``) at 200 node_finished events/s for 30 s (paced by a
+  client (``dashflow_producer``) at 200 node_finished events/s for 30 s (paced by a
   monotonic schedule): ingest-to-receipt latency (from the server taking the event in),
   end-to-end latency (from the agent's call), events/s sustained, and whether every viewer
   got every seq exactly once (a viewer that missed seqs reconnects with ``after=`` and the
@@ -224,7 +224,7 @@ def agent_producer(
     go: MpEvent,
     out: mp.Queue[dict[str, Any]],
 ) -> None:
-    """The agent: it streams through the real producer client (``traces/producer.py``,
+    """The agent: it streams through the real producer client (``dashflow_producer``,
     default settings), emitting one node_finished on a monotonic schedule for ``seconds``.
 
     ``run_started`` (seq 1) is sent and flushed before ``ready``, so viewers can subscribe
@@ -232,8 +232,7 @@ def agent_producer(
     the agent's call. The client posts in the background and batches on its own: what the
     agent emits while a post is on the wire goes in the next one.
     """
-    sys.path.insert(0, str(ROOT))
-    from traces.producer import RunStreamer
+    from dashflow_producer import RunStreamer
 
     stream = RunStreamer(f"http://{HOST}:{port}", key, execution_id, max_queue=100_000)
     stream.run_started(metadata={"graph_name": "livebench"}, initial_state=state(0))
@@ -1025,7 +1024,7 @@ def render(
         " client's batching (up to its 5 ms `flush_interval`, plus the wait for the post"
         " before it), the HTTP request and the server's work before ingesting.",
         f"- The agent is a process of its own: a monotonic schedule of {a.rate:g}"
-        " node_finished calls/s on the real producer client (`traces/producer.py`,"
+        " node_finished calls/s on the real producer client (`dashflow_producer`,"
         " `RunStreamer` with its default settings: one kept-alive HTTP/1.1 connection, a"
         " post at a time, the events emitted meanwhile batched into the next post). The"
         " sustained rate counts events the server stored over the agent's wall time until"

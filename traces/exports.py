@@ -25,6 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import events, formats, store
+from .fields import iso
 from .models import Export, ExportStatus, Project, Run, StepVerdict
 from .selection import Selection, parse_format, parse_selection
 from .trace import ExecutionTrace
@@ -60,10 +61,6 @@ def expires_at(export: Export) -> datetime:
     return export.created_at + timedelta(days=settings.EXPORT_RETENTION_DAYS)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def export_summary(export: Export) -> dict[str, Any]:
     """An export as the API, the page and the websocket show it (JSON types only)."""
     if export.status == ExportStatus.DONE:
@@ -85,10 +82,10 @@ def export_summary(export: Export) -> dict[str, Any]:
         "size": export.size_bytes,
         "error": export.error or None,
         "created_by": export.created_by.get_username() if export.created_by else None,
-        "created_at": _iso(export.created_at),
-        "started_at": _iso(export.started_at),
-        "finished_at": _iso(export.finished_at),
-        "expires_at": _iso(expires_at(export)),
+        "created_at": iso(export.created_at),
+        "started_at": iso(export.started_at),
+        "finished_at": iso(export.finished_at),
+        "expires_at": iso(expires_at(export)),
         "file_name": download_name(export) if done else None,
         "download_url": reverse("api:export-download", args=[export.pk]) if done else None,
     }

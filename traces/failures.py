@@ -15,8 +15,6 @@ As in Sentry, a new occurrence of a ``resolved`` group reopens it (status ``new`
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,11 +22,13 @@ from functools import cached_property
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from . import events
+from .failure_json import activity_entry, summaries
 from .fields import parse_time
+from .fingerprint import MESSAGE_MAX_CHARS, fingerprint, infer_error_type, normalize
 from .models import (
     Activity,
     Failure,
@@ -40,87 +40,8 @@ from .models import (
     Step,
 )
 
-# How many execution ids a group lists (most recent first); the group page pages the rest.
-RUN_IDS_CAP = 20
-MESSAGE_MAX_CHARS = 2000
-
 STEP_WITHOUT_MESSAGE = "step failed without an error message"
 RUN_INCOMPLETE = "run ended without completing (no error recorded)"
-
-_UNITS = (
-    r"(?:ns|us|µs|ms|s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?"
-    r"|b|kb|mb|gb|tb|kib|mib|gib|k|x|px|%)"
-)
-
-# Order matters: the specific patterns (a URL contains numbers and a path) run first, and
-# each placeholder contains no character a later pattern matches.
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>()\[\]{},;]+"), "<url>"),
-    (re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"), "<email>"),
-    # Quoted values: an opening quote not inside a word (so "can't" is left alone).
-    (re.compile(r"(?<![\w\\])'(?:[^'\\\n]|\\.)*'(?!\w)"), "<str>"),
-    (re.compile(r'(?<![\w\\])"(?:[^"\\\n]|\\.)*"(?!\w)'), "<str>"),
-    (re.compile(r"(?<![\w\\])`[^`\n]*`(?!\w)"), "<str>"),
-    (
-        re.compile(
-            r"\b[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\b"
-        ),
-        "<uuid>",
-    ),
-    (
-        re.compile(
-            r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"
-        ),
-        "<date>",
-    ),
-    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
-    # Absolute paths of two or more segments (Unix, ~/, ./), and Windows paths.
-    (re.compile(r"(?<![\w/:.<])(?:~|\.{1,2})?(?:/[\w.@+~-]+){2,}/?"), "<path>"),
-    (re.compile(r"\b[A-Za-z]:\\[^\s'\"]*"), "<path>"),
-    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
-]
-# Hex ids (git SHAs, trace ids): 8+ hex digits with at least one digit and one letter,
-# not inside a longer alphanumeric token ("req_8f3a9c2b" -> "req_<hex>").
-_HEX = re.compile(
-    r"(?<![A-Za-z0-9])(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}(?![A-Za-z0-9])"
-)
-# Other opaque ids: 10+ letters and digits with at least two digits ("ch_3N2b9XkP0q").
-_ID = re.compile(
-    r"(?<![A-Za-z0-9])(?=[A-Za-z0-9]*\d[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{10,}(?![A-Za-z0-9])"
-)
-# Numbers as tokens, with a unit kept ("30s" -> "<num>s"); digits inside an identifier
-# ("gpt-4o", "utf8", "user123") are part of its name and stay.
-_NUMBER = re.compile(
-    rf"(?<![A-Za-z0-9.])\d+(?:[.,]\d+)*(?={_UNITS}?(?![A-Za-z0-9]))", re.IGNORECASE
-)
-_SPACE = re.compile(r"\s+")
-# "Timeout: GET ..." -> "Timeout": a failed step's message often starts with its type.
-_TYPE_PREFIX = re.compile(r"^([A-Z][A-Za-z0-9_.]{1,80}):\s")
-
-
-def normalize(message: str) -> str:
-    """``message`` with what varies between occurrences replaced by placeholders
-    (``<url>``, ``<email>``, ``<str>``, ``<uuid>``, ``<date>``, ``<ip>``, ``<path>``,
-    ``<hex>``, ``<id>``, ``<num>``) and whitespace collapsed. Idempotent."""
-    text = message[:MESSAGE_MAX_CHARS]
-    for pattern, placeholder in _PATTERNS:
-        text = pattern.sub(placeholder, text)
-    text = _HEX.sub("<hex>", text)
-    text = _ID.sub("<id>", text)
-    text = _NUMBER.sub("<num>", text)
-    return _SPACE.sub(" ", text).strip()
-
-
-def fingerprint(node: str, error_type: str | None, message: str) -> str:
-    """The group key: SHA-256 of the node, the error type and the normalised message."""
-    key = "\x1f".join([node, error_type or "", normalize(message)])
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def infer_error_type(message: str) -> str:
-    """The type a message names in front ("Timeout: ..." -> "Timeout"), else ""."""
-    found = _TYPE_PREFIX.match(message)
-    return found.group(1) if found else ""
 
 
 @dataclass(frozen=True)
@@ -405,69 +326,6 @@ def regroup(run_pks: Iterable[int]) -> int:
     return changed
 
 
-def run_ids(group_ids: Sequence[int], cap: int = RUN_IDS_CAP) -> dict[int, list[str]]:
-    """Per group, the execution ids of its runs, most recent occurrence first, at most
-    ``cap`` each.
-
-    One small query per group along the (group, -seen_at) index, rather than one query
-    aggregating every failure of every group: a busy group has millions of rows. A run
-    that failed many times in a row fills several of the rows read, hence the margin.
-    """
-    found: dict[int, list[str]] = {}
-    for pk in group_ids:
-        ids: list[str] = []
-        for execution_id in (
-            Failure.objects.filter(group_id=pk)
-            .order_by("-seen_at", "-id")
-            .values_list("run__execution_id", flat=True)[: cap * 5]
-        ):
-            if execution_id not in ids:
-                ids.append(execution_id)
-                if len(ids) == cap:
-                    break
-        found[pk] = ids
-    return found
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def group_summary(group: FailureGroup, ids: list[str]) -> dict[str, Any]:
-    """A group as the API, pages and websockets show it (plain JSON types)."""
-    return {
-        "id": group.pk,
-        "fingerprint": group.fingerprint,
-        "node": group.node,
-        "error_type": group.error_type,
-        "message": group.message,
-        "sample_message": group.sample_message,
-        "count": group.count,
-        "status": group.status,
-        "assignee": group.assignee.get_username() if group.assignee is not None else None,
-        "first_seen": _iso(group.first_seen),
-        "last_seen": _iso(group.last_seen),
-        "regressed_at": _iso(group.regressed_at),
-        "run_ids": ids,
-    }
-
-
-def summaries(groups: Sequence[FailureGroup]) -> list[dict[str, Any]]:
-    ids = run_ids([g.pk for g in groups])
-    return [group_summary(g, ids.get(g.pk, [])) for g in groups]
-
-
-def activity_entry(row: Activity) -> dict[str, Any]:
-    """An Activity row as the group page lists it."""
-    return {
-        "id": row.pk,
-        "verb": row.verb,
-        "actor": row.actor.get_username() if row.actor is not None else None,
-        "detail": row.detail,
-        "created_at": row.created_at.isoformat(),
-    }
-
-
 def publish_groups(
     groups: Sequence[FailureGroup], activity: dict[int, list[dict[str, Any]]] | None = None
 ) -> None:
@@ -539,19 +397,3 @@ def update_group(
         created = Activity.objects.bulk_create(rows)
         publish_groups([group], {group.pk: [activity_entry(a) for a in created]})
     return group
-
-
-def filter_groups(
-    groups: QuerySet[FailureGroup], node: str | None, error_type: str | None, assignee: Any
-) -> QuerySet[FailureGroup]:
-    """The list filters the failures page and the API share; ``assignee`` is a user or a
-    username."""
-    if node:
-        groups = groups.filter(node=node)
-    if error_type:
-        groups = groups.filter(error_type=error_type)
-    if isinstance(assignee, str):
-        groups = groups.filter(assignee__username=assignee)
-    elif assignee is not None:
-        groups = groups.filter(assignee=assignee)
-    return groups

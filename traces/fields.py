@@ -1,4 +1,4 @@
-"""A column for DashFlow's u64 counters."""
+"""Column types and value rules shared by the models: u64 counters, timestamps."""
 
 from datetime import UTC, datetime
 from typing import Any, overload
@@ -61,3 +61,8 @@ def parse_time(text: str | None) -> datetime | None:
     if value is not None and timezone.is_naive(value):
         value = timezone.make_aware(value, UTC)
     return value
+
+
+def iso(value: datetime | None) -> str | None:
+    """A stored datetime as the JSON the API, pages and websockets show (None stays null)."""
+    return value.isoformat() if value is not None else None

@@ -4,6 +4,10 @@
 snapshots are content-addressed per project (``StateSnapshot``), so the ``state_after`` of
 one step and the ``state_before`` of the next cost one blob. Summary columns on ``Run``
 let lists and filters work without reading any snapshot.
+
+One module past ~400 lines on purpose: it is the schema, as Django expects it in one
+place (``makemigrations`` reads it whole), and is mostly field declarations and
+constraints; behaviour that is more than a row's own lives in the topic modules.
 """
 
 from __future__ import annotations

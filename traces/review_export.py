@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import msgspec
 from django.db.models import Model, QuerySet
 
+from .fields import iso
 from .models import Comment, Project, RunReview, Step, StepVerdict
 
 BATCH = 500
@@ -71,10 +72,6 @@ def _steps(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, str]
     return {(run, position): (index, node) for run, position, index, node in steps}
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value else None
-
-
 def reviews(project: Project) -> Iterator[dict[str, Any]]:
     rows = RunReview.objects.filter(run__project=project)
     fields = ("run__execution_id", "run__status", "status", "assignee__username", "labels")
@@ -86,7 +83,7 @@ def reviews(project: Project) -> Iterator[dict[str, Any]]:
                 "status": r["status"],
                 "assignee": r["assignee__username"],
                 "labels": list(r["labels"]),
-                "updated_at": _iso(r["updated_at"]),
+                "updated_at": iso(r["updated_at"]),
             }
 
 
@@ -105,7 +102,7 @@ def verdicts(project: Project) -> Iterator[dict[str, Any]]:
                 "verdict": v["verdict"],
                 "reason": v["reason"],
                 "user": v["user__username"],
-                "updated_at": _iso(v["updated_at"]),
+                "updated_at": iso(v["updated_at"]),
             }
 
 
@@ -128,8 +125,8 @@ def comments(project: Project) -> Iterator[dict[str, Any]]:
                 "author": c["author__username"],
                 "body": c["body"],
                 "mentions": list(c["mentions"]),
-                "created_at": _iso(c["created_at"]),
-                "edited_at": _iso(c["edited_at"]),
+                "created_at": iso(c["created_at"]),
+                "edited_at": iso(c["edited_at"]),
             }
 
 

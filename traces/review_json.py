@@ -4,10 +4,10 @@ the pages and the websocket messages (``traces/review.py`` writes; this module r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from . import markdown
+from .fields import iso
 from .models import (
     Activity,
     Comment,
@@ -21,17 +21,13 @@ from .models import (
 )
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def review_view(run: Run, review: RunReview | None) -> dict[str, Any]:
     return {
         "execution_id": run.execution_id,
         "status": review.status if review else ReviewStatus.UNREVIEWED.value,
         "assignee": review.assignee.username if review and review.assignee else None,
         "labels": list(review.labels) if review else [],
-        "updated_at": _iso(review.updated_at) if review else None,
+        "updated_at": iso(review.updated_at) if review else None,
     }
 
 
@@ -43,7 +39,7 @@ def verdict_view(verdict: StepVerdict, step: Step | None) -> dict[str, Any]:
         "verdict": verdict.verdict,
         "reason": verdict.reason,
         "user": verdict.user.username if verdict.user else None,
-        "updated_at": _iso(verdict.updated_at),
+        "updated_at": iso(verdict.updated_at),
     }
 
 
@@ -58,8 +54,8 @@ def comment_view(comment: Comment, step_index: int | None) -> dict[str, Any]:
         "body": comment.body,
         "html": markdown.render(comment.body, comment.mentions),
         "mentions": list(comment.mentions),
-        "created_at": _iso(comment.created_at),
-        "edited_at": _iso(comment.edited_at),
+        "created_at": iso(comment.created_at),
+        "edited_at": iso(comment.edited_at),
     }
 
 
@@ -69,7 +65,7 @@ def activity_view(entry: Activity) -> dict[str, Any]:
         "actor": entry.detail.get("by") or (entry.actor.username if entry.actor else None),
         "verb": entry.verb,
         "detail": {k: v for k, v in entry.detail.items() if k != "by"},
-        "created_at": _iso(entry.created_at),
+        "created_at": iso(entry.created_at),
     }
 
 

@@ -20,7 +20,7 @@ from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 
-from traces import failures
+from traces import failure_json
 from traces.models import Activity, Failure, FailureGroup, GroupStatus, Project, RunError, Step
 from traces.permissions import REVIEW, user_can
 from traces.store import load_states
@@ -57,7 +57,7 @@ def list_groups(project: Project, params: Any, user: Any) -> tuple[list[FailureG
     elif tab != "all":
         groups = groups.filter(status=tab)
     assignee = params.get("assignee") or None
-    groups = failures.filter_groups(
+    groups = failure_json.filter_groups(
         groups, params.get("node"), params.get("error_type"), user if assignee == "me" else assignee
     )
     found = list(groups.select_related("assignee").order_by("-last_seen", "-id")[:LIST_LIMIT])
@@ -100,7 +100,7 @@ def failures_page(request: HttpRequest, slug: str) -> HttpResponse:
     groups, tab = list_groups(found, request.GET, request.user)
     now = timezone.now()
     sparks = sparklines(groups, now)
-    bodies = failures.summaries(groups) if groups else []
+    bodies = failure_json.summaries(groups) if groups else []
     rows = [
         {"group": g, "body": b, "spark": sparks[g.pk]} for g, b in zip(groups, bodies, strict=True)
     ]
@@ -259,7 +259,7 @@ def _preview(value: Any) -> Collapsed:
 def group_data(group: FailureGroup) -> dict[str, Any]:
     """What the group page draws and refreshes live: the group, its chart and runs."""
     return {
-        "group": failures.summaries([group])[0],
+        "group": failure_json.summaries([group])[0],
         "chart": chart(group),
         "runs": affected_runs(group),
         "distinct_runs": Failure.objects.filter(group=group).values("run_id").distinct().count(),
@@ -272,7 +272,7 @@ def group_page(request: HttpRequest, slug: str, group_id: int) -> HttpResponse:
     can_edit = user_can(group.project, request.user, REVIEW)
     data = group_data(group)
     activity = [
-        failures.activity_entry(a)
+        failure_json.activity_entry(a)
         for a in Activity.objects.filter(group=group).select_related("actor")[:100]
     ]
     page_data = {

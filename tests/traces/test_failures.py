@@ -13,7 +13,8 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from traces.failures import fingerprint, normalize, record_run
+from traces.failures import record_run
+from traces.fingerprint import fingerprint, normalize
 from traces.models import Activity, Failure, FailureGroup, GroupStatus, Project, Run
 
 TIMEOUT_RUN = "0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02"

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from traces.failures import RUN_IDS_CAP
+from traces.failure_json import RUN_IDS_CAP
 from traces.models import Activity, ApiKey, FailureGroup, GroupStatus, Membership, Project, Role
 
 

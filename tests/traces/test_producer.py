@@ -1,4 +1,4 @@
-"""traces/producer.py, the stdlib client an agent streams a run with, and simulate_run.
+"""dashflow_producer, the stdlib client an agent streams a run with, and simulate_run.
 
 Three kinds of server: the real one (Daphne in a subprocess, on the test database), a fake
 one that fails on cue, and none at all (a dead port, a port that never answers).
@@ -34,6 +34,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from dashflow_producer import RunStreamer, StreamStats
 from django.core.management import call_command
 from django.db import connection
 
@@ -41,7 +42,6 @@ from traces import store
 from traces.demo import research_run
 from traces.management.commands.simulate_run import stream_trace
 from traces.models import ApiKey, Project, Run, RunError, RunStatus
-from traces.producer import RunStreamer, StreamStats
 from traces.trace import ExecutionTrace
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -22,7 +22,7 @@ from .. import exports, formats, permissions, tasks
 from ..errors import InputError
 from ..models import Export, ExportFormat, ExportStatus
 from .auth import request_project
-from .runs import PROJECT_PARAM, require_role
+from .request import PROJECT_PARAM, one_or_404, require_role
 
 EXPORT_ID_PARAM = OpenApiParameter("export_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
@@ -36,14 +36,8 @@ EXPORT_EXAMPLE = (
 
 def get_export(request: Request, export_id: Any) -> Export:
     project = request_project(request)
-    export = (
-        Export.objects.select_related("project", "created_by")
-        .filter(project=project, pk=export_id)
-        .first()
-    )
-    if export is None:
-        raise exceptions.NotFound(f"export {export_id}: not found")
-    return export
+    exports = Export.objects.select_related("project", "created_by")
+    return one_or_404(exports.filter(project=project, pk=export_id), f"export {export_id}")
 
 
 class ExportList(APIView):

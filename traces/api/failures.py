@@ -13,22 +13,22 @@ from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers
+from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import failures
+from .. import failure_json, failures
 from ..errors import InputError
 from ..models import FailureGroup, GroupStatus, Project
 from ..permissions import REVIEW, KeyPrincipal
 from .auth import request_project
-from .runs import PROJECT_PARAM, require_role
+from .request import PROJECT_PARAM, one_or_404, require_role
 
 
 class FailureGroupOut(serializers.Serializer[Any]):
-    """The schema of a group (the body is built by ``failures.group_summary``)."""
+    """The schema of a group (the body is built by ``failure_json.group_summary``)."""
 
     id = serializers.IntegerField()
     fingerprint = serializers.CharField(help_text="SHA-256 of node, error type, message")
@@ -50,7 +50,7 @@ class FailureGroupOut(serializers.Serializer[Any]):
     run_ids = serializers.ListField(
         child=serializers.CharField(),
         help_text=f"Execution ids of the affected runs, most recent first, at most "
-        f"{failures.RUN_IDS_CAP}",
+        f"{failure_json.RUN_IDS_CAP}",
     )
 
 
@@ -88,19 +88,15 @@ def filtered_groups(request: Request, project: Project) -> QuerySet[FailureGroup
         if isinstance(request.user, KeyPrincipal):
             raise InputError("assignee", "'me' needs a signed-in user, not an API key")
         assignee = request.user
-    return failures.filter_groups(groups, params.get("node"), params.get("error_type"), assignee)
+    return failure_json.filter_groups(
+        groups, params.get("node"), params.get("error_type"), assignee
+    )
 
 
 def get_group(request: Request, group_id: int) -> FailureGroup:
     project = request_project(request)
-    group = (
-        FailureGroup.objects.filter(project=project, pk=group_id)
-        .select_related("assignee", "project")
-        .first()
-    )
-    if group is None:
-        raise exceptions.NotFound(f"failure group {group_id}: not found")
-    return group
+    groups = FailureGroup.objects.filter(project=project, pk=group_id)
+    return one_or_404(groups.select_related("assignee", "project"), f"failure group {group_id}")
 
 
 def parse_patch(data: Any) -> dict[str, Any]:
@@ -142,7 +138,7 @@ class FailureGroupList(APIView):
         paginator = GroupPagination()
         page = paginator.paginate_queryset(groups, request, view=self)
         assert page is not None
-        return paginator.get_paginated_response(failures.summaries(page))
+        return paginator.get_paginated_response(failure_json.summaries(page))
 
 
 class FailureGroupDetail(APIView):
@@ -154,7 +150,7 @@ class FailureGroupDetail(APIView):
     )
     def get(self, request: Request, group_id: int) -> Response:
         group = get_group(request, group_id)
-        return Response(failures.summaries([group])[0])
+        return Response(failure_json.summaries([group])[0])
 
     @extend_schema(
         operation_id="update_failure_group",
@@ -197,4 +193,4 @@ class FailureGroupDetail(APIView):
                 assignee=assignee,
                 set_assignee="assignee" in changes,
             )
-        return Response(failures.summaries([group])[0])
+        return Response(failure_json.summaries([group])[0])

@@ -6,7 +6,7 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..models import ApiKey, Membership, Project
 from ..permissions import MANAGE, READ
 from .auth import request_project
-from .runs import PROJECT_PARAM, require_role
+from .request import PROJECT_PARAM, one_or_404, require_role
 
 
 def _project(request: Request, needed: str) -> Project:
@@ -34,10 +34,8 @@ def _body(request: Request) -> dict[str, Any]:
 
 
 def _membership(project: Project, username: str) -> Membership:
-    found = project.memberships.select_related("user").filter(user__username=username).first()
-    if found is None:
-        raise exceptions.NotFound(f"member {username!r}: not found")
-    return found
+    memberships = project.memberships.select_related("user")
+    return one_or_404(memberships.filter(user__username=username), f"member {username!r}")
 
 
 class MemberList(APIView):
@@ -128,8 +126,6 @@ class KeyDetail(APIView):
     )
     def delete(self, request: Request, key_id: int) -> Response:
         project = _project(request, MANAGE)
-        key = ApiKey.objects.filter(project=project, pk=key_id).first()
-        if key is None:
-            raise exceptions.NotFound(f"API key {key_id}: not found")
+        key = one_or_404(ApiKey.objects.filter(project=project, pk=key_id), f"API key {key_id}")
         members.revoke_key(project, request.user, key)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -16,7 +16,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,7 +28,7 @@ from ..models import Comment, ReviewStatus, Run, Verdict
 from ..permissions import READ, REVIEW, actor_role, has_role
 from .auth import request_project
 from .render import FastJSONRenderer
-from .runs import EXECUTION_ID_PARAM, PROJECT_PARAM, get_run, require_role
+from .request import EXECUTION_ID_PARAM, PROJECT_PARAM, get_run, one_or_404, require_role
 
 INDEX_PARAM = OpenApiParameter("index", int, OpenApiParameter.PATH, description="Step index")
 ERRORS: dict[int | tuple[int, str], Any] = {
@@ -276,13 +276,10 @@ class RunComments(APIView):
 
 def project_comment(request: Request, comment_id: int, needed: str) -> Comment:
     project = request_project(request)
-    comment = (
-        Comment.objects.select_related("run__project", "author")
-        .filter(pk=comment_id, run__project=project)
-        .first()
+    comments = Comment.objects.select_related("run__project", "author")
+    comment = one_or_404(
+        comments.filter(pk=comment_id, run__project=project), f"comment {comment_id}"
     )
-    if comment is None:
-        raise exceptions.NotFound(f"comment {comment_id}: not found")
     require_role(request, project, needed)
     return comment
 

@@ -17,52 +17,16 @@ from rest_framework.views import APIView
 from .. import live, store
 from ..errors import InputError
 from ..filters import SORTS
-from ..models import Project, Run
-from ..parsing import decode_body, parse_events, parse_trace, too_large
-from ..permissions import KeyPrincipal, user_can
+from ..parsing import parse_events, parse_trace
 from ..runlist import RunListing, list_runs
 from .auth import request_project
-
-PROJECT_PARAM = OpenApiParameter(
-    "project",
-    str,
-    description="Project slug. Required with session authentication; an API key is "
-    "bound to its project.",
+from .request import (
+    EXECUTION_ID_PARAM,
+    PROJECT_PARAM,
+    get_run,
+    key_project,
+    request_json,
 )
-EXECUTION_ID_PARAM = OpenApiParameter("execution_id", str, OpenApiParameter.PATH)
-
-
-def read_body(request: Request) -> bytes:
-    """The raw body, refusing more than the limit without reading it all."""
-    limit: int = settings.TRACE_MAX_BODY_BYTES
-    declared = request.META.get("CONTENT_LENGTH")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large(int(declared))
-    # Read the stream ourselves: request.body would apply Django's own (smaller) cap
-    # and answer 400 instead of 413.
-    body: bytes = request._request.read(limit + 1)
-    if len(body) > limit:
-        raise too_large(None)
-    return body
-
-
-def key_project(request: Request) -> Project:
-    """The project of the request's API key; ingestion takes keys only, not sessions."""
-    if not isinstance(request.user, KeyPrincipal):
-        raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
-    return request.user.project
-
-
-def require_role(request: Request, project: Project, needed: str) -> None:
-    """403 when the requester (a user or an API key) has less than ``needed`` in
-    ``project`` (traces/permissions.py)."""
-    if not user_can(project, request.user, needed):
-        raise exceptions.PermissionDenied(f"this needs the {needed} role in {project.slug!r}")
-
-
-def request_json(request: Request) -> bytes:
-    """The body within the limit, gzip undone."""
-    return decode_body(read_body(request), request.META.get("HTTP_CONTENT_ENCODING"))
 
 
 class TraceIngest(APIView):
@@ -182,18 +146,6 @@ class RunList(APIView):
         return Response(
             {**page_links(request, listing), "results": [r.summary() for r in listing.page.runs]}
         )
-
-
-def get_run(request: Request, execution_id: str) -> Run:
-    project = request_project(request)
-    run = (
-        Run.objects.select_related("project")
-        .filter(project=project, execution_id=execution_id)
-        .first()
-    )
-    if run is None:
-        raise exceptions.NotFound(f"run {execution_id!r}: not found")
-    return run
 
 
 class RunDetail(APIView):

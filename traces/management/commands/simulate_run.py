@@ -1,7 +1,7 @@
 """``manage.py simulate_run``: stream realistic runs live, the way an agent would.
 
 The content comes from ``traces.demo.research_run`` (loops, tools, tokens, a growing state,
-optionally a failure); the transport is ``traces.producer.RunStreamer`` over HTTP, so the
+optionally a failure); the transport is ``dashflow_producer.RunStreamer`` over HTTP, so the
 run goes through the same API, live events and pages a real producer's would.
 """
 
@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from dashflow_producer import RunStreamer, StreamStats
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from traces.demo import research_run
 from traces.models import ApiKey, Project
-from traces.producer import RunStreamer, StreamStats
 from traces.trace import UNSET, ErrorTrace, ExecutionTrace
 
 # How long the last events may take to reach the server once a run is over.

@@ -1,7 +1,10 @@
 """Stream a DashFlow run to Trace Studio while it executes (DESIGN.md §4).
 
-A standalone client: it imports nothing from Django or the rest of this project, only the
-standard library, so an agent can copy this one file. Usage::
+A standalone client: it imports nothing from Django or the server, only the standard
+library, so an agent installs this package alone (``pip install ./producer`` from a Trace
+Studio checkout). Usage::
+
+    from dashflow_producer import RunStreamer
 
     with RunStreamer("http://127.0.0.1:8000", api_key) as stream:
         stream.run_started(thread_id="session-1", initial_state=state)
@@ -49,7 +52,7 @@ _ERROR_TEXT_LIMIT = 300
 
 def now_iso() -> str:
     """The current time as DashFlow writes timestamps: RFC 3339, milliseconds, offset."""
-    # timezone.utc, not 3.11's datetime.UTC: agents on Python 3.10 copy this file too.
+    # timezone.utc, not 3.11's datetime.UTC: the package supports Python 3.10 agents too.
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")  # noqa: UP017
 
 

@@ -1,0 +1,75 @@
+"""What every API view takes from a request: the body within the limits, the project and
+the requester's role in it, a run of the project, and the parameters the schema documents."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from django.conf import settings
+from django.db.models import Model, QuerySet
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import exceptions
+from rest_framework.request import Request
+
+from ..models import Project, Run
+from ..parsing import decode_body, too_large
+from ..permissions import KeyPrincipal, user_can
+from .auth import request_project
+
+M = TypeVar("M", bound=Model)
+
+PROJECT_PARAM = OpenApiParameter(
+    "project",
+    str,
+    description="Project slug. Required with session authentication; an API key is "
+    "bound to its project.",
+)
+EXECUTION_ID_PARAM = OpenApiParameter("execution_id", str, OpenApiParameter.PATH)
+
+
+def read_body(request: Request) -> bytes:
+    """The raw body, refusing more than the limit without reading it all."""
+    limit: int = settings.TRACE_MAX_BODY_BYTES
+    declared = request.META.get("CONTENT_LENGTH")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large(int(declared))
+    # Read the stream ourselves: request.body would apply Django's own (smaller) cap
+    # and answer 400 instead of 413.
+    body: bytes = request._request.read(limit + 1)
+    if len(body) > limit:
+        raise too_large(None)
+    return body
+
+
+def key_project(request: Request) -> Project:
+    """The project of the request's API key; ingestion takes keys only, not sessions."""
+    if not isinstance(request.user, KeyPrincipal):
+        raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
+    return request.user.project
+
+
+def require_role(request: Request, project: Project, needed: str) -> None:
+    """403 when the requester (a user or an API key) has less than ``needed`` in
+    ``project`` (traces/permissions.py)."""
+    if not user_can(project, request.user, needed):
+        raise exceptions.PermissionDenied(f"this needs the {needed} role in {project.slug!r}")
+
+
+def request_json(request: Request) -> bytes:
+    """The body within the limit, gzip undone."""
+    return decode_body(read_body(request), request.META.get("HTTP_CONTENT_ENCODING"))
+
+
+def one_or_404(rows: QuerySet[M], what: str) -> M:
+    """The one row of ``rows`` (already narrowed to the request's project), or a 404 that
+    names ``what`` and says no more (the same answer whether it exists elsewhere or not)."""
+    found = rows.first()
+    if found is None:
+        raise exceptions.NotFound(f"{what}: not found")
+    return found
+
+
+def get_run(request: Request, execution_id: str) -> Run:
+    project = request_project(request)
+    runs = Run.objects.select_related("project").filter(project=project, execution_id=execution_id)
+    return one_or_404(runs, f"run {execution_id!r}")
