@@ -13,6 +13,11 @@ The type carries DashFlow's analysis methods on its own fields (``slowest_node``
 ``time_breakdown``, ...), and nothing that encodes it for a consumer: the export formats
 (``formats.py``, ``dashstream.py``) are functions taking a trace, and import this module,
 never the other way round.
+
+One module past ~400 lines on purpose: it is the one definition of a trace's shape, with
+the checks its fields carry (u64 bounds, storage widths, NUL), and the live event
+payloads declared with the same constrained field types; split, those types would be
+declared twice.
 """
 
 from __future__ import annotations
