@@ -206,7 +206,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
+LOGIN_REDIRECT_URL = "visualizer:home"
 LOGOUT_REDIRECT_URL = "login"
 
 # Limits (DESIGN.md §7). Each is documented in the README.

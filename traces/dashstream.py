@@ -34,6 +34,9 @@ A message is framed as DashFlow frames it: ``0x00`` + protobuf, or ``0x01`` + zs
 the protobuf when the message is over 512 bytes and compression makes it smaller (then
 ``header.compression`` is ZSTD). An export file is those frames, each preceded by its
 length as 4 bytes big-endian.
+
+One module past ~400 lines on purpose: it is one protocol, the messages and the framing
+that writes and reads them back, and the order above is kept in one place.
 """
 
 from __future__ import annotations

@@ -16,13 +16,13 @@ from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import msgspec
 from django.conf import settings
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from . import events, formats, store
 from .fields import iso
@@ -99,9 +99,8 @@ def _publish(export_id: Any) -> None:
 
 
 def start_export(project: Project, user: Any, fmt: Any, filters: Any) -> Export:
-    """Validate, store a queued export and queue its task after commit."""
-    from . import tasks  # tasks imports this module
-
+    """Validate and store a queued export; the caller queues its task
+    (``tasks.queue_export``)."""
     fmt = parse_format(fmt)
     _, stored = parse_selection(project, filters)
     sweep_expired()
@@ -113,24 +112,18 @@ def start_export(project: Project, user: Any, fmt: Any, filters: Any) -> Export:
             filters=stored,
         )
         events.export_changed(project.pk, export_summary(export))
-        export_id = str(export.pk)
-
-        def queue() -> None:
-            try:
-                tasks.export_runs.delay(export_id)
-            except OperationalError as exc:
-                # The broker is unreachable (after kombu's retries): the export says so
-                # rather than waiting in "queued" for a task that was never sent.
-                log.exception("export %s: could not queue its task", export_id)
-                Export.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(
-                    status=ExportStatus.FAILED,
-                    error=f"could not queue the task: {exc}"[:2000],
-                    finished_at=timezone.now(),
-                )
-                _publish(export_id)
-
-        transaction.on_commit(queue)
     return export
+
+
+def not_queued(export_id: str, reason: str) -> None:
+    """The export's task could not be sent: the export says so rather than waiting in
+    "queued" for a task that was never sent."""
+    Export.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(
+        status=ExportStatus.FAILED,
+        error=f"could not queue the task: {reason}"[:2000],
+        finished_at=timezone.now(),
+    )
+    _publish(export_id)
 
 
 def cancel_or_delete(export: Export) -> str:
@@ -290,7 +283,7 @@ def _write(export: Export, part: Path) -> str:
     runs_done = rows = saved_at_run = 0
     saved_at = time.monotonic()
     # Training examples copy each state's fields out as they are stored (formats.py).
-    loaded = _load(ids, raw_states=fmt == "training_examples")
+    loaded = _load(ids, load_for_copy if fmt == "training_examples" else store.load_trace)
     encoder = formats.RunEncoder(fmt)
     with part.open("wb") as out, closing(loaded):  # "wb": a rerun starts the file over
         out.write(formats.file_header(fmt))
@@ -339,9 +332,21 @@ def _verdicts(run_ids: list[int]) -> dict[int, dict[int, str]]:
     return by_run
 
 
-def _load(
-    ids: list[int], raw_states: bool = False
-) -> Generator[tuple[ExecutionTrace | None, dict[int, str]]]:
+def load_for_copy(run: Run, *, reuse: dict[int, Any] | None = None) -> ExecutionTrace:
+    """``store.load_trace`` for an export that only copies states out (``formats``:
+    training examples): the steps' states stay their stored JSON text, as
+    ``msgspec.Raw``, which msgspec encodes verbatim. The text is what encoding the
+    decoded state gives (every snapshot is written by msgspec), so the output is the
+    same, without decoding and re-encoding each state. Such a trace is shaped as the
+    canonical type but is not one: it is for ``formats`` only."""
+    return store.read_trace(run, msgspec.Raw, reuse=reuse)
+
+
+class _Loader(Protocol):
+    def __call__(self, run: Run, *, reuse: dict[int, Any] | None = ...) -> ExecutionTrace: ...
+
+
+def _load(ids: list[int], load: _Loader) -> Generator[tuple[ExecutionTrace | None, dict[int, str]]]:
     """Each run's trace (None if it is gone) and its verdicts, in order, one at a time.
     A run's states that the previous one had too are not read again (``reuse``)."""
     reuse: dict[int, Any] = {}
@@ -351,11 +356,7 @@ def _load(
         verdicts = _verdicts(batch)
         for pk in batch:
             run = runs.get(pk)
-            trace = (
-                store.load_trace(run, reuse=reuse, raw_states=raw_states)
-                if run is not None
-                else None
-            )
+            trace = load(run, reuse=reuse) if run is not None else None
             yield trace, verdicts.get(pk, {})
 
 

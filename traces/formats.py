@@ -26,6 +26,10 @@ header line). ``FILE_SUFFIX`` (with its dot) and ``CONTENT_TYPE`` name the file.
 
 Node executions without both states (DashFlow's executor persists traces without them)
 give no training example and no fine-tuning row.
+
+One module past ~400 lines on purpose: each fast row encoder (``RunEncoder``) stands next
+to the definition it must match byte for byte (``training_example``, ``finetune_row``,
+``changed_keys``), so a change to one is read against the other.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from . import dashstream
+from .jsondiff import same
 from .trace import canonical_json
 
 if TYPE_CHECKING:
@@ -52,6 +57,7 @@ __all__ = [
     "FORMATS",
     "SYSTEM_PROMPT",
     "RunEncoder",
+    "changed_keys",
     "encode_run",
     "file_header",
     "finetune_row",
@@ -306,8 +312,8 @@ _raw_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
 def _raw_example_parts(state: msgspec.Raw) -> tuple[bytes, bytes, bytes]:
-    """``_example_parts`` of a state still in its stored JSON text (``store.load_trace``
-    with ``raw_states``): the fields are cut from the text, not decoded and encoded again.
+    """``_example_parts`` of a state still in its stored JSON text
+    (``exports.load_for_copy``): the fields are cut from the text, not decoded and encoded again.
     The text is msgspec's encoding of the state, so each value's text is what encoding
     the value gives, and the parts are the same bytes."""
     text = bytes(state)
@@ -452,7 +458,7 @@ def _csv_rows(trace: ExecutionTrace, steps: Container[int] | None) -> Iterator[t
                 "true" if node.success else "false",
                 node.error_message or "",
                 _encode(node.tools_called).decode(),
-                _encode(node.changed_keys()).decode(),
+                _encode(changed_keys(node)).decode(),
             )
         )
         count += 1
@@ -463,6 +469,18 @@ def _csv_rows(trace: ExecutionTrace, steps: Container[int] | None) -> Iterator[t
             count = 0
     if count:
         yield buffer.getvalue().encode(), count
+
+
+def changed_keys(node: NodeExecution) -> list[str]:
+    """The CSV's ``changed_keys``: the top-level keys ``node`` added or modified (in
+    ``state_after``'s order), then those it removed; empty unless both states are objects.
+    Equality is JSON's (``jsondiff.same``): ``0`` is not ``false``, ``1`` is not ``1.0``."""
+    before, after = node.state_before, node.state_after
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    changed = [k for k, v in after.items() if k not in before or not same(before[k], v)]
+    changed.extend(k for k in before if k not in after)
+    return changed
 
 
 def _csv_line(values: tuple[str, ...]) -> bytes:

@@ -52,10 +52,10 @@ def ingest_events(
 ) -> tuple[Run, list[ParsedEvent]]:
     """Store and apply the events of ``batch`` not stored yet; returns the run and the new
     events, which the run's viewers get after commit. A repeated seq is a no-op, so a
-    retried batch is harmless (``live.store_events``)."""
+    retried batch is harmless (``live.apply_events``)."""
 
     def write() -> tuple[Run, list[ParsedEvent]]:
-        run, new = live.store_events(project, execution_id, batch)
+        run, new = live.apply_events(project, execution_id, batch)
         failures.record_events(run, new)
         if new:
             events.run_events(run, [e.wire() for e in new])

@@ -1,6 +1,6 @@
 """Live runs: a producer streams events while the run executes (DESIGN.md §4).
 
-``store_events`` stores the events of a batch it has not seen (by ``seq``) and applies them
+``apply_events`` stores the events of a batch it has not seen (by ``seq``) and applies them
 to the run's rows (steps, errors, and the summary columns by ``traces/summary.py``'s
 rule); ``traces/ingest.py``'s ``ingest_events`` is the workflow around it (transaction,
 failure grouping, publishing after commit). ``replay`` gives back stored events after a
@@ -43,7 +43,7 @@ EVENT_COLUMNS = ("run_id", "seq", "type", "data", "states", "received_at")
 _json = msgspec.json.Encoder()
 
 
-def store_events(
+def apply_events(
     project: Project, execution_id: str, events: list[ParsedEvent]
 ) -> tuple[Run, list[ParsedEvent]]:
     """Store and apply the events not stored yet; returns the run (its row locked until the

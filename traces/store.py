@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import msgspec
@@ -283,12 +283,12 @@ def load_states(project_id: int, ids: Iterable[int | None]) -> dict[int, Any]:
 
 
 def _step_states(
-    run: Run, steps: list[tuple[Any, ...]], known: dict[int, Any], raw: bool = False
+    run: Run, steps: list[tuple[Any, ...]], known: dict[int, Any], read: Callable[[bytes], Any]
 ) -> dict[int, Any]:
-    """The states of a run's steps (rows of ``_STEP_FIELDS``), decoded; those in ``known``
-    (by snapshot id) are taken from it, not read again. The rest are selected by a
-    subquery: listing a long run's thousand snapshot ids as parameters cost more (psycopg
-    parses each one) than reading them."""
+    """The states of a run's steps (rows of ``_STEP_FIELDS``), each stored JSON text
+    passed to ``read``; those in ``known`` (by snapshot id) are taken from it, not read
+    again. The rest are selected by a subquery: listing a long run's thousand snapshot
+    ids as parameters cost more (psycopg parses each one) than reading them."""
     wanted = {i for row in steps for i in (row[3], row[4]) if i is not None}
     states = {i: known[i] for i in wanted if i in known}
     if len(states) == len(wanted):
@@ -303,8 +303,7 @@ def _step_states(
     )
     for pk, data in rows.values_list("pk", "data"):
         if pk not in states:
-            text = zstd.decompress(bytes(data))
-            states[pk] = msgspec.Raw(text) if raw else msgspec.json.decode(text)
+            states[pk] = read(zstd.decompress(bytes(data)))
     return states
 
 
@@ -340,11 +339,7 @@ def error_to_trace(error: RunError, states: dict[int, Any]) -> ErrorTrace:
 
 
 def load_trace(
-    run: Run,
-    with_states: bool = True,
-    *,
-    reuse: dict[int, Any] | None = None,
-    raw_states: bool = False,
+    run: Run, with_states: bool = True, *, reuse: dict[int, Any] | None = None
 ) -> ExecutionTrace:
     """The stored run as an ``ExecutionTrace``; ``with_states=False`` leaves every state
     ``None`` and reads no snapshot (for summaries of long runs).
@@ -354,34 +349,41 @@ def load_trace(
     again (runs of one graph share many: the same question, the same tool results), and
     ``reuse`` is left holding this run's states only, so it never outgrows one run. The
     trace shares those objects with the previous one; callers must not modify them.
-
-    ``raw_states``: the steps' states stay their stored JSON text, as ``msgspec.Raw``
-    (which msgspec encodes verbatim), for an export that only copies them out
-    (``formats``: training examples). The text is what encoding the decoded state gives
-    (every snapshot is written by msgspec), so the output is the same, without decoding
-    and re-encoding each state. Such a trace is not the canonical type: export only.
     """
+    return read_trace(run, msgspec.json.decode if with_states else None, reuse=reuse)
+
+
+def read_trace(
+    run: Run,
+    read_state: Callable[[bytes], Any] | None,
+    *,
+    reuse: dict[int, Any] | None = None,
+) -> ExecutionTrace:
+    """``load_trace`` with the steps' states made by ``read_state`` from their stored
+    JSON text (``None``: no state is read). ``load_trace`` decodes them; an export that
+    only copies states out keeps the text (``exports.load_for_copy``). ``reuse`` as in
+    ``load_trace``: it holds states made by the same ``read_state``."""
     # As in ExecutionTrace.from_json: decoding a long run's states allocates tens of
     # thousands of containers, and the collections they trigger cannot free any (decoded
     # JSON has no cycles): half the time of loading a 2,000-step run.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _load_trace(run, with_states, reuse, raw_states)
+        return _read_trace(run, read_state, reuse)
     finally:
         if collecting:
             gc.enable()
 
 
-def _load_trace(
-    run: Run, with_states: bool, reuse: dict[int, Any] | None, raw_states: bool
+def _read_trace(
+    run: Run, read_state: Callable[[bytes], Any] | None, reuse: dict[int, Any] | None
 ) -> ExecutionTrace:
     steps = _step_rows(run)
     errors = list(run.errors.all())
     states: dict[int, Any] = {}
-    if with_states:
+    if read_state is not None:
         known = reuse or {}
-        states = _step_states(run, steps, known, raw_states)
+        states = _step_states(run, steps, known, read_state)
         others = [
             i
             for i in (run.final_state_id, *(e.state_at_error_id for e in errors))

@@ -1,4 +1,5 @@
-"""Celery tasks: thin wrappers around ``traces.exports``.
+"""Celery tasks: thin wrappers around ``traces.exports``, and ``queue_export``, the one
+place that sends ``export_runs`` (``exports`` does not import this module).
 
 ``export_runs`` is safe to run twice: it claims the export row, writes to a partial file
 and renames it only when complete, and a second delivery of a finished export does
@@ -8,12 +9,17 @@ the export has finished, so a worker that dies mid-export leaves it to another w
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
+from kombu.exceptions import OperationalError
 
 from . import exports
+
+log = logging.getLogger(__name__)
 
 # Seconds before retrying a delivery that found the export held by another worker.
 BUSY_RETRY_SECONDS = 30
@@ -42,3 +48,18 @@ def export_runs(self: Any, export_id: str) -> str:
 def delete_expired_exports() -> int:
     """The retention sweep (Celery beat, hourly)."""
     return exports.delete_expired()
+
+
+def queue_export(export_id: str) -> None:
+    """Send ``export_runs`` for this export once the current transaction commits (at
+    once outside one). When the broker is unreachable (after kombu's retries) the export
+    is marked failed with the reason."""
+
+    def send() -> None:
+        try:
+            export_runs.delay(export_id)
+        except OperationalError as exc:
+            log.exception("export %s: could not queue its task", export_id)
+            exports.not_queued(export_id, str(exc))
+
+    transaction.on_commit(send)

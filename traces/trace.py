@@ -8,13 +8,22 @@ refused with the JSON path of the first bad value before anything is stored.
 
 Unknown fields are ignored on input, as DashFlow's own serde deserializer does, so a newer
 producer can still send to an older server.
+
+The type carries DashFlow's analysis methods on its own fields (``slowest_node``,
+``time_breakdown``, ...), and nothing that encodes it for a consumer: the export formats
+(``formats.py``, ``dashstream.py``) are functions taking a trace, and import this module,
+never the other way round.
+
+One module past ~400 lines on purpose: it is the one definition of a trace's shape, with
+the checks its fields carry (u64 bounds, storage widths, NUL), and the live event
+payloads declared with the same constrained field types; split, those types would be
+declared twice.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import msgspec
@@ -64,14 +73,6 @@ def _check_u64(obj: msgspec.Struct, *fields: str) -> None:
                     raise ValueError(f"{name}.{key}: {_U64_RULE}, got {item}")
         elif isinstance(value, int) and value > U64_MAX:
             raise ValueError(f"{name}: {_U64_RULE}, got {value}")
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """Equality of JSON values as DashFlow (serde_json) sees it: ``0`` is not ``false`` and
-    ``1`` is not ``1.0``, which Python's ``==`` confuses; key order does not matter."""
-    if a is b:
-        return True
-    return canonical_json(a) == canonical_json(b)
 
 
 class Duration(msgspec.Struct, kw_only=True):
@@ -175,21 +176,6 @@ class NodeExecution(msgspec.Struct, kw_only=True):
             return
         _check_u64(self, "duration_ms", "tokens_used", "index")
 
-    def state_changed(self) -> bool:
-        """True when both snapshots exist and differ."""
-        if self.state_before is None or self.state_after is None:
-            return False
-        return not json_equal(self.state_before, self.state_after)
-
-    def changed_keys(self) -> list[str]:
-        """Top-level keys added, modified or removed; empty unless both states are objects."""
-        before, after = self.state_before, self.state_after
-        if not isinstance(before, dict) or not isinstance(after, dict):
-            return []
-        changed = [k for k, v in after.items() if k not in before or not json_equal(before[k], v)]
-        changed.extend(k for k in before if k not in after)
-        return changed
-
 
 class ErrorTrace(msgspec.Struct, kw_only=True):
     """An error raised during a run, with the state at the moment it happened."""
@@ -288,10 +274,6 @@ class ExecutionTrace(msgspec.Struct, kw_only=True):
         """Compact JSON, fields in DashFlow's order."""
         return msgspec.json.encode(self)
 
-    def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = msgspec.to_builtins(self)
-        return result
-
     # -- analysis (DashFlow's semantics) ---------------------------------------------
 
     @property
@@ -369,39 +351,6 @@ class ExecutionTrace(msgspec.Struct, kw_only=True):
         for n in self.nodes_executed:
             sums[n.node] = sums.get(n.node, 0) + getattr(n, attr)
         return {name: value / total * 100.0 for name, value in sums.items()}
-
-    # -- consumers (ADR-0001); the formats themselves live in formats.py / dashstream.py
-
-    def to_training_examples(self) -> list[dict[str, Any]]:
-        """DashFlow ``Example`` dicts, one per node execution that has both states:
-        ``{"data": {"input_<key>", "output_<key>", "_node", "_duration_ms", "_success"},
-        "input_keys": [...]}`` (see ``traces.formats``)."""
-        from .formats import training_example
-
-        return [e for n in self.nodes_executed if (e := training_example(n)) is not None]
-
-    def to_openai_finetune(self) -> list[dict[str, Any]]:
-        """OpenAI fine-tuning chat rows as DashFlow's BootstrapFinetune writes them, one
-        per node execution that has both states (see ``traces.formats``)."""
-        from .formats import finetune_row
-
-        return [r for n in self.nodes_executed if (r := finetune_row(n)) is not None]
-
-    def to_dashstream(self) -> list[Any]:
-        """The run as DashStream ``DashStreamMessage`` protobufs (see
-        ``traces.dashstream``)."""
-        from .dashstream import messages
-
-        return list(messages(self))
-
-    def iter_states(self) -> Iterator[Any]:
-        """Every state snapshot the trace carries (nodes, errors, final state)."""
-        for n in self.nodes_executed:
-            yield n.state_before
-            yield n.state_after
-        for e in self.errors:
-            yield e.state_at_error
-        yield self.final_state
 
 
 # The live form of a trace (traces/live.py): the parts of an ExecutionTrace a producer

@@ -1,4 +1,5 @@
 """Websocket consumers: authenticate, join the group, send what the client missed, relay.
+Their routes, and the paths the pages hand to their scripts, are in ``routing.py``.
 
 Protocol (JSON): live events are ``{"seq", "type", "data"}`` exactly as the producer sent
 them; the client drops any ``seq`` it already has. A frame holds one event, or a JSON
@@ -38,7 +39,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from traces.events import encode_event, project_group, run_group
+from traces.events import encode_event, exports_group, project_group, run_group
+from traces.exports import recent_exports
 from traces.live import replay
 from traces.models import Project, Run
 
@@ -251,3 +253,27 @@ class ProjectRunsConsumer(GroupConsumer):
         await self.send_json(
             {"type": "failure_group", "group": message["group"], "activity": message["activity"]}
         )
+
+
+class ProjectExportsConsumer(GroupConsumer):
+    """``/ws/projects/<slug>/exports/``: the project's exports as they progress.
+
+    On connect: ``{"type": "exports", "exports": [...]}`` (the recent exports, after joining
+    the group, so no change is missed in between); then ``{"type": "export", "export": {...}}``
+    whenever one is created or its status or progress changes (every ~0.5 s while it runs),
+    and ``{"type": "export_deleted", "id": ...}``. Messages carry the whole export, so a
+    lost one is made good by the next.
+    """
+
+    async def connect(self) -> None:
+        project = await self.join_project(exports_group)
+        if project is None:
+            return
+        snapshot = await database_sync_to_async(recent_exports)(project)
+        await self.send_json({"type": "exports", "exports": snapshot})
+
+    async def export_changed(self, message: dict[str, Any]) -> None:
+        await self.send_json({"type": "export", "export": message["export"]})
+
+    async def export_deleted(self, message: dict[str, Any]) -> None:
+        await self.send_json({"type": "export_deleted", "id": message["id"]})

@@ -10,6 +10,7 @@ from django.conf import settings
 from traces.models import Run, Step
 from traces.store import load_states
 
+from . import links
 from .diff import collapse, diff, path_history, summarize
 
 # Values in the diff list are shown collapsed past this many characters; "show all"
@@ -105,8 +106,8 @@ def step_view(run: Run, step: Step) -> dict[str, Any]:
             }
             for c in changes
         ],
-        "download_url": (
-            f"/api/v1/runs/{run.execution_id}/steps/{step.index}?project={run.project.slug}"
+        "download_url": links.api(
+            "api:step", run.execution_id, step.index, project=run.project.slug
         ),
     }
 

@@ -1,29 +1,45 @@
-from django.urls import path
+"""Every page route, in the ``visualizer`` namespace (``reverse("visualizer:run", ...)``),
+grouped by what they are under: a project, one of its runs, one of its failure groups.
 
-from . import exports, failures, members, review, views
+The websocket routes are in ``routing.py``; the API's are in ``traces``.
+"""
+
+from django.urls import URLPattern, URLResolver, include, path
+
+from .pages import exports, failures, home, review, run, runs, settings
+
+app_name = "visualizer"
+
+# Under projects/<slug>/runs/<execution_id>/: the page and the JSON its script asks for.
+run_routes: list[URLPattern | URLResolver] = [
+    path("", run.run_page, name="run"),
+    path("timeline.json", run.run_timeline, name="run-timeline"),
+    path("errors.json", run.run_errors, name="run-errors"),
+    path("watch.json", run.run_watch, name="run-watch"),
+    path("steps/<int:index>.json", run.run_step, name="run-step"),
+]
+
+# Under projects/<slug>/failures/<group_id>/.
+group_routes: list[URLPattern | URLResolver] = [
+    path("", failures.group_page, name="failure-group"),
+    path("data.json", failures.group_json, name="failure-group-data"),
+]
+
+# Under projects/<slug>/. rows.html has no trailing slash, so it is no execution id.
+project_routes: list[URLPattern | URLResolver] = [
+    path("", runs.runs_page, name="project"),
+    path("runs/", runs.runs_page, name="runs"),
+    path("runs/rows.html", runs.run_rows, name="run-rows"),
+    path("runs/<str:execution_id>/", include(run_routes)),
+    path("failures/", failures.failures_page, name="failures"),
+    path("failures/rows.html", failures.failure_rows, name="failure-rows"),
+    path("failures/<int:group_id>/", include(group_routes)),
+    path("review/", review.review_page, name="review"),
+    path("exports/", exports.exports_page, name="exports"),
+    path("settings/", settings.settings_page, name="settings"),
+]
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("projects/<slug:slug>/", views.project, name="project"),
-    path("projects/<slug:slug>/runs/", views.project, name="runs"),
-    path("projects/<slug:slug>/runs/<str:execution_id>/", views.run_page, name="run"),
-    path(
-        "projects/<slug:slug>/runs/<str:execution_id>/timeline.json",
-        views.run_timeline,
-        name="run-timeline",
-    ),
-    path(
-        "projects/<slug:slug>/runs/<str:execution_id>/watch.json",
-        views.run_watch,
-        name="run-watch",
-    ),
-    path(
-        "projects/<slug:slug>/runs/<str:execution_id>/steps/<int:index>.json",
-        views.run_step,
-        name="run-step",
-    ),
-    *failures.urlpatterns,
-    *review.urlpatterns,
-    *exports.urlpatterns,
-    *members.urlpatterns,
+    path("", home.home, name="home"),
+    path("projects/<slug:slug>/", include(project_routes)),
 ]

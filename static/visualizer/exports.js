@@ -3,6 +3,7 @@
 // delete it. Rows are built with textContent only.
 import { liveSocket } from "./live.js";
 import { cell } from "./dom.js";
+import { api, fill } from "./http.js";
 
 const data = JSON.parse(document.getElementById("exports-data").textContent);
 const rows = document.getElementById("export-rows");
@@ -10,16 +11,6 @@ const empty = document.getElementById("no-exports");
 const form = document.getElementById("export-form");
 const formError = document.getElementById("form-error");
 const exportsById = new Map();
-
-function csrfToken() {
-  const input = document.querySelector("input[name=csrfmiddlewaretoken]");
-  return input ? input.value : "";
-}
-
-function apiUrl(suffix = "") {
-  const [base, query] = data.api.split("?");
-  return `${base}${suffix}?${query}`;
-}
 
 function formatSize(bytes) {
   if (bytes < 1024) return `${bytes} B`;
@@ -46,11 +37,15 @@ function button(label, className, onClick) {
 }
 
 async function remove(exp) {
-  const response = await fetch(apiUrl(`/${exp.id}`), {
-    method: "DELETE", headers: { "X-CSRFToken": csrfToken() }, credentials: "same-origin",
-  });
-  if (response.status === 204) drop(exp.id);
-  else if (response.ok) apply(await response.json());
+  let answer;
+  try {
+    answer = await api("DELETE", fill(data.export_url, { id: exp.id }));
+  } catch (error) {
+    if (formError) formError.textContent = error.message;
+    return;
+  }
+  if (answer === null) drop(exp.id);
+  else apply(answer);
 }
 
 function render(exp) {
@@ -172,20 +167,11 @@ form?.addEventListener("submit", async (event) => {
   const submit = document.getElementById("start-export");
   submit.disabled = true;
   try {
-    const response = await fetch(apiUrl(), {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-      body: JSON.stringify({ format: form.elements.format.value, filters: formFilters() }),
-    });
-    const body = await response.json();
-    if (!response.ok) {
-      formError.textContent = body.detail || `Error ${response.status}`;
-      const name = (body.path || "").replace(/^filters\./, "");
-      form.querySelector(`[data-field="${CSS.escape(name)}"]`)?.classList.add("invalid");
-      return;
-    }
-    apply(body);
+    apply(await api("POST", data.api, { format: form.elements.format.value, filters: formFilters() }));
+  } catch (error) {
+    formError.textContent = error.body?.detail || `Error ${error.status}`;
+    const name = (error.body?.path || "").replace(/^filters\./, "");
+    form.querySelector(`[data-field="${CSS.escape(name)}"]`)?.classList.add("invalid");
   } finally {
     submit.disabled = false;
   }

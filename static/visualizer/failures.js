@@ -1,8 +1,9 @@
 // The failures section: the group list and a group's page. Both follow the project's
 // websocket, on which every change to a group arrives ({"type": "failure_group", ...}),
 // and update in place. Trace strings only ever go in as text.
-import { liveSocket } from "./live.js";
+import { coalesce, liveSocket } from "./live.js";
 import { cell } from "./dom.js";
+import { api, fetchRows, getJSON } from "./http.js";
 
 const STATUS_LABELS = { new: "New", triaged: "Triaged", resolved: "Resolved", ignored: "Ignored" };
 const relative = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
@@ -29,21 +30,6 @@ function refreshTimes() {
   document.querySelectorAll("time[datetime]").forEach((el) => {
     if (el.getAttribute("datetime")) el.textContent = ago(el.getAttribute("datetime"));
   });
-}
-
-function statusBadge(status) {
-  const span = document.createElement("span");
-  span.className = `badge group-${status}`;
-  span.textContent = STATUS_LABELS[status] || status;
-  return span;
-}
-
-function regressedBadge(group) {
-  const span = document.createElement("span");
-  span.className = "badge regressed";
-  span.title = group.regressed_at;
-  span.textContent = "Regressed";
-  return span;
 }
 
 function drawSpark(holder, counts) {
@@ -74,107 +60,61 @@ function drawSpark(holder, counts) {
 }
 
 // --- The group list -------------------------------------------------------------------
+// Which groups belong under the tab and filters, and how a row looks, is the server's
+// call: a changed group's row comes from rows.html (empty when it no longer belongs),
+// one request each 250 ms for every group that changed in between.
 function listPage(data) {
   const rows = document.getElementById("group-rows");
   const empty = document.getElementById("groups-empty");
+  const changed = new Set(); // ids of the groups that changed since the last request
   document.querySelectorAll(".spark").forEach((el) => drawSpark(el, el.dataset.counts.split(",").map(Number)));
 
-  function visible(group) {
-    const f = data.filters;
-    if (data.tab === "open" && !data.open_statuses.includes(group.status)) return false;
-    if (!["open", "all"].includes(data.tab) && group.status !== data.tab) return false;
-    if (f.node && group.node !== f.node) return false;
-    if (f.error_type && group.error_type !== f.error_type) return false;
-    if (f.assignee === "me" && group.assignee !== data.me) return false;
-    if (f.assignee && f.assignee !== "me" && group.assignee !== f.assignee) return false;
-    return true;
+  const rowOf = (id) => rows.querySelector(`tr[data-group-id="${CSS.escape(String(id))}"]`);
+
+  function place(tr) {
+    const old = rowOf(tr.dataset.groupId);
+    const before = old ? Number(old.querySelector('[data-col="count"]').textContent) : null;
+    const grew = before == null || Number(tr.querySelector('[data-col="count"]').textContent) > before;
+    drawSpark(tr.querySelector(".spark"), tr.querySelector(".spark").dataset.counts.split(",").map(Number));
+    tr.querySelectorAll("time[datetime]").forEach((time) => { time.textContent = ago(time.dateTime); });
+    if (old && !grew) {
+      if (old.classList.contains("fresh")) tr.classList.add("fresh");
+      old.replaceWith(tr);
+      return;
+    }
+    old?.remove();
+    // Most recently seen first, as the server orders them.
+    const seen = tr.querySelector('[data-col="last_seen"]').dateTime;
+    const later = [...rows.children].find((row) => row.querySelector('[data-col="last_seen"]').dateTime < seen);
+    rows.insertBefore(tr, later || null);
+    tr.classList.add("fresh");
   }
 
-  function build(group) {
-    const tr = document.createElement("tr");
-    tr.dataset.groupId = String(group.id);
-    const title = document.createElement("td");
-    title.className = "group-cell";
-    const link = document.createElement("a");
-    link.className = "group-title";
-    link.href = `/projects/${data.project}/failures/${group.id}/`;
-    const strong = document.createElement("strong");
-    strong.textContent = group.error_type || "Failure";
-    const node = document.createElement("span");
-    node.className = "group-node";
-    node.textContent = `in ${group.node || "(run)"}`;
-    link.append(strong, " ", node);
-    const message = document.createElement("div");
-    message.className = "group-message";
-    message.textContent = group.message;
-    title.append(link, message);
-    const status = cell("");
-    status.dataset.col = "status";
-    const count = cell("0", "num");
-    count.dataset.col = "count";
-    const spark = document.createElement("td");
-    const holder = document.createElement("span");
-    holder.className = "spark";
-    spark.append(holder);
-    drawSpark(holder, new Array(data.spark_days).fill(0));
-    const first = document.createElement("td");
-    const firstTime = document.createElement("time");
-    firstTime.dataset.col = "first_seen";
-    first.append(firstTime);
-    const last = document.createElement("td");
-    const lastTime = document.createElement("time");
-    lastTime.dataset.col = "last_seen";
-    last.append(lastTime);
-    const assignee = cell("—");
-    assignee.dataset.col = "assignee";
-    tr.append(title, status, count, spark, first, last, assignee);
-    return tr;
-  }
+  const refresh = coalesce(250, async () => {
+    const ids = [...changed];
+    changed.clear();
+    const url = new URL(data.rows_url, location.href);
+    ids.forEach((id) => url.searchParams.append("id", id));
+    let fetched;
+    try {
+      fetched = await fetchRows(url);
+    } catch {
+      return; // the group's next change asks again
+    }
+    const belong = new Set(fetched.map((tr) => tr.dataset.groupId));
+    for (const id of ids) if (!belong.has(String(id))) rowOf(id)?.remove();
+    fetched.forEach(place);
+    empty.hidden = rows.children.length > 0;
+  });
 
   function apply(group) {
-    let tr = rows.querySelector(`tr[data-group-id="${group.id}"]`);
-    if (group.deleted || !visible(group)) {
-      tr?.remove();
+    if (group.deleted) {
+      rowOf(group.id)?.remove();
       empty.hidden = rows.children.length > 0;
       return;
     }
-    if (!tr) {
-      tr = build(group);
-      tr.dataset.count = "0";
-    }
-    const before = Number(tr.querySelector('[data-col="count"]').textContent);
-    const delta = group.count - before;
-    if (delta > 0) {
-      // New occurrences count on the day the group was last seen (UTC days, as the
-      // server buckets them), when that day is on the chart at all.
-      const holder = tr.querySelector(".spark");
-      const counts = holder.dataset.counts.split(",").map(Number);
-      const day = (ms) => Math.floor(ms / 86400000);
-      const back = day(Date.now()) - day(new Date(group.last_seen).getTime());
-      if (back >= 0 && back < counts.length) {
-        counts[counts.length - 1 - back] += delta;
-        drawSpark(holder, counts);
-      }
-    }
-    tr.dataset.status = group.status;
-    const status = tr.querySelector('[data-col="status"]');
-    status.replaceChildren(statusBadge(group.status));
-    if (group.regressed_at && group.status !== "resolved") status.append(" ", regressedBadge(group));
-    tr.querySelector('[data-col="count"]').textContent = String(group.count);
-    tr.querySelector(".group-message").title = group.sample_message;
-    setTime(tr.querySelector('[data-col="first_seen"]'), group.first_seen);
-    setTime(tr.querySelector('[data-col="last_seen"]'), group.last_seen);
-    tr.querySelector('[data-col="assignee"]').textContent = group.assignee || "—";
-    // Most recently seen first, as the server orders them.
-    const later = [...rows.children].find((row) => row !== tr &&
-      row.querySelector('[data-col="last_seen"]').dateTime < group.last_seen);
-    if (tr.parentNode !== rows || delta > 0) {
-      rows.insertBefore(tr, later || null);
-      tr.classList.remove("fresh");
-      void tr.offsetWidth; // restart the highlight animation
-      tr.classList.add("fresh");
-    }
-    empty.hidden = true;
+    changed.add(group.id);
+    refresh();
   }
 
   const indicator = document.getElementById("live-indicator");
@@ -263,38 +203,29 @@ function groupPage(data) {
     document.getElementById("assignee-select").value = group.assignee || "";
   }
 
-  let refresh = null;
-  function refetch() {
-    if (refresh) return;
-    refresh = setTimeout(async () => {
-      refresh = null;
-      const response = await fetch(data.data_url, { headers: { Accept: "application/json" } });
-      if (!response.ok) return;
-      const fresh = await response.json();
-      applyGroup(fresh.group);
-      drawChart(fresh.chart);
-      renderRuns(fresh.runs, fresh.distinct_runs);
-      document.getElementById("stat-runs").textContent = String(fresh.distinct_runs);
-    }, 300);
-  }
+  const refetch = coalesce(300, async () => {
+    let fresh;
+    try {
+      fresh = await getJSON(data.data_url);
+    } catch {
+      return; // the group's next change asks again
+    }
+    applyGroup(fresh.group);
+    drawChart(fresh.chart);
+    renderRuns(fresh.runs, fresh.distinct_runs);
+    document.getElementById("stat-runs").textContent = String(fresh.distinct_runs);
+  });
 
   async function patch(body) {
     const error = document.getElementById("triage-error");
     error.hidden = true;
-    const response = await fetch(data.api_url, {
-      method: "PATCH",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": data.csrf_token, Accept: "application/json" },
-      credentials: "same-origin",
-      body: JSON.stringify(body),
-    });
-    const answer = await response.json();
-    if (!response.ok) {
-      error.textContent = answer.detail || `failed (${response.status})`;
+    try {
+      applyGroup(await api("PATCH", data.api_url, body));
+    } catch (failure) {
+      error.textContent = failure.body?.detail || `failed (${failure.status})`;
       error.hidden = false;
       applyGroup(group);
-      return;
     }
-    applyGroup(answer);
   }
 
   drawChart(data.chart);

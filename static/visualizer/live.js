@@ -1,7 +1,26 @@
-// A websocket that resumes where it left off: it reconnects with ?after=<last seq seen>
-// (with backoff), drops any seq it has already delivered, and reports resync requests.
+// The page's websocket: every page opens its one socket through here. It reconnects with
+// backoff and resumes where it left off (?after=<last seq seen>), drops any seq it has
+// already delivered, acknowledges what it delivered, and stops on the close codes that
+// say "not allowed" or "too far behind" (the page reloads instead).
+//
+// One socket per page: a second liveSocket() call for the same path (the run page's
+// review panel) gets the same socket and adds its callbacks to it; another path throws.
+// onEvent(event) gets each live event ({seq, type, data}) once, in order received;
+// onMessage(message) each message without a seq; onState("open" | "closed", code) the
+// connection's state, "open" at once when it is open already.
 
-export function liveSocket(path, { after = 0, onEvent, onMessage, onState }) {
+let pageSocket = null;
+
+export function liveSocket(path, { after = 0, onEvent, onMessage, onState } = {}) {
+  if (!pageSocket) pageSocket = open(path, after);
+  else if (pageSocket.path !== path) throw new Error(`one socket per page: ${pageSocket.path} is open, not ${path}`);
+  pageSocket.listen({ onEvent, onMessage, onState });
+  return pageSocket;
+}
+
+function open(path, after) {
+  const listeners = { onEvent: [], onMessage: [], onState: [] };
+  const emit = (kind, ...args) => listeners[kind].forEach((fn) => fn(...args));
   let lastSeq = after;
   const seen = new Set();
   let socket = null;
@@ -15,7 +34,11 @@ export function liveSocket(path, { after = 0, onEvent, onMessage, onState }) {
   function ack() {
     ackTimer = null;
     unacked = 0;
-    if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ack", seq: lastSeq }));
+    send({ type: "ack", seq: lastSeq });
+  }
+
+  function send(message) {
+    if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
   }
 
   function url() {
@@ -24,9 +47,9 @@ export function liveSocket(path, { after = 0, onEvent, onMessage, onState }) {
     return `${scheme}://${location.host}${path}${sep}after=${lastSeq}`;
   }
 
-  function open() {
+  function connect() {
     socket = new WebSocket(url());
-    socket.onopen = () => { delay = 500; onState?.("open"); };
+    socket.onopen = () => { delay = 500; emit("onState", "open"); };
     socket.onmessage = (message) => {
       const parsed = JSON.parse(message.data);
       // A frame is one message, or an array of events (one ingested batch, or a replay).
@@ -36,24 +59,43 @@ export function liveSocket(path, { after = 0, onEvent, onMessage, onState }) {
           seen.add(data.seq);
           // Resume after the highest contiguous seq: a gap is refilled on reconnect.
           while (seen.has(lastSeq + 1)) lastSeq += 1;
-          onEvent?.(data);
+          emit("onEvent", data);
           unacked += 1;
           if (unacked >= 50) ack();
           else if (!ackTimer) ackTimer = setTimeout(ack, 500);
         } else {
-          onMessage?.(data);
+          emit("onMessage", data);
         }
       }
     };
     socket.onclose = (event) => {
-      onState?.("closed", event.code);
-      // 4401/4403: not allowed; 4409: too far behind, the page reloads instead.
+      emit("onState", "closed", event.code);
+      // 4400/4401/4403: not allowed; 4409: too far behind, the page reloads instead.
       if (stopped || [4400, 4401, 4403, 4409].includes(event.code)) return;
-      setTimeout(open, delay);
+      setTimeout(connect, delay);
       delay = Math.min(delay * 2, 10000);
     };
   }
 
-  open();
-  return { close() { stopped = true; socket?.close(); }, get lastSeq() { return lastSeq; } };
+  connect();
+  return {
+    path,
+    send,
+    listen(callbacks) {
+      for (const [kind, fn] of Object.entries(callbacks)) if (fn) listeners[kind].push(fn);
+      // After the caller has its socket in hand (it may send on "open").
+      if (socket?.readyState === WebSocket.OPEN) queueMicrotask(() => callbacks.onState?.("open"));
+    },
+    close() { stopped = true; socket?.close(); },
+    get lastSeq() { return lastSeq; },
+  };
+}
+
+// fn, run once `ms` after the first of any calls in between: live changes arrive in bursts,
+// and each burst is worth one request.
+export function coalesce(ms, fn) {
+  let timer = null;
+  return () => {
+    if (!timer) timer = setTimeout(() => { timer = null; fn(); }, ms);
+  };
 }

@@ -1,14 +1,25 @@
 // The run page's review panel: status, assignee, labels, the verdict of the selected
 // step, comments (on the run, a step, or a path of the step's state) and the activity
-// log, kept live from the run's websocket (see reviewSocket below). The selected step
-// comes from the run page's "dashflow:step" event, or from #step=N&path=/x in the URL.
+// log, kept live over the run page's one websocket (see "Loading and live updates"). The
+// selected step comes from the run page's "dashflow:step" event, or from #step=N&path=/x
+// in the URL. The API URLs come from the panel's data-*-url attributes.
+//
+// One piece at ~420 lines, on purpose: status, verdict, comments and activity read and
+// write one `state`, and one load (refetched on each pong, replayed when a live message
+// lands mid-load) fills them all; split up, each part would carry that state and cycle.
+import { liveSocket } from "./live.js";
+import { el } from "./dom.js";
+import { api, fill } from "./http.js";
 
 const panel = document.getElementById("review-panel");
-const project = panel.dataset.project;
-const executionId = panel.dataset.executionId;
 const me = panel.dataset.username;
-const base = `/api/v1/runs/${encodeURIComponent(executionId)}`;
-const q = `?project=${encodeURIComponent(project)}`;
+const urls = {
+  review: panel.dataset.reviewUrl,
+  comments: panel.dataset.commentsUrl,
+  activity: panel.dataset.activityUrl,
+  verdict: (index) => fill(panel.dataset.verdictUrl, { index }),
+  comment: (id) => fill(panel.dataset.commentUrl, { id }),
+};
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -19,23 +30,6 @@ const state = {
   step: null, path: "", scope: "all",
 };
 
-function csrfToken() {
-  return document.querySelector("[name=csrfmiddlewaretoken]")?.value || "";
-}
-
-async function api(method, url, body) {
-  const init = { method, headers: { Accept: "application/json" } };
-  if (method !== "GET") init.headers["X-CSRFToken"] = csrfToken();
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(url, init);
-  const answer = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) throw new Error(answer?.detail || `HTTP ${response.status}`);
-  return answer;
-}
-
 function fail(error) {
   const box = $("review-error");
   box.textContent = error.message;
@@ -44,13 +38,6 @@ function fail(error) {
 }
 
 const canReview = () => Boolean(state.you?.can_review);
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text != null) node.textContent = text;
-  return node;
-}
 
 function when(iso) {
   if (!iso) return "";
@@ -93,7 +80,7 @@ function renderReview() {
 
 async function patchReview(change) {
   try {
-    const answer = await api("PATCH", `${base}/review${q}`, change);
+    const answer = await api("PATCH", urls.review, change);
     applyReview(answer);
   } catch (error) { fail(error); }
 }
@@ -147,7 +134,7 @@ function renderVerdict() {
 async function putVerdict(verdict) {
   const step = state.step;
   try {
-    const answer = await api("PUT", `${base}/steps/${step}/verdict${q}`, { verdict, reason: $("verdict-reason").value });
+    const answer = await api("PUT", urls.verdict(step), { verdict, reason: $("verdict-reason").value });
     state.verdicts.set(step, answer);
     renderVerdict();
   } catch (error) { fail(error); }
@@ -161,7 +148,7 @@ $("verdict-controls").addEventListener("click", async (event) => {
   if (button.dataset.verdict) putVerdict(button.dataset.verdict);
   else if (button.id === "verdict-clear") {
     try {
-      await api("DELETE", `${base}/steps/${state.step}/verdict${q}`);
+      await api("DELETE", urls.verdict(state.step));
       state.verdicts.delete(state.step);
       renderVerdict();
     } catch (error) { fail(error); }
@@ -285,7 +272,7 @@ function editComment(li, comment) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      const answer = await api("PATCH", `/api/v1/comments/${comment.id}${q}`, { body: text.value });
+      const answer = await api("PATCH", urls.comment(comment.id), { body: text.value });
       state.comments.set(answer.id, answer);
       renderComments();
     } catch (error) { fail(error); }
@@ -297,7 +284,7 @@ function editComment(li, comment) {
 async function deleteComment(comment) {
   if (!confirm("Delete this comment?")) return;
   try {
-    await api("DELETE", `/api/v1/comments/${comment.id}${q}`);
+    await api("DELETE", urls.comment(comment.id));
     state.comments.delete(comment.id);
     renderComments();
   } catch (error) { fail(error); }
@@ -311,7 +298,7 @@ async function postComment() {
   if (target !== "run" && state.step != null) payload.step = state.step;
   if (target === "path") payload.path = state.path;
   try {
-    const answer = await api("POST", `${base}/comments${q}`, payload);
+    const answer = await api("POST", urls.comments, payload);
     body.value = "";
     state.comments.set(answer.id, answer);
     renderComments();
@@ -368,9 +355,9 @@ async function load() {
   stale = false;
   try {
     const [review, comments, activity] = await Promise.all([
-      api("GET", `${base}/review${q}`),
-      api("GET", `${base}/comments${q}`),
-      api("GET", `${base}/activity${q}`),
+      api("GET", urls.review),
+      api("GET", urls.comments),
+      api("GET", urls.activity),
     ]);
     state.you = review.you;
     state.members = review.members;
@@ -407,30 +394,21 @@ function onReview(message) {
   renderActivity();
 }
 
-// Live: a socket of its own on the run's URL with after = MAX_SAFE_INTEGER, so the
-// server replays no events and relays only seq-less messages, among them "review".
-// The socket opens before the server has joined the run's group; the server answers a
-// ping only after that, so the review is (re)fetched on the pong: subscribe, then fetch.
-function reviewSocket() {
-  let delay = 500;
-  const path = `/ws/runs/${encodeURIComponent(executionId)}/?project=${encodeURIComponent(project)}&after=${Number.MAX_SAFE_INTEGER}`;
-  function open() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}${path}`);
-    socket.onopen = () => { delay = 500; socket.send(JSON.stringify({ type: "ping" })); };
-    socket.onmessage = (event) => {
-      const message = JSON.parse(event.data);
+// Live: the run page's socket (one per page; live.js hands this module the one run.js
+// opened), whose seq-less "review" messages carry every change. The socket opens before
+// the server has joined the run's group; the server answers a ping only after that, so the
+// review is (re)fetched on the pong, after each (re)connect: subscribe, then fetch.
+function follow() {
+  const socket = liveSocket(panel.dataset.wsPath, {
+    onMessage(message) {
       if (message.type === "pong") { $("review-live").hidden = false; load(); }
       else if (message.type === "review") onReview(message);
-    };
-    socket.onclose = (event) => {
-      $("review-live").hidden = true;
-      if ([4400, 4401, 4403].includes(event.code)) return; // not allowed: stay as loaded
-      setTimeout(open, delay);
-      delay = Math.min(delay * 2, 10000);
-    };
-  }
-  open();
+    },
+    onState(state) {
+      if (state === "open") socket.send({ type: "ping" });
+      else $("review-live").hidden = true;
+    },
+  });
 }
 
 // The run page may have announced its first selection before this module ran.
@@ -442,4 +420,4 @@ if (announced) {
   fromHash();
 }
 load();
-reviewSocket();
+follow();

@@ -1,7 +1,10 @@
 // The review queue: go through a queue without the mouse. n / k move, a assigns the item
 // to me, r marks it reviewed (a group: triaged) and moves on, o or Enter opens it. Each
 // change goes through the API and the row is updated in place from its answer; changes
-// others make arrive on the project's websocket and update their rows too.
+// others make arrive on the project's websocket and update their rows too. Each row's
+// API URL is its data-api attribute.
+import { liveSocket } from "./live.js";
+import { api } from "./http.js";
 
 const data = JSON.parse(document.getElementById("queue-data").textContent);
 const rows = () => [...document.querySelectorAll("#queue-rows tr")];
@@ -28,27 +31,6 @@ function select(index) {
   row.scrollIntoView({ block: "nearest" });
 }
 
-function csrfToken() {
-  return document.querySelector("[name=csrfmiddlewaretoken]")?.value || "";
-}
-
-async function patch(url, body) {
-  const response = await fetch(url, {
-    method: "PATCH",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
-    body: JSON.stringify(body),
-  });
-  const answer = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(answer.detail || `HTTP ${response.status}`);
-  return answer;
-}
-
-function endpoint(row) {
-  const project = `?project=${encodeURIComponent(data.project)}`;
-  if (row.dataset.kind === "group") return `${data.api_root}failure-groups/${row.dataset.key}${project}`;
-  return `${data.api_root}runs/${encodeURIComponent(row.dataset.key)}/review${project}`;
-}
-
 function show(row, answer) {
   const status = row.querySelector('[data-col="status"] .badge');
   status.className = `badge review-${answer.status}`;
@@ -64,7 +46,7 @@ async function act(change, done) {
   if (!row) return;
   if (!data.can_review) { say("Read-only: viewers cannot change reviews.", true); return; }
   try {
-    show(row, await patch(endpoint(row), change));
+    show(row, await api("PATCH", row.dataset.api, change));
     say(done(row));
     return true;
   } catch (error) {
@@ -109,12 +91,10 @@ document.getElementById("queue-rows")?.addEventListener("click", (event) => {
   if (row && !event.target.closest("a")) select(rows().indexOf(row));
 });
 
-// Others' changes: review status / assignee of a run, status / assignee of a group.
-function follow() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/ws/projects/${encodeURIComponent(data.project)}/runs/`);
-  socket.addEventListener("message", (event) => {
-    const message = JSON.parse(event.data);
+// Others' changes: review status / assignee of a run, status / assignee of a group. A
+// change made while the socket was down shows on reload.
+liveSocket(data.ws_path, {
+  onMessage(message) {
     let kind, key, state;
     if (message.type === "review" && message.event === "review_changed") {
       [kind, key, state] = ["run", message.execution_id, message.review];
@@ -123,8 +103,5 @@ function follow() {
     } else return;
     const row = rows().find((r) => r.dataset.kind === kind && r.dataset.key === key);
     if (row) show(row, { status: state.status, assignee: state.assignee });
-  });
-  // Reconnect after a lost connection; a change made while it was down shows on reload.
-  socket.addEventListener("close", () => setTimeout(follow, 2000));
-}
-follow();
+  },
+});

@@ -7,8 +7,10 @@
 // drawn as soon as Plotly is ready, the breakdown and graph after that. The page marks
 // `dashflow:ready` (timeline drawn and first step shown; body[data-ready]) and
 // `dashflow:charts` (everything drawn; body[data-charts]) for benchmarks/ui.py and tests.
-import { liveSocket } from "./live.js";
+import { coalesce, liveSocket } from "./live.js";
 import { el } from "./dom.js";
+import { runCharts } from "./runcharts.js";
+import { fill, getJSON } from "./http.js";
 import { StepList } from "./steplist.js";
 import { renderPanel } from "./steppanel.js";
 
@@ -24,8 +26,7 @@ const plotly = new Promise((resolve, reject) => {
 });
 
 function fetchStep(index) {
-  return fetch(`${data.step_url}${index}.json`, { headers: { Accept: "application/json" } })
-    .then((response) => (response.ok ? response.json() : null));
+  return getJSON(fill(data.step_url, { index })).catch(() => null);
 }
 
 // The step the page opens on (the link's, else the first) is asked for before the list is
@@ -101,7 +102,7 @@ function selectStep(index, { quiet = false } = {}) {
   if (!list.byIndex.has(index)) return;
   selected = index;
   list.select(index);
-  markTimeline();
+  charts.mark();
   if (!quiet) setHash();
   announce();
   loadStep(index);
@@ -121,12 +122,17 @@ async function watch(pointer) {
   // A long run's states are all read for this: say so while it happens.
   result.hidden = false;
   result.textContent = `Reading ${pointer || "(whole state)"} through ${list.steps.length.toLocaleString()} steps…`;
-  const response = await fetch(`${data.watch_url}?path=${encodeURIComponent(pointer)}`);
-  const view = await response.json();
+  let view = null;
+  let failure = null;
+  try {
+    view = await getJSON(`${data.watch_url}?path=${encodeURIComponent(pointer)}`);
+  } catch (error) {
+    failure = error;
+  }
   if (pointer !== watched) return;
   changes.replaceChildren();
   result.hidden = false;
-  if (!response.ok) { result.textContent = view.detail; return; }
+  if (failure) { result.textContent = failure.message; return; }
   const label = pointer || "(whole state)";
   if (!view.changes.length) {
     result.textContent = `${label}: no step changed it.`;
@@ -152,140 +158,49 @@ $("watch-form").addEventListener("submit", (event) => {
   watch($("watch-path").value.trim());
 });
 
-// ---- Charts. A growing run refetches them at most twice a second.
+// ---- Charts (runcharts.js). A growing run refetches them at most twice a second.
 
-const plotConfig = { displayModeBar: false, responsive: true };
-const timeline = $("timeline");
-let figures = data;
-let spans = new Map(); // step index -> [start, end] on the timeline's x axis
-let growing = null;
+const charts = runCharts({
+  plotly,
+  timelineUrl: data.timeline_url,
+  selected: () => selected,
+  // Where a step sits when the timeline has no bar of its own for it (aggregated).
+  offsetSpan(index) {
+    const step = list.byIndex.get(index);
+    return step?.offset == null ? null : [step.offset, step.offset + Math.max(step.duration_ms, 1)];
+  },
+  onPick: (index) => selectStep(index),
+});
 
-function stepOf(point) {
-  return point?.customdata;
-}
-
-// Where each step sits on the timeline: its own bar when bars are per execution, else the
-// offset the page data gave it.
-function readSpans(figure) {
-  spans = new Map();
-  if (figure.window?.aggregated) return;
-  for (const trace of figure.data) {
-    trace.customdata.forEach((index, i) => spans.set(index, [trace.base[i], trace.base[i] + trace.x[i]]));
-  }
-}
-
-function spanOf(index) {
-  const span = spans.get(index);
-  if (span) return span;
-  const step = list.byIndex.get(index);
-  return step?.offset == null ? null : [step.offset, step.offset + Math.max(step.duration_ms, 1)];
-}
-
-// The selected step is outlined on the timeline.
-function markTimeline() {
-  if (!window.Plotly || !timeline.layout) return;
-  const span = spanOf(selected);
-  const shapes = span ? [{
-    type: "rect", xref: "x", yref: "paper", x0: span[0], x1: span[1], y0: 0, y1: 1,
-    line: { color: "#3b5bdb", width: 1 }, fillcolor: "rgba(59, 91, 219, 0.12)", layer: "below",
-  }] : [];
-  Plotly.relayout(timeline, { shapes });
-}
-
-// A node that is running has a bar in the "running" trace; it widens with the clock until
-// the node finishes (and the next refetch drops it).
-function growRunning(figure) {
-  clearInterval(growing);
-  growing = null;
-  const at = figure.data.findIndex((t) => t.name === "running");
-  if (at < 0) return;
-  const widths = figure.data[at].x.slice();
-  const since = performance.now();
-  growing = setInterval(() => {
-    const elapsed = performance.now() - since;
-    Plotly.restyle(timeline, { x: [widths.map((w) => w + elapsed)] }, [at]);
-  }, 250);
-}
-
-// The whole run's timeline, and the window zoomed into when it is aggregated: zooming
-// asks Python for that window, down to single executions.
-let overview = null;
-let zoomed = null;
-
-async function drawTimeline(next, { window: inWindow = false } = {}) {
-  const Plotly = await plotly;
-  if (!inWindow) { overview = next.timeline; zoomed = null; }
-  const figure = next.timeline;
-  const layout = { ...figure.layout, shapes: [] };
-  await Plotly.react(timeline, figure.data, layout, plotConfig);
-  readSpans(figure);
-  markTimeline();
-  growRunning(figure);
-  const w = figure.window;
-  $("timeline-window").textContent = w.aggregated
-    ? `${w.executions.toLocaleString()} executions, grouped per node and time slice: drag over a span to zoom in`
-    : zoomed ? `${w.executions.toLocaleString()} executions in this window · double-click to see the whole run` : "";
-}
-
-let zoomTicket = 0;
-async function zoom(event) {
-  if (event["xaxis.autorange"]) {
-    if (zoomed) drawTimeline({ timeline: overview });
-    return;
-  }
-  const range = event["xaxis.range"] ?? [event["xaxis.range[0]"], event["xaxis.range[1]"]];
-  if (range[0] == null || range[1] == null) return;
-  // Everything is drawn already when the whole run fits: Plotly zooms by itself.
-  if (!overview?.window.aggregated) return;
-  const ticket = ++zoomTicket;
-  const response = await fetch(`${data.timeline_url}?from=${range[0]}&to=${range[1]}`);
-  if (!response.ok || ticket !== zoomTicket) return;
-  zoomed = range;
-  await drawTimeline(await response.json(), { window: true });
-}
-
-async function drawCharts(next) {
-  const Plotly = await plotly;
-  await Plotly.react($("breakdown"), next.breakdown.data, next.breakdown.layout, plotConfig);
-  await Plotly.react($("graph"), next.graph.data, next.graph.layout, plotConfig);
-}
-
-let refresh = null;
-function refreshCharts() {
-  if (refresh) return;
-  refresh = setTimeout(async () => {
-    refresh = null;
-    const response = await fetch(data.timeline_url, { headers: { Accept: "application/json" } });
-    if (!response.ok) return;
-    figures = await response.json();
-    await drawTimeline(figures);
-    await drawCharts(figures);
-  }, 500);
-}
-
-// ---- Errors: each opens its step. A run with many shows the first few and a button.
+// ---- Errors: each opens the step the server says it belongs to (step_index). A run with
+// many shows the first few and a button. A live error refetches the list (errors.json).
 
 const ERRORS_SHOWN = 12;
-let errorsListed = 0;
 
-function renderError(error) {
-  const li = el("li");
-  const index = error.execution_index ?? [...list.steps].reverse().find((s) => s.node === error.node && !s.success)?.index;
-  const target = index == null ? el("span", "error-where") : el("a", "error-where");
-  target.textContent = index == null ? error.node : `#${index} ${error.node}`;
+function errorItem(error, at) {
+  const index = error.step_index;
+  const target = index == null ? el("span", "error-where", error.node) : el("a", "error-where", `#${index} ${error.node}`);
   if (index != null) {
     target.href = `#step=${index}`;
     target.addEventListener("click", (event) => { event.preventDefault(); selectStep(index); });
   }
-  li.append(el("strong", null, error.error_type || "Error"), target, el("span", "error-message", error.message));
-  li.hidden = errorsListed >= ERRORS_SHOWN && !$("errors").dataset.all;
-  errorsListed += 1;
-  $("errors").append(li);
-  $("errors-card").hidden = false;
+  const li = el("li", null, null, el("strong", null, error.error_type || "Error"), target, el("span", "error-message", error.message));
+  li.hidden = at >= ERRORS_SHOWN && !$("errors").dataset.all;
+  return li;
+}
+
+function renderErrors(errors) {
+  $("errors").replaceChildren(...errors.map(errorItem));
+  if (errors.length) $("errors-card").hidden = false;
   const more = $("errors-more");
   more.hidden = !$("errors").querySelector("li[hidden]");
-  more.textContent = `show all ${errorsListed.toLocaleString()} errors`;
+  more.textContent = `show all ${errors.length.toLocaleString()} errors`;
 }
+
+const refreshErrors = coalesce(300, async () => {
+  const answer = await getJSON(data.errors_url).catch(() => null);
+  if (answer) renderErrors(answer.errors); // else the run's next error asks again
+});
 
 $("errors-more").addEventListener("click", (event) => {
   $("errors").dataset.all = "true";
@@ -337,7 +252,7 @@ function onEvent(event) {
   if (event.type === "node_started") {
     running.hidden = false;
     running.textContent = `running: ${d.node} (#${d.index})`;
-    refreshCharts();
+    charts.refresh();
   } else if (event.type === "node_finished") {
     running.hidden = true;
     const added = list.add({
@@ -347,14 +262,14 @@ function onEvent(event) {
     });
     if (!added) return;
     $("steps-empty").hidden = true;
-    refreshCharts();
+    charts.refresh();
     tokens += d.tokens_used ?? 0;
     $("stat-nodes").textContent = list.steps.length.toLocaleString();
     setTokens(tokens);
     if (d.success === false) setStatus("failed");
     if (selected == null) selectStep(d.index, { quiet: true });
   } else if (event.type === "error") {
-    renderError(d);
+    refreshErrors();
     errors += 1;
     $("stat-errors").textContent = String(errors);
     setStatus("failed");
@@ -364,7 +279,7 @@ function onEvent(event) {
     if (d.total_duration_ms != null) setDuration(d.total_duration_ms);
     if (d.total_tokens != null) setTokens(d.total_tokens);
     if ($("run-status").textContent !== "Failed") setStatus(d.completed ? "completed" : "failed");
-    refreshCharts();
+    charts.refresh();
   }
 }
 
@@ -418,7 +333,7 @@ if (data.run.status === "running" && !data.run.stale && data.run.started_at) {
 }
 setTokens(data.run.total_tokens);
 $("stat-nodes").textContent = data.run.node_count.toLocaleString();
-data.errors.forEach(renderError);
+renderErrors(data.errors);
 if (!list.steps.length) $("steps-empty").hidden = false;
 list.render();
 
@@ -436,16 +351,10 @@ followHash();
 if (selected == null && list.steps.length) selectStep(list.steps[0].index, { quiet: true });
 else if (selected == null) firstShown();
 
-Promise.all([drawTimeline(figures).then(() => {
-  timeline.on("plotly_click", (event) => {
-    const index = stepOf(event.points?.[0]);
-    if (index != null) selectStep(index);
-  });
-  timeline.on("plotly_relayout", zoom);
-}), stepShown]).then(async () => {
+Promise.all([charts.start(data), stepShown]).then(async () => {
   performance.mark("dashflow:ready");
   document.body.dataset.ready = "true";
-  await drawCharts(figures);
+  await charts.drawCharts();
   performance.mark("dashflow:charts");
   document.body.dataset.charts = "true";
 });

@@ -4,10 +4,11 @@
 // the page's filters. On the first page in the default order (newest first) the new ones
 // go on top, in the API's order; on any other page or order, inserting would break
 // the order, so a notice counts them ("3 new runs — Refresh"). "Follow live" off holds
-// everything until it is turned on again. Rows are built with textContent only: every
-// string comes from a trace.
-import { liveSocket } from "./live.js";
-import { cell } from "./dom.js";
+// everything until it is turned on again. A row is rendered by the server only
+// (_run_row.html): a new or changed run's row is fetched from rows.html, at most one
+// request each 250 ms for every run that changed in between.
+import { coalesce, liveSocket } from "./live.js";
+import { fetchRows, getJSON } from "./http.js";
 
 const data = JSON.parse(document.getElementById("runs-data").textContent);
 const rows = document.getElementById("run-rows");
@@ -19,67 +20,59 @@ const pending = [];
 // Runs this page knows: its rows, and on other pages the newest runs when it opened.
 const known = new Set([...rows.querySelectorAll("tr[data-execution-id]")].map((tr) => tr.dataset.executionId));
 const fresh = new Set();
+const changed = new Set(); // runs on the page whose row is to be fetched again
 let baseline = data.is_head;
-let checkTimer = null;
 
 function rowOf(id) {
   return rows.querySelector(`tr[data-execution-id="${CSS.escape(id)}"]`);
 }
 
-function statusBadge(run) {
-  const span = document.createElement("span");
-  const status = run.stale ? "stale" : run.status;
-  span.className = `badge ${run.status}${run.stale ? " stale" : ""}`;
-  span.textContent = status.charAt(0).toUpperCase() + status.slice(1);
-  return span;
+function rowsUrl(ids) {
+  const url = new URL(data.rows_url, location.href);
+  for (const id of ids) url.searchParams.append("id", id);
+  return url;
 }
 
-function buildRow(run) {
-  const tr = document.createElement("tr");
-  tr.dataset.executionId = run.execution_id;
-  const status = cell("");
-  status.dataset.col = "status";
-  const link = document.createElement("a");
-  link.href = `/projects/${data.project}/runs/${encodeURIComponent(run.execution_id)}/`;
-  const code = document.createElement("code");
-  code.textContent = run.execution_id.length > 14 ? `${run.execution_id.slice(0, 13)}…` : run.execution_id;
-  code.title = run.execution_id;
-  link.append(code);
-  const exec = document.createElement("td");
-  exec.append(link);
-  const started = cell(run.started_at ? run.started_at.replace("T", " ").slice(0, 19) : "—");
-  tr.append(status, cell(run.graph_name || "—"), exec, cell(run.thread_id || "—"), started);
-  for (const col of ["duration", "tokens", "nodes", "errors"]) {
-    const td = cell("", "num");
-    td.dataset.col = col;
-    tr.append(td);
+const refreshRows = coalesce(250, async () => {
+  const ids = [...changed];
+  changed.clear();
+  let fetched;
+  try {
+    fetched = await fetchRows(rowsUrl(ids));
+  } catch {
+    return; // the run's next change asks again
   }
-  return tr;
-}
+  for (const tr of fetched) {
+    const old = rowOf(tr.dataset.executionId);
+    if (!old) continue;
+    if (old.classList.contains("fresh")) tr.classList.add("fresh");
+    old.replaceWith(tr);
+  }
+});
 
-function update(tr, run) {
-  tr.querySelector('[data-col="status"]').replaceChildren(statusBadge(run));
-  tr.querySelector('[data-col="duration"]').textContent = `${run.duration_ms} ms`;
-  tr.querySelector('[data-col="tokens"]').textContent = String(run.total_tokens);
-  tr.querySelector('[data-col="nodes"]').textContent = String(run.node_count);
-  const errors = tr.querySelector('[data-col="errors"]');
-  errors.textContent = String(run.error_count);
-  errors.classList.toggle("err", run.error_count > 0);
-  if (run.first_error) errors.title = run.first_error;
+function scheduleRow(id) {
+  changed.add(id);
+  refreshRows();
 }
 
 // The newest matching runs, in the API's order, go on top: those before the first run the
 // page already shows (the API returns at most a page, so a page never more than doubles).
-function merge(results) {
-  const top = rows.querySelector("tr[data-execution-id]");
+async function merge(results) {
+  const ids = [];
   for (const run of results) {
     if (rowOf(run.execution_id)) break;
-    const tr = buildRow(run);
-    update(tr, run);
+    ids.push(run.execution_id);
+  }
+  if (!ids.length) return;
+  const fetched = await fetchRows(rowsUrl(ids));
+  const top = rows.querySelector("tr[data-execution-id]");
+  for (const tr of fetched) {
+    const id = tr.dataset.executionId;
+    if (rowOf(id)) continue;
     if (top) top.before(tr);
     else rows.append(tr);
     tr.classList.add("fresh");
-    known.add(run.execution_id);
+    known.add(id);
     document.getElementById("no-runs")?.remove();
   }
 }
@@ -92,33 +85,24 @@ function count(results) {
   notice.hidden = false;
 }
 
-async function check() {
-  checkTimer = null;
-  let results;
+const scheduleCheck = coalesce(250, async () => {
   try {
-    const response = await fetch(data.head_url, { headers: { Accept: "application/json" } });
-    if (!response.ok) return;
-    results = (await response.json()).results;
+    const { results } = await getJSON(data.head_url);
+    if (!baseline) {
+      results.forEach((run) => known.add(run.execution_id));
+      baseline = true;
+    } else if (data.is_head) {
+      await merge(results);
+    } else {
+      count(results);
+    }
   } catch {
-    return; // the next change asks again
+    // the next change asks again
   }
-  if (!baseline) {
-    results.forEach((run) => known.add(run.execution_id));
-    baseline = true;
-  } else if (data.is_head) {
-    merge(results);
-  } else {
-    count(results);
-  }
-}
-
-function scheduleCheck() {
-  if (!checkTimer) checkTimer = setTimeout(check, 250);
-}
+});
 
 function apply(run) {
-  const tr = rowOf(run.execution_id);
-  if (tr) update(tr, run);
+  if (rowOf(run.execution_id)) scheduleRow(run.execution_id);
   else if (!known.has(run.execution_id)) scheduleCheck();
 }
 

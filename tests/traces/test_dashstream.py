@@ -269,7 +269,7 @@ def test_a_failed_node_without_an_error_record_still_gets_node_error() -> None:
     doc = raw_fixture("research_agent_success.json")
     doc["nodes_executed"][2]["success"] = False
     doc["nodes_executed"][2]["error_message"] = "reader crashed"
-    messages = ExecutionTrace.from_obj(doc).to_dashstream()
+    messages = list(dashstream.messages(ExecutionTrace.from_obj(doc)))
     errors = [
         m.event for m in messages if m.WhichOneof("message") == "event" and m.event.event_type == 12
     ]
@@ -336,7 +336,7 @@ def test_small_messages_are_plain_and_large_ones_zstd_framed() -> None:
     noise = hashlib.shake_256(b"incompressible").hexdigest(600)
     doc["metadata"] = {"blob": noise}
     doc["nodes_executed"] = []
-    (start, *_rest) = ExecutionTrace.from_obj(doc).to_dashstream()
+    (start, *_rest) = list(dashstream.messages(ExecutionTrace.from_obj(doc)))
     start.event.attributes["noise"].bytes_value = hashlib.shake_256(b"x").digest(900)
     framed = dashstream.frame(start)
     assert framed[0] == 0
@@ -354,7 +354,7 @@ def test_a_patch_longer_than_the_state_sends_the_full_state() -> None:
         dict(doc["nodes_executed"][0], state_before=before, state_after=after),
         dict(doc["nodes_executed"][1], state_before=after, state_after=small_change),
     ]
-    messages = ExecutionTrace.from_obj(doc).to_dashstream()
+    messages = list(dashstream.messages(ExecutionTrace.from_obj(doc)))
     diffs = [m.state_diff for m in messages if m.WhichOneof("message") == "state_diff"]
     assert len(diffs) == 2
     assert diffs[0].full_state == canonical(after)
@@ -437,7 +437,7 @@ def test_jsonl_rendering_is_one_readable_line_per_message() -> None:
     text = b"".join(chunk for chunk, _ in encode_run("dashstream_jsonl", trace))
     rows = sum(rows for _, rows in encode_run("dashstream_jsonl", trace))
     lines = [json.loads(line) for line in text.decode().splitlines()]
-    assert len(lines) == rows == len(trace.to_dashstream())
+    assert len(lines) == rows == len(list(dashstream.messages(trace)))
     first = lines[0]["event"]
     assert first["event_type"] == "EVENT_TYPE_GRAPH_START"
     assert first["header"]["type"] == "MESSAGE_TYPE_EVENT"
@@ -580,7 +580,7 @@ def test_state_hash_matches_the_dashstream_test_vector() -> None:
     doc["nodes_executed"] = [dict(doc["nodes_executed"][0], state_before={}, state_after=vector)]
     (diff,) = [
         m.state_diff
-        for m in ExecutionTrace.from_obj(doc).to_dashstream()
+        for m in list(dashstream.messages(ExecutionTrace.from_obj(doc)))
         if m.WhichOneof("message") == "state_diff"
     ]
     assert diff.state_hash.hex() == (

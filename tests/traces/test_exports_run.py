@@ -315,13 +315,13 @@ def test_example_files_are_the_definition_byte_for_byte(
 ) -> None:
     """The export loads run after run reusing the states a run shares with the previous
     one, and puts rows together from each state's encoded part; the file is still every
-    run's rows as ExecutionTrace.to_training_examples() / to_openai_finetune() (with the
-    reviewed steps' verdicts) define them, each encoded whole."""
+    run's rows as formats.training_example() / finetune_row() (with the reviewed steps'
+    verdicts) define them, each encoded whole."""
     names = sorted(p.stem for p in fixtures_dir.glob("*.json"))
     stored = list(store_runs(project, fixtures_dir, names).values())
     stored += store_copies(project, fixtures_dir, "research_agent_success", 3)
     # States hard to cut into fields (escapes, Unicode, big numbers, non-objects): training
-    # examples copy stored fields out as text (store.load_trace raw_states).
+    # examples copy stored fields out as text (exports.load_for_copy).
     stored.insert(0, ingest.ingest_trace(project, awkward_trace())[0])
     reviewed = stored[-2]
     StepVerdict.objects.create(run=reviewed, step_position=0, verdict="good")
@@ -334,12 +334,8 @@ def test_example_files_are_the_definition_byte_for_byte(
     expected = b""
     for run in sorted(stored, key=lambda r: (r.started_at, r.pk)):
         trace = store.load_trace(Run.objects.get(pk=run.pk))
-        if run.pk == reviewed.pk:
-            rows = [build(n, verdicts.get(i)) for i, n in enumerate(trace.nodes_executed)]
-        elif fmt == "training_examples":
-            rows = list(trace.to_training_examples())
-        else:
-            rows = list(trace.to_openai_finetune())
+        reviews = verdicts if run.pk == reviewed.pk else {}
+        rows = [build(n, reviews.get(i)) for i, n in enumerate(trace.nodes_executed)]
         expected += b"".join(msgspec.json.encode(r) + b"\n" for r in rows if r is not None)
     assert body == expected
     assert export.row_count == expected.count(b"\n") > 2000

@@ -18,18 +18,22 @@ import msgspec
 import pytest
 from rest_framework.test import APIClient
 
+from tests.traces.test_trace import load_raw, minimal_trace, parse
+from tests.traces.test_trace import node as step
 from traces.formats import (
     CONTENT_TYPE,
     FILE_SUFFIX,
     FORMATS,
     RunEncoder,
+    changed_keys,
     encode_run,
     file_header,
     finetune_row,
     training_example,
 )
+from traces.jsondiff import same
 from traces.models import ExportFormat
-from traces.trace import ExecutionTrace, NodeExecution
+from traces.trace import ExecutionTrace, NodeExecution, state_hash
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "dashflow"
 
@@ -60,6 +64,16 @@ def lines_of(state: Any) -> str:
     return "\n".join(
         f"{k}: {v if isinstance(v, str) else compact(v)}" for k, v in sorted(state.items())
     )
+
+
+def examples_of(trace: ExecutionTrace) -> list[dict[str, Any]]:
+    """The definition: ``training_example`` of every node execution that has one."""
+    return [e for n in trace.nodes_executed if (e := training_example(n)) is not None]
+
+
+def finetune_rows_of(trace: ExecutionTrace) -> list[dict[str, Any]]:
+    """The definition: ``finetune_row`` of every node execution that has one."""
+    return [r for n in trace.nodes_executed if (r := finetune_row(n)) is not None]
 
 
 def compact(value: Any) -> str:
@@ -93,12 +107,12 @@ def test_research_agent_yields_one_example_per_node_with_both_states() -> None:
         )
         assert example["data"] == expected
         assert list(example["data"]) == list(expected)
-    assert load("research_agent_success.json").to_training_examples() == examples
+    assert examples_of(load("research_agent_success.json")) == examples
 
 
 def test_examples_skip_steps_without_both_states_and_keep_failed_ones() -> None:
     doc = raw("tool_timeout_failure.json")
-    examples = load("tool_timeout_failure.json").to_training_examples()
+    examples = examples_of(load("tool_timeout_failure.json"))
     with_both = [
         n for n in doc["nodes_executed"] if n["state_before"] is not None and n["state_after"]
     ]
@@ -108,8 +122,8 @@ def test_examples_skip_steps_without_both_states_and_keep_failed_ones() -> None:
 
 def test_a_trace_without_per_node_states_gives_no_examples() -> None:
     trace = load("executor_autopersisted.json")
-    assert trace.to_training_examples() == []
-    assert trace.to_openai_finetune() == []
+    assert examples_of(trace) == []
+    assert finetune_rows_of(trace) == []
     assert export("training_examples", trace) == (b"", 0)
     assert export("openai_finetune", trace) == (b"", 0)
     # The other formats still describe its node executions.
@@ -137,7 +151,7 @@ def test_non_object_and_unicode_states_are_one_field_and_stay_utf8() -> None:
         "input_keys": ["input_state"],
     }
     assert examples[1]["data"]["output_state"] == second["state_after"] == 3
-    rows_ = load("non_object_states.json").to_openai_finetune()
+    rows_ = finetune_rows_of(load("non_object_states.json"))
     assert rows_[0]["messages"][1]["content"] == compact(["Grüße", "東京"])
     assert rows_[1]["messages"][2]["content"] == "3"
 
@@ -309,8 +323,8 @@ def test_every_format_is_byte_identical_from_one_process_to_the_next() -> None:
 # --- The row encoders against the definition ----------------------------------------
 #
 # Export files put training examples and fine-tuning rows together from each state's
-# encoded part (formats.RunEncoder); ExecutionTrace.to_training_examples() and
-# to_openai_finetune() (formats.training_example / finetune_row) stay the definition.
+# encoded part (formats.RunEncoder); formats.training_example / finetune_row, applied to
+# each node execution, stay the definition.
 # These tests hold the file to the definition encoded whole, byte for byte.
 
 FIXTURE_NAMES = sorted(p.name for p in FIXTURES.glob("*.json"))
@@ -324,12 +338,9 @@ def definition(
     steps: set[int] | None = None,
 ) -> bytes:
     """The rows of ``trace`` as the definition has them, each encoded whole."""
+    rows: list[dict[str, Any] | None]
     if verdicts is None and steps is None:
-        rows = (
-            trace.to_training_examples()
-            if fmt == "training_examples"
-            else trace.to_openai_finetune()
-        )
+        rows = [*(examples_of(trace) if fmt == "training_examples" else finetune_rows_of(trace))]
     else:
         build = training_example if fmt == "training_examples" else finetune_row
         rows = [
@@ -342,7 +353,7 @@ def definition(
 
 def test_every_fixture_has_states_to_prove_the_encoders_on() -> None:
     assert len(FIXTURE_NAMES) >= 6
-    with_rows = [n for n in FIXTURE_NAMES if load(n).to_training_examples()]
+    with_rows = [n for n in FIXTURE_NAMES if examples_of(load(n))]
     assert len(with_rows) >= 5
 
 
@@ -451,3 +462,122 @@ def test_a_step_built_by_hand_with_other_types_is_still_encoded_by_the_definitio
     assert data == definition("training_examples", trace)
     assert b'"_duration_ms":true' in data
     assert rows == 1
+
+
+# --- What a step changed: the CSV's changed_keys, and JSON equality -----------------
+#
+# A step's state changed when both snapshots exist and differ as JSON (jsondiff.same,
+# which the step panel and DashStream's StateDiff use too).
+
+
+def state_changed(n: NodeExecution) -> bool:
+    if n.state_before is None or n.state_after is None:
+        return False
+    return not same(n.state_before, n.state_after)
+
+
+def test_state_changed_matches_the_raw_json(fixture_files: list[Path]) -> None:
+    for path in fixture_files:
+        raw = load_raw(path)
+        trace = ExecutionTrace.from_json(path.read_bytes())
+        for n, r in zip(trace.nodes_executed, raw["nodes_executed"], strict=True):
+            before, after = r["state_before"], r["state_after"]
+            expected = before is not None and after is not None and before != after
+            assert state_changed(n) is expected, (path.name, r["index"])
+
+
+def test_state_changed_is_false_unless_both_states_exist() -> None:
+    trace = parse(
+        minimal_trace(
+            [
+                step("only_after", state_after={"a": 1}),
+                step("only_before", state_before={"a": 1}),
+                step("neither"),
+                step("same", state_before={"a": 1}, state_after={"a": 1}),
+                step("differs", state_before={"a": 1}, state_after={"a": 2}),
+                step("list_to_int", state_before=[1], state_after=1),
+            ]
+        )
+    )
+    assert [state_changed(n) for n in trace.nodes_executed] == [
+        False,
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
+def test_executor_fixture_nodes_without_states_report_no_change(fixtures_dir: Path) -> None:
+    trace = ExecutionTrace.from_json((fixtures_dir / "executor_autopersisted.json").read_bytes())
+    assert [state_changed(n) for n in trace.nodes_executed] == [False, False]
+    assert [changed_keys(n) for n in trace.nodes_executed] == [[], []]
+
+
+def _expected_changed_keys(before: Any, after: Any) -> set[str]:
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return set()
+    added = after.keys() - before.keys()
+    removed = before.keys() - after.keys()
+    modified = {k for k in before.keys() & after.keys() if before[k] != after[k]}
+    return added | removed | modified
+
+
+def test_changed_keys_match_the_raw_json(fixture_files: list[Path]) -> None:
+    seen_changes = 0
+    for path in fixture_files:
+        raw = load_raw(path)
+        trace = ExecutionTrace.from_json(path.read_bytes())
+        for n, r in zip(trace.nodes_executed, raw["nodes_executed"], strict=True):
+            got = changed_keys(n)
+            expected = _expected_changed_keys(r["state_before"], r["state_after"])
+            assert len(got) == len(set(got)), (path.name, r["index"])
+            assert set(got) == expected, (path.name, r["index"])
+            seen_changes += len(got)
+    assert seen_changes > 0  # the fixtures do change state
+
+
+def test_changed_keys_lists_added_modified_and_removed_keys() -> None:
+    trace = parse(
+        minimal_trace(
+            [
+                step(
+                    "n",
+                    state_before={"kept": 1, "modified": [1], "removed": "x"},
+                    state_after={"kept": 1, "modified": [1, 2], "added": None},
+                )
+            ]
+        )
+    )
+    changed = changed_keys(trace.nodes_executed[0])
+    assert sorted(changed) == ["added", "modified", "removed"]
+    assert "kept" not in changed
+
+
+def test_changed_keys_is_empty_for_non_object_states(fixtures_dir: Path) -> None:
+    trace = ExecutionTrace.from_json((fixtures_dir / "non_object_states.json").read_bytes())
+    assert all(state_changed(n) for n in trace.nodes_executed)
+    assert [changed_keys(n) for n in trace.nodes_executed] == [[], []]
+    mixed = NodeExecution(node="m", duration_ms=1, state_before={"a": 1}, state_after=[1])
+    assert changed_keys(mixed) == []
+
+
+def test_state_changed_tells_json_types_apart() -> None:
+    # DashFlow compares serde_json Values: 0 and false, 1 and 1.0 are different values
+    # (and hash differently, so the store keeps them as two snapshots).
+    before = {"done": 0, "score": 1, "flag": 1, "same": "x"}
+    after = {"done": False, "score": 1.0, "flag": True, "same": "x"}
+    assert state_hash(before) != state_hash(after)
+    trace = parse(
+        minimal_trace(
+            [
+                step("typed", state_before=before, state_after=after),
+                step("scalar", state_before=0, state_after=False),
+            ]
+        )
+    )
+    typed, scalar = trace.nodes_executed
+    assert state_changed(typed) is True
+    assert sorted(changed_keys(typed)) == ["done", "flag", "score"]
+    assert state_changed(scalar) is True

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from traces.errors import InputError
-from traces.trace import ExecutionTrace, NodeExecution, canonical_json, state_hash
+from traces.trace import ExecutionTrace, canonical_json, state_hash
 
 U64_MAX = 2**64 - 1
 ABOVE_2_53 = 2**53 + 1  # the first integer a float64 cannot hold
@@ -50,6 +50,16 @@ def raw_states(raw: dict[str, Any]) -> Iterator[Any]:
     for e in raw["errors"]:
         yield e["state_at_error"]
     yield raw["final_state"]
+
+
+def parsed_states(trace: ExecutionTrace) -> Iterator[Any]:
+    """Every state the parsed trace carries, in ``raw_states``' order."""
+    for n in trace.nodes_executed:
+        yield n.state_before
+        yield n.state_after
+    for e in trace.errors:
+        yield e.state_at_error
+    yield trace.final_state
 
 
 def last_argmax(values: list[int]) -> int:
@@ -523,113 +533,6 @@ def test_time_breakdown_is_empty_when_total_duration_is_zero() -> None:
     assert trace.time_breakdown() == {}
 
 
-def test_state_changed_matches_the_raw_json(fixture_files: list[Path]) -> None:
-    for path in fixture_files:
-        raw = load_raw(path)
-        trace = ExecutionTrace.from_json(path.read_bytes())
-        for n, r in zip(trace.nodes_executed, raw["nodes_executed"], strict=True):
-            before, after = r["state_before"], r["state_after"]
-            expected = before is not None and after is not None and before != after
-            assert n.state_changed() is expected, (path.name, r["index"])
-
-
-def test_state_changed_is_false_unless_both_states_exist() -> None:
-    trace = parse(
-        minimal_trace(
-            [
-                node("only_after", state_after={"a": 1}),
-                node("only_before", state_before={"a": 1}),
-                node("neither"),
-                node("same", state_before={"a": 1}, state_after={"a": 1}),
-                node("differs", state_before={"a": 1}, state_after={"a": 2}),
-                node("list_to_int", state_before=[1], state_after=1),
-            ]
-        )
-    )
-    assert [n.state_changed() for n in trace.nodes_executed] == [
-        False,
-        False,
-        False,
-        False,
-        True,
-        True,
-    ]
-
-
-def test_executor_fixture_nodes_without_states_report_no_change(fixtures_dir: Path) -> None:
-    trace = ExecutionTrace.from_json((fixtures_dir / "executor_autopersisted.json").read_bytes())
-    assert [n.state_changed() for n in trace.nodes_executed] == [False, False]
-    assert [n.changed_keys() for n in trace.nodes_executed] == [[], []]
-
-
-def _expected_changed_keys(before: Any, after: Any) -> set[str]:
-    if not isinstance(before, dict) or not isinstance(after, dict):
-        return set()
-    added = after.keys() - before.keys()
-    removed = before.keys() - after.keys()
-    modified = {k for k in before.keys() & after.keys() if before[k] != after[k]}
-    return added | removed | modified
-
-
-def test_changed_keys_match_the_raw_json(fixture_files: list[Path]) -> None:
-    seen_changes = 0
-    for path in fixture_files:
-        raw = load_raw(path)
-        trace = ExecutionTrace.from_json(path.read_bytes())
-        for n, r in zip(trace.nodes_executed, raw["nodes_executed"], strict=True):
-            got = n.changed_keys()
-            expected = _expected_changed_keys(r["state_before"], r["state_after"])
-            assert len(got) == len(set(got)), (path.name, r["index"])
-            assert set(got) == expected, (path.name, r["index"])
-            seen_changes += len(got)
-    assert seen_changes > 0  # the fixtures do change state
-
-
-def test_changed_keys_lists_added_modified_and_removed_keys() -> None:
-    trace = parse(
-        minimal_trace(
-            [
-                node(
-                    "n",
-                    state_before={"kept": 1, "modified": [1], "removed": "x"},
-                    state_after={"kept": 1, "modified": [1, 2], "added": None},
-                )
-            ]
-        )
-    )
-    changed = trace.nodes_executed[0].changed_keys()
-    assert sorted(changed) == ["added", "modified", "removed"]
-    assert "kept" not in changed
-
-
-def test_changed_keys_is_empty_for_non_object_states(fixtures_dir: Path) -> None:
-    trace = ExecutionTrace.from_json((fixtures_dir / "non_object_states.json").read_bytes())
-    assert all(n.state_changed() for n in trace.nodes_executed)
-    assert [n.changed_keys() for n in trace.nodes_executed] == [[], []]
-    mixed = NodeExecution(node="m", duration_ms=1, state_before={"a": 1}, state_after=[1])
-    assert mixed.changed_keys() == []
-
-
-def test_state_changed_tells_json_types_apart() -> None:
-    # DashFlow compares serde_json Values: 0 and false, 1 and 1.0 are different values
-    # (and hash differently, so the store keeps them as two snapshots).
-    before = {"done": 0, "score": 1, "flag": 1, "same": "x"}
-    after = {"done": False, "score": 1.0, "flag": True, "same": "x"}
-    assert state_hash(before) != state_hash(after)
-    trace = parse(
-        minimal_trace(
-            [
-                node("typed", state_before=before, state_after=after),
-                node("scalar", state_before=0, state_after=False),
-            ]
-        )
-    )
-    typed, scalar = trace.nodes_executed
-    assert typed.state_changed() is True
-    assert sorted(typed.changed_keys()) == ["done", "flag", "score"]
-    assert scalar.state_changed() is True
-
-
 # -- state hash ----------------------------------------------------------------------
 
 
@@ -638,8 +541,8 @@ def test_state_hash_matches_sorted_compact_json_sha256(fixture_files: list[Path]
     for path in fixture_files:
         trace = ExecutionTrace.from_json(path.read_bytes())
         raw_values = list(raw_states(load_raw(path)))
-        assert len(raw_values) == len(list(trace.iter_states())), path.name
-        for parsed, raw in zip(trace.iter_states(), raw_values, strict=True):
+        assert len(raw_values) == len(list(parsed_states(trace))), path.name
+        for parsed, raw in zip(parsed_states(trace), raw_values, strict=True):
             assert state_hash(parsed) == python_state_hash(raw), path.name
             checked += 1
     assert checked > 4000

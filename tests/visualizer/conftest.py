@@ -3,12 +3,16 @@ here). A failing browser test leaves a screenshot in test-artifacts/."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.test import Client
 from playwright.sync_api import Browser, Page, sync_playwright
 
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
@@ -50,3 +54,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture
+def alice(member: Any) -> Client:
+    """Alice, a member of ``acme`` only, signed in."""
+    client = Client()
+    assert client.login(username="alice", password="pw-alice-123")
+    return client
+
+
+def page_data(html: str, element_id: str) -> Any:
+    """The JSON a page hands its script in ``<script id=element_id>``."""
+    found = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', html)
+    assert found, f"no #{element_id} in the page"
+    return json.loads(found.group(1))

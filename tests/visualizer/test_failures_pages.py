@@ -5,16 +5,15 @@ figure builders."""
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.test import APIClient
 
+from tests.visualizer.conftest import page_data
 from traces.models import FailureGroup, GroupStatus, Membership, Project, Role
 from visualizer.failure_charts import (
     bucket_unit,
@@ -39,12 +38,6 @@ def signed_in(project: Project, name: str, role: str) -> Client:
     client = Client()
     assert client.login(username=name, password=f"pw-{name}-123")
     return client
-
-
-def page_data(html: str, element_id: str) -> Any:
-    found = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', html)
-    assert found, f"no #{element_id} in the page"
-    return json.loads(found.group(1))
 
 
 def test_the_list_shows_open_groups_with_their_counts(

@@ -14,14 +14,6 @@ from django.test import Client
 from traces.models import Project
 
 
-@pytest.fixture
-def alice(member: Any) -> Client:
-    """Alice, a member of ``acme`` only, signed in."""
-    client = Client()
-    assert client.login(username="alice", password="pw-alice-123")
-    return client
-
-
 def test_login_page_renders_the_sign_in_form(db: None) -> None:
     response = Client().get("/login/")
 

@@ -20,13 +20,6 @@ from traces.runlist import capped_count
 
 
 @pytest.fixture
-def alice(member: Any) -> Client:
-    client = Client()
-    assert client.login(username="alice", password="pw-alice-123")
-    return client
-
-
-@pytest.fixture
 def five(api: APIClient) -> list[str]:
     names = []
     for i in range(5):

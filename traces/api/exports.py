@@ -1,8 +1,9 @@
 """The exports API: start an export, follow it, download its file, cancel or delete it.
 
-Thin views around ``traces/exports.py``. Reading and downloading needs the viewer role;
-starting, cancelling and deleting needs member (an API key acts as a member of its
-project). Another project's export is a 404, like everything of a project one is not in.
+Thin views around ``traces/exports.py`` (``traces/tasks.py`` queues the task). Reading
+and downloading needs the viewer role; starting, cancelling and deleting needs member (an
+API key acts as a member of its project). Another project's export is a 404, like
+everything of a project one is not in.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import exports, formats, permissions
+from .. import exports, formats, permissions, tasks
 from ..errors import InputError
 from ..models import Export, ExportFormat, ExportStatus
 from .auth import request_project
@@ -85,6 +86,7 @@ class ExportList(APIView):
         export = exports.start_export(
             project, request.user, body.get("format"), body.get("filters")
         )
+        tasks.queue_export(str(export.pk))
         export.refresh_from_db()
         return Response(exports.export_summary(export), status=status.HTTP_202_ACCEPTED)
 

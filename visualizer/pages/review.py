@@ -13,12 +13,14 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import path, reverse
+from django.urls import reverse
 
 from traces.models import FailureGroup, GroupStatus, Project, ReviewStatus, Run, RunStatus
 from traces.permissions import REVIEW, user_can
 
-from .views import member_project
+from .. import links
+from ..routing import project_socket_path
+from .access import member_project
 
 QUEUE_LIMIT = 200
 TABS = {
@@ -75,7 +77,8 @@ def run_item(run: Run) -> dict[str, Any]:
         "status_label": ReviewStatus(review.status).label if review else "Unreviewed",
         "assignee": review.assignee.username if review and review.assignee else None,
         "labels": list(review.labels) if review else [],
-        "url": reverse("run", args=[run.project.slug, run.execution_id]),
+        "url": reverse("visualizer:run", args=[run.project.slug, run.execution_id]),
+        "api_url": links.api("api:run-review", run.execution_id, project=run.project.slug),
     }
 
 
@@ -93,7 +96,8 @@ def group_item(group: FailureGroup, slug: str) -> dict[str, Any]:
         "status_label": GroupStatus(group.status).label,
         "assignee": group.assignee.username if group.assignee else None,
         "labels": [],
-        "url": f"{reverse('failures', args=[slug])}{group.pk}/",
+        "url": reverse("visualizer:failure-group", args=[slug, group.pk]),
+        "api_url": links.api("api:failure-group", group.pk, project=slug),
     }
 
 
@@ -123,7 +127,7 @@ def review_page(request: HttpRequest, slug: str) -> HttpResponse:
         "username": request.user.get_username(),
         "can_review": can_review,
         "tab": tab,
-        "api_root": "/api/v1/",
+        "ws_path": project_socket_path(project),
     }
     return render(
         request,
@@ -139,8 +143,3 @@ def review_page(request: HttpRequest, slug: str) -> HttpResponse:
             "page_data": page_data,
         },
     )
-
-
-urlpatterns = [
-    path("projects/<slug:slug>/review/", review_page, name="review"),
-]

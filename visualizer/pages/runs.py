@@ -1,5 +1,7 @@
-"""The run list page's view model: the listing from ``traces.runlist`` plus its links,
-the filter form's values and suggestions, and what the live script needs."""
+"""The run list page: the listing from ``traces.runlist`` plus its links, the filter form's
+values and suggestions, and what the live script needs; and the page's rows as an HTML
+fragment (``rows.html``), so a row is rendered in one place, ``_run_row.html``, whether
+the page is rendered whole or the script adds or refreshes a row."""
 
 from __future__ import annotations
 
@@ -7,17 +9,26 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
 
 from traces.errors import InputError
 from traces.filters import DEFAULT_SORT, FILTER_NAMES, QUICK_RANGES, RunFilter
 from traces.models import Project, Run, RunError, RunStatus, Step
 from traces.runlist import COUNT_CAP, PAGE_SIZE, RunListing, capped_count, list_runs
 
+from ..routing import project_socket_path
+from .access import member_project
+
 # Suggestions in the form come from this many of the newest runs, not the whole project.
 SUGGEST_FROM = 100
 SUGGEST_SECONDS = 60
 SORT_COLUMNS = {"started_at": "Started", "duration_ms": "Duration", "total_tokens": "Tokens"}
+# rows.html answers for at most this many runs (a page's worth of new or changed runs).
+ROWS_MAX = 500
 
 
 def query(params: Mapping[str, str | None], **changes: str | None) -> str:
@@ -119,9 +130,33 @@ def live_data(project: Project, listing: RunListing) -> dict[str, Any]:
     }
     return {
         "project": project.slug,
-        "ws_path": f"/ws/projects/{project.slug}/runs/",
-        "head_url": f"/api/v1/runs{query(head)}",
+        "ws_path": project_socket_path(project),
+        "head_url": f"{reverse('api:runs')}{query(head)}",
+        "rows_url": reverse("visualizer:run-rows", args=[project.slug]),
         "filtered": filters.active,
         "is_head": listing.is_head,
         "first_page_url": query(first_page),
     }
+
+
+@login_required
+def runs_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The run list: filters, sort and cursor in the query string, so a view is a link."""
+    found = member_project(request, slug)
+    context, status = run_list_page(found, request.GET)
+    context.update(project=found, nav="runs")
+    return render(request, "visualizer/project.html", context, status=status)
+
+
+@login_required
+def run_rows(request: HttpRequest, slug: str) -> HttpResponse:
+    """``?id=<execution_id>&id=...``: those runs' rows, rendered as on the page, in the
+    order asked (ids of no run of the project are left out)."""
+    found = member_project(request, slug)
+    ids = request.GET.getlist("id")[:ROWS_MAX]
+    runs = {
+        r.execution_id: r
+        for r in Run.objects.filter(project=found, execution_id__in=ids).select_related("project")
+    }
+    rows = [runs[i] for i in dict.fromkeys(ids) if i in runs]
+    return render(request, "visualizer/run_rows.html", {"runs": rows})

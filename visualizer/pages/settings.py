@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
-from django.urls import path
 from django.views.decorators.http import require_http_methods
 
 from traces import members
@@ -14,7 +13,7 @@ from traces.errors import InputError
 from traces.models import Activity, Membership, Project, Role
 from traces.permissions import MANAGE, has_role
 
-from .views import member_project
+from .access import member_project
 
 ADMIN_VERBS = (
     "member_added",
@@ -27,7 +26,7 @@ ADMIN_VERBS = (
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def members_page(request: HttpRequest, slug: str) -> HttpResponse:
+def settings_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = member_project(request, slug)
     is_admin = has_role(project.role_of(request.user), MANAGE)
     new_key = None
@@ -39,7 +38,7 @@ def members_page(request: HttpRequest, slug: str) -> HttpResponse:
         except InputError as exc:
             messages.error(request, f"{exc.path}: {exc.rule}")
         if new_key is None:
-            return redirect("project-settings", project.slug)
+            return redirect("visualizer:settings", project.slug)
     context = {
         "project": project,
         "section": "settings",
@@ -90,8 +89,3 @@ def _apply(request: HttpRequest, project: Project) -> str | None:
     else:
         raise InputError("action", f"unknown action {action!r}")
     return None
-
-
-urlpatterns = [
-    path("projects/<slug:slug>/settings/", members_page, name="project-settings"),
-]

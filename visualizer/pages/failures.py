@@ -1,7 +1,10 @@
 """The project's failures section: the list of failure groups and a group's page.
 
-Both pages follow the project's websocket (``/ws/projects/<slug>/runs/``), on which
-``traces.failures`` publishes every group change, and update in place.
+Both pages follow the project's websocket (``routing.project_socket_path``), on which
+``traces.failures`` publishes every group change, and update in place: the list by asking
+for the changed group's row (``rows.html``, rendered by ``_group_row.html`` as the page is,
+and empty when the group no longer belongs under the page's tab and filters), the group's
+page by refetching its data (``data.json``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
-from django.urls import path
+from django.urls import reverse
 from django.utils import timezone
 
 from traces import failure_json
@@ -25,16 +28,18 @@ from traces.models import Activity, Failure, FailureGroup, GroupStatus, Project,
 from traces.permissions import REVIEW, user_can
 from traces.store import load_states
 
-from .diff import Collapsed, collapse, diff
-from .failure_charts import (
+from .. import links
+from ..diff import Collapsed, collapse, diff
+from ..failure_charts import (
     STEP,
     bucket_unit,
     daily_counts,
     fill_buckets,
     occurrences_figure,
 )
-from .stepview import VALUE_PREVIEW_CHARS, step_view
-from .views import member_project
+from ..routing import project_socket_path
+from ..stepview import VALUE_PREVIEW_CHARS, step_view
+from .access import member_project
 
 # The list's tabs: "open" (new and triaged, the default, as Sentry's "unresolved"), each
 # status, and everything.
@@ -45,13 +50,18 @@ RUNS_SHOWN = 50
 SPARK_DAYS = 14
 
 
-def list_groups(project: Project, params: Any, user: Any) -> tuple[list[FailureGroup], str]:
+def list_groups(
+    project: Project, params: Any, user: Any, only: list[int] | None = None
+) -> tuple[list[FailureGroup], str]:
     """The groups the list shows for the query (``status`` tab, ``node``, ``error_type``,
-    ``assignee``: a username or ``me``), most recently seen first; and the tab."""
+    ``assignee``: a username or ``me``), most recently seen first; and the tab. With
+    ``only``, just those of these groups that belong."""
     tab = params.get("status") or "open"
     if tab not in dict(TABS):
         tab = "open"
     groups: QuerySet[FailureGroup] = FailureGroup.objects.filter(project=project)
+    if only is not None:
+        groups = groups.filter(pk__in=only)
     if tab == "open":
         groups = groups.filter(status__in=OPEN)
     elif tab != "all":
@@ -90,35 +100,30 @@ def members_of(project: Project) -> list[str]:
     )
 
 
-def ws_path(project: Project) -> str:
-    return f"/ws/projects/{project.slug}/runs/"
+def group_rows(groups: list[FailureGroup]) -> list[dict[str, Any]]:
+    """Each group with its daily sparkline, as ``_group_row.html`` renders it."""
+    sparks = sparklines(groups, timezone.now())
+    return [{"group": g, "spark": sparks[g.pk]} for g in groups]
 
 
 @login_required
 def failures_page(request: HttpRequest, slug: str) -> HttpResponse:
     found = member_project(request, slug)
     groups, tab = list_groups(found, request.GET, request.user)
-    now = timezone.now()
-    sparks = sparklines(groups, now)
-    bodies = failure_json.summaries(groups) if groups else []
-    rows = [
-        {"group": g, "body": b, "spark": sparks[g.pk]} for g, b in zip(groups, bodies, strict=True)
-    ]
     filters = {k: request.GET.get(k, "") for k in ("node", "error_type", "assignee")}
     query = urlencode({k: v for k, v in filters.items() if v})
     page_data = {
         "project": found.slug,
-        "ws_path": ws_path(found),
-        "tab": tab,
-        "open_statuses": [str(s) for s in OPEN],
-        "filters": filters,
-        "me": request.user.get_username(),
-        "spark_days": SPARK_DAYS,
+        "ws_path": project_socket_path(found),
+        # The rows under this page's tab and filters; the script adds ``id=<group>``.
+        "rows_url": f"{reverse('visualizer:failure-rows', args=[found.slug])}?"
+        + urlencode({"status": tab, **{k: v for k, v in filters.items() if v}}),
     }
     context = {
         "project": found,
         "section": "failures",
-        "rows": rows,
+        "rows": group_rows(groups),
+        "spark_days": SPARK_DAYS,
         "tabs": TABS,
         "tab": tab,
         "filters": filters,
@@ -193,7 +198,7 @@ def affected_runs(group: FailureGroup, limit: int = RUNS_SHOWN) -> list[dict[str
     slug = group.project.slug
     for f in picked:
         index = index_of.get((f.run_id, f.step_position)) if f.step_position is not None else None
-        link = f"/projects/{slug}/runs/{f.run.execution_id}/"
+        link = reverse("visualizer:run", args=[slug, f.run.execution_id])
         rows.append(
             {
                 "execution_id": f.run.execution_id,
@@ -225,9 +230,8 @@ def failing_step(group: FailureGroup) -> dict[str, Any] | None:
         return None
     view = step_view(failure.run, step)
     view["execution_id"] = failure.run.execution_id
-    view["url"] = (
-        f"/projects/{group.project.slug}/runs/{failure.run.execution_id}/#step={step.index}"
-    )
+    link = reverse("visualizer:run", args=[group.project.slug, failure.run.execution_id])
+    view["url"] = f"{link}#step={step.index}"
     view["compared_with"] = "state after"
     if not view["has_both_states"] and failure.key.startswith("error:"):
         error = RunError.objects.filter(
@@ -278,9 +282,9 @@ def group_page(request: HttpRequest, slug: str, group_id: int) -> HttpResponse:
     page_data = {
         **data,
         "project": group.project.slug,
-        "ws_path": ws_path(group.project),
-        "data_url": f"/projects/{group.project.slug}/failures/{group.pk}/data.json",
-        "api_url": f"/api/v1/failure-groups/{group.pk}?project={group.project.slug}",
+        "ws_path": project_socket_path(group.project),
+        "data_url": reverse("visualizer:failure-group-data", args=[group.project.slug, group.pk]),
+        "api_url": links.api("api:failure-group", group.pk, project=group.project.slug),
         "csrf_token": get_token(request) if can_edit else None,
         "can_edit": can_edit,
         "activity": activity,
@@ -306,12 +310,16 @@ def group_json(request: HttpRequest, slug: str, group_id: int) -> JsonResponse:
     return JsonResponse(group_data(member_group(request, slug, group_id)))
 
 
-urlpatterns = [
-    path("projects/<slug:slug>/failures/", failures_page, name="failures"),
-    path("projects/<slug:slug>/failures/<int:group_id>/", group_page, name="failure-group"),
-    path(
-        "projects/<slug:slug>/failures/<int:group_id>/data.json",
-        group_json,
-        name="failure-group-data",
-    ),
-]
+@login_required
+def failure_rows(request: HttpRequest, slug: str) -> HttpResponse:
+    """``?<the list's query>&id=<group>&id=...``: those groups' rows as the list renders
+    them, leaving out each that does not belong under the list's tab and filters (the one
+    place that decides, with ``traces.failure_json.filter_groups``)."""
+    found = member_project(request, slug)
+    ids = request.GET.getlist("id")[:LIST_LIMIT]
+    if not all(i.isdigit() for i in ids):
+        return HttpResponse("id: expected failure group ids", status=400)
+    groups, _tab = list_groups(found, request.GET, request.user, only=[int(i) for i in ids])
+    return render(
+        request, "visualizer/failure_rows.html", {"project": found, "rows": group_rows(groups)}
+    )

@@ -11,14 +11,15 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import path, reverse
 
 from traces import exports, permissions
 from traces.filters import FILTER_NAMES
 from traces.models import ExportFormat, FailureGroup, Project, Run, RunStatus
 from traces.selection import EXPORT_FILTER_NAMES
 
-from .views import member_project
+from .. import links
+from ..routing import exports_socket_path
+from .access import member_project
 
 FORMAT_HELP = {
     ExportFormat.TRAINING_EXAMPLES: "DashFlow Example JSONL (one per node execution)",
@@ -83,8 +84,9 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
     can_export = permissions.user_can(found, request.user, permissions.REVIEW)
     page_data = {
         "project": found.slug,
-        "ws_path": f"/ws/projects/{found.slug}/exports/",
-        "api": f"{reverse('api:exports')}?project={found.slug}",
+        "ws_path": exports_socket_path(found),
+        "api": links.api("api:exports", project=found.slug),
+        "export_url": links.template("api:export", project=found.slug, id="uuid"),
         "can_export": can_export,
         "exports": exports.recent_exports(found),
     }
@@ -106,8 +108,3 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
         "page_data": page_data,
     }
     return render(request, "visualizer/exports.html", context)
-
-
-urlpatterns = [
-    path("projects/<slug:slug>/exports/", exports_page, name="exports"),
-]

@@ -1,4 +1,5 @@
-"""What the run page needs to start, in the shape the websocket then continues."""
+"""The run page's data: what it needs to start, in the shape the websocket then continues,
+and what its endpoints (timeline.json, errors.json) answer as the run grows."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import msgspec
 from django.db.models import TextField
 from django.db.models.functions import Cast
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
@@ -16,7 +18,9 @@ from traces.errors import InputError
 from traces.live import replay
 from traces.models import EventType, Run, RunStatus
 
+from . import links
 from .charts import run_figures
+from .routing import run_socket_path
 from .timeline import step_offsets, timeline_figure
 
 # The step fields the run page lists, filters and steps through; everything else about a
@@ -121,11 +125,26 @@ def columns(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> dict[str, li
     return {f: [row[f] for row in rows] for f in fields}
 
 
+def error_rows(run: Run, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The run's errors, each with the step it belongs to (``step_index``): the one its
+    ``execution_index`` names, else the latest failed step of its node, else None."""
+    last_failed: dict[str, int] = {}
+    for s in steps:
+        if not s["success"]:
+            last_failed[s["node"]] = max(s["index"], last_failed.get(s["node"], s["index"]))
+    rows = []
+    for error in run.errors.all():
+        index = error.execution_index
+        belongs = index if index is not None else last_failed.get(error.node)
+        rows.append({**error.summary(), "step_index": belongs})
+    return rows
+
+
 def run_page_data(run: Run) -> dict[str, Any]:
-    """The run's summary, steps (as columns) and errors, its figures, and the seq the
-    websocket resumes after."""
+    """The run's summary, steps (as columns) and errors, its figures, the URLs its script
+    asks, and the seq the websocket resumes after."""
     steps = step_rows(run)
-    base = f"/projects/{run.project.slug}/runs/{run.execution_id}"
+    route = (run.project.slug, run.execution_id)
     listed = columns(steps, LIST_FIELDS)
     # Where each step sits on the timeline, to outline the selected one there.
     listed["offset"] = [round(o, 1) for o in step_offsets(steps)]
@@ -134,14 +153,15 @@ def run_page_data(run: Run) -> dict[str, Any]:
         "steps": listed,
         # "timeline", "breakdown" and "graph": the same figures timeline.json refetches.
         **run_figures(steps, running_nodes(run, steps)),
-        "timeline_url": f"{base}/timeline.json",
-        "step_url": f"{base}/steps/",
-        "watch_url": f"{base}/watch.json",
-        "errors": [e.summary() for e in run.errors.all()],
+        "timeline_url": reverse("visualizer:run-timeline", args=route),
+        "step_url": links.template("visualizer:run-step", *route, index="int"),
+        "watch_url": reverse("visualizer:run-watch", args=route),
+        "errors_url": reverse("visualizer:run-errors", args=route),
+        "errors": error_rows(run, steps),
         # Subscribe first, then fetch: the socket resumes after the last event this page
         # was rendered from; anything newer arrives over the socket (deduplicated by seq).
         "after": run.last_seq,
-        "ws_path": f"/ws/runs/{run.execution_id}/?project={run.project.slug}",
+        "ws_path": run_socket_path(run),
     }
 
 

@@ -1,0 +1,127 @@
+// The run page's charts: the timeline (clicks open a step, the selected step is outlined,
+// a running node's bar grows with the clock, zooming into an aggregated timeline asks
+// Python for that window), the breakdown and the graph. Python builds every figure
+// (timeline.json); this module only draws them with Plotly and refetches them, at most
+// twice a second, as the run grows.
+import { coalesce } from "./live.js";
+import { getJSON } from "./http.js";
+
+const $ = (id) => document.getElementById(id);
+
+// plotly: a promise of window.Plotly (loaded after the step list); selected(): the selected
+// step's index; offsetSpan(index): [start, end] of a step the timeline has no bar for;
+// onPick(index): a bar was clicked.
+export function runCharts({ plotly, timelineUrl, selected, offsetSpan, onPick }) {
+  const plotConfig = { displayModeBar: false, responsive: true };
+  const timeline = $("timeline");
+  let figures = null;
+  let spans = new Map(); // step index -> [start, end] on the timeline's x axis
+  let growing = null;
+
+  // Where each step sits on the timeline: its own bar when bars are per execution, else the
+  // offset the page data gave it.
+  function readSpans(figure) {
+    spans = new Map();
+    if (figure.window?.aggregated) return;
+    for (const trace of figure.data) {
+      trace.customdata.forEach((index, i) => spans.set(index, [trace.base[i], trace.base[i] + trace.x[i]]));
+    }
+  }
+
+  function spanOf(index) {
+    const span = spans.get(index);
+    if (span) return span;
+    return offsetSpan(index);
+  }
+
+  // The selected step is outlined on the timeline.
+  function mark() {
+    if (!window.Plotly || !timeline.layout) return;
+    const span = spanOf(selected());
+    const shapes = span ? [{
+      type: "rect", xref: "x", yref: "paper", x0: span[0], x1: span[1], y0: 0, y1: 1,
+      line: { color: "#3b5bdb", width: 1 }, fillcolor: "rgba(59, 91, 219, 0.12)", layer: "below",
+    }] : [];
+    Plotly.relayout(timeline, { shapes });
+  }
+
+  // A node that is running has a bar in the "running" trace; it widens with the clock until
+  // the node finishes (and the next refetch drops it).
+  function growRunning(figure) {
+    clearInterval(growing);
+    growing = null;
+    const at = figure.data.findIndex((t) => t.name === "running");
+    if (at < 0) return;
+    const widths = figure.data[at].x.slice();
+    const since = performance.now();
+    growing = setInterval(() => {
+      const elapsed = performance.now() - since;
+      Plotly.restyle(timeline, { x: [widths.map((w) => w + elapsed)] }, [at]);
+    }, 250);
+  }
+
+  // The whole run's timeline, and the window zoomed into when it is aggregated: zooming
+  // asks Python for that window, down to single executions.
+  let overview = null;
+  let zoomed = null;
+
+  async function drawTimeline(next, { window: inWindow = false } = {}) {
+    const Plotly = await plotly;
+    if (!inWindow) { overview = next.timeline; zoomed = null; }
+    const figure = next.timeline;
+    const layout = { ...figure.layout, shapes: [] };
+    await Plotly.react(timeline, figure.data, layout, plotConfig);
+    readSpans(figure);
+    mark();
+    growRunning(figure);
+    const w = figure.window;
+    $("timeline-window").textContent = w.aggregated
+      ? `${w.executions.toLocaleString()} executions, grouped per node and time slice: drag over a span to zoom in`
+      : zoomed ? `${w.executions.toLocaleString()} executions in this window · double-click to see the whole run` : "";
+  }
+
+  let zoomTicket = 0;
+  async function zoom(event) {
+    if (event["xaxis.autorange"]) {
+      if (zoomed) drawTimeline({ timeline: overview });
+      return;
+    }
+    const range = event["xaxis.range"] ?? [event["xaxis.range[0]"], event["xaxis.range[1]"]];
+    if (range[0] == null || range[1] == null) return;
+    // Everything is drawn already when the whole run fits: Plotly zooms by itself.
+    if (!overview?.window.aggregated) return;
+    const ticket = ++zoomTicket;
+    const windowed = await getJSON(`${timelineUrl}?from=${range[0]}&to=${range[1]}`).catch(() => null);
+    if (!windowed || ticket !== zoomTicket) return;
+    zoomed = range;
+    await drawTimeline(windowed, { window: true });
+  }
+
+  async function drawCharts() {
+    const Plotly = await plotly;
+    await Plotly.react($("breakdown"), figures.breakdown.data, figures.breakdown.layout, plotConfig);
+    await Plotly.react($("graph"), figures.graph.data, figures.graph.layout, plotConfig);
+  }
+
+  const refresh = coalesce(500, async () => {
+    const next = await getJSON(timelineUrl).catch(() => null);
+    if (!next) return; // the run's next event asks again
+    figures = next;
+    await drawTimeline(figures);
+    await drawCharts();
+  });
+
+  // The timeline first (the page is interactive once it and the first step are shown),
+  // then clicks on it open steps and zooming asks for a window.
+  async function start(initial) {
+    figures = initial;
+    await drawTimeline(figures);
+    timeline.on("plotly_click", (event) => {
+      const index = event.points?.[0]?.customdata;
+      if (index != null) onPick(index);
+    });
+    timeline.on("plotly_relayout", zoom);
+  }
+
+  return { start, drawCharts, mark, refresh };
+}

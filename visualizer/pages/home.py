@@ -1,0 +1,27 @@
+"""The home page: the signed-in user's projects, each with its recent runs and failures."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from traces.models import Project, Run, RunStatus
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's projects, each with its recent runs and failures."""
+    projects = list(Project.objects.for_user(request.user))
+    cards = []
+    for project in projects:
+        runs = Run.objects.filter(project=project)
+        cards.append(
+            {
+                "project": project,
+                "run_count": runs.count(),
+                "failed_count": runs.filter(status=RunStatus.FAILED).count(),
+                "recent": list(runs.select_related("project").order_by("-started_at", "-id")[:8]),
+            }
+        )
+    return render(request, "visualizer/home.html", {"cards": cards, "nav": "projects"})
