@@ -11,8 +11,8 @@ import pytest
 from django.test import Client
 
 from tests.visualizer.conftest import page_data
+from traces.ingest import ingest_trace
 from traces.models import FailureGroup, GroupStatus, Project, Run
-from traces.store import save_trace
 from traces.trace import ExecutionTrace
 from visualizer.run_data import error_rows, step_rows
 
@@ -22,7 +22,7 @@ TIMEOUT_RUN = "0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02"
 @pytest.fixture
 def failed_run(project: Project, fixtures_dir: Path) -> Run:
     body = (fixtures_dir / "tool_timeout_failure.json").read_bytes()
-    run, _ = save_trace(project, ExecutionTrace.from_json(body))
+    run, _ = ingest_trace(project, ExecutionTrace.from_json(body))
     return run
 
 
@@ -30,7 +30,7 @@ def test_run_rows_are_the_rows_the_page_renders_in_the_order_asked(
     alice: Client, failed_run: Run, project: Project, fixtures_dir: Path
 ) -> None:
     body = (fixtures_dir / "research_agent_success.json").read_bytes()
-    other, _ = save_trace(project, ExecutionTrace.from_json(body))
+    other, _ = ingest_trace(project, ExecutionTrace.from_json(body))
     page = alice.get("/projects/acme/runs/").content.decode()
 
     response = alice.get(
