@@ -168,7 +168,7 @@ if REDIS_URL:
             # out to its own viewers. The core layer instead queues one copy per viewer,
             # popped one round trip at a time (20 viewers: the last waits ~20 pops).
             # Both are lossy by design here: seq + replay from the database make delivery
-            # whole (DESIGN.md §4).
+            # whole (ARCHITECTURE.md, "The path of one live event").
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 # socket_timeout None: redis-py 8 otherwise closes pub/sub sockets idle
@@ -209,7 +209,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "visualizer:home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Limits (DESIGN.md §7). Each is documented in the README.
+# Limits (ARCHITECTURE.md, "Invariants"). Each is documented in the README.
 TRACE_MAX_BODY_BYTES = env_int("TRACE_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
 TRACE_MAX_DEPTH = env_int("TRACE_MAX_DEPTH", 200, minimum=8)
 TRACE_MAX_NODES = env_int("TRACE_MAX_NODES", 100_000, minimum=1)

@@ -1,4 +1,4 @@
-"""Live runs: a producer streams events while the run executes (DESIGN.md §4).
+"""Live runs: a producer streams events while the run executes.
 
 ``apply_events`` stores the events of a batch it has not seen (by ``seq``) and applies them
 to the run's rows (steps, errors, and the summary columns by ``traces/summary.py``'s

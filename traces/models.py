@@ -406,7 +406,7 @@ class EventType(models.TextChoices):
 
 
 class RunEvent(models.Model):
-    """One live event of a run, as a producer streamed it (DESIGN.md §4).
+    """One live event of a run, as a producer streamed it.
 
     ``data`` is the event's JSON, zstd-compressed, with its states taken out: they live in
     ``StateSnapshot`` like every other state, and ``states`` maps each state field of the

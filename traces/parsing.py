@@ -2,7 +2,7 @@
 (``parse_trace``) or a batch of live events (``parse_events``).
 
 Every check here runs before anything is written, so a refused body leaves the database
-as it was. Limits are settings (DESIGN.md §7); each refusal names the field path and rule.
+as it was. Limits are settings; each refusal names the field path and rule.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ rule is ``traces/summary.py``'s, and the bulk SQL (COPY on PostgreSQL, ``execute
 SQLite) is ``traces/bulk.py``'s.
 
 Longer than the house's ~400 lines on purpose: the two directions of one mapping (the
-column lists, ``step_row`` / ``step_to_node``, ``error_row`` / ``error_to_trace``, the
+column lists, ``step_row`` / ``_row_to_node``, ``error_row`` / ``error_to_trace``, the
 trace's fields onto ``Run`` and back) stay side by side so they cannot drift apart.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 from django.db import connection
-from django.db.models import TextField
+from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -29,6 +29,7 @@ from . import bulk, summary, zstd
 from .fields import from_db_u64, parse_time, to_db_u64
 from .models import Project, Run, RunError, StateSnapshot, Step, graph_name_of
 from .trace import (
+    U64_MAX,
     UNSET,
     ErrorTrace,
     ExecutionMetrics,
@@ -307,20 +308,16 @@ def _step_states(
     return states
 
 
-def step_to_node(step: Step, states: dict[int, Any]) -> NodeExecution:
-    return NodeExecution(
-        node=step.node,
-        duration_ms=step.duration_ms,
-        tokens_used=step.tokens_used,
-        state_before=states.get(step.state_before_id) if step.state_before_id else None,
-        state_after=states.get(step.state_after_id) if step.state_after_id else None,
-        tools_called=step.tools_called,
-        success=step.success,
-        error_message=step.error_message,
-        index=step.index,
-        started_at=step.started_at_text,
-        metadata=step.metadata,
-    )
+def load_step(run: Run, index: int) -> NodeExecution | None:
+    """The node execution with DashFlow ``index`` (the first, should a producer repeat
+    one), with its states; None when the run has no such step."""
+    if not 0 <= index <= U64_MAX:
+        return None
+    rows = _step_rows(run.steps.filter(index=index), first=True)
+    if not rows:
+        return None
+    states = load_states(run.project_id, rows[0][3:5])
+    return _row_to_node(rows[0], states)
 
 
 def error_to_trace(error: RunError, states: dict[int, Any]) -> ErrorTrace:
@@ -378,7 +375,7 @@ def read_trace(
 def _read_trace(
     run: Run, read_state: Callable[[bytes], Any] | None, reuse: dict[int, Any] | None
 ) -> ExecutionTrace:
-    steps = _step_rows(run)
+    steps = _step_rows(run.steps.all())
     errors = list(run.errors.all())
     states: dict[int, Any] = {}
     if read_state is not None:
@@ -439,12 +436,13 @@ _STEP_FIELDS: tuple[Any, ...] = (
 )
 
 
-def _step_rows(run: Run) -> list[tuple[Any, ...]]:
-    """A run's steps as rows of ``_STEP_FIELDS``, in order, as the database gives them:
+def _step_rows(steps: QuerySet[Step], first: bool = False) -> list[tuple[Any, ...]]:
+    """Steps as rows of ``_STEP_FIELDS``, in run order, as the database gives them:
     the ORM writes the query but its per-value converters are skipped (a third of the
     time of reading a long run's steps); ``_row_to_node`` applies the two that matter,
     unwrapping the u64 columns and SQLite's 0/1 booleans."""
-    query = run.steps.order_by("position").values_list(*_STEP_FIELDS).query
+    ordered = steps.order_by("position").values_list(*_STEP_FIELDS)
+    query = (ordered[:1] if first else ordered).query
     sql, params = query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -453,7 +451,7 @@ def _step_rows(run: Run) -> list[tuple[Any, ...]]:
 
 
 def _row_to_node(row: tuple[Any, ...], states: dict[int, Any]) -> NodeExecution:
-    """``step_to_node`` for a row of ``_step_rows``."""
+    """A row of ``_step_rows`` as the canonical type: the one mapping of a step's columns."""
     node, duration, tokens, before, after, tools, success, error, index, started, meta = row
     return NodeExecution(
         node=node,

@@ -1,4 +1,4 @@
-"""Stream a DashFlow run to Trace Studio while it executes (DESIGN.md §4).
+"""Stream a DashFlow run to Trace Studio while it executes.
 
 A standalone client: it imports nothing from Django or the server, only the standard
 library, so an agent installs this package alone (``pip install ./producer`` from a Trace
@@ -22,6 +22,10 @@ What can go wrong is counted in ``stats`` and logged (logger ``dashflow.producer
 raised into the agent: a full queue drops the event, a 4xx answer (other than 408/429)
 drops the batch, and a batch still failing after ``max_retries`` is dropped. A dropped
 event leaves a gap the server reports as ``missing_seqs``.
+
+One module past ~400 lines on purpose: it is one class, whose non-blocking calls and
+background sender share one bounded queue, one lock and one connection; either half alone
+would have to reach into the other's state.
 """
 
 from __future__ import annotations

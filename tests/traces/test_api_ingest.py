@@ -1,4 +1,4 @@
-"""POST /api/v1/traces: ingestion, idempotency, limits and bad input (DESIGN.md §3, §7).
+"""POST /api/v1/traces: ingestion, idempotency, limits and bad input.
 
 Every refusal is checked for its status, the JSON path and the rule it names, and for
 leaving the database exactly as it was; the next valid request must still succeed.

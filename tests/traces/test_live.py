@@ -1,4 +1,4 @@
-"""Live runs end to end (DESIGN.md §4): events posted over HTTP to a real Daphne, watched
+"""Live runs end to end: events posted over HTTP to a real Daphne, watched
 over real websockets, with the in-memory layer and with Redis.
 
 Every test commits what it writes (transactional database), so the Daphne subprocesses

@@ -172,11 +172,9 @@ class RunStep(APIView):
     )
     def get(self, request: Request, execution_id: str, index: int) -> HttpResponse:
         run = get_run(request, execution_id)
-        step = run.step(index)
-        if step is None:
+        node = store.load_step(run, index)
+        if node is None:
             raise exceptions.NotFound(f"step {index} of run {execution_id!r}: not found")
-        states = store.load_states(run.project_id, [step.state_before_id, step.state_after_id])
-        node = store.step_to_node(step, states)
         return HttpResponse(msgspec.json.encode(node), content_type="application/json")
 
 
