@@ -12,11 +12,14 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from .errors import InputError
-from .models import Activity, ApiKey, Membership, Project, Role
+from .models import Activity, ApiKey, KeyScope, Membership, Project, Role
+from .permissions import actor_user
 
 
 def _log(project: Project, actor: Any, verb: str, **detail: Any) -> None:
-    Activity.objects.create(project=project, actor=actor, verb=verb, detail=detail)
+    if actor_user(actor) is None and actor is not None:  # an API key: logged by its name
+        detail["via"] = str(actor.username)
+    Activity.objects.create(project=project, actor=actor_user(actor), verb=verb, detail=detail)
 
 
 def _role(value: Any) -> Role:
@@ -72,11 +75,16 @@ def remove_member(project: Project, actor: Any, membership: Membership) -> None:
     _log(project, actor, "member_removed", username=username)
 
 
-def issue_key(project: Project, actor: Any, name: Any) -> tuple[ApiKey, str]:
+def issue_key(
+    project: Project, actor: Any, name: Any, scope: Any = KeyScope.WRITE
+) -> tuple[ApiKey, str]:
     if not isinstance(name, str) or len(name) > 100:
         raise InputError("name", "expected a string of at most 100 characters")
-    key, raw = ApiKey.issue(project, name=name)
-    _log(project, actor, "api_key_created", prefix=key.prefix, name=name)
+    if scope not in KeyScope.values:
+        allowed = ", ".join(KeyScope.values)
+        raise InputError("scope", f"expected one of {allowed}, got {scope!r}")
+    key, raw = ApiKey.issue(project, name=name, scope=scope)
+    _log(project, actor, "api_key_created", prefix=key.prefix, name=name, scope=scope)
     return key, raw
 
 
@@ -95,6 +103,7 @@ def key_summary(key: ApiKey) -> dict[str, Any]:
         "id": key.pk,
         "name": key.name,
         "prefix": key.prefix,
+        "scope": key.scope,
         "created_at": key.created_at.isoformat(),
         "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,

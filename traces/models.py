@@ -87,6 +87,15 @@ def hash_api_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+class KeyScope(models.TextChoices):
+    """What an API key may do in its project: ``read`` reads (a viewer's rights), ``write``
+    also ingests, reviews and exports (a member's), ``admin`` also manages (an admin's)."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
     def active(self) -> ApiKeyQuerySet:
         return self.filter(revoked_at__isnull=True)
@@ -116,6 +125,8 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Keys issued before scopes existed ingested and reviewed: they keep ``write``.
+    scope = models.CharField(max_length=8, choices=KeyScope.choices, default=KeyScope.WRITE)
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -123,11 +134,13 @@ class ApiKey(models.Model):
         return f"{self.prefix}… ({self.project.slug})"
 
     @classmethod
-    def issue(cls, project: Project, name: str = "") -> tuple[ApiKey, str]:
+    def issue(
+        cls, project: Project, name: str = "", scope: str = KeyScope.WRITE
+    ) -> tuple[ApiKey, str]:
         """Create a key; returns the row and the raw key, which is never stored."""
         raw = API_KEY_PREFIX + secrets.token_urlsafe(32)
         key = cls.objects.create(
-            project=project, name=name, prefix=raw[:12], key_hash=hash_api_key(raw)
+            project=project, name=name, prefix=raw[:12], key_hash=hash_api_key(raw), scope=scope
         )
         return key, raw
 

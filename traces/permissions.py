@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import ApiKey, Project, Role
+from .models import ApiKey, KeyScope, Project, Role
 
 
 class KeyPrincipal:
@@ -32,6 +32,9 @@ class KeyPrincipal:
 
 RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2}
 
+# An API key acts in its own project with the rights its scope names.
+KEY_ROLES = {KeyScope.READ: Role.VIEWER, KeyScope.WRITE: Role.MEMBER, KeyScope.ADMIN: Role.ADMIN}
+
 READ = Role.VIEWER
 REVIEW = Role.MEMBER
 MANAGE = Role.ADMIN
@@ -44,10 +47,15 @@ def has_role(role: str | None, needed: str) -> bool:
     return RANK[Role(role)] >= RANK[Role(needed)]
 
 
+def actor_user(actor: Any) -> Any:
+    """The user row behind an actor (None for an API key, which activity logs by name)."""
+    return None if isinstance(actor, KeyPrincipal) else actor
+
+
 def actor_role(project: Project, actor: Any) -> str | None:
     """The role of a user, or of an API key (a member of its own project only)."""
     if isinstance(actor, KeyPrincipal):
-        return Role.MEMBER if actor.project.pk == project.pk else None
+        return KEY_ROLES[KeyScope(actor.key.scope)] if actor.project.pk == project.pk else None
     return project.role_of(actor)
 
 

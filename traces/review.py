@@ -36,7 +36,7 @@ from .models import (
     StepVerdict,
     Verdict,
 )
-from .permissions import REVIEW, KeyPrincipal, has_role
+from .permissions import REVIEW, actor_user, has_role
 from .permissions import actor_role as role_for
 from .review_json import (
     activity_view,
@@ -59,11 +59,6 @@ class Unset:
 
 
 UNSET = Unset()
-
-
-def actor_user(actor: Any) -> Any:
-    """The user row behind an actor (None for an API key)."""
-    return None if isinstance(actor, KeyPrincipal) else actor
 
 
 def actor_name(actor: Any) -> str:

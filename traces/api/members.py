@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from .. import members
 from ..errors import InputError
-from ..models import ApiKey, Membership, Project
+from ..models import ApiKey, KeyScope, Membership, Project
 from ..permissions import MANAGE, READ
 from .auth import request_project
 from .request import PROJECT_PARAM, one_or_404, require_role
@@ -113,7 +113,10 @@ class KeyList(APIView):
     )
     def post(self, request: Request) -> Response:
         project = _project(request, MANAGE)
-        key, raw = members.issue_key(project, request.user, _body(request).get("name", ""))
+        body = _body(request)
+        key, raw = members.issue_key(
+            project, request.user, body.get("name", ""), body.get("scope", KeyScope.WRITE)
+        )
         return Response({**members.key_summary(key), "key": raw}, status=status.HTTP_201_CREATED)
 
 

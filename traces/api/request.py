@@ -13,7 +13,7 @@ from rest_framework.request import Request
 
 from ..models import Project, Run
 from ..parsing import decode_body, too_large
-from ..permissions import KeyPrincipal, user_can
+from ..permissions import REVIEW, KeyPrincipal, user_can
 from .auth import request_project
 
 M = TypeVar("M", bound=Model)
@@ -42,9 +42,14 @@ def read_body(request: Request) -> bytes:
 
 
 def key_project(request: Request) -> Project:
-    """The project of the request's API key; ingestion takes keys only, not sessions."""
+    """The project of the request's API key; ingestion takes keys only, not sessions, and
+    only keys whose scope writes."""
     if not isinstance(request.user, KeyPrincipal):
         raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
+    if not user_can(request.user.project, request.user, REVIEW):
+        raise exceptions.PermissionDenied(
+            f"this API key's scope is {request.user.key.scope}; ingestion needs write"
+        )
     return request.user.project
 
 
