@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from markdown_it import MarkdownIt
+from rest_framework.test import APIClient
 
 from traces.errors import InputError
 from traces.ingest import ingest_trace
@@ -210,3 +211,49 @@ def test_code_spans_and_fences_survive_any_backticks() -> None:
     block = fenced('["```", "````"]', "json")
     page = MarkdownIt("commonmark").render(block)
     assert escaped('["```", "````"]') in page
+
+
+def test_the_api_answers_markdown_for_format_md(
+    api: APIClient, project: Project, fixtures_dir: Path
+) -> None:
+    run = fixture_run(project, fixtures_dir, "tool_timeout_failure")
+    url = f"/api/v1/runs/{run.execution_id}"
+    response = api.get(url, {"format": "md"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/markdown; charset=utf-8"
+    assert response.content.decode() == run_markdown(run)
+    with_step = api.get(url, {"format": "md", "step": "4"})
+    assert "## Step 4 · `retriever` · failed" in with_step.content.decode()
+    by_accept = api.get(url, HTTP_ACCEPT="text/markdown")
+    assert by_accept["Content-Type"] == "text/markdown; charset=utf-8"
+    # The JSON answer is unchanged.
+    plain = api.get(url)
+    assert plain["Content-Type"] == "application/json"
+    assert plain.json()["execution_id"] == run.execution_id
+    assert len(plain.json()["nodes"]) == 5
+
+
+def test_the_markdown_api_refuses_a_bad_or_missing_step_in_json(
+    api: APIClient, project: Project, fixtures_dir: Path
+) -> None:
+    run = fixture_run(project, fixtures_dir, "tool_timeout_failure")
+    url = f"/api/v1/runs/{run.execution_id}"
+    missing = api.get(url, {"format": "md", "step": "99"})
+    assert missing.status_code == 404
+    assert missing["Content-Type"] == "application/json"
+    assert missing.json()["path"] == "step"
+    assert "no step 99" in missing.json()["detail"]
+    for bad in ("x", "-1", "1.5", str(2**64)):
+        refused = api.get(url, {"format": "md", "step": bad})
+        assert refused.status_code == 400, bad
+        assert refused.json()["path"] == "step"
+    no_run = api.get("/api/v1/runs/nope", {"format": "md"})
+    assert no_run.status_code == 404
+    assert no_run.json()["detail"] == "run 'nope': not found"
+
+
+def test_the_schema_documents_the_markdown_answer() -> None:
+    schema = APIClient().get("/api/schema/", {"format": "json"}).json()
+    get_run = schema["paths"]["/api/v1/runs/{execution_id}"]["get"]
+    assert "text/markdown" in get_run["responses"]["200"]["content"]
+    assert {"format", "step"} <= {p["name"] for p in get_run["parameters"]}
