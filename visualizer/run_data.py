@@ -155,6 +155,13 @@ def run_page_data(run: Run) -> dict[str, Any]:
         **run_figures(steps, running_nodes(run, steps)),
         "timeline_url": reverse("visualizer:run-timeline", args=route),
         "step_url": links.template("visualizer:run-step", *route, index="int"),
+        # "Copy as Markdown": the run, and the run with one step's diff.
+        "markdown_url": links.api(
+            "api:run", run.execution_id, project=run.project.slug, format="md"
+        ),
+        "step_markdown_url": links.api(
+            "api:run", run.execution_id, project=run.project.slug, format="md", step="{index}"
+        ),
         "watch_url": reverse("visualizer:run-watch", args=route),
         "errors_url": reverse("visualizer:run-errors", args=route),
         "errors": error_rows(run, steps),
