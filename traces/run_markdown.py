@@ -125,7 +125,7 @@ def _errors(errors: Sequence[ErrorTrace], nodes: Sequence[NodeExecution], budget
         ((e.node, e.execution_index) for e in errors),
         ((_index(n, p), n.node, n.success) for p, n in enumerate(nodes)),
     )
-    head = f"## Errors ({len(errors):,})\n"
+    head = f"## Errors ({len(errors):,})\n\n"
     lines: list[str] = []
     size = len(head)
     for shown, (error, index) in enumerate(zip(errors, steps, strict=True)):
@@ -175,7 +175,7 @@ def _step(node: NodeExecution, budget: int) -> str:
         f"### What it changed ({len(changes):,}: {counts['add']:,} added, "
         f"{counts['remove']:,} removed, {counts['replace']:,} replaced)"
     )
-    text = "\n".join([*head, "", title, ""])
+    text = "\n".join([*head, "", title, "", ""])
     items: list[str] = []
     size = len(text)
     for shown, change in enumerate(changes):

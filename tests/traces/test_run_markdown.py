@@ -70,7 +70,7 @@ def test_errors_are_listed_with_the_step_each_belongs_to(
     run = fixture_run(project, fixtures_dir, "tool_timeout_failure")
     text = run_markdown(run)
     assert "- **Status:** failed" in text
-    assert "## Errors (1)\n1. step 4 · `retriever` · `Timeout`: " in text
+    assert "## Errors (1)\n\n1. step 4 · `retriever` · `Timeout`: " in text
     assert "`Timeout: GET https://example.org/doc/4 exceeded 30s`" in text
     assert "| 4 | `retriever` | 894 | 0 | **failed** |" in text
 
