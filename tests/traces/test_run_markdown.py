@@ -29,6 +29,11 @@ def ingest(project: Project, doc: dict[str, Any] | bytes) -> Run:
     return run
 
 
+def fixture_doc(fixtures_dir: Path, name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((fixtures_dir / f"{name}.json").read_text())
+    return doc
+
+
 def fixture_run(project: Project, fixtures_dir: Path, name: str) -> Run:
     return ingest(project, (fixtures_dir / f"{name}.json").read_bytes())
 
@@ -78,7 +83,7 @@ def test_errors_are_listed_with_the_step_each_belongs_to(
 def test_an_error_without_index_belongs_to_the_last_failed_step_of_its_node(
     project: Project, fixtures_dir: Path
 ) -> None:
-    doc = json.loads((fixtures_dir / "tool_timeout_failure.json").read_text())
+    doc = fixture_doc(fixtures_dir, "tool_timeout_failure")
     doc["errors"][0]["execution_index"] = None
     doc["errors"].append({**doc["errors"][0], "node": "nowhere", "message": "lost"})
     text = run_markdown(ingest(project, doc))
@@ -90,7 +95,7 @@ def test_a_step_shows_its_changes_as_json_pointer_paths(
     project: Project, fixtures_dir: Path
 ) -> None:
     run = fixture_run(project, fixtures_dir, "research_agent_success")
-    doc = json.loads((fixtures_dir / "research_agent_success.json").read_text())
+    doc = fixture_doc(fixtures_dir, "research_agent_success")
     node = doc["nodes_executed"][1]
     added = [k for k in node["state_after"] if k not in node["state_before"]]
     changed = [
@@ -153,7 +158,7 @@ def test_the_2000_node_run_stays_within_the_bound(
 def test_the_bound_holds_for_smaller_budgets_and_keeps_the_first_failure(
     project: Project, fixtures_dir: Path
 ) -> None:
-    doc = json.loads((fixtures_dir / "long_loop_2000.json").read_text())
+    doc = fixture_doc(fixtures_dir, "long_loop_2000")
     doc["execution_id"] = "failing-long-loop"
     doc["nodes_executed"][1200]["success"] = False
     doc["nodes_executed"][1200]["error_message"] = "boom " * 200

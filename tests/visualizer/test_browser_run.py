@@ -48,6 +48,18 @@ def ready(page: Page) -> None:
     page.wait_for_function("document.body.dataset.ready === 'true'")
 
 
+def open_failure_as_alice(
+    server: Daphne, page: Page, api_key: str, fixtures_dir: Any, hash: str = ""
+) -> None:
+    """The tool-timeout run posted to acme and its page open for alice (a member), ready."""
+    post_trace(
+        server, api_key, json.loads((fixtures_dir / "tool_timeout_failure.json").read_text())
+    )
+    sign_in(page, server, "alice", "pw-alice-123")
+    page.goto(f"{server.origin}/projects/acme/runs/{FAILURE}/{hash}")
+    ready(page)
+
+
 def test_done_when_a_new_user_finds_the_node_that_wrote_the_bad_value_and_shares_it(
     server: Daphne, page: Page
 ) -> None:
@@ -95,12 +107,7 @@ def test_done_when_a_new_user_finds_the_node_that_wrote_the_bad_value_and_shares
 def test_each_error_opens_its_step(
     server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
 ) -> None:
-    post_trace(
-        server, api_key, json.loads((fixtures_dir / "tool_timeout_failure.json").read_text())
-    )
-    sign_in(page, server, "alice", "pw-alice-123")
-    page.goto(f"{server.origin}/projects/acme/runs/{FAILURE}/")
-    ready(page)
+    open_failure_as_alice(server, page, api_key, fixtures_dir)
     # Without a link the first step is shown, and the URL is left alone.
     expect(page.locator("#step-title")).to_have_text("Step #0 · planner")
     assert page.evaluate("location.hash") == ""
@@ -117,13 +124,8 @@ def test_each_error_opens_its_step(
 def test_copy_as_markdown_copies_the_run_and_the_selected_steps_diff(
     server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
 ) -> None:
-    post_trace(
-        server, api_key, json.loads((fixtures_dir / "tool_timeout_failure.json").read_text())
-    )
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    sign_in(page, server, "alice", "pw-alice-123")
-    page.goto(f"{server.origin}/projects/acme/runs/{FAILURE}/#step=3")
-    ready(page)
+    open_failure_as_alice(server, page, api_key, fixtures_dir, "#step=3")
 
     page.click("#run-copy-md")
     expect(page.locator("#run-copy-md")).to_have_text("Copied")
@@ -147,14 +149,9 @@ def test_copy_as_markdown_copies_the_run_and_the_selected_steps_diff(
 def test_without_the_clipboard_api_the_markdown_is_selected_in_a_textarea(
     server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
 ) -> None:
-    post_trace(
-        server, api_key, json.loads((fixtures_dir / "tool_timeout_failure.json").read_text())
-    )
     # As on a page served over plain HTTP: no navigator.clipboard.
     page.add_init_script("delete Navigator.prototype.clipboard")
-    sign_in(page, server, "alice", "pw-alice-123")
-    page.goto(f"{server.origin}/projects/acme/runs/{FAILURE}/")
-    ready(page)
+    open_failure_as_alice(server, page, api_key, fixtures_dir)
     page.click("#run-copy-md")
     expect(page.locator("#run-copy-md")).to_have_text("Selected: press Ctrl+C")
     box = page.locator(".run-title textarea.copy-fallback")

@@ -46,22 +46,25 @@ class FastJSONRenderer(BaseRenderer):
         return _encoder.encode(data)
 
 
-class MarkdownRenderer(BaseRenderer):
-    """``?format=md`` (or ``Accept: text/markdown``): the view's answer is already the
-    Markdown text (``traces/run_markdown.py``)."""
+class TextRenderer(BaseRenderer):
+    """A text format the view answers itself (Markdown, CSV): a ``str`` is the body; an
+    error body that comes through is its ``detail`` as plain text."""
+
+    charset = "utf-8"
+
+    def render(self, data: Any, *args: Any, **kwargs: Any) -> bytes:
+        if isinstance(data, str):
+            return data.encode()
+        detail = data.get("detail", "") if isinstance(data, dict) else data
+        return str(detail).encode()
+
+
+class MarkdownRenderer(TextRenderer):
+    """``?format=md`` (or ``Accept: text/markdown``): a run as Markdown
+    (``traces/run_markdown.py``)."""
 
     media_type = "text/markdown"
     format = "md"
-    charset = "utf-8"
-
-    def render(
-        self,
-        data: Any,
-        accepted_media_type: str | None = None,
-        renderer_context: Mapping[str, Any] | None = None,
-    ) -> bytes:
-        # Anything else is an error body that a view did not hand to json_errors.
-        return data.encode() if isinstance(data, str) else _encoder.encode(data)
 
 
 def json_errors(response: Response) -> Response:
