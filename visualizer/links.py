@@ -20,9 +20,12 @@ _INT_STAND_IN = 2**62 + 7
 _UUID_STAND_IN = uuid.UUID(int=2**122 + 7)
 
 
-def api(name: str, *args: Any, project: str) -> str:
-    """The API route ``name`` with ``args``, for a session of ``project``."""
-    return f"{reverse(name, args=args)}?{urlencode({'project': project})}"
+def api(name: str, *args: Any, project: str, **query: str) -> str:
+    """The API route ``name`` with ``args``, for a session of ``project``; ``query`` adds
+    parameters, where a value ``{name}`` stays a blank for the script to fill."""
+    # Braces stay as they are (no slug or parameter the code passes holds one) so that
+    # http.js's fill() finds the blank.
+    return f"{reverse(name, args=args)}?{urlencode({'project': project, **query}, safe='{}')}"
 
 
 def template(name: str, *args: Any, project: str | None = None, **blanks: str) -> str:

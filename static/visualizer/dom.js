@@ -15,3 +15,25 @@ export function el(tag, className, text, ...children) {
   node.append(...children);
   return node;
 }
+
+// Put `text` on the clipboard: true when it is there. Without the clipboard API (a page
+// served over plain HTTP, or permission refused) the text is shown in a textarea after
+// `anchor`, selected for the user to copy; false then.
+export async function copyText(text, anchor) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    let box = anchor.parentElement.querySelector("textarea.copy-fallback");
+    if (!box) {
+      box = el("textarea", "copy-fallback");
+      box.readOnly = true;
+      box.setAttribute("aria-label", "Text to copy");
+      anchor.parentElement.append(box);
+    }
+    box.value = text;
+    box.focus();
+    box.select();
+    return false;
+  }
+}

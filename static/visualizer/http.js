@@ -45,3 +45,10 @@ export async function fetchRows(url) {
 export function fill(template, values) {
   return template.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(String(values[name])));
 }
+
+// `url`'s answer as text (such as a run as Markdown), or an ApiError with the JSON detail.
+export async function getText(url) {
+  const response = await fetch(url, { credentials: "same-origin" });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  return response.text();
+}

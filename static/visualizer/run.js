@@ -8,9 +8,9 @@
 // `dashflow:ready` (timeline drawn and first step shown; body[data-ready]) and
 // `dashflow:charts` (everything drawn; body[data-charts]) for benchmarks/ui.py and tests.
 import { coalesce, liveSocket } from "./live.js";
-import { el } from "./dom.js";
+import { copyText, el } from "./dom.js";
 import { runCharts } from "./runcharts.js";
-import { fill, getJSON } from "./http.js";
+import { fill, getJSON, getText } from "./http.js";
 import { StepList } from "./steplist.js";
 import { renderPanel } from "./steppanel.js";
 
@@ -298,17 +298,25 @@ function nextError() {
 $("step-prev").addEventListener("click", () => move(-1));
 $("step-next").addEventListener("click", () => move(1));
 $("keys-help-button").addEventListener("click", () => help.showModal());
-$("step-copy").addEventListener("click", async (event) => {
-  setHash();
-  const button = event.currentTarget;
-  try {
-    await navigator.clipboard.writeText(location.href);
-    button.textContent = "Copied";
-  } catch {
-    button.textContent = "Copy failed";
-  }
-  setTimeout(() => { button.textContent = "Copy link"; }, 1500);
-});
+// A copy button: `text()` gives what to copy; the button says how it went, then its label.
+function copyButton(button, text) {
+  const label = button.textContent;
+  button.addEventListener("click", async () => {
+    let said;
+    try {
+      said = (await copyText(await text(), button)) ? "Copied" : "Selected: press Ctrl+C";
+    } catch (error) {
+      said = `Copy failed${error.message ? `: ${error.message}` : ""}`;
+    }
+    button.textContent = said;
+    setTimeout(() => { button.textContent = label; }, 1500);
+  });
+}
+copyButton($("step-copy"), () => { setHash(); return location.href; });
+// The run as Markdown (Python writes it: traces/run_markdown.py), with the open step's diff.
+copyButton($("run-copy-md"), () => getText(data.markdown_url));
+copyButton($("step-copy-md"), () =>
+  getText(selected == null ? data.markdown_url : fill(data.step_markdown_url, { index: selected })));
 search.addEventListener("input", () => list.search(search.value));
 document.addEventListener("keydown", (event) => {
   if (event.target instanceof HTMLInputElement || event.metaKey || event.ctrlKey || event.altKey) {

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 from rest_framework.test import APIClient
 
 from traces.models import ApiKey, KeyScope, Membership, Project, Role
@@ -95,3 +97,34 @@ def test_create_api_key_takes_a_scope() -> None:
     key = ApiKey.objects.get(project__slug="cli")
     assert key.scope == KeyScope.READ
     assert out.getvalue().strip().startswith(key.prefix)
+
+
+def test_the_settings_page_issues_a_key_with_the_chosen_scope_and_lists_scopes(
+    django_user_model: Any,
+) -> None:
+    project = Project.objects.create(slug="p", name="p")
+    admin = django_user_model.objects.create_user("ada", password="pw-ada-123")
+    Membership.objects.create(project=project, user=admin, role=Role.ADMIN)
+    page = Client()
+    page.force_login(admin)
+    form = page.get("/projects/p/settings/").content.decode()
+    # One option per scope, each with what it allows; write (today's keys) preselected.
+    assert '<select name="scope" aria-label="key scope">' in form
+    assert '<option value="read" >read: reads runs' in form
+    assert '<option value="write" selected>write: also ingests' in form
+    assert '<option value="admin" >admin: also manages members and API keys' in form
+
+    created = page.post("/projects/p/settings/", {"action": "create_key", "scope": "read"})
+    assert ApiKey.objects.get(project=project).scope == KeyScope.READ
+    html = created.content.decode()
+    assert 'id="new-key"' in html
+    assert "was created with the read scope." in html
+    assert '<span class="badge role scope-read">read</span>' in html
+    # Without a scope (an older form), a key writes as before.
+    page.post("/projects/p/settings/", {"action": "create_key", "name": "old form"})
+    assert ApiKey.objects.get(name="old form").scope == KeyScope.WRITE
+    refused = page.post(
+        "/projects/p/settings/", {"action": "create_key", "scope": "root"}, follow=True
+    )
+    assert "scope: expected one of" in refused.content.decode()
+    assert ApiKey.objects.filter(project=project).count() == 2

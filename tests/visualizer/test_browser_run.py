@@ -48,6 +48,18 @@ def ready(page: Page) -> None:
     page.wait_for_function("document.body.dataset.ready === 'true'")
 
 
+def open_failure_as_alice(
+    server: Daphne, page: Page, api_key: str, fixtures_dir: Any, hash: str = ""
+) -> None:
+    """The tool-timeout run posted to acme and its page open for alice (a member), ready."""
+    post_trace(
+        server, api_key, json.loads((fixtures_dir / "tool_timeout_failure.json").read_text())
+    )
+    sign_in(page, server, "alice", "pw-alice-123")
+    page.goto(f"{server.origin}/projects/acme/runs/{FAILURE}/{hash}")
+    ready(page)
+
+
 def test_done_when_a_new_user_finds_the_node_that_wrote_the_bad_value_and_shares_it(
     server: Daphne, page: Page
 ) -> None:
@@ -95,12 +107,7 @@ def test_done_when_a_new_user_finds_the_node_that_wrote_the_bad_value_and_shares
 def test_each_error_opens_its_step(
     server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
 ) -> None:
-    post_trace(
-        server, api_key, json.loads((fixtures_dir / "tool_timeout_failure.json").read_text())
-    )
-    sign_in(page, server, "alice", "pw-alice-123")
-    page.goto(f"{server.origin}/projects/acme/runs/{FAILURE}/")
-    ready(page)
+    open_failure_as_alice(server, page, api_key, fixtures_dir)
     # Without a link the first step is shown, and the URL is left alone.
     expect(page.locator("#step-title")).to_have_text("Step #0 · planner")
     assert page.evaluate("location.hash") == ""
@@ -112,6 +119,49 @@ def test_each_error_opens_its_step(
 
     expect(page.locator("#step-title")).to_have_text("Step #4 · retriever")
     assert page.evaluate("location.hash") == "#step=4"
+
+
+def test_copy_as_markdown_copies_the_run_and_the_selected_steps_diff(
+    server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
+) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    open_failure_as_alice(server, page, api_key, fixtures_dir, "#step=3")
+
+    page.click("#run-copy-md")
+    expect(page.locator("#run-copy-md")).to_have_text("Copied")
+    run_text = page.evaluate("navigator.clipboard.readText()")
+    assert run_text.startswith("# Run `research-agent`")
+    assert f"- **Execution:** `{FAILURE}`" in run_text
+    assert "1. step 4 · `retriever` · `Timeout`" in run_text
+    assert "## Step" not in run_text
+
+    expect(page.locator("#step-title")).to_have_text("Step #3 · critic")
+    page.click("#step-copy-md")
+    expect(page.locator("#step-copy-md")).to_have_text("Copied")
+    step_text = page.evaluate("navigator.clipboard.readText()")
+    assert step_text.startswith("# Run `research-agent`")
+    assert "## Step 3 · `critic` · ok" in step_text
+    assert "- replaced `/iteration`: `0` → `1`" in step_text
+    # The label comes back for the next copy.
+    expect(page.locator("#step-copy-md")).to_have_text("Copy as Markdown")
+
+
+def test_without_the_clipboard_api_the_markdown_is_selected_in_a_textarea(
+    server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
+) -> None:
+    # As on a page served over plain HTTP: no navigator.clipboard.
+    page.add_init_script("delete Navigator.prototype.clipboard")
+    open_failure_as_alice(server, page, api_key, fixtures_dir)
+    page.click("#run-copy-md")
+    expect(page.locator("#run-copy-md")).to_have_text("Selected: press Ctrl+C")
+    box = page.locator(".run-title textarea.copy-fallback")
+    expect(box).to_be_focused()
+    assert box.input_value().startswith("# Run `research-agent`")
+    selected = page.evaluate(
+        "(() => { const b = document.activeElement;"
+        " return b.value.slice(b.selectionStart, b.selectionEnd); })()"
+    )
+    assert selected == box.input_value()
 
 
 def test_a_2000_step_run_lists_only_the_rows_in_view_and_zooms_into_single_executions(

@@ -46,6 +46,36 @@ class FastJSONRenderer(BaseRenderer):
         return _encoder.encode(data)
 
 
+class TextRenderer(BaseRenderer):
+    """A text format the view answers itself (Markdown, CSV): a ``str`` is the body; an
+    error body that comes through is its ``detail`` as plain text."""
+
+    charset = "utf-8"
+
+    def render(self, data: Any, *args: Any, **kwargs: Any) -> bytes:
+        if isinstance(data, str):
+            return data.encode()
+        detail = data.get("detail", "") if isinstance(data, dict) else data
+        return str(detail).encode()
+
+
+class MarkdownRenderer(TextRenderer):
+    """``?format=md`` (or ``Accept: text/markdown``): a run as Markdown
+    (``traces/run_markdown.py``)."""
+
+    media_type = "text/markdown"
+    format = "md"
+
+
+def json_errors(response: Response) -> Response:
+    """An error answer in JSON whichever format was asked for: a client of ``?format=md``
+    still gets the one error body (``{"detail", "path", "rule"}``) it can parse."""
+    if response.exception and isinstance(response.accepted_renderer, MarkdownRenderer):
+        response.accepted_renderer = FastJSONRenderer()
+        response.accepted_media_type = FastJSONRenderer.media_type
+    return response
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, InputError):
         return Response({"detail": str(exc), "path": exc.path, "rule": exc.rule}, status=exc.status)

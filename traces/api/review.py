@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..models import Comment, ReviewStatus, Run, Verdict
 from ..permissions import READ, REVIEW, actor_role, has_role
 from .auth import request_project
-from .render import FastJSONRenderer
+from .render import FastJSONRenderer, TextRenderer
 from .request import EXECUTION_ID_PARAM, PROJECT_PARAM, get_run, one_or_404, require_role
 
 INDEX_PARAM = OpenApiParameter("index", int, OpenApiParameter.PATH, description="Step index")
@@ -341,22 +341,12 @@ async def aiter_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
-class CSVRenderer(BaseRenderer):
-    """Lets ``?format=csv`` (and ``Accept: text/csv``) pick the CSV export."""
+class CSVRenderer(TextRenderer):
+    """Lets ``?format=csv`` (and ``Accept: text/csv``) pick the CSV export; only error
+    bodies come through it (the export itself streams)."""
 
     media_type = "text/csv"
     format = "csv"
-    charset = "utf-8"
-
-    def render(
-        self,
-        data: Any,
-        accepted_media_type: str | None = None,
-        renderer_context: Mapping[str, Any] | None = None,
-    ) -> bytes:
-        # Only error bodies come through here (the export itself streams): plain text.
-        detail = data.get("detail", "") if isinstance(data, dict) else data
-        return str(detail).encode()
 
 
 class ReviewExport(APIView):

@@ -10,10 +10,18 @@ from django.views.decorators.http import require_http_methods
 
 from traces import members
 from traces.errors import InputError
-from traces.models import Activity, Membership, Project, Role
+from traces.models import Activity, KeyScope, Membership, Project, Role
 from traces.permissions import MANAGE, has_role
 
 from .access import member_project
+
+# The scope select's options: what a key of each scope may do (traces/permissions.py maps
+# a scope to the role of the same rights).
+KEY_SCOPES = (
+    (KeyScope.READ, "read: reads runs, failures, reviews and exports (a viewer's rights)"),
+    (KeyScope.WRITE, "write: also ingests traces and events, reviews, exports (a member's)"),
+    (KeyScope.ADMIN, "admin: also manages members and API keys (an admin's)"),
+)
 
 ADMIN_VERBS = (
     "member_added",
@@ -44,6 +52,8 @@ def settings_page(request: HttpRequest, slug: str) -> HttpResponse:
         "section": "settings",
         "is_admin": is_admin,
         "roles": Role.choices,
+        "key_scopes": KEY_SCOPES,
+        "default_scope": KeyScope.WRITE,
         "memberships": project.memberships.select_related("user").order_by("user__username"),
         "keys": project.api_keys.order_by("revoked_at", "-created_at") if is_admin else [],
         "new_key": new_key,
@@ -78,7 +88,13 @@ def _apply(request: HttpRequest, project: Project) -> str | None:
             members.remove_member(project, actor, membership)
             messages.success(request, f"{membership.user.username} was removed.")
     elif action == "create_key":
-        _key, raw = members.issue_key(project, actor, request.POST.get("name", "").strip())
+        key, raw = members.issue_key(
+            project,
+            actor,
+            request.POST.get("name", "").strip(),
+            request.POST.get("scope", KeyScope.WRITE),
+        )
+        messages.success(request, f"Key {key.prefix}… was created with the {key.scope} scope.")
         return raw
     elif action == "revoke_key":
         key_row = project.api_keys.filter(pk=request.POST.get("key") or 0).first()
