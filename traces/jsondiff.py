@@ -6,7 +6,7 @@ are three different values, ``0`` is not ``false``, and object key order does no
 
 The changes of one diff, applied in order as RFC 6902 operations (``op``, ``path``,
 ``value=after``), turn ``before`` into ``after`` exactly. The step panel shows them
-(``visualizer/diff.py``) and DashStream's ``StateDiff`` carries them (``traces/dashstream.py``).
+(``traces/diffview.py``) and DashStream's ``StateDiff`` carries them (``traces/dashstream.py``).
 
 Lists are compared by trimming the common prefix and suffix and pairing up what is left
 (see ``_diff_list``), not by a longest common subsequence: an LCS is O(n·m) on the 2,000

@@ -20,15 +20,13 @@ import jsonpointer
 import msgspec
 import pytest
 
-from visualizer.diff import (
-    UNSET,
-    Change,
+from traces.diffview import (
     collapse,
-    diff,
     path_history,
     summarize,
     value_at,
 )
+from traces.jsondiff import UNSET, Change, diff
 
 PATCH_FIXTURES = [
     "research_agent_success.json",
