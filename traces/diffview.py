@@ -7,9 +7,10 @@ are three different values, ``0`` is not ``false``, and object key order does no
 The changes of one diff, applied in order as RFC 6902 operations (``op``, ``path``,
 ``value=after``), turn ``before`` into ``after`` exactly.
 
-The diff itself lives in ``traces/jsondiff.py`` (DashStream's ``StateDiff`` uses it too);
-this module adds what a reader sees around it: the step panel (``visualizer/stepview.py``)
-and the MCP server's tools (``traces/mcp/``) both show states through it.
+The diff itself and ``collapse`` live in ``traces/jsondiff.py`` (DashStream's ``StateDiff``
+and the Markdown of a run use them too); this module adds what a reader sees around them:
+the step panel (``visualizer/stepview.py``) and the MCP server's tools (``traces/mcp/``)
+both show states through it.
 """
 
 from __future__ import annotations
@@ -34,12 +35,6 @@ class Summary(TypedDict):
     replace: int
     keys: list[str]
     root: bool
-
-
-class Collapsed(TypedDict):
-    text: str
-    truncated: bool
-    length: int
 
 
 class PathStep(TypedDict):
@@ -81,19 +76,6 @@ def summarize(changes: Sequence[Change]) -> Summary:
         "keys": list(keys),
         "root": root,
     }
-
-
-def collapse(value: Any, max_chars: int) -> Collapsed:
-    """A display form of ``value``: its compact JSON text when at most ``max_chars``
-    characters long, else the first ``max_chars - 1`` characters and an ellipsis, with
-    ``truncated`` set and ``length`` the full text's length in characters."""
-    if max_chars < 1:
-        raise ValueError(f"max_chars must be at least 1, got {max_chars}")
-    # Key order as stored: the reader compares this with the producer's own logs.
-    text = msgspec.json.encode(value).decode()
-    if len(text) <= max_chars:
-        return {"text": text, "truncated": False, "length": len(text)}
-    return {"text": text[: max_chars - 1] + "…", "truncated": True, "length": len(text)}
 
 
 def _parse_pointer(pointer: str) -> list[str]:

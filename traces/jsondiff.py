@@ -6,7 +6,9 @@ are three different values, ``0`` is not ``false``, and object key order does no
 
 The changes of one diff, applied in order as RFC 6902 operations (``op``, ``path``,
 ``value=after``), turn ``before`` into ``after`` exactly. The step panel shows them
-(``traces/diffview.py``) and DashStream's ``StateDiff`` carries them (``traces/dashstream.py``).
+(``traces/diffview.py``), a run as Markdown lists them (``traces/run_markdown.py``), both
+with long values cut by ``collapse``, and DashStream's ``StateDiff`` carries them
+(``traces/dashstream.py``).
 
 Lists are compared by trimming the common prefix and suffix and pairing up what is left
 (see ``_diff_list``), not by a longest common subsequence: an LCS is O(n·m) on the 2,000
@@ -15,14 +17,24 @@ messages of a long run, while agent states almost only grow at the end.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from traces.trace import canonical_json
 
-__all__ = ["UNSET", "Change", "Op", "child_path", "diff", "same", "unescape"]
+__all__ = [
+    "UNSET",
+    "Change",
+    "Collapsed",
+    "Op",
+    "child_path",
+    "collapse",
+    "diff",
+    "same",
+    "unescape",
+]
 
 Op = Literal["add", "remove", "replace"]
 
@@ -216,3 +228,22 @@ def child_path(path: str, key: str) -> str:
 def unescape(token: str) -> str:
     # ~1 before ~0, as RFC 6901 says: "~01" is the key "~1", not "/".
     return token.replace("~1", "/").replace("~0", "~")
+
+
+class Collapsed(TypedDict):
+    text: str
+    truncated: bool
+    length: int
+
+
+def collapse(value: Any, max_chars: int) -> Collapsed:
+    """A display form of ``value``: its compact JSON text when at most ``max_chars``
+    characters long, else the first ``max_chars - 1`` characters and an ellipsis, with
+    ``truncated`` set and ``length`` the full text's length in characters."""
+    if max_chars < 1:
+        raise ValueError(f"max_chars must be at least 1, got {max_chars}")
+    # Key order as stored: the reader compares this with the producer's own logs.
+    text = msgspec.json.encode(value).decode()
+    if len(text) <= max_chars:
+        return {"text": text, "truncated": False, "length": len(text)}
+    return {"text": text[: max_chars - 1] + "…", "truncated": True, "length": len(text)}

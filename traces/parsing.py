@@ -18,6 +18,7 @@ from django.conf import settings
 from .errors import InputError
 from .models import EventType
 from .trace import (
+    U64_MAX,
     ErrorTrace,
     ExecutionTrace,
     NodeExecution,
@@ -179,3 +180,13 @@ def parse_events(body: bytes, max_events: int) -> list[ParsedEvent]:
         data = convert(event.data, DATA_TYPES[event.type], f"$.events[{i}].data")
         parsed.append(ParsedEvent(event.seq, event.type, data))
     return parsed
+
+
+def parse_step_index(raw: str | None, name: str = "step") -> int | None:
+    """A step index from a query parameter (DashFlow's ``index``: 0 to 2**64 - 1), or None
+    when it is absent; anything else is refused naming ``name``."""
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > U64_MAX:
+        raise InputError(name, f"expected a step index (an unsigned integer), got {raw[:40]!r}")
+    return int(raw)

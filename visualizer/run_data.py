@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from traces.error_steps import error_steps
 from traces.errors import InputError
 from traces.live import replay
 from traces.models import EventType, Run, RunStatus
@@ -126,18 +127,17 @@ def columns(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> dict[str, li
 
 
 def error_rows(run: Run, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The run's errors, each with the step it belongs to (``step_index``): the one its
-    ``execution_index`` names, else the latest failed step of its node, else None."""
-    last_failed: dict[str, int] = {}
-    for s in steps:
-        if not s["success"]:
-            last_failed[s["node"]] = max(s["index"], last_failed.get(s["node"], s["index"]))
-    rows = []
-    for error in run.errors.all():
-        index = error.execution_index
-        belongs = index if index is not None else last_failed.get(error.node)
-        rows.append({**error.summary(), "step_index": belongs})
-    return rows
+    """The run's errors, each with the step it belongs to (``step_index``, the rule of
+    ``traces/error_steps.py``)."""
+    errors = list(run.errors.all())
+    belongs = error_steps(
+        ((e.node, e.execution_index) for e in errors),
+        ((s["index"], s["node"], s["success"]) for s in steps),
+    )
+    return [
+        {**error.summary(), "step_index": index}
+        for error, index in zip(errors, belongs, strict=True)
+    ]
 
 
 def run_page_data(run: Run) -> dict[str, Any]:

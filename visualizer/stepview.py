@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 from django.conf import settings
 
-from traces.diffview import collapse, path_history, state_summary, summarize
-from traces.jsondiff import diff
+from traces.diffview import path_history, state_summary, summarize
+from traces.jsondiff import collapse, diff
 from traces.models import Run, Step
 from traces.store import load_states
 

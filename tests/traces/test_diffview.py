@@ -21,12 +21,11 @@ import msgspec
 import pytest
 
 from traces.diffview import (
-    collapse,
     path_history,
     summarize,
     value_at,
 )
-from traces.jsondiff import UNSET, Change, diff
+from traces.jsondiff import UNSET, Change, collapse, diff
 
 PATCH_FIXTURES = [
     "research_agent_success.json",

@@ -24,6 +24,7 @@ from django.db import connection
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from tests.servers import ROOT, Daphne, daphne, database_url, server_env
 from traces.ingest import ingest_trace
@@ -193,6 +194,13 @@ def test_http_answers_every_tool_on_the_fixtures(
         assert detail["occurrences"][0]["execution_id"] == FAILED
         assert detail["occurrences"][0]["step_index"] == 4
 
+        resource = await tools.session.read_resource(f"run://acme/{FAILED}")
+        markdown = resource.contents[0]
+        assert getattr(markdown, "mime_type", None) == "text/markdown"
+        assert "Timeout" in getattr(markdown, "text", "")
+        templates = (await tools.session.list_resource_templates()).resource_templates
+        assert [t.uri_template for t in templates] == ["run://{project}/{execution_id}"]
+
         changed = await tools.ok(
             "update_failure_group", group_id=group["id"], status="triaged", assignee="alice"
         )
@@ -299,6 +307,9 @@ def test_http_another_projects_runs_and_groups_are_not_found(
         assert refused == f"group_id: failure group {other_group.pk}: not found"
         listed = await tools.ok("list_runs", q=elsewhere)
         assert listed["runs"] == []
+        for uri in (f"run://other/{elsewhere}", f"run://acme/{elsewhere}"):
+            with pytest.raises(MCPError, match="not found"):
+                await tools.session.read_resource(uri)
 
     with_http(server, api_key, steps)
 

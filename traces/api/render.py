@@ -46,6 +46,33 @@ class FastJSONRenderer(BaseRenderer):
         return _encoder.encode(data)
 
 
+class MarkdownRenderer(BaseRenderer):
+    """``?format=md`` (or ``Accept: text/markdown``): the view's answer is already the
+    Markdown text (``traces/run_markdown.py``)."""
+
+    media_type = "text/markdown"
+    format = "md"
+    charset = "utf-8"
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        # Anything else is an error body that a view did not hand to json_errors.
+        return data.encode() if isinstance(data, str) else _encoder.encode(data)
+
+
+def json_errors(response: Response) -> Response:
+    """An error answer in JSON whichever format was asked for: a client of ``?format=md``
+    still gets the one error body (``{"detail", "path", "rule"}``) it can parse."""
+    if response.exception and isinstance(response.accepted_renderer, MarkdownRenderer):
+        response.accepted_renderer = FastJSONRenderer()
+        response.accepted_media_type = FastJSONRenderer.media_type
+    return response
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, InputError):
         return Response({"detail": str(exc), "path": exc.path, "rule": exc.rule}, status=exc.status)

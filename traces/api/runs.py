@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 from django.conf import settings
 from django.http import HttpResponse
@@ -17,9 +19,11 @@ from rest_framework.views import APIView
 from .. import ingest, store
 from ..errors import InputError
 from ..filters import SORTS
-from ..parsing import parse_events, parse_trace
+from ..parsing import parse_events, parse_step_index, parse_trace
+from ..run_markdown import run_markdown
 from ..runlist import RunListing, list_runs
 from .auth import request_project
+from .render import FastJSONRenderer, MarkdownRenderer, json_errors
 from .request import (
     EXECUTION_ID_PARAM,
     PROJECT_PARAM,
@@ -149,18 +153,51 @@ class RunList(APIView):
 
 
 class RunDetail(APIView):
+    renderer_classes = [FastJSONRenderer, MarkdownRenderer]
+
     @extend_schema(
         operation_id="get_run",
-        summary="A run's summary with its node list and errors (no states)",
-        parameters=[PROJECT_PARAM, EXECUTION_ID_PARAM],
-        responses={200: OpenApiTypes.OBJECT, 404: OpenApiResponse(description="No such run")},
+        summary="A run's summary with its node list and errors (no states), or as Markdown",
+        description=(
+            "`?format=md` (or `Accept: text/markdown`) answers the run as Markdown sized to "
+            "paste into a chat or an issue (at most ~8,000 characters whatever the run): the "
+            "header, the errors with their steps, the node sequence (a long run is elided in "
+            "the middle) and, with `step=N`, what step N changed as JSON Pointer paths. "
+            "Errors stay JSON."
+        ),
+        parameters=[
+            PROJECT_PARAM,
+            EXECUTION_ID_PARAM,
+            OpenApiParameter("format", str, enum=["json", "md"], description="Default json"),
+            OpenApiParameter(
+                "step",
+                int,
+                description="With format=md: the step (DashFlow index) whose diff to show",
+            ),
+        ],
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "text/markdown"): OpenApiResponse(
+                OpenApiTypes.STR, description="The run as Markdown"
+            ),
+            400: OpenApiResponse(description="`step` is not a step index"),
+            404: OpenApiResponse(description="No such run, or no such step"),
+        },
     )
     def get(self, request: Request, execution_id: str) -> Response:
         run = get_run(request, execution_id)
+        if isinstance(request.accepted_renderer, MarkdownRenderer):
+            step = parse_step_index(request.query_params.get("step"))
+            return Response(run_markdown(run, step))
         body = run.summary()
         body["nodes"] = [s.summary() for s in run.steps.all()]
         body["errors"] = [e.summary() for e in run.errors.all()]
         return Response(body)
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        return json_errors(super().finalize_response(request, response, *args, **kwargs))
 
 
 class RunStep(APIView):

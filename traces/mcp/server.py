@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from channels.db import database_sync_to_async
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from pydantic import Field
 
 from ..errors import InputError
@@ -231,3 +231,20 @@ def add_comment(
     """Comment on a run, one of its steps, or a path of a step's state (needs a write
     key); the run's viewers see it live."""
     return tools.add_comment(key(), execution_id, body, index, path)
+
+
+@server.resource(
+    "run://{project}/{execution_id}",
+    name="run",
+    description="A run as Markdown: summary, errors with their steps, the node sequence "
+    f"(elided in the middle when long); at most {tools.RESOURCE_MAX_CHARS} characters.",
+    mime_type="text/markdown",
+)
+async def run_resource(project: str, execution_id: str) -> str:
+    try:
+        markdown: str = await database_sync_to_async(tools.run_resource)(
+            key(), project, execution_id
+        )
+    except InputError as exc:
+        raise ResourceNotFoundError(exc.rule) from None
+    return markdown

@@ -23,12 +23,13 @@ import msgspec
 from django.db.models import OuterRef, Q, Subquery
 
 from .. import failure_json, failures, review, runlist, store
-from ..diffview import collapse, path_history, state_summary, summarize, value_at
+from ..diffview import path_history, state_summary, summarize, value_at
 from ..errors import InputError
 from ..fields import from_db_u64
-from ..jsondiff import diff
+from ..jsondiff import collapse, diff
 from ..models import Failure, FailureGroup, Run, Step
 from ..permissions import REVIEW, KeyPrincipal, user_can
+from ..run_markdown import run_markdown
 from ..trace import NodeExecution
 
 # No answer is longer than this many characters of JSON (server.py checks every one).
@@ -47,6 +48,8 @@ MAX_GROUPS = 20
 MAX_ERRORS = 10
 MAX_OCCURRENCES = 20
 GROUP_RUN_IDS = 3
+# The run:// resource, as Markdown.
+RESOURCE_MAX_CHARS = 8_000
 
 
 def text(value: str | None, max_chars: int = TEXT_CHARS) -> str | None:
@@ -482,3 +485,11 @@ def add_comment(
         "mentions": comment.mentions,
         "created_at": comment.created_at.isoformat(),
     }
+
+
+def run_resource(key: KeyPrincipal, project: str, execution_id: str) -> str:
+    """``run://<project>/<execution_id>``: the run as bounded Markdown. Another project's
+    slug names nothing, as another project's run does."""
+    if project != key.project.slug:
+        raise InputError("uri", f"run {execution_id!r}: not found", status=404)
+    return run_markdown(project_run(key, execution_id), max_chars=RESOURCE_MAX_CHARS)

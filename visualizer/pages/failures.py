@@ -24,8 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from traces import failure_json
-from traces.diffview import Collapsed, collapse
-from traces.jsondiff import diff
+from traces.jsondiff import Collapsed, collapse, diff
 from traces.models import Activity, Failure, FailureGroup, GroupStatus, Project, RunError, Step
 from traces.permissions import REVIEW, user_can
 from traces.store import load_states
