@@ -1,4 +1,4 @@
-"""State-diff benchmark: ``visualizer.diff.diff`` on one node's change to a large state.
+"""State-diff benchmark: ``traces.jsondiff.diff`` on one node's change to a large state.
 
 Run from the project root::
 
@@ -35,7 +35,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from visualizer.diff import diff  # noqa: E402  (needs the project root on sys.path)
+from traces.jsondiff import diff  # noqa: E402  (needs the project root on sys.path)
 
 RESULTS = ROOT / "benchmarks" / "results" / "diff.md"
 COMMAND = ".venv/bin/python benchmarks/diff.py"

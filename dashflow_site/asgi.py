@@ -17,6 +17,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
 
+from traces.mcp.http import mcp_app  # noqa: E402
 from visualizer.routing import websocket_urlpatterns  # noqa: E402
 
 # The producers' endpoints: API-key only, JSON in and out, never a browser session.
@@ -49,6 +50,10 @@ site_http = ASGIStaticFilesHandler(django_http)
 
 
 async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["path"] in ("/mcp", "/mcp/"):
+        # The MCP server (traces/mcp/http.py): API-key only, the SDK's own ASGI app.
+        await mcp_app(scope, receive, send)
+        return
     app = producer_http if PRODUCER_PATHS.match(scope["path"]) else site_http
     await app(scope, receive, send)
 

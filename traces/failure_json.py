@@ -8,8 +8,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from .errors import InputError
 from .fields import iso
-from .models import Activity, Failure, FailureGroup
+from .models import Activity, Failure, FailureGroup, GroupStatus
 
 # How many execution ids a group lists (most recent first); the group page pages the rest.
 RUN_IDS_CAP = 20
@@ -88,3 +89,12 @@ def filter_groups(
     elif assignee is not None:
         groups = groups.filter(assignee=assignee)
     return groups
+
+
+def parse_status(value: str | None) -> str | None:
+    """A group status filter as given (None or "" for any); another value is an
+    ``InputError`` on ``status``."""
+    if value and value not in GroupStatus.values:
+        allowed = ", ".join(GroupStatus.values)
+        raise InputError("status", f"expected one of {allowed}, got {value!r}")
+    return value or None

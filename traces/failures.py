@@ -22,11 +22,13 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from . import events
+from .errors import InputError
 from .failure_json import activity_entry, summaries
 from .fields import parse_time
 from .fingerprint import MESSAGE_MAX_CHARS, fingerprint, infer_error_type, normalize
@@ -40,6 +42,7 @@ from .models import (
     RunStatus,
     Step,
 )
+from .permissions import KeyPrincipal, actor_user
 
 STEP_WITHOUT_MESSAGE = "step failed without an error message"
 RUN_INCOMPLETE = "run ended without completing (no error recorded)"
@@ -398,3 +401,29 @@ def update_group(
         created = Activity.objects.bulk_create(rows)
         publish_groups([group], {group.pk: [activity_entry(a) for a in created]})
     return group
+
+
+def change_group(
+    group: FailureGroup, actor: Any, status: str | None, assignee: str | None, set_assignee: bool
+) -> FailureGroup:
+    """``update_group`` for an actor (a user or an API key) naming the assignee by username
+    (``set_assignee`` with None unassigns); the caller checked the actor's role. An
+    assignee outside the project is an ``InputError`` on ``assignee``."""
+    user: Any = None
+    if assignee is not None:
+        user = (
+            get_user_model()
+            .objects.filter(memberships__project_id=group.project_id, username=assignee)
+            .first()
+        )
+        if user is None:
+            raise InputError("assignee", f"{assignee!r} is not a member of this project")
+    with transaction.atomic():
+        return update_group(
+            group.pk,
+            actor=actor_user(actor),
+            via=actor.username if isinstance(actor, KeyPrincipal) else None,
+            status=status,
+            assignee=user,
+            set_assignee=set_assignee,
+        )

@@ -6,7 +6,7 @@ are three different values, ``0`` is not ``false``, and object key order does no
 
 The changes of one diff, applied in order as RFC 6902 operations (``op``, ``path``,
 ``value=after``), turn ``before`` into ``after`` exactly. The step panel shows them
-(``visualizer/diff.py``), a run as Markdown lists them (``traces/run_markdown.py``), both
+(``traces/diffview.py``), a run as Markdown lists them (``traces/run_markdown.py``), both
 with long values cut by ``collapse``, and DashStream's ``StateDiff`` carries them
 (``traces/dashstream.py``).
 

@@ -6,9 +6,16 @@ and API keys. An API key acts for its project with the rights of a member.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from .models import ApiKey, KeyScope, Project, Role
+from django.utils import timezone
+
+from .errors import InputError
+from .models import ApiKey, KeyScope, Project, Role, hash_api_key
+
+# Writing last_used_at on every request would turn each read into a write.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class KeyPrincipal:
@@ -61,3 +68,25 @@ def actor_role(project: Project, actor: Any) -> str | None:
 
 def user_can(project: Project, actor: Any, needed: str) -> bool:
     return has_role(actor_role(project, actor), needed)
+
+
+def bearer_key(header: str) -> ApiKey | None:
+    """The API key of an ``Authorization`` header ``Bearer dfk_...`` (the API's and the MCP
+    server's one rule); None when the header is not a bearer one. An empty, unknown or
+    revoked key is an ``InputError`` on ``Authorization`` with status 401."""
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    raw = raw.strip()
+    if not raw:
+        raise InputError("Authorization", "empty bearer token", status=401)
+    key = ApiKey.objects.for_hash(hash_api_key(raw))
+    if key is None:
+        raise InputError("Authorization", "unknown API key", status=401)
+    if key.revoked_at is not None:
+        raise InputError("Authorization", "this API key was revoked", status=401)
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
+        key.last_used_at = now
+        key.save(update_fields=["last_used_at"])
+    return key

@@ -7,11 +7,12 @@ from typing import Any
 import msgspec
 from django.conf import settings
 
+from traces.diffview import path_history, state_summary, summarize
+from traces.jsondiff import collapse, diff
 from traces.models import Run, Step
 from traces.store import load_states
 
 from . import links
-from .diff import collapse, diff, path_history, summarize
 
 # Values in the diff list are shown collapsed past this many characters; "show all"
 # expands one to at most VALUE_FULL_CHARS, and a step sends at most VALUE_FULL_BUDGET
@@ -19,8 +20,6 @@ from .diff import collapse, diff, path_history, summarize
 VALUE_PREVIEW_CHARS = 240
 VALUE_FULL_CHARS = 20_000
 VALUE_FULL_BUDGET = 200_000
-# A state too large to show is summarised by its largest top-level entries.
-SUMMARY_ENTRIES = 30
 
 
 def state_view(value: Any) -> dict[str, Any]:
@@ -36,40 +35,6 @@ def state_view(value: Any) -> dict[str, Any]:
         }
     text = msgspec.json.format(raw, indent=2).decode()
     return {"present": value is not None, "too_large": False, "bytes": len(raw), "text": text}
-
-
-def state_summary(value: Any) -> dict[str, Any]:
-    """What a state too large to show holds: its type, its size in entries, and its
-    largest top-level entries (key or index, JSON type, encoded bytes), largest first."""
-    if isinstance(value, dict):
-        entries = [(str(k), v) for k, v in value.items()]
-    elif isinstance(value, list):
-        entries = [(str(i), v) for i, v in enumerate(value)]
-    else:
-        return {"type": _json_type(value), "length": None, "entries": []}
-    sized = sorted(
-        ((key, _json_type(v), len(msgspec.json.encode(v))) for key, v in entries),
-        key=lambda entry: -entry[2],
-    )
-    return {
-        "type": _json_type(value),
-        "length": len(entries),
-        "entries": [
-            {"key": key, "type": kind, "bytes": size} for key, kind, size in sized[:SUMMARY_ENTRIES]
-        ],
-    }
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def _shown(value: Any, budget: list[int]) -> dict[str, Any]:

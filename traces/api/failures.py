@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -77,11 +75,8 @@ def filtered_groups(request: Request, project: Project) -> QuerySet[FailureGroup
     """The project's groups narrowed by the query's filters; a bad value is a 400."""
     params = request.query_params
     groups = FailureGroup.objects.filter(project=project).select_related("assignee")
-    status = params.get("status")
+    status = failure_json.parse_status(params.get("status"))
     if status:
-        if status not in GroupStatus.values:
-            allowed = ", ".join(GroupStatus.values)
-            raise InputError("status", f"expected one of {allowed}, got {status!r}")
         groups = groups.filter(status=status)
     assignee: Any = params.get("assignee") or None
     if assignee == "me":
@@ -169,28 +164,12 @@ class FailureGroupDetail(APIView):
     def patch(self, request: Request, group_id: int) -> Response:
         group = get_group(request, group_id)
         require_role(request, group.project, REVIEW)
-        user: Any = request.user
         changes = parse_patch(request.data)
-        assignee: Any = None
-        if changes.get("assignee") is not None:
-            assignee = (
-                get_user_model()
-                .objects.filter(memberships__project=group.project, username=changes["assignee"])
-                .first()
-            )
-            if assignee is None:
-                raise InputError(
-                    "assignee", f"{changes['assignee']!r} is not a member of this project"
-                )
-        actor = None if isinstance(user, KeyPrincipal) else user
-        via = user.username if isinstance(user, KeyPrincipal) else None
-        with transaction.atomic():
-            group = failures.update_group(
-                group.pk,
-                actor=actor,
-                via=via,
-                status=changes.get("status"),
-                assignee=assignee,
-                set_assignee="assignee" in changes,
-            )
+        group = failures.change_group(
+            group,
+            request.user,
+            status=changes.get("status"),
+            assignee=changes.get("assignee"),
+            set_assignee="assignee" in changes,
+        )
         return Response(failure_json.summaries([group])[0])

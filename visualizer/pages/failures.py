@@ -24,12 +24,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from traces import failure_json
+from traces.jsondiff import Collapsed, collapse, diff
 from traces.models import Activity, Failure, FailureGroup, GroupStatus, Project, RunError, Step
 from traces.permissions import REVIEW, user_can
 from traces.store import load_states
 
 from .. import links
-from ..diff import Collapsed, collapse, diff
 from ..failure_charts import (
     STEP,
     bucket_unit,

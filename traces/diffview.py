@@ -1,4 +1,4 @@
-"""Structural diff of two JSON states: what one node changed, as the step panel shows it.
+"""What a reader sees of a state diff: counts, collapsed values, one path through a run.
 
 Values are JSON as ``json`` or ``msgspec`` decode it (dict, list, str, int, float, bool,
 None). Equality is JSON's, as DashFlow's serde_json sees it: ``1``, ``1.0`` and ``true``
@@ -8,8 +8,9 @@ The changes of one diff, applied in order as RFC 6902 operations (``op``, ``path
 ``value=after``), turn ``before`` into ``after`` exactly.
 
 The diff itself and ``collapse`` live in ``traces/jsondiff.py`` (DashStream's ``StateDiff``
-and the Markdown of a run use them too); this module adds what the step panel shows
-around them.
+and the Markdown of a run use them too); this module adds what a reader sees around them:
+the step panel (``visualizer/stepview.py``) and the MCP server's tools (``traces/mcp/``)
+both show states through it.
 """
 
 from __future__ import annotations
@@ -17,21 +18,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
-from traces.jsondiff import UNSET, Change, Collapsed, collapse, diff, same, unescape
+import msgspec
 
-__all__ = [
-    "UNSET",
-    "Change",
-    "Collapsed",
-    "PathHistory",
-    "PathStep",
-    "Summary",
-    "collapse",
-    "diff",
-    "path_history",
-    "summarize",
-    "value_at",
-]
+from .jsondiff import Change, same, unescape
+
+# A state too large to show is summarised by its largest top-level entries.
+SUMMARY_ENTRIES = 30
 
 
 class Summary(TypedDict):
@@ -149,3 +141,38 @@ def path_history(states: Sequence[tuple[int, Any, Any]], pointer: str) -> PathHi
             last = index
         steps.append({"index": index, "found": has, "value": new, "changed": changed})
     return {"pointer": pointer, "steps": steps, "first_changed": first, "last_changed": last}
+
+
+def state_summary(value: Any) -> dict[str, Any]:
+    """What a state too large to show holds: its type, its size in entries, and its
+    largest top-level entries (key or index, JSON type, encoded bytes), largest first."""
+    if isinstance(value, dict):
+        entries = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        entries = [(str(i), v) for i, v in enumerate(value)]
+    else:
+        return {"type": json_type(value), "length": None, "entries": []}
+    sized = sorted(
+        ((key, json_type(v), len(msgspec.json.encode(v))) for key, v in entries),
+        key=lambda entry: -entry[2],
+    )
+    return {
+        "type": json_type(value),
+        "length": len(entries),
+        "entries": [
+            {"key": key, "type": kind, "bytes": size} for key, kind, size in sized[:SUMMARY_ENTRIES]
+        ],
+    }
+
+
+def json_type(value: Any) -> str:
+    """The JSON type name of a decoded value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"

@@ -20,15 +20,12 @@ import jsonpointer
 import msgspec
 import pytest
 
-from visualizer.diff import (
-    UNSET,
-    Change,
-    collapse,
-    diff,
+from traces.diffview import (
     path_history,
     summarize,
     value_at,
 )
+from traces.jsondiff import UNSET, Change, collapse, diff
 
 PATCH_FIXTURES = [
     "research_agent_success.json",
