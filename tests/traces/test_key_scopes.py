@@ -97,6 +97,9 @@ def test_create_api_key_takes_a_scope() -> None:
     key = ApiKey.objects.get(project__slug="cli")
     assert key.scope == KeyScope.READ
     assert out.getvalue().strip().startswith(key.prefix)
+    listing = StringIO()
+    call_command("list_api_keys", "--project", "cli", stdout=listing)
+    assert listing.getvalue().split()[:3] == [key.prefix, "cli", "read"]
 
 
 def test_the_settings_page_issues_a_key_with_the_chosen_scope_and_lists_scopes(

@@ -18,6 +18,5 @@ class Command(BaseCommand):
         for key in keys:
             state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
             used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
-            self.stdout.write(
-                f"{key.prefix}  {key.project.slug:<20} {state:<18} last used {used}  {key.name}"
-            )
+            where = f"{key.prefix}  {key.project.slug:<20} {key.scope:<6} {state:<18}"
+            self.stdout.write(f"{where} last used {used}  {key.name}")
