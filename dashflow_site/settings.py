@@ -284,8 +284,14 @@ EXPORT_RUN_DELAY_MS = env_int("EXPORT_RUN_DELAY_MS", 0)
 # when they finish, acks_late), so it must outlast the longest export or a running export
 # is handed to a second worker. It is also how long a task of a worker that died
 # (SIGKILL, lost machine) waits before another worker takes it over.
+# A worker looks for such tasks every `unacked_restore_interval` seconds, but kombu 5.7 scans
+# only on every `unacked_restore_throttle`-th look (10 x 10 s by default): a dead worker's
+# export then waited up to 100 s past its visibility timeout. One scan each 10 s instead
+# (a ZRANGEBYSCORE on the unacked index: cheap).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", EXPORT_TIME_LIMIT + 3600, minimum=1)
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", EXPORT_TIME_LIMIT + 3600, minimum=1),
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
