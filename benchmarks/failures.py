@@ -27,9 +27,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
+from databases import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "failures.md"
@@ -37,17 +36,9 @@ DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/h_failures_bench"
 RUNS = 300
 
 
-def recreate(url: str) -> None:
-    name = urlsplit(url).path.lstrip("/")
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def main() -> None:
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB_URL)
-    recreate(url)
+    recreate_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashflow_site.settings")

@@ -46,7 +46,9 @@ from importlib.metadata import version
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from databases import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, so the project root (tests.servers, the Django apps) is not on the path.
@@ -709,19 +711,6 @@ def redis_floor(server: RedisServer, size_like: bytes) -> FloorResult:
 
 
 # -- setup -----------------------------------------------------------------------------------
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-def recreate_database(url: str) -> None:
-    name = urlsplit(url).path.lstrip("/")
-    if not name.replace("_", "").isalnum():
-        raise SystemExit(f"LIVEBENCH_DATABASE_URL={url!r}: database name must be [A-Za-z0-9_]")
-    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 @dataclass

@@ -33,9 +33,8 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
+from databases import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "dashflow" / "long_loop_2000.json"
@@ -94,17 +93,8 @@ print(json.dumps({"event_ms": event_cpu * 1000, "trace_ms": best * 1000}))
 """
 
 
-def fresh_database(url: str) -> None:
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def measure(tree: Path, db_url: str, events: int) -> dict[str, float]:
-    fresh_database(db_url)
+    recreate_database(db_url)
     env = {
         **os.environ,
         "DATABASE_URL": db_url,

@@ -30,6 +30,8 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from databases import recreate_database
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BENCH_URL = os.environ.get(
@@ -41,16 +43,6 @@ BODY = (
     "The retriever **timed out** on `GET https://example.org/doc/4` after 30 s; "
     "@alice @bob see the [runbook](https://runbook.test/timeouts).\n\n- retry?\n- cache?"
 )
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def timed(fn: Callable[[], object], repeat: int = 3) -> float:

@@ -33,13 +33,13 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from databases import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, so the project root (tests.servers, the Django apps) is not on the path.
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
 from playwright.sync_api import Browser, sync_playwright  # noqa: E402
 
 from tests.servers import daphne, server_env  # noqa: E402
@@ -123,15 +123,6 @@ def generated_trace(nodes: int, execution_id: str) -> dict[str, Any]:
         "final_state": state,
         "metadata": {"graph_name": "generated-loop"},
     }
-
-
-def recreate_database(url: str) -> None:
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def manage(env: dict[str, str], *args: str) -> str:
