@@ -105,12 +105,14 @@ def parse_graph_schema(value: Any, path: str = "graph_schema") -> GraphSchema:
       object keyed by node name;
     - ``edges``: a list of ``{"from", "to"}``, ``{"source", "target"}`` or ``[from, to]``;
       an edge whose ``to`` is a list of targets or a ``{"condition": target}`` object is
-      conditional (one edge per target); ``"conditional": true`` marks one too;
+      conditional (one edge per target), as is one that names them ``targets``,
+      ``branches`` or ``path_map``; ``"conditional": true`` marks one too;
     - optional ``conditional_edges``: the same entries, all conditional;
     - optional ``entry_point`` (or ``entry``): a node name; the graph then starts with a
       ``__start__`` → entry edge;
     - ``__start__``/``START`` and ``__end__``/``END`` are the graph's start and end; a node
-      named only in an edge is declared too.
+      named only in an edge is declared too;
+    - at most ``MAX_NODES`` nodes and ``MAX_EDGES`` edges.
     """
     if not isinstance(value, Mapping):
         raise InputError(path, "expected an object with nodes and edges")
