@@ -2,7 +2,8 @@
 
 A research agent: ``planner`` → (``retriever`` → ``reader`` → ``critic``) N times → ``writer``,
 with tools, token counts, a state that grows step by step, and, when asked, a failure
-of the kind real runs have (a tool timeout, a rate limit, a bad model output).
+of the kind real runs have (a tool timeout, a rate limit, a bad model output). Each run's
+metadata declares the agent's graph (``RESEARCH_SCHEMA``, ``traces/graph_schema.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,30 @@ FAILURES = [
     ("reader", "RateLimit", "RateLimit: 429 from model gpt-4o-mini, retry after {s}s", []),
     ("writer", "ValidationError", "ValidationError: answer missing field 'citations' at {n}", []),
 ]
+
+
+# The research agent's declared graph, as DashFlow's graph schema (the run page draws it):
+# the critic loops back for more sources, hands a doubtful draft to a human, or lets the
+# writer finish. No generated run asks for ``human_review``: the page shows it unvisited.
+RESEARCH_SCHEMA: dict[str, Any] = {
+    "entry_point": "planner",
+    "nodes": [
+        {"name": "planner"},
+        {"name": "retriever"},
+        {"name": "reader"},
+        {"name": "critic"},
+        {"name": "human_review"},
+        {"name": "writer"},
+    ],
+    "edges": [
+        {"from": "planner", "to": "retriever"},
+        {"from": "retriever", "to": "reader"},
+        {"from": "reader", "to": "critic"},
+        {"from": "critic", "to": {"more": "retriever", "doubt": "human_review", "done": "writer"}},
+        {"from": "human_review", "to": "writer"},
+        {"from": "writer", "to": "__end__"},
+    ],
+}
 
 
 def iso(moment: datetime) -> str:
@@ -171,7 +196,12 @@ def research_run(
         started_at=iso(started),
         ended_at=iso(clock),
         final_state=state,
-        metadata={"graph_name": graph_name, "app_version": "1.4.2", "environment": "demo"},
+        metadata={
+            "graph_name": graph_name,
+            "app_version": "1.4.2",
+            "environment": "demo",
+            "graph_schema": RESEARCH_SCHEMA,
+        },
     )
 
 

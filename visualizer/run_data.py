@@ -16,6 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from traces.error_steps import error_steps
 from traces.errors import InputError
+from traces.graph_schema import read_graph_schema
 from traces.live import replay
 from traces.models import EventType, Run, RunStatus
 
@@ -118,7 +119,7 @@ def run_figures_of(
     running = running_nodes(run, steps)
     if window is not None:
         return {"timeline": timeline_figure(steps, running, window)}
-    return run_figures(steps, running)
+    return run_figures(steps, running, read_graph_schema(run.metadata))
 
 
 def columns(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> dict[str, list[Any]]:
@@ -152,7 +153,7 @@ def run_page_data(run: Run) -> dict[str, Any]:
         "run": run.summary(),
         "steps": listed,
         # "timeline", "breakdown" and "graph": the same figures timeline.json refetches.
-        **run_figures(steps, running_nodes(run, steps)),
+        **run_figures(steps, running_nodes(run, steps), read_graph_schema(run.metadata)),
         "timeline_url": reverse("visualizer:run-timeline", args=route),
         "step_url": links.template("visualizer:run-step", *route, index="int"),
         # "Copy as Markdown": the run, and the run with one step's diff.

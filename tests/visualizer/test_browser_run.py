@@ -15,6 +15,8 @@ from django.db import connection
 from playwright.sync_api import Page, expect
 
 from tests.servers import Daphne, daphne, database_url, server_env
+from tests.visualizer.conftest import ARTIFACTS
+from traces.demo import RESEARCH_SCHEMA
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -282,3 +284,31 @@ def test_a_running_node_grows_on_the_timeline_until_it_finishes(
         "!document.getElementById('timeline').data.some((t) => t.name === 'running')"
     )
     expect(page.locator("#timeline g.point")).to_have_count(2)
+
+
+def test_the_graph_draws_the_declared_schema_and_marks_the_node_never_visited(
+    server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
+) -> None:
+    raw = json.loads((fixtures_dir / "research_agent_success.json").read_text())
+    raw["metadata"]["graph_schema_json"] = json.dumps(RESEARCH_SCHEMA)
+    declared = post_trace(server, api_key, raw)
+    open_failure_as_alice(server, page, api_key, fixtures_dir)
+    graph = page.locator("#graph")
+    # Without a schema: the observed transitions, no legend.
+    expect(graph.locator(".annotation-text", has_text="retriever \u00d72")).to_have_count(1)
+    expect(graph.locator(".legendtext")).to_have_count(0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    graph.locator("xpath=ancestor::section").screenshot(
+        path=str(ARTIFACTS / "run-graph-observed.png")
+    )
+
+    page.goto(f"{server.origin}/projects/acme/runs/{declared}/")
+    ready(page)
+
+    expect(graph.locator(".gtitle")).to_contain_text("Declared graph")
+    expect(graph.locator(".gtitle")).to_contain_text("1 never visited")
+    expect(graph.locator(".annotation-text", has_text="human_review \u00d70")).to_have_count(1)
+    expect(graph.locator(".legendtext", has_text="never visited")).to_have_count(1)
+    graph.locator("xpath=ancestor::section").screenshot(
+        path=str(ARTIFACTS / "run-graph-declared.png")
+    )

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from traces.trace import ExecutionTrace
-from visualizer.charts import breakdown_figure, graph_figure, run_figures
+from visualizer.charts import breakdown_figure, run_figures
+from visualizer.graph_chart import graph_figure
 from visualizer.timeline import (
     FAIL_COLOR,
     MAX_TIMELINE_BARS,
