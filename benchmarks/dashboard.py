@@ -10,8 +10,9 @@ It drops and recreates its own database (``BENCH_DATABASE_URL``, default
 rows in SQL (``generate_series``, one ``INSERT … SELECT`` per table, then ``VACUUM
 ANALYZE``): one project, runs spread evenly over the last 30 days, 6 graph names, ~15%
 failed, 10 steps a run over 12 nodes with node-specific durations (one node twice as slow
-in the last 7 days), tokens, and states from a pool of 5,000 snapshots; a run visits 7 distinct nodes, then
-the first three again, and 30% of those repeat visits leave the state unchanged (loops).
+in the last 7 days), tokens, and states from a pool of 5,000 snapshots; a run visits 7
+distinct nodes, then the first three again, and 30% of those repeat visits leave the state
+unchanged (loops).
 
 Then it times each function of ``traces/dashboard.py`` (the median of 5 after a warm-up,
 in process: the query and the Python that shapes its rows) for the windows the page

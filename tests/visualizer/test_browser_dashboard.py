@@ -59,5 +59,6 @@ def test_the_dashboard_shows_which_node_got_slower_and_links_to_its_runs(
     bar = page.locator("#chart-runs .trace.bars").nth(1).locator("g.point")
     bar.nth(next(i for i, n in enumerate(failed) if n)).locator("path").click(force=True)
     page.wait_for_url("**/projects/acme/runs/?*")
-    assert "status=failed" in page.url and "started_after=" in page.url
+    assert "status=failed" in page.url
+    assert "started_after=" in page.url
     expect(page.locator("#run-rows tr")).to_have_count(1)

@@ -30,7 +30,8 @@ def test_runs_figure_stacks_failures_and_links_each_bar_to_its_hour() -> None:
     figure = charts.runs_figure(buckets, window(days=1, graph="g"), RUNS)
 
     others, failed, rate = figure["data"]
-    assert others["y"] == [3, 0] and failed["y"] == [1, 0]
+    assert others["y"] == [3, 0]
+    assert failed["y"] == [1, 0]
     assert rate["y"] == [25.0, None]  # no runs: no rate, a gap rather than 0%
     assert figure["layout"]["barmode"] == "stack"
     assert query(others["customdata"][0]) == {
@@ -84,6 +85,7 @@ def test_slower_rows_give_the_change_in_ms_and_percent() -> None:
         window(),
         RUNS,
     )
-    assert rows[0]["change_ms"] == 300.0 and rows[0]["change_pct"] == 300.0
+    assert rows[0]["change_ms"] == 300.0
+    assert rows[0]["change_pct"] == 300.0
     assert rows[1]["change_pct"] is None  # from 0 ms: no ratio
     assert query(rows[0]["url"])["node"] == "search"
