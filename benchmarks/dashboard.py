@@ -28,7 +28,6 @@ import io
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,12 +35,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# The same database set-up as the run list's benchmark: drop, create, migrate.
+from benchmarks.runlist import admin, log, setup_database  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "dashboard.md"
 DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/h9_dashboard_bench"
 COMMAND = ".venv/bin/python benchmarks/dashboard.py"
@@ -50,32 +52,6 @@ TARGET_MS = 300
 GRAPHS = ["research-agent", "support-triage", "code-review", "sql-agent", "email", "planner"]
 NODES = 12
 SNAPSHOTS = 5000
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-def admin(url: str, sql: str) -> None:
-    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def setup_database(url: str) -> None:
-    name = urlsplit(url).path.lstrip("/")
-    if not name.replace("_", "").isalnum():
-        raise SystemExit(f"BENCH_DATABASE_URL={url!r}: database name must be [A-Za-z0-9_]")
-    admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin(url, f'CREATE DATABASE "{name}"')
-    env = {**os.environ, "DATABASE_URL": url, "VAR_DIR": tempfile.mkdtemp()}
-    env.pop("REDIS_URL", None)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
-    )
 
 
 def load(url: str, runs: int, steps_per_run: int) -> int:

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
-from typing import Literal
+from typing import Any, Literal
 
 from django.db import connections
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
@@ -217,30 +217,25 @@ class Tokens:
     tokens: int
 
 
+def _tokens(rows: QuerySet[Any], key: str, column: str) -> list[Tokens]:
+    totals = (
+        rows.order_by()
+        .values(key)
+        .annotate(n=Count("id"), tokens=Sum(column))
+        .values_list(key, "n", "tokens")
+    )
+    found = [Tokens(name, n, int(tokens or 0)) for name, n, tokens in totals]
+    return sorted(found, key=lambda t: (-t.tokens, t.name))
+
+
 def node_tokens(window: Window) -> list[Tokens]:
     """Tokens used per node, most expensive first."""
-    rows = (
-        window.steps()
-        .order_by()
-        .values("node")
-        .annotate(n=Count("id"), tokens=Sum("tokens_used"))
-        .values_list("node", "n", "tokens")
-    )
-    found = [Tokens(node, n, int(tokens or 0)) for node, n, tokens in rows]
-    return sorted(found, key=lambda t: (-t.tokens, t.name))
+    return _tokens(window.steps(), "node", "tokens_used")
 
 
 def graph_tokens(window: Window) -> list[Tokens]:
     """Tokens used per graph (the runs' totals), most expensive first."""
-    rows = (
-        window.runs()
-        .order_by()
-        .values("graph_name")
-        .annotate(n=Count("id"), tokens=Sum("total_tokens"))
-        .values_list("graph_name", "n", "tokens")
-    )
-    found = [Tokens(graph, n, int(tokens or 0)) for graph, n, tokens in rows]
-    return sorted(found, key=lambda t: (-t.tokens, t.name))
+    return _tokens(window.runs(), "graph_name", "total_tokens")
 
 
 @dataclass(frozen=True)
