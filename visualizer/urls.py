@@ -6,7 +6,7 @@ The websocket routes are in ``routing.py``; the API's are in ``traces``.
 
 from django.urls import URLPattern, URLResolver, include, path
 
-from .pages import exports, failures, home, review, run, runs, settings
+from .pages import dashboard, exports, failures, home, review, run, runs, settings
 
 app_name = "visualizer"
 
@@ -34,6 +34,8 @@ project_routes: list[URLPattern | URLResolver] = [
     path("failures/", failures.failures_page, name="failures"),
     path("failures/rows.html", failures.failure_rows, name="failure-rows"),
     path("failures/<int:group_id>/", include(group_routes)),
+    path("dashboard/", dashboard.dashboard_page, name="dashboard"),
+    path("dashboard/data.json", dashboard.dashboard_json, name="dashboard-data"),
     path("review/", review.review_page, name="review"),
     path("exports/", exports.exports_page, name="exports"),
     path("settings/", settings.settings_page, name="settings"),

@@ -1,0 +1,295 @@
+"""The project dashboard's aggregates: one function per aggregate, each over a ``Window``
+(a project, a time range of run starts, an optional graph).
+
+A run belongs to a window when it *started* in it (``Run.started_at``, the column every
+list orders by); its steps belong with it. So a point of any chart is a set of runs the
+run list can show with its own filters (``started_after``, ``started_before``,
+``graph_name``, and ``status`` or ``node``): ``Window.params`` and the chart builders
+(``visualizer/dashboard_charts.py``) make those links.
+
+Definitions, the same on both backends:
+
+- **Percentiles** (p50, p95, p99 of a node's step durations) are *continuous*
+  percentiles, PostgreSQL's ``percentile_cont``: the value at rank ``p * (n - 1)`` of the
+  sorted durations, interpolated linearly between its neighbours. PostgreSQL computes them
+  in SQL; SQLite has no ordered-set aggregates, so ``_percentiles`` computes the same
+  formula over the sorted durations in Python.
+- **A loop** is a node re-run without changing the state: a step whose node already ran
+  earlier in the same run (lower ``position``) and whose ``state_after`` is the very
+  snapshot its ``state_before`` was (snapshots are content-addressed, so equal ids are
+  equal states). A first visit that changes nothing is not a loop (a pure check node
+  does that); a step without a recorded state after is not counted.
+- **Slower nodes** compare each node's p95 in the window with its p95 in the window of
+  the same length just before it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from typing import Any, Literal
+
+from django.db import connections
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
+
+from .errors import InputError
+from .filters import parse_run_filter
+from .models import Project, Run, RunStatus, Step
+
+DEFAULT_LAST = "7d"
+# Buckets of an hour up to two days, of a day beyond (at most MAX_DAYS of them).
+HOURLY_UP_TO = timedelta(hours=48)
+MAX_DAYS = 400
+PERCENTILES = (0.5, 0.95, 0.99)
+
+Unit = Literal["hour", "day"]
+STEP: dict[Unit, timedelta] = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+
+
+@dataclass(frozen=True)
+class Window:
+    """The runs of ``project`` started in ``[start, end)``, of ``graph_name`` if set.
+    ``last`` is the quick range it came from ("7d"), None for a custom range."""
+
+    project: Project
+    start: datetime
+    end: datetime
+    graph_name: str | None = None
+    last: str | None = None
+
+    def previous(self) -> Window:
+        """The window of the same length just before this one."""
+        span = self.end - self.start
+        return Window(self.project, self.start - span, self.start, self.graph_name)
+
+    @property
+    def unit(self) -> Unit:
+        return "hour" if self.end - self.start <= HOURLY_UP_TO else "day"
+
+    def params(self, start: datetime | None = None, end: datetime | None = None) -> dict[str, str]:
+        """The run list's filters for this window's runs (or those started in
+        ``[start, end)`` within it): exact times, so a link shows the same runs later."""
+        found = {
+            "started_after": max(start or self.start, self.start).isoformat(),
+            "started_before": min(end or self.end, self.end).isoformat(),
+        }
+        if self.graph_name:
+            found["graph_name"] = self.graph_name
+        return found
+
+    def runs(self) -> QuerySet[Run]:
+        runs = Run.objects.filter(
+            project=self.project, started_at__gte=self.start, started_at__lt=self.end
+        )
+        return runs.filter(graph_name=self.graph_name) if self.graph_name else runs
+
+    def steps(self) -> QuerySet[Step]:
+        steps = Step.objects.filter(
+            run__project=self.project,
+            run__started_at__gte=self.start,
+            run__started_at__lt=self.end,
+        )
+        return steps.filter(run__graph_name=self.graph_name) if self.graph_name else steps
+
+
+def parse_window(
+    project: Project, params: Mapping[str, str], now: datetime | None = None
+) -> Window:
+    """The window a dashboard query asks for: ``last`` (such as ``24h``, ``7d``, the
+    default), or ``started_after`` (and optionally ``started_before``, else now), and
+    ``graph_name``; the run list's parameter names and rules. A bad value is an
+    ``InputError`` naming the parameter."""
+    now = now or timezone.now()
+    given = parse_run_filter(params, now)
+    if given.started_after is not None:
+        start, last = given.started_after, None
+    elif given.started_before is not None:
+        raise InputError("started_after", "expected with started_before")
+    else:
+        last = given.last or DEFAULT_LAST
+        start = given.since or parse_run_filter({"last": last}, now).since or now
+    end = given.started_before or now
+    if end <= start:
+        raise InputError("started_before", "expected a time after the start of the range")
+    if end - start > timedelta(days=MAX_DAYS):
+        raise InputError("started_after", f"expected a range of at most {MAX_DAYS} days")
+    return Window(project, start, end, given.graph_name, last)
+
+
+def graph_names(project: Project) -> list[str]:
+    """The project's graph names, for the filter."""
+    names = Run.objects.filter(project=project).order_by().values_list("graph_name", flat=True)
+    return sorted(name for name in names.distinct() if name)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    runs: int
+    failed: int
+
+    @property
+    def failure_rate(self) -> float | None:
+        return self.failed / self.runs if self.runs else None
+
+
+def _floor(moment: datetime, unit: Unit) -> datetime:
+    moment = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0) if unit == "day" else moment
+
+
+def runs_over_time(window: Window) -> list[Bucket]:
+    """Runs and failed runs per hour or day (``window.unit``), every bucket of the
+    window present, zeros where nothing started."""
+    unit = window.unit
+    trunc = TruncHour if unit == "hour" else TruncDay
+    rows = (
+        window.runs()
+        .annotate(bucket=trunc("started_at", tzinfo=UTC))
+        .order_by()
+        .values("bucket")
+        .annotate(runs=Count("id"), failed=Count("id", filter=Q(status=RunStatus.FAILED)))
+        .values_list("bucket", "runs", "failed")
+    )
+    counts = {_floor(bucket, unit): (runs, failed) for bucket, runs, failed in rows}
+    buckets = []
+    moment = _floor(window.start, unit)
+    while moment < window.end:
+        runs, failed = counts.get(moment, (0, 0))
+        buckets.append(Bucket(moment, runs, failed))
+        moment += STEP[unit]
+    return buckets
+
+
+@dataclass(frozen=True)
+class NodeLatency:
+    node: str
+    steps: int
+    p50: float
+    p95: float
+    p99: float
+
+
+def _percentiles(ordered: Sequence[int]) -> list[float]:
+    """``percentile_cont`` of ``PERCENTILES`` over ``ordered`` (sorted, not empty)."""
+    found = []
+    for p in PERCENTILES:
+        rank = p * (len(ordered) - 1)
+        low, high = math.floor(rank), math.ceil(rank)
+        found.append(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
+    return found
+
+
+def node_latency(window: Window) -> list[NodeLatency]:
+    """p50, p95 and p99 of each node's step durations, slowest p95 first."""
+    steps = window.steps()
+    if connections[steps.db].vendor == "postgresql":
+        # One ordered-set aggregate per node in SQL: the durations never leave the server.
+        sql, params = steps.order_by().values_list("node", "duration_ms").query.sql_with_params()
+        query = (
+            "SELECT s.node, count(*), percentile_cont(ARRAY[%s, %s, %s]::float8[]) "
+            f"WITHIN GROUP (ORDER BY s.duration_ms) FROM ({sql}) s GROUP BY s.node"
+        )
+        with connections[steps.db].cursor() as cursor:
+            cursor.execute(query, [*PERCENTILES, *params])
+            rows: list[tuple[str, int, Sequence[float]]] = cursor.fetchall()
+    else:
+        ordered = steps.order_by("node", "duration_ms").values_list("node", "duration_ms")
+        rows = []
+        for node, group in groupby(ordered.iterator(chunk_size=10_000), key=lambda r: r[0]):
+            durations = [d for _, d in group]
+            rows.append((node, len(durations), _percentiles(durations)))
+    found = [NodeLatency(node, n, *(float(v) for v in values)) for node, n, values in rows]
+    return sorted(found, key=lambda n: (-n.p95, n.node))
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Tokens of a node's steps (or a graph's runs), and how many there were."""
+
+    name: str
+    count: int
+    tokens: int
+
+
+def _tokens(rows: QuerySet[Any], key: str, column: str) -> list[Tokens]:
+    totals = (
+        rows.order_by()
+        .values(key)
+        .annotate(n=Count("id"), tokens=Sum(column))
+        .values_list(key, "n", "tokens")
+    )
+    found = [Tokens(name, n, int(tokens or 0)) for name, n, tokens in totals]
+    return sorted(found, key=lambda t: (-t.tokens, t.name))
+
+
+def node_tokens(window: Window) -> list[Tokens]:
+    """Tokens used per node, most expensive first."""
+    return _tokens(window.steps(), "node", "tokens_used")
+
+
+def graph_tokens(window: Window) -> list[Tokens]:
+    """Tokens used per graph (the runs' totals), most expensive first."""
+    return _tokens(window.runs(), "graph_name", "total_tokens")
+
+
+@dataclass(frozen=True)
+class NodeLoops:
+    node: str
+    steps: int
+    runs: int
+
+
+def loops(window: Window) -> list[NodeLoops]:
+    """Per node, the loop steps (re-runs that left the state as it was, see the module)
+    and the runs they happened in; most loop steps first."""
+    earlier_visit = Step.objects.filter(
+        run=OuterRef("run"), node=OuterRef("node"), position__lt=OuterRef("position")
+    )
+    rows = (
+        window.steps()
+        .filter(state_after__isnull=False, state_after=F("state_before"))
+        .filter(Exists(earlier_visit))
+        .order_by()
+        .values("node")
+        .annotate(n=Count("id"), runs=Count("run", distinct=True))
+        .values_list("node", "n", "runs")
+    )
+    found = [NodeLoops(node, n, runs) for node, n, runs in rows]
+    return sorted(found, key=lambda n: (-n.steps, n.node))
+
+
+@dataclass(frozen=True)
+class NodeChange:
+    node: str
+    p95: float
+    p95_before: float
+    steps: int
+    steps_before: int
+
+    @property
+    def change_ms(self) -> float:
+        return self.p95 - self.p95_before
+
+    @property
+    def change_ratio(self) -> float | None:
+        return self.change_ms / self.p95_before if self.p95_before else None
+
+
+def slower_nodes(window: Window, now: Sequence[NodeLatency] | None = None) -> list[NodeChange]:
+    """Each node that ran in both the window and the one before it, with its p95 in
+    each; the largest rise first (a node that got faster sorts last). ``now`` is the
+    window's ``node_latency`` when the caller has it already."""
+    current = node_latency(window) if now is None else now
+    before = {n.node: n for n in node_latency(window.previous())}
+    changes = [
+        NodeChange(n.node, n.p95, before[n.node].p95, n.steps, before[n.node].steps)
+        for n in current
+        if n.node in before
+    ]
+    return sorted(changes, key=lambda c: (-c.change_ms, c.node))
