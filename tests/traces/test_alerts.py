@@ -378,3 +378,47 @@ def test_retries_stop_at_the_limit(project: Project, api: APIClient, settings: A
     assert firing.webhook_status == DeliveryStatus.FAILED
     assert len(firing.webhook_attempts) == 3  # the first try and two retries
     assert all(a["error"] for a in firing.webhook_attempts)
+
+
+# --- the pages --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_settings_page_creates_a_rule_and_lists_firings_with_their_runs(
+    client: Any, project: Project, api: APIClient, admin: Any
+) -> None:
+    client.force_login(admin)
+    url = f"/projects/{project.slug}/settings/"
+    refused = client.post(url, {"action": "create_rule", "name": "x", "kind": "node_p95"})
+    assert refused.status_code == 302
+    assert not AlertRule.objects.exists()
+    client.post(
+        url,
+        {"action": "create_rule", "name": "failing", "kind": "failure_rate", "threshold": "0.1"},
+    )
+    r = AlertRule.objects.get()
+    assert r.threshold == pytest.approx(0.1)
+    send(api, trace("bad-run", timezone.now(), failed=True))
+    assert alerts.evaluate_rule(r.pk) is not None
+    page = client.get(url).content.decode()
+    assert f'href="/projects/{project.slug}/runs/bad-run/"' in page
+    assert r.secret in page
+    client.post(url, {"action": "disable_rule", "rule": r.pk})
+    r.refresh_from_db()
+    assert not r.enabled
+
+
+@pytest.mark.django_db
+def test_inbox_page_lists_items_and_marks_them_read(
+    client: Any, project: Project, api: APIClient, member: Any
+) -> None:
+    r = rule(project, AlertKind.FAILURE_RATE)
+    send(api, trace("bad-run", timezone.now(), failed=True))
+    alerts.evaluate_rule(r.pk)
+    client.force_login(member)
+    page = client.get(f"/projects/{project.slug}/inbox/").content.decode()
+    assert "Alert: failure_rate" in page
+    assert 'id="inbox-unread" class="badge unread">1<' in page
+    client.post(f"/projects/{project.slug}/inbox/", {"action": "read_all"})
+    page = client.get(f"/projects/{project.slug}/runs/").content.decode()
+    assert 'id="inbox-unread" class="badge unread" hidden>0<' in page
