@@ -13,23 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import alerts, inbox
-from ..errors import InputError
 from ..models import AlertRule, Project
 from ..permissions import MANAGE, READ, KeyPrincipal, user_can
-from .auth import request_project
-from .request import PROJECT_PARAM, one_or_404, require_role
-
-
-def _project(request: Request, needed: str) -> Project:
-    project = request_project(request)
-    require_role(request, project, needed)
-    return project
-
-
-def _body(request: Request) -> dict[str, Any]:
-    if not isinstance(request.data, dict):
-        raise InputError("$", "expected a JSON object")
-    return request.data
+from .request import PROJECT_PARAM, json_object, one_or_404, role_project
 
 
 def _rule(project: Project, rule_id: int) -> AlertRule:
@@ -44,7 +30,7 @@ class AlertRuleList(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
-        project = _project(request, READ)
+        project = role_project(request, READ)
         admin = user_can(project, request.user, MANAGE)
         rules = project.alert_rules.all()
         return Response({"results": [alerts.rule_summary(r, with_secret=admin) for r in rules]})
@@ -58,8 +44,8 @@ class AlertRuleList(APIView):
         responses={201: OpenApiTypes.OBJECT, 400: OpenApiResponse(description="`path`, `rule`")},
     )
     def post(self, request: Request) -> Response:
-        project = _project(request, MANAGE)
-        rule = alerts.create_rule(project, _body(request))
+        project = role_project(request, MANAGE)
+        rule = alerts.create_rule(project, json_object(request))
         return Response(alerts.rule_summary(rule, with_secret=True), status=status.HTTP_201_CREATED)
 
 
@@ -71,7 +57,7 @@ class AlertRuleDetail(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, rule_id: int) -> Response:
-        project = _project(request, READ)
+        project = role_project(request, READ)
         rule = _rule(project, rule_id)
         admin = user_can(project, request.user, MANAGE)
         firings = rule.firings.select_related("rule__project")[:50]
@@ -90,8 +76,8 @@ class AlertRuleDetail(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def patch(self, request: Request, rule_id: int) -> Response:
-        project = _project(request, MANAGE)
-        rule = alerts.update_rule(_rule(project, rule_id), _body(request))
+        project = role_project(request, MANAGE)
+        rule = alerts.update_rule(_rule(project, rule_id), json_object(request))
         return Response(alerts.rule_summary(rule, with_secret=True))
 
     @extend_schema(
@@ -101,7 +87,7 @@ class AlertRuleDetail(APIView):
         responses={204: None},
     )
     def delete(self, request: Request, rule_id: int) -> Response:
-        project = _project(request, MANAGE)
+        project = role_project(request, MANAGE)
         _rule(project, rule_id).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -120,7 +106,7 @@ class InboxList(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
-        project = _project(request, READ)
+        project = role_project(request, READ)
         user = _inbox_user(request)
         items = inbox.items_for(user, project)[:100]
         return Response(
@@ -140,9 +126,9 @@ class InboxRead(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request) -> Response:
-        project = _project(request, READ)
+        project = role_project(request, READ)
         user = _inbox_user(request)
-        body = _body(request)
+        body = json_object(request)
         ids = None if body.get("all") is True else body.get("ids")
         changed = inbox.mark_read(user, project, ids)
         return Response({"marked": changed, "unread": inbox.unread_count(user, project)})
