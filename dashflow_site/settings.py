@@ -295,11 +295,27 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
+# Alerts (traces/alerts.py, traces/webhooks.py): beat evaluates every rule this often
+# (seconds); a webhook that fails (no connection, timeout, 5xx) is retried after BACKOFF,
+# 2 x BACKOFF, 4 x ... seconds (at most BACKOFF_MAX apart), MAX_RETRIES times.
+ALERT_EVALUATE_EVERY = env_int("ALERT_EVALUATE_EVERY", 60, minimum=1)
+ALERT_WEBHOOK_MAX_RETRIES = env_int("ALERT_WEBHOOK_MAX_RETRIES", 6)
+ALERT_WEBHOOK_BACKOFF = env_int("ALERT_WEBHOOK_BACKOFF", 10, minimum=1)
+ALERT_WEBHOOK_BACKOFF_MAX = env_int("ALERT_WEBHOOK_BACKOFF_MAX", 3600, minimum=1)
+ALERT_WEBHOOK_TIMEOUT = env_int("ALERT_WEBHOOK_TIMEOUT", 10, minimum=1)
+# A firing keeps at most this many of the runs behind it.
+ALERT_MAX_RUNS = env_int("ALERT_MAX_RUNS", 20, minimum=1)
+# Where this site is reached: the run links in webhook bodies are absolute.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 # Beat (`celery -A dashflow_site beat`, or `worker -B`) runs the retention sweep hourly;
 # creating an export and opening the exports page also run it, so it holds without beat.
 CELERY_BEAT_SCHEDULE = {
     "delete-expired-exports": {
         "task": "traces.tasks.delete_expired_exports",
         "schedule": 3600.0,
-    }
+    },
+    "evaluate-alerts": {
+        "task": "traces.tasks.evaluate_alerts",
+        "schedule": float(ALERT_EVALUATE_EVERY),
+    },
 }

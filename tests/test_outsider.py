@@ -19,6 +19,8 @@ from rest_framework.test import APIClient
 
 from traces.ingest import ingest_trace
 from traces.models import (
+    AlertKind,
+    AlertRule,
     ApiKey,
     Comment,
     Export,
@@ -57,6 +59,7 @@ def acme(project: Project, fixtures_dir: Path) -> dict[str, str]:
     comment = Comment.objects.create(run=run, author=ada, body="mine")
     export = Export.objects.create(project=project, format=ExportFormat.CSV, created_by=ada)
     key = ApiKey.issue(project)[0]
+    rule = AlertRule.objects.create(project=project, name="mine", kind=AlertKind.REGRESSION)
     return {
         "slug": project.slug,
         "execution_id": run.execution_id,
@@ -65,6 +68,7 @@ def acme(project: Project, fixtures_dir: Path) -> dict[str, str]:
         "id": str(comment.pk),
         "export_id": str(export.pk),
         "key_id": str(key.pk),
+        "rule_id": str(rule.pk),
         "username": "ada",
     }
 
@@ -122,7 +126,9 @@ def test_every_url_with_an_id_answers_404_to_another_projects_api_key(
             response = getattr(client, method)(url, {}, format="json")
             assert response.status_code in (403, 404, 405), (method, url, response.status_code)
             if response.status_code == 403:  # admin-only, refused before any look-up
-                assert pattern.startswith(("api/v1/members", "api/v1/api-keys")), url
+                assert pattern.startswith(
+                    ("api/v1/members", "api/v1/api-keys", "api/v1/alert-rules")
+                ), url
     # ... and naming the project outright is refused the same way
     assert client.get("/api/v1/runs?project=acme").status_code == 404
 

@@ -135,3 +135,14 @@ def run_review(run: Run, message: dict[str, Any]) -> None:
         _send(*sends)
 
     transaction.on_commit(send)
+
+
+def inbox_items(project_pk: int, items: list[tuple[int, dict[str, Any], int]]) -> None:
+    """After commit: each new inbox item ``(user_id, item, unread)`` to the project's open
+    pages; the consumer relays an item only to its own user's sockets."""
+    messages = [
+        (project_group(project_pk), {"type": "inbox.item", "user_id": u, "item": i, "unread": n})
+        for u, i, n in items
+    ]
+    if messages:
+        transaction.on_commit(lambda: _send(*messages))

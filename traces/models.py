@@ -647,3 +647,120 @@ class Export(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["project", "-created_at"], name="export_recent")]
+
+
+# --- Alerts and the inbox (traces/alerts.py, traces/webhooks.py, traces/inbox.py) ---------
+
+
+class AlertKind(models.TextChoices):
+    FAILURE_RATE = "failure_rate"
+    NEW_FAILURE_GROUP = "new_failure_group"
+    REGRESSION = "regression"
+    NODE_P95 = "node_p95"
+
+
+def new_alert_secret() -> str:
+    return secrets.token_hex(32)
+
+
+class AlertRule(models.Model):
+    """A condition on a project's recent runs, checked every minute (traces/alerts.py).
+
+    ``threshold`` means what the kind says: a fraction of failed runs for ``failure_rate``,
+    a number of groups for ``new_failure_group`` and ``regression``, milliseconds for
+    ``node_p95``. ``breached`` is the de-duplication state of the threshold kinds: set when
+    the rule fires, cleared when an evaluation finds the condition false.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="alert_rules")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=AlertKind.choices)
+    threshold = models.FloatField(default=0)
+    window_minutes = models.PositiveIntegerField(default=60)
+    node = models.CharField(max_length=200, blank=True)
+    graph_name = models.CharField(max_length=200, blank=True)
+    webhook_url = models.URLField(max_length=2000, blank=True)
+    # Signs each webhook body (HMAC-SHA256); admins see it on the settings page.
+    secret = models.CharField(max_length=64, default=new_alert_secret)
+    enabled = models.BooleanField(default=True)
+    breached = models.BooleanField(default=False)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["enabled", "project"], name="alert_rule_enabled")]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug}: {self.name}"
+
+
+class DeliveryStatus(models.TextChoices):
+    NONE = "none"  # no webhook URL
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class AlertFiring(models.Model):
+    """One time a rule fired: what it measured, the runs behind it (at most
+    ``ALERT_MAX_RUNS``), and how each channel delivered it (every webhook attempt)."""
+
+    rule = models.ForeignKey(
+        AlertRule, on_delete=models.CASCADE, related_name="firings", db_index=False
+    )  # firing_recent (rule, -fired_at) leads with it
+    fired_at = models.DateTimeField(default=timezone.now)
+    value = models.FloatField()
+    threshold = models.FloatField()
+    window_minutes = models.PositiveIntegerField()
+    window_start = models.DateTimeField()
+    execution_ids = models.JSONField(default=list, blank=True)
+    # What the group kinds fired for ("group:<id>", "group:<id>@<regressed_at>"): never twice.
+    subjects = models.JSONField(default=list, blank=True)
+    inbox_items = models.PositiveIntegerField(default=0)
+    webhook_status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.NONE
+    )
+    webhook_attempts = models.JSONField(default=list, blank=True)
+    webhook_delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-fired_at", "-id"]
+        indexes = [models.Index(fields=["rule", "-fired_at"], name="firing_recent")]
+
+
+class InboxKind(models.TextChoices):
+    ALERT = "alert"
+
+
+class InboxItem(models.Model):
+    """One notice for one user in one project (alerts now; mentions and assignments are
+    other kinds of the same row)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="inbox_items",
+        db_index=False,
+    )  # inbox_recent (user, project, -created_at) leads with it
+    kind = models.CharField(max_length=20, choices=InboxKind.choices)
+    title = models.CharField(max_length=300)
+    body = models.TextField(blank=True)
+    link = models.CharField(max_length=2000, blank=True)
+    firing = models.ForeignKey(
+        AlertFiring, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["user", "project", "-created_at"], name="inbox_recent"),
+            models.Index(
+                fields=["user", "project"],
+                name="inbox_unread",
+                condition=models.Q(read_at__isnull=True),
+            ),
+        ]

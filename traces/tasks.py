@@ -1,5 +1,6 @@
 """Celery tasks: thin wrappers around ``traces.exports``, and ``queue_export``, the one
-place that sends ``export_runs`` (``exports`` does not import this module).
+place that sends ``export_runs`` (``exports`` does not import this module); the alerts'
+evaluation (Celery beat, every ``ALERT_EVALUATE_EVERY`` seconds) and webhook delivery.
 
 ``export_runs`` is safe to run twice: it claims the export row, writes to a partial file
 and renames it only when complete, and a second delivery of a finished export does
@@ -17,7 +18,8 @@ from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
-from . import exports
+from . import alerts, exports, webhooks
+from .models import DeliveryStatus
 
 log = logging.getLogger(__name__)
 
@@ -61,5 +63,56 @@ def queue_export(export_id: str) -> None:
         except OperationalError as exc:
             log.exception("export %s: could not queue its task", export_id)
             exports.not_queued(export_id, str(exc))
+
+    transaction.on_commit(send)
+
+
+@shared_task(acks_late=True)  # type: ignore[untyped-decorator]
+def evaluate_alerts() -> int:
+    """Evaluate every enabled rule (Celery beat); returns how many fired. Each rule is
+    evaluated in its own transaction, so a rule that fails is logged and the others
+    still run; a firing with a webhook queues its delivery."""
+    fired = 0
+    for rule_id in alerts.enabled_rule_ids():
+        try:
+            firing = alerts.evaluate_rule(rule_id)
+        except Exception:  # one broken rule must not silence the others; logged
+            log.exception("alert rule %s: evaluation failed", rule_id)
+            continue
+        if firing is not None:
+            fired += 1
+            if firing.webhook_status == DeliveryStatus.PENDING:
+                queue_webhook(firing.pk)
+    return fired
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)  # type: ignore[untyped-decorator]
+def deliver_alert_webhook(self: Any, firing_id: int) -> Any:
+    """POST a firing to its webhook; on a connection error, a timeout or a 5xx, again after
+    ``ALERT_WEBHOOK_BACKOFF`` * 2^n seconds (capped at ``ALERT_WEBHOOK_BACKOFF_MAX``), at
+    most ``ALERT_WEBHOOK_MAX_RETRIES`` times. A delivered firing is not sent twice."""
+    retries: int = self.request.retries
+    try:
+        return webhooks.deliver(firing_id, last_try=retries >= settings.ALERT_WEBHOOK_MAX_RETRIES)
+    except webhooks.Retryable:
+        countdown = min(
+            settings.ALERT_WEBHOOK_BACKOFF * 2**retries, settings.ALERT_WEBHOOK_BACKOFF_MAX
+        )
+        if self.request.is_eager:
+            # In-process Celery (no REDIS_URL) would raise Retry to whoever queued the
+            # task; returned, Celery's apply() runs the retry at once (no countdown).
+            return self.retry(countdown=countdown, throw=False)
+        raise self.retry(countdown=countdown) from None
+
+
+def queue_webhook(firing_id: int) -> None:
+    """Send ``deliver_alert_webhook`` once the current transaction commits. An unreachable
+    broker is logged: the firing stays ``pending`` and shows so on the settings page."""
+
+    def send() -> None:
+        try:
+            deliver_alert_webhook.delay(firing_id)
+        except OperationalError:
+            log.exception("alert firing %s: could not queue its webhook", firing_id)
 
     transaction.on_commit(send)

@@ -248,6 +248,14 @@ class ProjectRunsConsumer(GroupConsumer):
         # A run's review status or assignee changed: the review queue updates its row.
         await self.send_json({**message["review"], "type": "review"})
 
+    async def inbox_item(self, message: dict[str, Any]) -> None:
+        """A new inbox item (traces/inbox.py): relayed only to its own user, with their
+        unread count, which the navigation's badge shows."""
+        if message["user_id"] == self.scope["user"].pk:
+            await self.send_json(
+                {"type": "inbox", "item": message["item"], "unread": message["unread"]}
+            )
+
     async def failure_group(self, message: dict[str, Any]) -> None:
         # A failure group changed (traces/failures.py): the failure pages update in place.
         await self.send_json(

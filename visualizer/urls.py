@@ -6,7 +6,7 @@ The websocket routes are in ``routing.py``; the API's are in ``traces``.
 
 from django.urls import URLPattern, URLResolver, include, path
 
-from .pages import dashboard, exports, failures, home, review, run, runs, settings
+from .pages import dashboard, exports, failures, home, inbox, review, run, runs, settings
 
 app_name = "visualizer"
 
@@ -39,6 +39,7 @@ project_routes: list[URLPattern | URLResolver] = [
     path("review/", review.review_page, name="review"),
     path("exports/", exports.exports_page, name="exports"),
     path("settings/", settings.settings_page, name="settings"),
+    path("inbox/", inbox.inbox_page, name="inbox"),
 ]
 
 urlpatterns = [

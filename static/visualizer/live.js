@@ -3,19 +3,20 @@
 // already delivered, acknowledges what it delivered, and stops on the close codes that
 // say "not allowed" or "too far behind" (the page reloads instead).
 //
-// One socket per page: a second liveSocket() call for the same path (the run page's
-// review panel) gets the same socket and adds its callbacks to it; another path throws.
+// One socket per path: a second liveSocket() call for the same path (the run page's
+// review panel, the navigation's inbox badge) gets the same socket and adds its callbacks
+// to it; a page may also open another path (the badge's project socket on the run page).
 // onEvent(event) gets each live event ({seq, type, data}) once, in order received;
 // onMessage(message) each message without a seq; onState("open" | "closed", code) the
 // connection's state, "open" at once when it is open already.
 
-let pageSocket = null;
+const sockets = new Map();
 
 export function liveSocket(path, { after = 0, onEvent, onMessage, onState } = {}) {
-  if (!pageSocket) pageSocket = open(path, after);
-  else if (pageSocket.path !== path) throw new Error(`one socket per page: ${pageSocket.path} is open, not ${path}`);
-  pageSocket.listen({ onEvent, onMessage, onState });
-  return pageSocket;
+  if (!sockets.has(path)) sockets.set(path, open(path, after));
+  const socket = sockets.get(path);
+  socket.listen({ onEvent, onMessage, onState });
+  return socket;
 }
 
 function open(path, after) {

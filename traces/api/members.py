@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -12,25 +10,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import members
-from ..errors import InputError
 from ..models import ApiKey, KeyScope, Membership, Project
 from ..permissions import MANAGE, READ
-from .auth import request_project
-from .request import PROJECT_PARAM, one_or_404, require_role
-
-
-def _project(request: Request, needed: str) -> Project:
-    """The request's project, if its user has ``needed``. An API key is a member: it
-    reads members but never manages the project."""
-    project = request_project(request)
-    require_role(request, project, needed)
-    return project
-
-
-def _body(request: Request) -> dict[str, Any]:
-    if not isinstance(request.data, dict):
-        raise InputError("$", "expected a JSON object")
-    return request.data
+from .request import PROJECT_PARAM, json_object, one_or_404, role_project
 
 
 def _membership(project: Project, username: str) -> Membership:
@@ -46,7 +28,7 @@ class MemberList(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
-        project = _project(request, READ)
+        project = role_project(request, READ)
         rows = project.memberships.select_related("user").order_by("user__username")
         return Response({"results": [members.member_summary(m) for m in rows]})
 
@@ -58,8 +40,8 @@ class MemberList(APIView):
         responses={201: OpenApiTypes.OBJECT, 400: OpenApiResponse(description="`path`, `rule`")},
     )
     def post(self, request: Request) -> Response:
-        project = _project(request, MANAGE)
-        body = _body(request)
+        project = role_project(request, MANAGE)
+        body = json_object(request)
         membership = members.add_member(
             project, request.user, body.get("username"), body.get("role", "member")
         )
@@ -75,9 +57,9 @@ class MemberDetail(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def patch(self, request: Request, username: str) -> Response:
-        project = _project(request, MANAGE)
+        project = role_project(request, MANAGE)
         membership = _membership(project, username)
-        members.set_role(project, request.user, membership, _body(request).get("role"))
+        members.set_role(project, request.user, membership, json_object(request).get("role"))
         return Response(members.member_summary(membership))
 
     @extend_schema(
@@ -87,7 +69,7 @@ class MemberDetail(APIView):
         responses={204: None},
     )
     def delete(self, request: Request, username: str) -> Response:
-        project = _project(request, MANAGE)
+        project = role_project(request, MANAGE)
         members.remove_member(project, request.user, _membership(project, username))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -100,7 +82,7 @@ class KeyList(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
-        project = _project(request, MANAGE)
+        project = role_project(request, MANAGE)
         keys = project.api_keys.order_by("-created_at")
         return Response({"results": [members.key_summary(k) for k in keys]})
 
@@ -112,8 +94,8 @@ class KeyList(APIView):
         responses={201: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request) -> Response:
-        project = _project(request, MANAGE)
-        body = _body(request)
+        project = role_project(request, MANAGE)
+        body = json_object(request)
         key, raw = members.issue_key(
             project, request.user, body.get("name", ""), body.get("scope", KeyScope.WRITE)
         )
@@ -128,7 +110,7 @@ class KeyDetail(APIView):
         responses={204: None},
     )
     def delete(self, request: Request, key_id: int) -> Response:
-        project = _project(request, MANAGE)
+        project = role_project(request, MANAGE)
         key = one_or_404(ApiKey.objects.filter(project=project, pk=key_id), f"API key {key_id}")
         members.revoke_key(project, request.user, key)
         return Response(status=status.HTTP_204_NO_CONTENT)

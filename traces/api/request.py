@@ -3,7 +3,7 @@ the requester's role in it, a run of the project, and the parameters the schema 
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db.models import Model, QuerySet
@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions
 from rest_framework.request import Request
 
+from ..errors import InputError
 from ..models import Project, Run
 from ..parsing import decode_body, too_large
 from ..permissions import REVIEW, KeyPrincipal, user_can
@@ -58,6 +59,20 @@ def require_role(request: Request, project: Project, needed: str) -> None:
     ``project`` (traces/permissions.py)."""
     if not user_can(project, request.user, needed):
         raise exceptions.PermissionDenied(f"this needs the {needed} role in {project.slug!r}")
+
+
+def role_project(request: Request, needed: str) -> Project:
+    """The request's project, if the requester has ``needed`` in it (403 otherwise)."""
+    project = request_project(request)
+    require_role(request, project, needed)
+    return project
+
+
+def json_object(request: Request) -> dict[str, Any]:
+    """The parsed body, which must be a JSON object."""
+    if not isinstance(request.data, dict):
+        raise InputError("$", "expected a JSON object")
+    return request.data
 
 
 def request_json(request: Request) -> bytes:

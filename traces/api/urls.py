@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import exports, failures, members, review, runs
+from . import alerts, exports, failures, members, review, runs
 
 app_name = "api"
 
@@ -40,4 +40,8 @@ urlpatterns = [
     path("members/<str:username>", members.MemberDetail.as_view(), name="member"),
     path("api-keys", members.KeyList.as_view(), name="keys"),
     path("api-keys/<int:key_id>", members.KeyDetail.as_view(), name="key"),
+    path("alert-rules", alerts.AlertRuleList.as_view(), name="alert-rules"),
+    path("alert-rules/<int:rule_id>", alerts.AlertRuleDetail.as_view(), name="alert-rule"),
+    path("inbox", alerts.InboxList.as_view(), name="inbox"),
+    path("inbox/read", alerts.InboxRead.as_view(), name="inbox-read"),
 ]

@@ -1,4 +1,5 @@
-"""The project's settings page: members and roles, API keys (admins change them)."""
+"""The project's settings page: members and roles, API keys, alert rules and their recent
+firings (admins change them)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from traces import members
+from traces import alerts, members
 from traces.errors import InputError
-from traces.models import Activity, KeyScope, Membership, Project, Role
+from traces.models import Activity, AlertKind, KeyScope, Membership, Project, Role
 from traces.permissions import MANAGE, has_role
 
 from .access import member_project
@@ -21,6 +22,14 @@ KEY_SCOPES = (
     (KeyScope.READ, "read: reads runs, failures, reviews and exports (a viewer's rights)"),
     (KeyScope.WRITE, "write: also ingests traces and events, reviews, exports (a member's)"),
     (KeyScope.ADMIN, "admin: also manages members and API keys (an admin's)"),
+)
+
+# The rule kinds and what their threshold means (traces/alert_measures.py).
+ALERT_KINDS = (
+    (AlertKind.FAILURE_RATE, "failure rate above a fraction (0.2 = 20 %) of finished runs"),
+    (AlertKind.NODE_P95, "p95 duration of a node above a threshold in ms"),
+    (AlertKind.NEW_FAILURE_GROUP, "more than threshold new failure groups (0: any)"),
+    (AlertKind.REGRESSION, "more than threshold regressed failure groups (0: any)"),
 )
 
 ADMIN_VERBS = (
@@ -62,6 +71,9 @@ def settings_page(request: HttpRequest, slug: str) -> HttpResponse:
         .order_by("-created_at", "-id")[:20]
         if is_admin
         else [],
+        "alert_kinds": ALERT_KINDS,
+        "alert_rules": project.alert_rules.all(),
+        "firings": alerts.recent_firings(project),
     }
     return render(request, "visualizer/settings.html", context)
 
@@ -102,6 +114,22 @@ def _apply(request: HttpRequest, project: Project) -> str | None:
             raise InputError("key", "no such API key")
         members.revoke_key(project, actor, key_row)
         messages.success(request, f"Key {key_row.prefix}… was revoked.")
+    elif action == "create_rule":
+        fields = ("name", "kind", "threshold", "window_minutes", "node", "graph_name")
+        body = {f: request.POST.get(f, "") for f in fields}
+        body["webhook_url"] = request.POST.get("webhook_url", "")
+        created = alerts.create_rule(project, {k: v for k, v in body.items() if v != ""})
+        messages.success(request, f"Alert rule {created.name!r} was created.")
+    elif action in ("enable_rule", "disable_rule", "delete_rule"):
+        rule = project.alert_rules.filter(pk=request.POST.get("rule") or 0).first()
+        if rule is None:
+            raise InputError("rule", "no such alert rule")
+        if action == "delete_rule":
+            rule.delete()
+            messages.success(request, f"Alert rule {rule.name!r} was deleted.")
+        else:
+            alerts.update_rule(rule, {"enabled": action == "enable_rule"})
+            messages.success(request, f"Alert rule {rule.name!r} is {action[:-5]}d.")
     else:
         raise InputError("action", f"unknown action {action!r}")
     return None
