@@ -11,7 +11,7 @@ const data = JSON.parse($("compare-data").textContent);
 const rows = data.rows;
 const divergence = data.divergence;
 const body = $("pairs");
-const KIND_LABEL = { paired: "aligned", missing: "missing from b", inserted: "inserted in b" };
+const KIND_LABEL = { paired: "aligned", missing: "missing in b", inserted: "inserted" };
 let selected = null;
 let asked = 0; // the latest pair request: an older answer arriving late is dropped
 
