@@ -5,8 +5,8 @@ runs' states first differ, and ``d`` brings it back into view."""
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
