@@ -76,6 +76,7 @@ bench: setup-dev
 	$(PY) benchmarks/exports.py
 	$(PY) benchmarks/runlist.py
 	$(PY) benchmarks/ui.py
+	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/request_cpu.py
 
 clean:
