@@ -35,14 +35,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.ui import (  # noqa: E402
     PASSWORD,
+    bench_database,
     browser,
     chromium_version,
     generated_trace,
     log,
-    manage,
-    recreate_database,
 )
-from tests.servers import daphne, server_env  # noqa: E402
+from tests.servers import daphne  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "compare.md"
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/dashflow_comparebench"
@@ -118,12 +117,7 @@ def main() -> None:
     load = os.getloadavg()
     db_url = os.environ.get("COMPAREBENCH_DATABASE_URL", DEFAULT_DB)
     log(f"database {db_url} (dropped and recreated)")
-    recreate_database(db_url)
-    env = server_env(db_url, DEBUG="false", SECRET_KEY="compare-benchmark", LOG_LEVEL="WARNING")
-    manage(env, "migrate", "--noinput")
-    key = manage(env, "create_api_key", "--project", "bench")
-    manage(env, "create_user", "bench", "--project", "bench", "--role", "viewer",
-           "--password", PASSWORD)  # fmt: skip
+    env, key = bench_database(db_url, "compare-benchmark")
     a = generated_trace(args.nodes, "compare-a")
     b = variant(a, "compare-b")
     with daphne(env) as server, browser() as chromium:

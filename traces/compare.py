@@ -155,20 +155,6 @@ def _side(step: StepRow | None) -> dict[str, Any] | None:
     }
 
 
-def _run(run: Run) -> dict[str, Any]:
-    return {
-        "execution_id": run.execution_id,
-        "graph_name": run.graph_name,
-        "status": run.status,
-        "thread_id": run.thread_id,
-        "started_at": run.started_at_text,
-        "duration_ms": run.duration_ms,
-        "total_tokens": run.total_tokens,
-        "node_count": run.node_count,
-        "error_count": run.error_count,
-    }
-
-
 class Comparison(NamedTuple):
     rows: list[Pair]
     a: list[StepRow]
@@ -230,8 +216,8 @@ def comparison_json(
             "b_index": found.b[pair.b].step_index,
         }
     return {
-        "a": _run(run_a),
-        "b": _run(run_b),
+        "a": run_a.summary(),
+        "b": run_b.summary(),
         "counts": counts(found.rows),
         "divergence": divergence,
         "row_count": len(found.rows),
