@@ -80,12 +80,18 @@ def test_alignment_of_ten_thousand_steps_is_linear() -> None:
     loop = ["retrieve", "read", "critic"]
     a = [loop[i % 3] for i in range(10_000)]
     b = [loop[i % 3] for i in range(100_000)]
-    started = time.perf_counter()
-    small = align(a, a)
-    small_time = time.perf_counter() - started
-    started = time.perf_counter()
-    big = align(b, b)
-    big_time = time.perf_counter() - started
+
+    def fastest(steps: list[str]) -> tuple[float, list[Pair]]:
+        # The fastest of three: a busy machine slows some runs, never speeds one up.
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            rows = align(steps, steps)
+            times.append(time.perf_counter() - started)
+        return min(times), rows
+
+    small_time, small = fastest(a)
+    big_time, big = fastest(b)
     assert len(small) == 10_000
     assert len(big) == 100_000
     assert all(p.kind == "paired" for p in big)

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import compare
+from .auth import request_project
 from .request import PROJECT_PARAM, get_run
 
 
@@ -37,6 +38,7 @@ class Compare(APIView):
         },
     )
     def get(self, request: Request) -> Response:
+        request_project(request)  # an outsider's 404 comes before any 400
         a_id, b_id, window = compare.parse_request(request.query_params)
         run_a, run_b = get_run(request, a_id), get_run(request, b_id)
         found = compare.compare(run_a, run_b)
