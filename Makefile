@@ -77,6 +77,7 @@ bench: setup-dev
 	$(PY) benchmarks/runlist.py
 	$(PY) benchmarks/ui.py
 	$(PY) benchmarks/dashboard.py
+	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/request_cpu.py
 
 clean:

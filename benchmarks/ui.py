@@ -125,6 +125,18 @@ def generated_trace(nodes: int, execution_id: str) -> dict[str, Any]:
     }
 
 
+def bench_database(db_url: str, secret: str) -> tuple[dict[str, str], str]:
+    """A fresh, migrated database with project ``bench``: the server's environment, and
+    an API key of the project (a viewer ``bench`` signs in with ``PASSWORD``)."""
+    recreate_database(db_url)
+    env = server_env(db_url, DEBUG="false", SECRET_KEY=secret, LOG_LEVEL="WARNING")
+    manage(env, "migrate", "--noinput")
+    key = manage(env, "create_api_key", "--project", "bench")
+    manage(env, "create_user", "bench", "--project", "bench", "--role", "viewer",
+           "--password", PASSWORD)  # fmt: skip
+    return env, key
+
+
 def manage(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -204,12 +216,7 @@ def main() -> None:
     load = os.getloadavg()
     db_url = os.environ.get("UIBENCH_DATABASE_URL", DEFAULT_DB)
     log(f"database {db_url} (dropped and recreated)")
-    recreate_database(db_url)
-    env = server_env(db_url, DEBUG="false", SECRET_KEY="ui-benchmark-only", LOG_LEVEL="WARNING")
-    manage(env, "migrate", "--noinput")
-    key = manage(env, "create_api_key", "--project", "bench")
-    manage(env, "create_user", "bench", "--project", "bench", "--role", "viewer",
-           "--password", PASSWORD)  # fmt: skip
+    env, key = bench_database(db_url, "ui-benchmark-only")
 
     generated_id = f"generated-{args.nodes}"
     runs = {

@@ -54,10 +54,21 @@ def step_view(run: Run, step: Step) -> dict[str, Any]:
     before = states.get(step.state_before_id) if step.state_before_id else None
     after = states.get(step.state_after_id) if step.state_after_id else None
     both = step.state_before_id is not None and step.state_after_id is not None
+    return {
+        "step": step.summary(),
+        **diff_view(before, after, both),
+        "download_url": links.api(
+            "api:step", run.execution_id, step.index, project=run.project.slug
+        ),
+    }
+
+
+def diff_view(before: Any, after: Any, both: bool) -> dict[str, Any]:
+    """Two states and the changes from one to the other as the step panel
+    (``static/visualizer/steppanel.js``) shows them; no changes unless ``both`` exist."""
     changes = diff(before, after) if both else []
     budget = [VALUE_FULL_BUDGET]
     return {
-        "step": step.summary(),
         "state_before": state_view(before),
         "state_after": state_view(after),
         "has_both_states": both,
@@ -71,8 +82,27 @@ def step_view(run: Run, step: Step) -> dict[str, Any]:
             }
             for c in changes
         ],
+    }
+
+
+def pair_view(run_a: Run, step_a: Step, run_b: Run, step_b: Step, at: str) -> dict[str, Any]:
+    """Two aligned steps of two runs for the compare page's panel: run a's state ``at``
+    (``"before"`` or ``"after"`` the step) against run b's, as the step panel shows one
+    step's before and after. Two states are read, whatever the runs' length."""
+    field = "state_before_id" if at == "before" else "state_after_id"
+    id_a, id_b = getattr(step_a, field), getattr(step_b, field)
+    state_a = load_states(run_a.project_id, [id_a]).get(id_a) if id_a else None
+    state_b = load_states(run_b.project_id, [id_b]).get(id_b) if id_b else None
+    return {
+        "step": step_a.summary(),
+        "step_b": step_b.summary(),
+        "at": at,
+        **diff_view(state_a, state_b, id_a is not None and id_b is not None),
         "download_url": links.api(
-            "api:step", run.execution_id, step.index, project=run.project.slug
+            "api:step", run_a.execution_id, step_a.index, project=run_a.project.slug
+        ),
+        "download_url_b": links.api(
+            "api:step", run_b.execution_id, step_b.index, project=run_b.project.slug
         ),
     }
 

@@ -6,7 +6,7 @@ The websocket routes are in ``routing.py``; the API's are in ``traces``.
 
 from django.urls import URLPattern, URLResolver, include, path
 
-from .pages import dashboard, exports, failures, home, inbox, review, run, runs, settings
+from .pages import compare, dashboard, exports, failures, home, inbox, review, run, runs, settings
 
 app_name = "visualizer"
 
@@ -31,6 +31,8 @@ project_routes: list[URLPattern | URLResolver] = [
     path("runs/", runs.runs_page, name="runs"),
     path("runs/rows.html", runs.run_rows, name="run-rows"),
     path("runs/<str:execution_id>/", include(run_routes)),
+    path("compare/", compare.compare_page, name="compare"),
+    path("compare/pair.json", compare.compare_pair, name="compare-pair"),
     path("failures/", failures.failures_page, name="failures"),
     path("failures/rows.html", failures.failure_rows, name="failure-rows"),
     path("failures/<int:group_id>/", include(group_routes)),

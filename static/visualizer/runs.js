@@ -46,6 +46,7 @@ const refreshRows = coalesce(250, async () => {
     const old = rowOf(tr.dataset.executionId);
     if (!old) continue;
     if (old.classList.contains("fresh")) tr.classList.add("fresh");
+    if (old.querySelector("input.compare-pick")?.checked) tr.querySelector("input.compare-pick").checked = true;
     old.replaceWith(tr);
   }
 });
@@ -131,4 +132,21 @@ liveSocket(data.ws_path, {
     else pending.push(message.run);
   },
   onState(state) { indicator.hidden = state !== "open"; },
+});
+
+// "Compare selected": two runs ticked in the list open the compare page, the older as a.
+const compareButton = document.getElementById("compare-selected");
+function picked() {
+  return [...rows.querySelectorAll("input.compare-pick:checked")];
+}
+rows.addEventListener("change", (event) => {
+  if (!event.target.classList?.contains("compare-pick")) return;
+  compareButton.disabled = picked().length !== 2;
+});
+compareButton.addEventListener("click", () => {
+  const [newer, older] = picked().map((box) => box.value);
+  const url = new URL(data.compare_url, location.href);
+  url.searchParams.set("a", older);
+  url.searchParams.set("b", newer);
+  location.assign(url);
 });

@@ -57,7 +57,8 @@ function showState(box, view, download) {
   }
 }
 
-export function renderPanel(view, { onWatch }) {
+// `onWatch` (optional): a "watch" button on each change calls it with the change's path.
+export function renderPanel(view, { onWatch } = {}) {
   const step = view.step;
   $("step-hint").hidden = true;
   $("step-body").hidden = false;
@@ -81,11 +82,14 @@ export function renderPanel(view, { onWatch }) {
     tr.dataset.path = change.path;
     const op = el("td", null, null, el("span", `op ${change.op}`, change.op));
     const path = el("td", null, null, el("code", null, change.path || "(whole state)"));
-    const button = el("button", "nav pin", "watch");
-    button.type = "button";
-    button.title = "Watch this path through the run";
-    button.addEventListener("click", () => onWatch(change.path));
-    tr.append(op, path, valueCell(change.before, "old"), valueCell(change.after, "new"), el("td", null, null, button));
+    tr.append(op, path, valueCell(change.before, "old"), valueCell(change.after, "new"));
+    if (onWatch) {
+      const button = el("button", "nav pin", "watch");
+      button.type = "button";
+      button.title = "Watch this path through the run";
+      button.addEventListener("click", () => onWatch(change.path));
+      tr.append(el("td", null, null, button));
+    }
     return tr;
   });
   $("step-diff").replaceChildren(...rows);

@@ -44,6 +44,7 @@ TOOLS = {
     "get_failure_group",
     "update_failure_group",
     "add_comment",
+    "compare_runs",
 }
 FAILED = "0b1c6f0e-4e1a-4c59-9d36-6f1f3c1e2a02"  # tool_timeout_failure.json
 
@@ -186,6 +187,19 @@ def test_http_answers_every_tool_on_the_fixtures(
         assert [(m["index"], m["node"]) for m in found["matches"]] == [(4, "retriever")]
         by_node = await tools.ok("search_steps", execution_id=FAILED, node="retriever")
         assert [m["index"] for m in by_node["matches"]] == [1, 4]
+
+        compared = await tools.ok("compare_runs", a=FAILED, b=success)
+        assert compared["divergence"]["node"] == "planner"
+        assert compared["divergence"]["at"] == "before"
+        assert "/question" in [c["path"] for c in compared["divergence"]["changes"]]
+        assert compared["counts"]["inserted"] == 6
+        assert compared["rows"][4] == ["retriever", 2, "paired", 4, 4, False]
+        # A 2,000-step run's rows come a page at a time.
+        paged = await tools.ok("compare_runs", a=runs["long"].execution_id, b=success)
+        assert paged["row_count"] > len(paged["rows"])
+        assert paged["next_offset"] == len(paged["rows"])
+        refused = await tools.error("compare_runs", a=FAILED, b="nope")
+        assert refused.startswith("b: run 'nope': not found")
 
         groups = await tools.ok("list_failure_groups")
         group = next(g for g in groups["groups"] if g["node"] == "retriever")

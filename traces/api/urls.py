@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import alerts, exports, failures, members, review, runs
+from . import alerts, compare, exports, failures, members, review, runs
 
 app_name = "api"
 
@@ -29,6 +29,7 @@ urlpatterns = [
         failures.FailureGroupDetail.as_view(),
         name="failure-group",
     ),
+    path("compare", compare.Compare.as_view(), name="compare"),
     path("exports", exports.ExportList.as_view(), name="exports"),
     path("exports/<uuid:export_id>", exports.ExportDetail.as_view(), name="export"),
     path(

@@ -180,6 +180,18 @@ def search_steps(
     return tools.search_steps(key(), execution_id, node, error, path, value, offset)
 
 
+@tool
+def compare_runs(
+    a: Annotated[str, Field(description="Execution id of run a (say, the failed run)")],
+    b: Annotated[str, Field(description="Execution id of run b (say, the last success)")],
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Two runs aligned step by step (the k-th execution of a node against the k-th),
+    with inserted / missing steps counted, and the first aligned step where their states
+    differ: run a's state against run b's there, as changes."""
+    return tools.compare_runs(key(), a, b, offset)
+
+
 GroupId = Annotated[int, Field(description="The failure group's id (from list_failure_groups)")]
 
 

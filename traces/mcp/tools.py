@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 from django.db.models import OuterRef, Q, Subquery
 
-from .. import failure_json, failures, review, runlist, store
+from .. import compare, failure_json, failures, review, runlist, store
 from ..diffview import path_history, state_summary, summarize, value_at
 from ..errors import InputError
 from ..fields import from_db_u64
@@ -238,6 +238,60 @@ def get_step(
         "next_offset": offset + len(page) if more else None,
         "note": "Values marked elided are cut: call get_step with path set to the change's "
         "path (and offset to page) to read one whole.",
+    }
+
+
+def compare_runs(key: KeyPrincipal, a: str, b: str, offset: int) -> dict[str, Any]:
+    """Two runs aligned by (node, occurrence) (``traces/compare.py``): counts, the first
+    divergence with run a's state against run b's there (changes cut as in get_step), and
+    the aligned rows from ``offset`` as ``[node, occurrence, kind, a_index, b_index,
+    same_state]`` within a budget."""
+    check_offset(offset)
+    runs = {}
+    for name, execution_id in (("a", a), ("b", b)):
+        try:
+            runs[name] = project_run(key, execution_id)
+        except InputError as exc:
+            raise InputError(name, exc.rule, exc.status) from None
+    found = compare.compare(runs["a"], runs["b"])
+    body = compare.comparison_json(runs["a"], runs["b"], found, (offset, compare.ROWS_MAX))
+    div = body["divergence"]
+    if div is not None:
+        field = "state_before" if div["at"] == "before" else "state_after"
+        state_a = getattr(_load_step(runs["a"], div["a_index"]), field)
+        state_b = getattr(_load_step(runs["b"], div["b_index"]), field)
+        changes = diff(state_a, state_b) if state_a is not None and state_b is not None else []
+        entries = [
+            {
+                "op": c.op,
+                "path": c.path,
+                **({"a": _change_value(c.before)} if c.has_before else {}),
+                **({"b": _change_value(c.after)} if c.has_after else {}),
+            }
+            for c in changes
+        ]
+        div["changes"], div["changes_cut"] = fill(entries, SEQUENCE_BUDGET // 3)
+        div["states_present"] = {"a": state_a is not None, "b": state_b is not None}
+    rows = (
+        [
+            r["node"],
+            r["occurrence"],
+            r["kind"],
+            r["a"] and r["a"]["index"],
+            r["b"] and r["b"]["index"],
+            r["same_state"],
+        ]
+        for r in body["rows"]
+    )
+    page, more = fill(rows, SEQUENCE_BUDGET // 3)
+    return {
+        "a": run_row(runs["a"]),
+        "b": run_row(runs["b"]),
+        "counts": body["counts"],
+        "divergence": div,
+        "row_count": body["row_count"],
+        "rows": page,
+        "next_offset": offset + len(page) if more else None,
     }
 
 

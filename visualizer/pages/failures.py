@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from traces import failure_json
+from traces.compare import last_success
 from traces.jsondiff import Collapsed, collapse, diff
 from traces.models import Activity, Failure, FailureGroup, GroupStatus, Project, RunError, Step
 from traces.permissions import REVIEW, user_can
@@ -233,6 +234,11 @@ def failing_step(group: FailureGroup) -> dict[str, Any] | None:
     link = reverse("visualizer:run", args=[group.project.slug, failure.run.execution_id])
     view["url"] = f"{link}#step={step.index}"
     view["compared_with"] = "state after"
+    good = last_success(failure.run)
+    if good is not None:
+        # The failing run against the last good one of its graph (the compare page).
+        query = urlencode({"a": failure.run.execution_id, "b": good.execution_id})
+        view["compare_url"] = f"{reverse('visualizer:compare', args=[group.project.slug])}?{query}"
     if not view["has_both_states"] and failure.key.startswith("error:"):
         error = RunError.objects.filter(
             run=failure.run, position=int(failure.key.split(":", 1)[1])

@@ -10,8 +10,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from traces.compare import last_success, previous_in_thread
 from traces.errors import InputError
-from traces.models import Run
+from traces.models import Run, RunStatus
 
 from .. import links
 from ..run_data import (
@@ -38,6 +39,17 @@ def review_urls(run: Run) -> dict[str, str]:
     }
 
 
+def compare_choices(run: Run) -> list[tuple[str, Run]]:
+    """The "Compare with…" menu: for a failed run the nearest successful run of its
+    graph first, then the previous run of its thread."""
+    choices = []
+    if run.status == RunStatus.FAILED and (good := last_success(run)) is not None:
+        choices.append(("last success", good))
+    if (previous := previous_in_thread(run)) is not None:
+        choices.append(("previous run in this thread", previous))
+    return choices
+
+
 @login_required
 def run_page(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse:
     run = member_run(request, slug, execution_id)
@@ -62,6 +74,7 @@ def run_page(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse
         ),
         "project": run.project,
         "run": run,
+        "compare_with": compare_choices(run),
         "nav": "runs",
         # The review panel shares the page's one socket (static/visualizer/live.js).
         "ws_path": data["ws_path"],

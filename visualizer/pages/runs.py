@@ -133,6 +133,7 @@ def live_data(project: Project, listing: RunListing) -> dict[str, Any]:
         "ws_path": project_socket_path(project),
         "head_url": f"{reverse('api:runs')}{query(head)}",
         "rows_url": reverse("visualizer:run-rows", args=[project.slug]),
+        "compare_url": reverse("visualizer:compare", args=[project.slug]),
         "filtered": filters.active,
         "is_head": listing.is_head,
         "first_page_url": query(first_page),
