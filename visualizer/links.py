@@ -38,3 +38,9 @@ def template(name: str, *args: Any, project: str | None = None, **blanks: str) -
     for key, value in stand_ins.items():
         url = url.replace(str(value), f"{{{key}}}")
     return f"{url}?{urlencode({'project': project})}" if project is not None else url
+
+
+def run_step(slug: str, execution_id: str) -> str:
+    """The run page opened at one step (its ``#step=`` link), ``{index}`` left for the
+    script to fill."""
+    return f"{reverse('visualizer:run', args=[slug, execution_id])}#step={{index}}"

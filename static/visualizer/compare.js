@@ -1,58 +1,80 @@
 // The compare page: two runs aligned step by step (Python aligned them and found where
 // their states diverge: traces/compare.py). This module lists the rows, draws the
 // two-lane timeline Python built, and shows one aligned pair's state diff with the run
-// page's step panel (steppanel.js), fetched when the row is opened.
+// page's step panel (steppanel.js), fetched when the row is opened. Two long runs align
+// into 10,000+ rows: the page data lists them as columns and the list is the run page's
+// virtualized one (steplist.js), so only the rows in view are in the DOM.
 import { el } from "./dom.js";
-import { ApiError, getJSON } from "./http.js";
+import { ApiError, fill, getJSON } from "./http.js";
+import { StepList } from "./steplist.js";
 import { renderPanel } from "./steppanel.js";
 
 const $ = (id) => document.getElementById(id);
 const data = JSON.parse($("compare-data").textContent);
-const rows = data.rows;
 const divergence = data.divergence;
-const body = $("pairs");
 const KIND_LABEL = { paired: "aligned", missing: "missing in b", inserted: "inserted" };
 let selected = null;
 let asked = 0; // the latest pair request: an older answer arriving late is dropped
+
+// The page data's columns as rows; `index` is the row's place in the alignment, which
+// StepList keys rows by.
+const rows = data.rows.kind.map((kind, n) => {
+  const row = { index: n };
+  for (const [field, values] of Object.entries(data.rows)) row[field] = values[n];
+  return row;
+});
 
 function signed(n) {
   if (n == null) return "";
   return n > 0 ? `+${n.toLocaleString()}` : n.toLocaleString();
 }
 
-function rowElement(row, n) {
-  const tr = document.createElement("tr");
-  tr.dataset.row = n;
-  tr.className = `pair ${row.kind}`;
-  if (row.same_state === false) tr.classList.add("differs");
-  if (divergence && divergence.row === n) tr.classList.add("diverge");
-  const kind = KIND_LABEL[row.kind] + (row.repeated ? " (repeat)" : "");
-  const state = row.same_state == null ? "—" : row.same_state ? "same" : "differs";
-  const cells = [
-    [String(n + 1), "num"],
-    [`${row.node} #${row.occurrence}`, null],
-    [kind, "kind"],
-    [row.a ? `#${row.a.index}` : "", "num"],
-    [row.b ? `#${row.b.index}` : "", "num"],
-    [signed(row.duration_delta_ms), "num"],
-    [signed(row.tokens_delta), "num"],
-    [divergence && divergence.row === n ? `diverges (${divergence.at})` : state, "state"],
-  ];
-  for (const [text, className] of cells) tr.append(el("td", className, text));
-  for (const side of ["a", "b"]) if (row[side] && !row[side].success) tr.classList.add(`failed-${side}`);
-  return tr;
+class PairList extends StepList {
+  row(row) {
+    const n = row.index;
+    const tr = document.createElement("tr");
+    tr.dataset.index = n;
+    tr.dataset.row = n;
+    tr.className = `pair ${row.kind}`;
+    if (row.same_state === false) tr.classList.add("differs");
+    if (divergence && divergence.row === n) tr.classList.add("diverge");
+    if (n === this.selected) tr.classList.add("selected");
+    const kind = KIND_LABEL[row.kind] + (row.repeated ? " (repeat)" : "");
+    const state = row.same_state == null ? "—" : row.same_state ? "same" : "differs";
+    const cells = [
+      [String(n + 1), "num"],
+      [`${row.node} #${row.occurrence}`, null],
+      [kind, "kind"],
+      [row.a != null ? `#${row.a}` : "", "num"],
+      [row.b != null ? `#${row.b}` : "", "num"],
+      [signed(row.duration_delta_ms), "num"],
+      [signed(row.tokens_delta), "num"],
+      [divergence && divergence.row === n ? `diverges (${divergence.at})` : state, "state"],
+    ];
+    for (const [text, className] of cells) tr.append(el("td", className, text));
+    for (const side of ["a", "b"]) if (row[`${side}_ok`] === false) tr.classList.add(`failed-${side}`);
+    return tr;
+  }
+
+  countText() {
+    return `${this.steps.length.toLocaleString()} row${this.steps.length === 1 ? "" : "s"}`;
+  }
 }
 
-function renderRows() {
-  const fragment = document.createDocumentFragment();
-  rows.forEach((row, n) => fragment.append(rowElement(row, n)));
-  body.replaceChildren(fragment);
-}
+const list = new PairList({
+  scroller: $("pairs-scroll"),
+  table: $("pairs-table"),
+  above: $("pairs-above"),
+  body: $("pairs"),
+  below: $("pairs-below"),
+  count: $("pairs-count"),
+  onPick: (n) => select(n, { scroll: false }),
+});
 
-function pairUrl(row, n) {
+function pairUrl(row) {
   const url = new URL(data.pair_url, location.href);
-  const at = divergence && divergence.row === n ? divergence.at : "after";
-  const values = { a: data.a.execution_id, b: data.b.execution_id, ai: row.a.index, bi: row.b.index, at };
+  const at = divergence && divergence.row === row.index ? divergence.at : "after";
+  const values = { a: data.a.execution_id, b: data.b.execution_id, ai: row.a, bi: row.b, at };
   for (const [key, value] of Object.entries(values)) url.searchParams.set(key, value);
   return url;
 }
@@ -61,30 +83,43 @@ function side(step, name) {
   return `run ${name}: #${step.index} ${step.success ? "ok" : "failed"} · ${step.duration_ms} ms · ${step.tokens_used} tokens`;
 }
 
+// A row that ran in one run only: a note, and a link to the step on that run's page.
+function showAlone(row) {
+  const name = row.a != null ? "a" : "b";
+  const index = row[name];
+  const link = el("a", "pair-step-link", `step #${index} of ${data[name].execution_id}`);
+  link.href = fill(data.step_link[name], { index });
+  $("step-body").hidden = true;
+  $("step-hint").hidden = true;
+  const note = $("pair-note");
+  note.hidden = false;
+  note.replaceChildren(
+    `Row ${row.index + 1}: ${row.node} #${row.occurrence} ran only in run ${name} (`,
+    link,
+    "); nothing to compare it with.",
+  );
+}
+
 async function select(n, { scroll = true } = {}) {
   if (n < 0 || n >= rows.length) return;
-  body.querySelector("tr.selected")?.classList.remove("selected");
-  const tr = body.children[n];
-  tr.classList.add("selected");
-  if (scroll) tr.scrollIntoView({ block: "center" });
   selected = n;
+  list.select(n);
+  // The list scrolls itself; the window follows so the row is on screen too.
+  if (scroll) list.body.querySelector("tr.selected")?.scrollIntoView({ block: "nearest" });
   location.replace(`#row=${n + 1}`);
   const row = rows[n];
   const note = $("pair-note");
   if (row.kind !== "paired") {
-    const only = row.a ? data.a : data.b;
-    $("step-body").hidden = true;
-    $("step-hint").hidden = true;
-    note.hidden = false;
-    note.textContent = `Row ${n + 1}: ${row.node} #${row.occurrence} ran only in run ${row.a ? "a" : "b"} (step #${(row.a || row.b).index} of ${only.execution_id}); nothing to compare it with.`;
+    ++asked; // a pair's answer still on its way is not shown over this row
     $("step-title").textContent = `Row ${n + 1} · ${row.node} #${row.occurrence}`;
+    showAlone(row);
     return;
   }
   note.hidden = true;
   const mine = ++asked;
   let view;
   try {
-    view = await getJSON(pairUrl(row, n));
+    view = await getJSON(pairUrl(row));
   } catch (error) {
     if (mine !== asked) return;
     note.hidden = false;
@@ -129,10 +164,6 @@ async function drawTimeline() {
   });
 }
 
-body.addEventListener("click", (event) => {
-  const tr = event.target.closest("tr[data-row]");
-  if (tr) select(Number(tr.dataset.row), { scroll: false });
-});
 $("jump-divergence")?.addEventListener("click", jump);
 $("step-prev").addEventListener("click", () => select((selected ?? 0) - 1));
 $("step-next").addEventListener("click", () => select((selected ?? -1) + 1));
@@ -148,7 +179,8 @@ document.addEventListener("keydown", (event) => {
   if (action) { event.preventDefault(); action(); }
 });
 
-renderRows();
+for (const row of rows) list.add(row);
+list.render();
 // A link to a row opens it; otherwise the page opens at the divergence.
 const linked = /^#row=(\d+)$/.exec(location.hash);
 const first = linked ? select(Number(linked[1]) - 1) : jump();

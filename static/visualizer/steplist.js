@@ -1,7 +1,8 @@
 // The run page's list of node executions, virtualized: a run can have 100,000 steps, so
 // only the rows in view (and a few either side) are in the DOM. Two padding bodies above
 // and below them are as tall as the rows left out, so the scrollbar is true to the whole
-// list and the sticky header stays put.
+// list and the sticky header stays put. The compare page lists its aligned rows with it
+// too (compare.js overrides `row` and `countText`).
 import { cell, el } from "./dom.js";
 
 const OVERSCAN = 10;
@@ -126,7 +127,11 @@ export class StepList {
     const rows = [];
     for (let i = first; i < last; i++) rows.push(this.row(this.shown[i]));
     this.body.replaceChildren(...rows);
-    this.count.textContent = this.needle
+    this.count.textContent = this.countText(total);
+  }
+
+  countText(total) {
+    return this.needle
       ? `${total.toLocaleString()} of ${this.steps.length.toLocaleString()} match`
       : `${this.steps.length.toLocaleString()} step${this.steps.length === 1 ? "" : "s"}`;
   }

@@ -36,6 +36,13 @@ def test_the_page_lists_aligned_rows_and_names_the_divergence(
     data = page_data(html, "compare-data")
     assert data["row_count"] == 11
     assert data["divergence"]["row"] == 0
+    # The rows as columns (a 10,000-row comparison stays small); a side's step by index.
+    assert len(data["rows"]["kind"]) == len(data["rows"]["a"]) == 11
+    assert data["rows"]["a"][0] == 0
+    assert data["rows"]["a_ok"][0] is True
+    alone = data["rows"]["kind"].index("inserted")
+    assert data["rows"]["a"][alone] is None
+    assert data["step_link"]["b"] == f"/projects/acme/runs/{good.execution_id}/#step={{index}}"
     assert data["timeline"]["data"][-1]["name"] == "divergence"
 
 

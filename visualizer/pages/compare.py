@@ -9,13 +9,12 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.urls import reverse
 
 from traces import compare
 from traces.errors import InputError
 from traces.models import Project, Run
 
-from ..compare_charts import compare_timeline_figure
+from ..compare_data import compare_page_data
 from ..run_data import script_json
 from ..stepview import pair_view
 from .access import member_project
@@ -52,10 +51,7 @@ def compare_page(request: HttpRequest, slug: str) -> HttpResponse:
             request, "visualizer/compare.html", context, status=400 if request.GET else 200
         )
     run_a, run_b = _run(project, a_id, "a"), _run(project, b_id, "b")
-    found = compare.compare(run_a, run_b)
-    data = compare.comparison_json(run_a, run_b, found)
-    data["timeline"] = compare_timeline_figure(data["rows"], data["divergence"])
-    data["pair_url"] = reverse("visualizer:compare-pair", args=[slug])
+    data = compare_page_data(run_a, run_b, compare.compare(run_a, run_b))
     sides = [("a", run_a), ("b", run_b)]
     context.update(sides=sides, data=data, page_json=script_json(data))
     return render(request, "visualizer/compare.html", context)
