@@ -43,7 +43,7 @@ class PairList extends StepList {
     const state = row.same_state == null ? "—" : row.same_state ? "same" : "differs";
     const cells = [
       [String(n + 1), "num"],
-      [`${row.node} #${row.occurrence}`, null],
+      [`${row.node} #${row.occurrence}`, "node-name"],
       [kind, "kind"],
       [row.a != null ? `#${row.a}` : "", "num"],
       [row.b != null ? `#${row.b}` : "", "num"],
@@ -52,6 +52,8 @@ class PairList extends StepList {
       [divergence && divergence.row === n ? `diverges (${divergence.at})` : state, "state"],
     ];
     for (const [text, className] of cells) tr.append(el("td", className, text));
+    // A long node name or kind is cut to its column.
+    for (const at of [1, 2]) tr.children[at].title = cells[at][0];
     for (const side of ["a", "b"]) if (row[`${side}_ok`] === false) tr.classList.add(`failed-${side}`);
     return tr;
   }
@@ -100,12 +102,19 @@ function showAlone(row) {
   );
 }
 
+// The list scrolls itself to the selected row; the window follows when the row is not
+// wholly on screen, and centres it there.
+function reveal() {
+  const tr = list.body.querySelector("tr.selected");
+  const box = tr?.getBoundingClientRect();
+  if (box && (box.top < 0 || box.bottom > window.innerHeight)) tr.scrollIntoView({ block: "center" });
+}
+
 async function select(n, { scroll = true } = {}) {
   if (n < 0 || n >= rows.length) return;
   selected = n;
   list.select(n);
-  // The list scrolls itself; the window follows so the row is on screen too.
-  if (scroll) list.body.querySelector("tr.selected")?.scrollIntoView({ block: "nearest" });
+  if (scroll) reveal();
   location.replace(`#row=${n + 1}`);
   const row = rows[n];
   const note = $("pair-note");
