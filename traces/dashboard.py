@@ -11,16 +11,17 @@ Definitions, the same on both backends:
 
 - **Percentiles** (p50, p95, p99 of a node's step durations) are *continuous*
   percentiles, PostgreSQL's ``percentile_cont``: the value at rank ``p * (n - 1)`` of the
-  sorted durations, interpolated linearly between its neighbours. PostgreSQL computes them
-  in SQL; SQLite has no ordered-set aggregates, so ``_percentiles`` computes the same
-  formula over the sorted durations in Python.
+  sorted durations, interpolated linearly between its neighbours. PostgreSQL finds the two
+  values around each rank in SQL from the durations counted per distinct value (``_RANKED``:
+  the same answer without sorting every step) and Python interpolates; SQLite sends the
+  sorted durations and ``_percentiles`` applies the same formula.
 - **A loop** is a node re-run without changing the state: a step whose node already ran
   earlier in the same run (lower ``position``) and whose ``state_after`` is the very
   snapshot its ``state_before`` was (snapshots are content-addressed, so equal ids are
   equal states). A first visit that changes nothing is not a loop (a pure check node
   does that); a step without a recorded state after is not counted.
 - **Slower nodes** compare each node's p95 in the window with its p95 in the window of
-  the same length just before it.
+  the same length just before it (both from one scan of the steps).
 """
 
 from __future__ import annotations
