@@ -195,13 +195,18 @@ def _percentiles(ordered: Sequence[int]) -> list[float]:
 # PostgreSQL: each node's durations counted per distinct value (a hash aggregate, no sort
 # of the steps), then the values at the two ranks around each percentile read off the
 # running counts: the durations percentile_cont would interpolate between, so the answer
-# is exact, and only the distinct (node, duration) pairs are sorted. Measured at 1,000,000
-# steps it takes half the time of percentile_cont, which sorts every step
-# (benchmarks/results/dashboard.md).
+# is exact, and only the distinct (node, duration) pairs are sorted; percentile_cont
+# sorts every step, twice the time at 1,000,000 steps. The steps are read per run from
+# step_run_cover alone; OFFSET 0 keeps the planner from flattening that into a hash join
+# over a scan of every step, which it prefers for a week (measured: about twice as slow;
+# benchmarks/results/dashboard.md).
 _RANKED = """
 WITH counted AS (
-    SELECT s.period, s.node, s.duration_ms AS value, count(*) AS n
-    FROM ({steps}) s GROUP BY s.period, s.node, s.duration_ms
+    SELECT {period} AS period, s.node, s.duration_ms AS value, count(*) AS n
+    FROM ({runs}) r CROSS JOIN LATERAL (
+        SELECT node, duration_ms FROM {steps} WHERE run_id = r.id OFFSET 0
+    ) s
+    GROUP BY 1, 2, 3
 ), running AS (
     SELECT period, node, value,
         sum(n) OVER (PARTITION BY period, node ORDER BY value) AS upto,
@@ -216,20 +221,25 @@ _PICK = "min(value) FILTER (WHERE upto > {round}(%s::float8 * (total - 1)))"
 def _latencies(window: Window, split: datetime | None = None) -> dict[bool, list[NodeLatency]]:
     """``node_latency`` of the window's steps in one scan; with ``split``, separately for
     the runs started before it (``False``) and from it (``True``)."""
-    steps = window.steps()
-    period = (
-        Case(When(run__started_at__gte=split, then=Value(True)), default=Value(False))
-        if split is not None
-        else Value(True)
-    )
-    steps = steps.annotate(period=period).order_by()
     rows: list[tuple[bool, str, int, list[float]]] = []
-    if connections[steps.db].vendor == "postgresql":
-        sql, params = steps.values_list("period", "node", "duration_ms").query.sql_with_params()
-        picks = ", ".join(_PICK.format(round=r) for _ in PERCENTILES for r in ("floor", "ceil"))
-        query = _RANKED.format(steps=sql, picks=picks)
-        with connections[steps.db].cursor() as cursor:
-            cursor.execute(query, [*params, *(p for p in PERCENTILES for _ in range(2))])
+    connection = connections[window.runs().db]
+    if connection.vendor == "postgresql":
+        runs, params = window.runs().order_by().values("id", "started_at").query.sql_with_params()
+        query = _RANKED.format(
+            period="r.started_at >= %s" if split is not None else "true",
+            runs=runs,
+            steps=connection.ops.quote_name(Step._meta.db_table),
+            picks=", ".join(_PICK.format(round=r) for _ in PERCENTILES for r in ("floor", "ceil")),
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                query,
+                [
+                    *([split] if split is not None else []),
+                    *params,
+                    *(p for p in PERCENTILES for _ in range(2)),
+                ],
+            )
             for is_now, node, total, *values in cursor.fetchall():
                 n = int(total)
                 picked = [
@@ -238,6 +248,12 @@ def _latencies(window: Window, split: datetime | None = None) -> dict[bool, list
                 ]
                 rows.append((is_now, node, n, picked))
     else:
+        period = (
+            Case(When(run__started_at__gte=split, then=Value(True)), default=Value(False))
+            if split is not None
+            else Value(True)
+        )
+        steps = window.steps().annotate(period=period)
         ordered = steps.order_by("period", "node", "duration_ms").values_list(
             "period", "node", "duration_ms"
         )
@@ -270,7 +286,7 @@ def _tokens(rows: QuerySet[Any], key: str, column: str) -> list[Tokens]:
     totals = (
         rows.order_by()
         .values(key)
-        .annotate(n=Count("id"), tokens=Sum(column))
+        .annotate(n=Count("*"), tokens=Sum(column))
         .values_list(key, "n", "tokens")
     )
     found = [Tokens(name, n, int(tokens or 0)) for name, n, tokens in totals]
