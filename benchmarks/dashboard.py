@@ -223,7 +223,7 @@ def write_results(
         f"Data: {runs:,} runs of one project over the last 30 days, {steps:,} steps, "
         "generated in SQL (the module's docstring says how). Times: the median of "
         f"{REPEATS} calls after a warm-up, in ms; target {TARGET_MS} ms per aggregate "
-        "(`data.json` runs all of them, and `node_latency` twice more for `slower_nodes`, "
+        "(`data.json` runs all of them, and `node_latency` once more for the previous window, "
         "so it is not held to it).\n\n"
     )
     out.write("| aggregate | " + " | ".join(labels) + " |\n")

@@ -11,16 +11,17 @@ Definitions, the same on both backends:
 
 - **Percentiles** (p50, p95, p99 of a node's step durations) are *continuous*
   percentiles, PostgreSQL's ``percentile_cont``: the value at rank ``p * (n - 1)`` of the
-  sorted durations, interpolated linearly between its neighbours. PostgreSQL computes them
-  in SQL; SQLite has no ordered-set aggregates, so ``_percentiles`` computes the same
-  formula over the sorted durations in Python.
+  sorted durations, interpolated linearly between its neighbours. PostgreSQL finds the two
+  values around each rank in SQL from the durations counted per distinct value (``_RANKED``:
+  the same answer without sorting every step) and Python interpolates; SQLite sends the
+  sorted durations and ``_percentiles`` applies the same formula.
 - **A loop** is a node re-run without changing the state: a step whose node already ran
   earlier in the same run (lower ``position``) and whose ``state_after`` is the very
   snapshot its ``state_before`` was (snapshots are content-addressed, so equal ids are
   equal states). A first visit that changes nothing is not a loop (a pure check node
   does that); a step without a recorded state after is not counted.
 - **Slower nodes** compare each node's p95 in the window with its p95 in the window of
-  the same length just before it.
+  the same length just before it (both from one scan of the steps).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from itertools import groupby
 from typing import Any, Literal
 
 from django.db import connections
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
@@ -175,37 +176,101 @@ class NodeLatency:
     p99: float
 
 
+def _interpolate(p: float, n: int, low: float, high: float) -> float:
+    """``percentile_cont``'s step: ``low`` and ``high`` are the values at ranks
+    ``floor(p * (n - 1))`` and ``ceil(p * (n - 1))`` of ``n`` sorted values."""
+    rank = p * (n - 1)
+    return low + (high - low) * (rank - math.floor(rank))
+
+
 def _percentiles(ordered: Sequence[int]) -> list[float]:
     """``percentile_cont`` of ``PERCENTILES`` over ``ordered`` (sorted, not empty)."""
-    found = []
-    for p in PERCENTILES:
-        rank = p * (len(ordered) - 1)
-        low, high = math.floor(rank), math.ceil(rank)
-        found.append(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
-    return found
+    n = len(ordered)
+    return [
+        _interpolate(p, n, ordered[math.floor(p * (n - 1))], ordered[math.ceil(p * (n - 1))])
+        for p in PERCENTILES
+    ]
+
+
+# PostgreSQL: each node's durations counted per distinct value (a hash aggregate, no sort
+# of the steps), then the values at the two ranks around each percentile read off the
+# running counts: the durations percentile_cont would interpolate between, so the answer
+# is exact, and only the distinct (node, duration) pairs are sorted; percentile_cont
+# sorts every step, twice the time at 1,000,000 steps. The steps are read per run from
+# step_run_cover alone; OFFSET 0 keeps the planner from flattening that into a hash join
+# over a scan of every step, which it prefers for a week (measured: about twice as slow;
+# benchmarks/results/dashboard.md).
+_RANKED = """
+WITH counted AS (
+    SELECT {period} AS period, s.node, s.duration_ms AS value, count(*) AS n
+    FROM ({runs}) r CROSS JOIN LATERAL (
+        SELECT node, duration_ms FROM {steps} WHERE run_id = r.id OFFSET 0
+    ) s
+    GROUP BY 1, 2, 3
+), running AS (
+    SELECT period, node, value,
+        sum(n) OVER (PARTITION BY period, node ORDER BY value) AS upto,
+        sum(n) OVER (PARTITION BY period, node) AS total
+    FROM counted
+)
+SELECT period, node, total, {picks} FROM running GROUP BY period, node, total
+"""
+_PICK = "min(value) FILTER (WHERE upto > {round}(%s::float8 * (total - 1)))"
+
+
+def _latencies(window: Window, split: datetime | None = None) -> dict[bool, list[NodeLatency]]:
+    """``node_latency`` of the window's steps in one scan; with ``split``, separately for
+    the runs started before it (``False``) and from it (``True``)."""
+    rows: list[tuple[bool, str, int, list[float]]] = []
+    connection = connections[window.runs().db]
+    if connection.vendor == "postgresql":
+        runs, params = window.runs().order_by().values("id", "started_at").query.sql_with_params()
+        query = _RANKED.format(
+            period="r.started_at >= %s" if split is not None else "true",
+            runs=runs,
+            steps=connection.ops.quote_name(Step._meta.db_table),
+            picks=", ".join(_PICK.format(round=r) for _ in PERCENTILES for r in ("floor", "ceil")),
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                query,
+                [
+                    *([split] if split is not None else []),
+                    *params,
+                    *(p for p in PERCENTILES for _ in range(2)),
+                ],
+            )
+            for is_now, node, total, *values in cursor.fetchall():
+                n = int(total)
+                picked = [
+                    _interpolate(p, n, float(values[2 * i]), float(values[2 * i + 1]))
+                    for i, p in enumerate(PERCENTILES)
+                ]
+                rows.append((is_now, node, n, picked))
+    else:
+        period = (
+            Case(When(run__started_at__gte=split, then=Value(True)), default=Value(False))
+            if split is not None
+            else Value(True)
+        )
+        steps = window.steps().annotate(period=period)
+        ordered = steps.order_by("period", "node", "duration_ms").values_list(
+            "period", "node", "duration_ms"
+        )
+        for (is_now, node), group in groupby(
+            ordered.iterator(chunk_size=10_000), key=lambda r: (r[0], r[1])
+        ):
+            durations = [d for _, _, d in group]
+            rows.append((bool(is_now), node, len(durations), _percentiles(durations)))
+    found: dict[bool, list[NodeLatency]] = {False: [], True: []}
+    for is_now, node, n, values in rows:
+        found[bool(is_now)].append(NodeLatency(node, n, *values))
+    return {key: sorted(nodes, key=lambda n: (-n.p95, n.node)) for key, nodes in found.items()}
 
 
 def node_latency(window: Window) -> list[NodeLatency]:
     """p50, p95 and p99 of each node's step durations, slowest p95 first."""
-    steps = window.steps()
-    if connections[steps.db].vendor == "postgresql":
-        # One ordered-set aggregate per node in SQL: the durations never leave the server.
-        sql, params = steps.order_by().values_list("node", "duration_ms").query.sql_with_params()
-        query = (
-            "SELECT s.node, count(*), percentile_cont(ARRAY[%s, %s, %s]::float8[]) "
-            f"WITHIN GROUP (ORDER BY s.duration_ms) FROM ({sql}) s GROUP BY s.node"
-        )
-        with connections[steps.db].cursor() as cursor:
-            cursor.execute(query, [*PERCENTILES, *params])
-            rows: list[tuple[str, int, Sequence[float]]] = cursor.fetchall()
-    else:
-        ordered = steps.order_by("node", "duration_ms").values_list("node", "duration_ms")
-        rows = []
-        for node, group in groupby(ordered.iterator(chunk_size=10_000), key=lambda r: r[0]):
-            durations = [d for _, d in group]
-            rows.append((node, len(durations), _percentiles(durations)))
-    found = [NodeLatency(node, n, *(float(v) for v in values)) for node, n, values in rows]
-    return sorted(found, key=lambda n: (-n.p95, n.node))
+    return _latencies(window)[True]
 
 
 @dataclass(frozen=True)
@@ -221,7 +286,7 @@ def _tokens(rows: QuerySet[Any], key: str, column: str) -> list[Tokens]:
     totals = (
         rows.order_by()
         .values(key)
-        .annotate(n=Count("id"), tokens=Sum(column))
+        .annotate(n=Count("*"), tokens=Sum(column))
         .values_list(key, "n", "tokens")
     )
     found = [Tokens(name, n, int(tokens or 0)) for name, n, tokens in totals]
@@ -285,8 +350,14 @@ def slower_nodes(window: Window, now: Sequence[NodeLatency] | None = None) -> li
     """Each node that ran in both the window and the one before it, with its p95 in
     each; the largest rise first (a node that got faster sorts last). ``now`` is the
     window's ``node_latency`` when the caller has it already."""
-    current = node_latency(window) if now is None else now
-    before = {n.node: n for n in node_latency(window.previous())}
+    if now is None:
+        # Both windows in one scan of the steps of [previous start, end).
+        both = Window(window.project, window.previous().start, window.end, window.graph_name)
+        latencies = _latencies(both, split=window.start)
+        current, earlier = latencies[True], latencies[False]
+    else:
+        current, earlier = list(now), node_latency(window.previous())
+    before = {n.node: n for n in earlier}
     changes = [
         NodeChange(n.node, n.p95, before[n.node].p95, n.steps, before[n.node].steps)
         for n in current

@@ -350,7 +350,24 @@ class Step(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "position"], name="unique_step"),
         ]
-        indexes = [models.Index(fields=["node", "run"], name="step_node")]
+        indexes = [
+            models.Index(fields=["node", "run"], name="step_node"),
+            # The dashboard's per-node aggregates read only these columns of a window's
+            # steps: from this index alone, per run, instead of the whole step rows.
+            models.Index(
+                fields=["run"],
+                include=["node", "duration_ms", "tokens_used"],
+                name="step_run_cover",
+            ),
+            # The dashboard's loops: only the steps that left the state as it was can be a
+            # loop, a small share of all steps; this finds them without reading the rest.
+            models.Index(
+                fields=["run", "position"],
+                include=["node"],
+                condition=models.Q(state_after=models.F("state_before")),
+                name="step_unchanged",
+            ),
+        ]
         ordering = ["position"]
 
     def summary(self) -> dict[str, Any]:

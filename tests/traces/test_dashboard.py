@@ -64,6 +64,20 @@ def test_node_percentiles_interpolate_like_percentile_cont(project: Project) -> 
     assert [n.node for n in dashboard.node_latency(window(project))] == ["search", "plan"]
 
 
+def test_node_percentiles_count_repeated_durations_once_each(project: Project) -> None:
+    # Sorted: 1 1 1 2 2 10 10 10 10 50. p50 at rank 4.5 (2..10), p95 at 8.55 (10..50),
+    # p99 at 8.91: the repeats decide which values the ranks fall between.
+    durations = [10, 1, 50, 2, 10, 1, 10, 2, 1, 10]
+    add_run(project, "a", NOW - timedelta(days=1), timed_steps("search", durations))
+
+    (search,) = dashboard.node_latency(window(project))
+
+    assert search.steps == 10
+    assert search.p50 == pytest.approx(6.0)
+    assert search.p95 == pytest.approx(32.0)
+    assert search.p99 == pytest.approx(46.4)
+
+
 def test_tokens_per_node_and_per_graph_most_expensive_first(project: Project) -> None:
     add_run(project, "a", NOW - timedelta(days=1), timed_steps("llm", [5, 5], tokens=100))
     add_run(
@@ -125,6 +139,21 @@ def test_slower_nodes_compare_p95_with_the_window_before(project: Project) -> No
         ("plan", 50.0, 40.0, -10.0),
     ]
     assert changes[0].change_ratio == 3.0
+    # The page passes the window's node_latency; the one-scan path gives the same answer.
+    assert dashboard.slower_nodes(window(project), dashboard.node_latency(window(project))) == (
+        changes
+    )
+
+
+def test_a_run_started_at_the_windows_start_is_in_the_window_not_the_one_before(
+    project: Project,
+) -> None:
+    add_run(project, "before", NOW - timedelta(days=7, seconds=1), timed_steps("search", [10]))
+    add_run(project, "edge", NOW - timedelta(days=7), timed_steps("search", [30]))
+
+    (change,) = dashboard.slower_nodes(window(project))
+
+    assert (change.p95_before, change.p95, change.steps_before, change.steps) == (10.0, 30.0, 1, 1)
 
 
 def test_the_window_reads_the_run_lists_parameters(project: Project) -> None:
