@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from dashflow_site.celery import app as celery_app
 from traces import alerts, tasks, webhooks
 from traces.alert_measures import measure, percentile
 from traces.models import (
@@ -275,6 +276,17 @@ class Receiver:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+@pytest.fixture(autouse=True)
+def tasks_in_process() -> Iterator[None]:
+    """The evaluation and webhook tasks run in this process, as the embedded defaults run
+    them, whether or not REDIS_URL names a broker (no worker listens to it here); the
+    tasks, their retries and the HTTP delivery are the real ones."""
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = eager
 
 
 @pytest.fixture
