@@ -22,15 +22,15 @@ to the runs of that graph.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Aggregate, FloatField, QuerySet
+from django.db.models import QuerySet
 
 from .models import AlertKind, AlertRule, Failure, FailureGroup, GroupStatus, Run, RunStatus, Step
+from .percentiles import PercentileCont, percentile
 
 
 @dataclass
@@ -76,22 +76,6 @@ def _failure_rate(rule: AlertRule, runs: QuerySet[Run]) -> Measurement:
     breached = total > 0 and rate > rule.threshold
     ids = failed.order_by("-started_at", "-id").values_list("execution_id", flat=True)
     return Measurement(rate, breached, _capped(ids) if breached else [])
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's ``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-
-def percentile(sorted_values: list[int] | list[float], fraction: float) -> float:
-    """``percentile_cont``'s arithmetic: linear interpolation between the two values
-    around position ``fraction * (n - 1)`` of the sorted values."""
-    position = fraction * (len(sorted_values) - 1)
-    low, high = math.floor(position), math.ceil(position)
-    return float(sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low))
 
 
 def step_percentile(steps: QuerySet[Step], fraction: float) -> float | None:

@@ -33,6 +33,7 @@ from django.utils import timezone
 from . import inbox
 from .alert_measures import measure, window_start
 from .errors import InputError
+from .fields import iso
 from .models import AlertFiring, AlertKind, AlertRule, DeliveryStatus, InboxKind, Project
 
 _THRESHOLD_KINDS = (AlertKind.FAILURE_RATE, AlertKind.NODE_P95)
@@ -150,7 +151,7 @@ def rule_summary(rule: AlertRule, with_secret: bool = False) -> dict[str, Any]:
         "webhook_url": rule.webhook_url or None,
         "enabled": rule.enabled,
         "breached": rule.breached,
-        "last_evaluated_at": rule.last_evaluated_at.isoformat() if rule.last_evaluated_at else None,
+        "last_evaluated_at": iso(rule.last_evaluated_at),
     }
     if with_secret:
         summary["secret"] = rule.secret
@@ -179,9 +180,7 @@ def firing_summary(firing: AlertFiring) -> dict[str, Any]:
         "webhook": {
             "status": firing.webhook_status,
             "attempts": firing.webhook_attempts,
-            "delivered_at": (
-                firing.webhook_delivered_at.isoformat() if firing.webhook_delivered_at else None
-            ),
+            "delivered_at": (iso(firing.webhook_delivered_at)),
         },
     }
 

@@ -14,7 +14,7 @@ Definitions, the same on both backends:
   sorted durations, interpolated linearly between its neighbours. PostgreSQL finds the two
   values around each rank in SQL from the durations counted per distinct value (``_RANKED``:
   the same answer without sorting every step) and Python interpolates; SQLite sends the
-  sorted durations and ``_percentiles`` applies the same formula.
+  sorted durations and ``traces/percentiles.py`` applies the same formula.
 - **A loop** is a node re-run without changing the state: a step whose node already ran
   earlier in the same run (lower ``position``) and whose ``state_after`` is the very
   snapshot its ``state_before`` was (snapshots are content-addressed, so equal ids are
@@ -26,7 +26,6 @@ Definitions, the same on both backends:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,6 +40,7 @@ from django.utils import timezone
 from .errors import InputError
 from .filters import parse_run_filter
 from .models import Project, Run, RunStatus, Step
+from .percentiles import interpolate, percentile
 
 DEFAULT_LAST = "7d"
 # Buckets of an hour up to two days, of a day beyond (at most MAX_DAYS of them).
@@ -176,22 +176,6 @@ class NodeLatency:
     p99: float
 
 
-def _interpolate(p: float, n: int, low: float, high: float) -> float:
-    """``percentile_cont``'s step: ``low`` and ``high`` are the values at ranks
-    ``floor(p * (n - 1))`` and ``ceil(p * (n - 1))`` of ``n`` sorted values."""
-    rank = p * (n - 1)
-    return low + (high - low) * (rank - math.floor(rank))
-
-
-def _percentiles(ordered: Sequence[int]) -> list[float]:
-    """``percentile_cont`` of ``PERCENTILES`` over ``ordered`` (sorted, not empty)."""
-    n = len(ordered)
-    return [
-        _interpolate(p, n, ordered[math.floor(p * (n - 1))], ordered[math.ceil(p * (n - 1))])
-        for p in PERCENTILES
-    ]
-
-
 # PostgreSQL: each node's durations counted per distinct value (a hash aggregate, no sort
 # of the steps), then the values at the two ranks around each percentile read off the
 # running counts: the durations percentile_cont would interpolate between, so the answer
@@ -243,7 +227,7 @@ def _latencies(window: Window, split: datetime | None = None) -> dict[bool, list
             for is_now, node, total, *values in cursor.fetchall():
                 n = int(total)
                 picked = [
-                    _interpolate(p, n, float(values[2 * i]), float(values[2 * i + 1]))
+                    interpolate(p, n, float(values[2 * i]), float(values[2 * i + 1]))
                     for i, p in enumerate(PERCENTILES)
                 ]
                 rows.append((is_now, node, n, picked))
@@ -261,7 +245,14 @@ def _latencies(window: Window, split: datetime | None = None) -> dict[bool, list
             ordered.iterator(chunk_size=10_000), key=lambda r: (r[0], r[1])
         ):
             durations = [d for _, _, d in group]
-            rows.append((bool(is_now), node, len(durations), _percentiles(durations)))
+            rows.append(
+                (
+                    bool(is_now),
+                    node,
+                    len(durations),
+                    [percentile(durations, p) for p in PERCENTILES],
+                )
+            )
     found: dict[bool, list[NodeLatency]] = {False: [], True: []}
     for is_now, node, n, values in rows:
         found[bool(is_now)].append(NodeLatency(node, n, *values))

@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from .errors import InputError
+from .fields import iso
 from .models import RunError, RunQuerySet, RunStatus, Step
 
 FILTER_NAMES = (
@@ -107,8 +108,8 @@ class RunFilter:
             "node": self.node,
             "error_type": self.error_type,
             "thread_id": self.thread_id,
-            "started_after": self.started_after.isoformat() if self.started_after else None,
-            "started_before": self.started_before.isoformat() if self.started_before else None,
+            "started_after": iso(self.started_after),
+            "started_before": iso(self.started_before),
             "graph_name": self.graph_name,
             "last": self.last,
             "q": self.q,

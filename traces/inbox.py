@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from . import events
 from .errors import InputError
+from .fields import iso
 from .models import AlertFiring, InboxItem, Project
 
 
@@ -26,7 +27,7 @@ def item_summary(item: InboxItem) -> dict[str, Any]:
         "body": item.body,
         "link": item.link,
         "created_at": item.created_at.isoformat(),
-        "read_at": item.read_at.isoformat() if item.read_at else None,
+        "read_at": iso(item.read_at),
     }
 
 

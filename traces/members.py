@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from .errors import InputError
+from .fields import iso
 from .models import Activity, ApiKey, KeyScope, Membership, Project, Role
 from .permissions import actor_user
 
@@ -105,6 +106,6 @@ def key_summary(key: ApiKey) -> dict[str, Any]:
         "prefix": key.prefix,
         "scope": key.scope,
         "created_at": key.created_at.isoformat(),
-        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
-        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+        "last_used_at": iso(key.last_used_at),
+        "revoked_at": iso(key.revoked_at),
     }

@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 
 from dashflow_site.celery import app as celery_app
 from traces import alerts, tasks, webhooks
-from traces.alert_measures import measure, percentile
+from traces.alert_measures import measure
 from traces.models import (
     AlertFiring,
     AlertKind,
@@ -33,6 +33,7 @@ from traces.models import (
     Project,
     Role,
 )
+from traces.percentiles import percentile
 
 
 def trace(
