@@ -132,7 +132,7 @@ def runs_figure(buckets: Sequence[Bucket], window: Window, runs_url: str) -> dic
             bargap=0.1,
             xaxis={"type": "date", "gridcolor": "#eef0f3", "fixedrange": True},
             yaxis2={
-                "title": {"text": "failed", "font": {"size": 12}},
+                "title": {"text": "failure rate", "font": {"size": 12}},
                 "overlaying": "y",
                 "side": "right",
                 "range": [0, 100],
