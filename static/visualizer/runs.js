@@ -17,11 +17,13 @@ const notice = document.getElementById("new-runs");
 const noticeText = document.getElementById("new-runs-text");
 const form = document.getElementById("run-filters");
 const pending = [];
-// Runs this page knows: its rows, and on other pages the newest runs when it opened.
-const known = new Set([...rows.querySelectorAll("tr[data-execution-id]")].map((tr) => tr.dataset.executionId));
+// Runs this page knows: its rows, and on other pages the newest runs when it rendered.
+const known = new Set([
+  ...[...rows.querySelectorAll("tr[data-execution-id]")].map((tr) => tr.dataset.executionId),
+  ...data.head_ids,
+]);
 const fresh = new Set();
 const changed = new Set(); // runs on the page whose row is to be fetched again
-let baseline = data.is_head;
 
 function rowOf(id) {
   return rows.querySelector(`tr[data-execution-id="${CSS.escape(id)}"]`);
@@ -89,10 +91,7 @@ function count(results) {
 const scheduleCheck = coalesce(250, async () => {
   try {
     const { results } = await getJSON(data.head_url);
-    if (!baseline) {
-      results.forEach((run) => known.add(run.execution_id));
-      baseline = true;
-    } else if (data.is_head) {
+    if (data.is_head) {
       await merge(results);
     } else {
       count(results);

@@ -128,10 +128,18 @@ def live_data(project: Project, listing: RunListing) -> dict[str, Any]:
         "sort": None if listing.sort.is_default else listing.sort.name,
         "limit": None if listing.limit == PAGE_SIZE else str(listing.limit),
     }
+    # On a page in another order the script counts a run as new when the newest matching
+    # runs (``head_url``) hold one it does not know. What it knows is read here, as the
+    # page renders: read after the socket subscribed, it took a run started in between
+    # for an old one and never counted it.
+    head_ids = (
+        [] if listing.is_head else [r.execution_id for r in list_runs(project, head).page.runs]
+    )
     return {
         "project": project.slug,
         "ws_path": project_socket_path(project),
         "head_url": f"{reverse('api:runs')}{query(head)}",
+        "head_ids": head_ids,
         "rows_url": reverse("visualizer:run-rows", args=[project.slug]),
         "compare_url": reverse("visualizer:compare", args=[project.slug]),
         "filtered": filters.active,
