@@ -47,6 +47,14 @@ REVIEW = Role.MEMBER
 MANAGE = Role.ADMIN
 
 
+def write_refused(key: KeyPrincipal, what: str) -> str | None:
+    """Why ``key`` may not do ``what`` (a write: ingest, review, comment), or None when its
+    scope allows it; the API and the MCP server answer with this text."""
+    if user_can(key.project, key, REVIEW):
+        return None
+    return f"this API key's scope is {key.key.scope}; {what} needs write"
+
+
 def has_role(role: str | None, needed: str) -> bool:
     """Whether a member with ``role`` (None: not a member) has at least ``needed``."""
     if role is None:

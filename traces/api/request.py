@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from ..errors import InputError
 from ..models import Project, Run
 from ..parsing import decode_body, too_large
-from ..permissions import REVIEW, KeyPrincipal, user_can
+from ..permissions import KeyPrincipal, user_can, write_refused
 from .auth import request_project
 
 M = TypeVar("M", bound=Model)
@@ -47,10 +47,9 @@ def key_project(request: Request) -> Project:
     only keys whose scope writes."""
     if not isinstance(request.user, KeyPrincipal):
         raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
-    if not user_can(request.user.project, request.user, REVIEW):
-        raise exceptions.PermissionDenied(
-            f"this API key's scope is {request.user.key.scope}; ingestion needs write"
-        )
+    refused = write_refused(request.user, "ingestion")
+    if refused is not None:
+        raise exceptions.PermissionDenied(refused)
     return request.user.project
 
 

@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..fields import from_db_u64
 from ..jsondiff import collapse, diff
 from ..models import Failure, FailureGroup, Run, Step
-from ..permissions import REVIEW, KeyPrincipal, user_can
+from ..permissions import KeyPrincipal, write_refused
 from ..run_markdown import run_markdown
 from ..trace import NodeExecution
 
@@ -103,10 +103,9 @@ def project_run(key: KeyPrincipal, execution_id: str) -> Run:
 
 
 def require_write(key: KeyPrincipal, tool: str) -> None:
-    if not user_can(key.project, key, REVIEW):
-        raise InputError(
-            "api_key", f"this API key's scope is {key.key.scope}; {tool} needs write", status=403
-        )
+    refused = write_refused(key, tool)
+    if refused is not None:
+        raise InputError("api_key", refused, status=403)
 
 
 def run_row(run: Run) -> dict[str, Any]:
