@@ -17,6 +17,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
 
+from dashflow_site.middleware import text_input_guard  # noqa: E402
 from traces.mcp.http import mcp_app  # noqa: E402
 from visualizer.routing import websocket_urlpatterns  # noqa: E402
 
@@ -29,7 +30,8 @@ class ProducerHandler(ASGIHandler):
 
     Under ASGI each sync middleware hook is its own hop to a worker thread (~12 per
     request with our seven), which cost a live event more than storing it did
-    (benchmarks/live.py). These views authenticate with the API key themselves.
+    (benchmarks/live.py). These views authenticate with the API key themselves. The
+    text guard (NUL, invalid UTF-8) is kept: it is async, so it costs no hop.
     """
 
     def load_middleware(self, is_async: bool = False) -> None:
@@ -42,7 +44,9 @@ class ProducerHandler(ASGIHandler):
             if is_async
             else self._get_response  # type: ignore[attr-defined]
         )
-        self._middleware_chain = convert_exception_to_response(get_response)
+        self._middleware_chain = convert_exception_to_response(
+            text_input_guard(convert_exception_to_response(get_response))
+        )
 
 
 producer_http = ProducerHandler()

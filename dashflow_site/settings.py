@@ -37,7 +37,7 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r}: expected one of true/false/1/0/yes/no/on/off")
 
 
-def env_int(name: str, default: int, minimum: int = 0) -> int:
+def env_int(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -47,6 +47,8 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r}: expected an integer") from None
     if value < minimum:
         raise ImproperlyConfigured(f"{name}={raw!r}: must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r}: must be at most {maximum}")
     return value
 
 
@@ -83,6 +85,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before the session is looked up: a NUL or bad UTF-8 anywhere is a 400 here.
+    "dashflow_site.middleware.text_input_guard",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -211,7 +215,9 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Limits (ARCHITECTURE.md, "Invariants"). Each is documented in the README.
 TRACE_MAX_BODY_BYTES = env_int("TRACE_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
-TRACE_MAX_DEPTH = env_int("TRACE_MAX_DEPTH", 200, minimum=8)
+# Every reader of a state (the step panel's diff, Markdown, the DashStream export) recurses
+# once or twice per level: past ~600 levels they hit Python's recursion limit.
+TRACE_MAX_DEPTH = env_int("TRACE_MAX_DEPTH", 200, minimum=8, maximum=400)
 TRACE_MAX_NODES = env_int("TRACE_MAX_NODES", 100_000, minimum=1)
 # States larger than this are shown as a size and a download link, not inline.
 STATE_INLINE_MAX_BYTES = env_int("STATE_INLINE_MAX_BYTES", 1024 * 1024, minimum=1)
@@ -233,6 +239,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["traces.api.render.FastJSONRenderer"],
+    # JSON bodies through traces/parsing.py (depth, UTF-8, no NUL), forms as DRF's.
+    "DEFAULT_PARSER_CLASSES": [
+        "traces.api.request.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "traces.api.render.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from .models import ApiKey, Membership, Project, Run
 
@@ -26,3 +27,8 @@ class RunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ["status", "project"]
     search_fields = ["execution_id", "thread_id"]
     readonly_fields = [f.name for f in Run._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Runs are written by ingestion only (traces/ingest.py); an empty one added here
+        # broke its unique constraint with a 500.
+        return False

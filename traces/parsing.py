@@ -11,6 +11,7 @@ import re
 import zlib
 from itertools import accumulate
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 from django.conf import settings
@@ -18,6 +19,8 @@ from django.conf import settings
 from .errors import InputError
 from .models import EventType
 from .trace import (
+    NOT_UTF8,
+    NUL_RULE,
     U64_MAX,
     ErrorTrace,
     ExecutionTrace,
@@ -26,6 +29,8 @@ from .trace import (
     RunFinished,
     RunStarted,
     convert,
+    refuse_nul,
+    refuse_nul_in,
 )
 
 
@@ -110,11 +115,17 @@ def _brackets_outside_strings(data: bytes) -> bytes | None:
     return outside.translate(None, _NOT_BRACKETS)
 
 
-def parse_trace(data: bytes) -> ExecutionTrace:
-    """Validate a JSON document as an ``ExecutionTrace`` within the limits."""
+def check_depth(data: bytes) -> None:
+    """Refuse a JSON document nested deeper than ``TRACE_MAX_DEPTH``, before decoding it
+    (the decoder and every reader of a state recurse once per level)."""
     max_depth: int = settings.TRACE_MAX_DEPTH
     if json_depth(data) > max_depth:
         raise InputError("$", f"nesting is deeper than TRACE_MAX_DEPTH={max_depth}")
+
+
+def parse_trace(data: bytes) -> ExecutionTrace:
+    """Validate a JSON document as an ``ExecutionTrace`` within the limits."""
+    check_depth(data)
     trace = ExecutionTrace.from_json(data)
     max_nodes: int = settings.TRACE_MAX_NODES
     if len(trace.nodes_executed) > max_nodes:
@@ -158,8 +169,10 @@ class ParsedEvent(msgspec.Struct):
 
 
 def parse_events(body: bytes, max_events: int) -> list[ParsedEvent]:
-    """Validate ``{"events": [...]}``; errors name the path, such as
+    """Validate ``{"events": [...]}`` with the rules of a whole trace (depth, types,
+    u64 ranges, no NUL outside states); errors name the path, such as
     ``$.events[2].data.duration_ms``."""
+    check_depth(body)
     try:
         batch = msgspec.json.decode(body, type=EventBatch)
     except msgspec.ValidationError as exc:
@@ -171,13 +184,17 @@ def parse_events(body: bytes, max_events: int) -> list[ParsedEvent]:
         raise error from None
     except msgspec.DecodeError as exc:
         raise InputError("$", f"malformed JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError("$", NOT_UTF8) from None
     if len(batch.events) > max_events:
         raise InputError(
             "$.events", f"has {len(batch.events)} items, more than TRACE_MAX_EVENTS={max_events}"
         )
     parsed = []
     for i, event in enumerate(batch.events):
-        data = convert(event.data, DATA_TYPES[event.type], f"$.events[{i}].data")
+        path = f"$.events[{i}].data"
+        data = convert(event.data, DATA_TYPES[event.type], path)
+        refuse_nul(path, data)
         parsed.append(ParsedEvent(event.seq, event.type, data))
     return parsed
 
@@ -190,3 +207,48 @@ def parse_step_index(raw: str | None, name: str = "step") -> int | None:
     if not (raw.isascii() and raw.isdigit()) or int(raw) > U64_MAX:
         raise InputError(name, f"expected a step index (an unsigned integer), got {raw[:40]!r}")
     return int(raw)
+
+
+def parse_json(data: bytes) -> Any:
+    """Any other JSON body of the API (a comment, a verdict, a member, filters): within
+    the depth limit, UTF-8, and with no NUL character in any key or string (PostgreSQL
+    text cannot hold one), each refusal naming the JSON path."""
+    check_depth(data)
+    try:
+        value = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise InputError("$", f"malformed JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError("$", NOT_UTF8) from None
+    if b"\\u0000" in data:
+        refuse_nul_in("$", value, NUL_RULE)
+    return value
+
+
+def check_text(name: str, value: str) -> None:
+    """Refuse a NUL character in one text input (a query parameter, a form field, a path
+    segment, a tool argument) naming it: PostgreSQL text cannot hold one."""
+    if "\x00" in value:
+        raise InputError(name, NUL_RULE)
+
+
+def check_form_encoded(raw: bytes | str, what: str) -> None:
+    """Refuse a query string or an ``application/x-www-form-urlencoded`` body whose
+    names or values decode to invalid UTF-8 or hold a NUL character, naming the field
+    (``what`` when no name can be read); Django itself would replace bad bytes silently
+    and pass the NUL on to the database."""
+    raw = raw.encode("latin-1") if isinstance(raw, str) else raw
+    if b"%" not in raw and b"\0" not in raw and raw.isascii():
+        return  # the usual case: nothing to decode
+    for part in raw.replace(b";", b"&").split(b"&"):
+        name, _, value = part.partition(b"=")
+        try:
+            name_text = unquote_to_bytes(name.replace(b"+", b" ")).decode()
+        except UnicodeDecodeError:
+            raise InputError(what, "a parameter name is not valid UTF-8") from None
+        try:
+            text = unquote_to_bytes(value.replace(b"+", b" ")).decode()
+        except UnicodeDecodeError:
+            raise InputError(name_text or what, "is not valid UTF-8") from None
+        check_text(name_text or what, name_text)
+        check_text(name_text or what, text)

@@ -32,6 +32,8 @@ from msgspec import UNSET, UnsetType
 from .errors import InputError
 
 __all__ = [
+    "NOT_UTF8",
+    "NUL_RULE",
     "UNSET",
     "Duration",
     "ErrorTrace",
@@ -45,6 +47,8 @@ __all__ = [
     "UnsetType",
     "canonical_json",
     "convert",
+    "refuse_nul",
+    "refuse_nul_in",
     "state_hash",
 ]
 
@@ -70,9 +74,15 @@ def _check_u64(obj: msgspec.Struct, *fields: str) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
                 if isinstance(item, int) and item > U64_MAX:
-                    raise ValueError(f"{name}.{key}: {_U64_RULE}, got {item}")
+                    raise ValueError(f"{name}.{key}: {_U64_RULE}, got {_digits(item)}")
         elif isinstance(value, int) and value > U64_MAX:
-            raise ValueError(f"{name}: {_U64_RULE}, got {value}")
+            raise ValueError(f"{name}: {_U64_RULE}, got {_digits(value)}")
+
+
+def _digits(value: int) -> str:
+    # A JSON integer may have any number of digits: the message shows a bounded part.
+    text = str(value)
+    return text if len(text) <= 30 else f"{text[:20]}... ({len(text)} digits)"
 
 
 class Duration(msgspec.Struct, kw_only=True):
@@ -243,6 +253,8 @@ class ExecutionTrace(msgspec.Struct, kw_only=True):
             raise InputError.from_validation(exc, data) from None
         except msgspec.DecodeError as exc:
             raise InputError("$", f"malformed JSON: {exc}") from None
+        except UnicodeDecodeError:
+            raise InputError("$", NOT_UTF8) from None
         except RecursionError:
             raise InputError("$", "nesting is too deep") from None
         finally:
@@ -265,9 +277,9 @@ class ExecutionTrace(msgspec.Struct, kw_only=True):
         """Refuse NUL characters outside states: PostgreSQL text and jsonb cannot hold
         them (states are stored as compressed bytes and may)."""
         for i, n in enumerate(self.nodes_executed):
-            _no_nul(f"{prefix}.nodes_executed[{i}]", n, _STATE_FIELDS)
+            refuse_nul(f"{prefix}.nodes_executed[{i}]", n)
         for i, e in enumerate(self.errors):
-            _no_nul(f"{prefix}.errors[{i}]", e, _STATE_FIELDS)
+            refuse_nul(f"{prefix}.errors[{i}]", e)
         _no_nul(prefix, self, {"nodes_executed", "errors", *_STATE_FIELDS})
 
     def to_json(self) -> bytes:
@@ -369,6 +381,9 @@ class RunStarted(msgspec.Struct, kw_only=True):
     metadata: dict[str, Any] = {}
     initial_state: Any = None
 
+    def __post_init__(self) -> None:
+        _check_u64(self, "depth")
+
 
 class NodeStarted(msgspec.Struct, kw_only=True):
     """``node_started``: a node began (its NodeExecution comes when it finishes)."""
@@ -376,6 +391,9 @@ class NodeStarted(msgspec.Struct, kw_only=True):
     node: Name
     index: U64
     started_at: Stamp | None = None
+
+    def __post_init__(self) -> None:
+        _check_u64(self, "index")
 
 
 class RunFinished(msgspec.Struct, kw_only=True):
@@ -387,6 +405,9 @@ class RunFinished(msgspec.Struct, kw_only=True):
     # Absent: keep what the node_finished events added up.
     total_duration_ms: U64 | None = None
     total_tokens: U64 | None = None
+
+    def __post_init__(self) -> None:
+        _check_u64(self, "total_duration_ms", "total_tokens")
 
 
 def canonical_json(value: Any) -> bytes:
@@ -407,25 +428,40 @@ def convert(obj: Any, type_: type[Any], path: str = "$") -> Any:
         raise InputError.from_validation(exc, obj, prefix=path) from None
 
 
-_STATE_FIELDS = {"state_before", "state_after", "state_at_error", "final_state"}
+NOT_UTF8 = "is not valid UTF-8 (JSON text must be UTF-8)"
+
+
+_STATE_FIELDS = {"state_before", "state_after", "state_at_error", "final_state", "initial_state"}
+
+
+def refuse_nul(path: str, payload: msgspec.Struct) -> None:
+    """Refuse a NUL character anywhere in one parsed payload (a step, an error, a live
+    event's data) but in its states, naming the field's path."""
+    _no_nul(path, payload, _STATE_FIELDS)
 
 
 def _no_nul(path: str, struct: msgspec.Struct, skip: set[str]) -> None:
     for name in struct.__struct_fields__:
         if name not in skip:
-            _walk_nul(f"{path}.{name}", getattr(struct, name))
+            refuse_nul_in(f"{path}.{name}", getattr(struct, name))
 
 
-def _walk_nul(path: str, value: Any) -> None:
+NUL_RULE = "contains a NUL character (\\u0000)"
+_NUL_IN_TRACE = f"{NUL_RULE}, allowed only in states"
+
+
+def refuse_nul_in(path: str, value: Any, rule: str = _NUL_IN_TRACE) -> None:
+    """Refuse a NUL character in any string or key of decoded JSON (or a payload),
+    naming the path of the first one."""
     if isinstance(value, str):
         if "\x00" in value:
-            raise InputError(path, "contains a NUL character (\\u0000), allowed only in states")
+            raise InputError(path, rule)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _walk_nul(f"{path}.{key}", key)
-            _walk_nul(f"{path}.{key}", item)
+            refuse_nul_in(f"{path}.{key}", key, rule)
+            refuse_nul_in(f"{path}.{key}", item, rule)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _walk_nul(f"{path}[{i}]", item)
+            refuse_nul_in(f"{path}[{i}]", item, rule)
     elif isinstance(value, msgspec.Struct):
         _no_nul(path, value, set())

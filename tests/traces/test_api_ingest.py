@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
+from traces import dashstream, store
 from traces.models import ApiKey, Project, Run, RunError, StateSnapshot, Step
 from traces.trace import state_hash
 
@@ -427,6 +429,42 @@ def test_nesting_deeper_than_the_limit_is_refused_with_400(
     assert row_counts() == before
     success["nodes_executed"][0]["state_before"] = nested(7)
     assert_still_serving(api, success)
+
+
+@pytest.mark.parametrize("limit", [None, 400])
+def test_a_state_as_deep_as_the_limit_allows_is_shown_and_exported(
+    api: APIClient, settings: Any, success: dict[str, Any], member: Any, limit: int | None
+) -> None:
+    """What validation lets in, every reader can read: the step panel (diff, summary),
+    the API, Markdown and the DashStream export all recurse through a state. At the
+    default limit and at the largest the settings accept (TRACE_MAX_DEPTH <= 400)."""
+    if limit is not None:
+        settings.TRACE_MAX_DEPTH = limit
+
+    # The trace object, nodes_executed and the node object are 3 levels.
+    def deep(leaf: str) -> Any:
+        value: Any = leaf
+        for level in range(settings.TRACE_MAX_DEPTH - 3):
+            value = [value] if level % 2 else {"k": value}
+        return value
+
+    before, after = deep("leaf"), deep("changed")
+    success["nodes_executed"][0]["state_before"] = before
+    success["nodes_executed"][0]["state_after"] = after
+    assert post(api, success).status_code == 201
+    client = Client()
+    client.force_login(member)
+
+    panel = client.get(f"/projects/acme/runs/{SUCCESS_ID}/steps/0.json")
+    assert panel.status_code == 200, panel.content[:300]
+    assert panel.json()["changes"], "the deep change is in the diff"
+    assert api.get(f"/api/v1/runs/{SUCCESS_ID}/steps/0").status_code == 200
+    assert api.get(f"/api/v1/runs/{SUCCESS_ID}?format=md&step=0").status_code == 200
+    trace = store.load_trace(Run.objects.get(execution_id=SUCCESS_ID))
+    frames = [chunk for chunk, _count in dashstream.encode_file(trace)]
+    lines = [chunk for chunk, _count in dashstream.encode_jsonl(trace)]
+    assert frames
+    assert lines
 
 
 def test_pathologically_deep_nesting_is_refused_at_the_default_limit(

@@ -63,6 +63,43 @@ def node(index: int, tokens: int = 10, **extra: Any) -> dict[str, Any]:
             "$.events[0].data.completed",
             'expected a boolean, got "yes"',
         ),
+        # The ranges and the NUL rule of a whole trace hold for its live parts too.
+        (
+            [{"seq": 1, "type": "node_started", "data": {"node": "a", "index": 10**400}}],
+            "$.events[0].data.index",
+            "expected an unsigned 64-bit integer, got 10000000000000000000... (401 digits)",
+        ),
+        (
+            [{"seq": 1, "type": "run_started", "data": {"depth": 2**64}}],
+            "$.events[0].data.depth",
+            f"expected an unsigned 64-bit integer, got {2**64}",
+        ),
+        (
+            [
+                {
+                    "seq": 1,
+                    "type": "run_finished",
+                    "data": {"completed": True, "total_tokens": 2**64},
+                }
+            ],
+            "$.events[0].data.total_tokens",
+            None,
+        ),
+        (
+            [{"seq": 1, "type": "node_started", "data": {"node": "a\x00", "index": 0}}],
+            "$.events[0].data.node",
+            "contains a NUL character (\\u0000), allowed only in states",
+        ),
+        (
+            [{"seq": 1, "type": "run_started", "data": {"metadata": {"k": ["\x00"]}}}],
+            "$.events[0].data.metadata.k[0]",
+            None,
+        ),
+        (
+            [{"seq": 1, "type": "error", "data": {"node": "a", "message": "x\x00"}}],
+            "$.events[0].data.message",
+            None,
+        ),
     ],
 )
 def test_a_bad_event_is_a_400_naming_the_path_and_nothing_is_stored(
@@ -79,6 +116,42 @@ def test_a_bad_event_is_a_400_naming_the_path_and_nothing_is_stored(
     assert not Run.objects.filter(execution_id=RUN).exists()
     assert RunEvent.objects.count() == 0
     assert post(api, [good]).status_code == 200
+
+
+def test_a_state_deeper_than_the_trace_limit_is_a_400(api: APIClient, settings: Any) -> None:
+    # The step panel and the DashStream export read states recursively: a live event is
+    # held to TRACE_MAX_DEPTH as a whole trace is, before it is decoded.
+    deep: Any = 1
+    for _ in range(250):
+        deep = {"k": deep}
+
+    response = post(api, [{"seq": 1, "type": "node_finished", "data": node(0, state_after=deep)}])
+
+    assert response.status_code == 400, response.content
+    assert response.json()["path"] == "$"
+    assert f"TRACE_MAX_DEPTH={settings.TRACE_MAX_DEPTH}" in response.json()["rule"]
+    assert not Run.objects.filter(execution_id=RUN).exists()
+
+
+def test_a_nul_inside_a_state_is_kept(api: APIClient) -> None:
+    event = {"seq": 1, "type": "node_finished", "data": node(0, state_after={"k": "a\x00b"})}
+
+    assert post(api, [event]).status_code == 200
+    step = api.get(f"/api/v1/runs/{RUN}/steps/0").json()
+    assert step["state_after"] == {"k": "a\x00b"}
+
+
+def test_a_body_that_is_not_utf8_is_a_400(api: APIClient) -> None:
+    body = b'{"events": [{"seq": 1, "type": "run_started", "data": {"thread_id": "\xff"}}]}'
+
+    response = api.post(f"/api/v1/runs/{RUN}/events", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "$: is not valid UTF-8 (JSON text must be UTF-8)",
+        "path": "$",
+        "rule": "is not valid UTF-8 (JSON text must be UTF-8)",
+    }
 
 
 def test_events_without_a_list_are_a_400(api: APIClient) -> None:

@@ -9,11 +9,12 @@ from django.conf import settings
 from django.db.models import Model, QuerySet
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 
 from ..errors import InputError
 from ..models import Project, Run
-from ..parsing import decode_body, too_large
+from ..parsing import decode_body, parse_json, too_large
 from ..permissions import KeyPrincipal, user_can, write_refused
 from .auth import request_project
 
@@ -40,6 +41,20 @@ def read_body(request: Request) -> bytes:
     if len(body) > limit:
         raise too_large(None)
     return body
+
+
+class JSONParser(BaseParser):
+    """The API's JSON bodies, through the one parser (``parsing.parse_json``): a bad one
+    is an ``InputError`` naming the path and the rule, as everywhere."""
+
+    media_type = "application/json"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        limit: int = settings.TRACE_MAX_BODY_BYTES
+        data: bytes = stream.read(limit + 1) if stream is not None else b""
+        if len(data) > limit:
+            raise too_large(None)
+        return parse_json(data) if data else {}
 
 
 def key_project(request: Request) -> Project:

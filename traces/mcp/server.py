@@ -6,7 +6,8 @@ sets it once for the process). A tool reads the key from ``current_key``, so its
 and scope are the caller's, and runs its work (``traces/mcp/tools.py``) in Django's sync
 thread through ``database_sync_to_async``, which also closes stale connections.
 
-Errors: an ``InputError`` becomes a tool error ``"<argument>: <rule>"`` (a run of another
+Errors: an ``InputError`` becomes a tool error ``"<argument>: <rule>"`` (a NUL character
+in any argument is one, before the tool runs: PostgreSQL text cannot hold it; a run of another
 project is "not found", as the API's 404); arguments of the wrong type are refused by the
 SDK's schema validation, which names the argument too.
 """
@@ -26,6 +27,7 @@ from pydantic import Field
 
 from ..errors import InputError
 from ..permissions import KeyPrincipal
+from ..trace import NUL_RULE, refuse_nul_in
 from . import tools
 
 current_key: ContextVar[KeyPrincipal] = ContextVar("current_key")
@@ -67,6 +69,8 @@ def tool(fn: Callable[..., dict[str, Any]]) -> Callable[..., Awaitable[str]]:
     @functools.wraps(fn)
     async def call(**arguments: Any) -> str:
         try:
+            for name, value in arguments.items():
+                refuse_nul_in(name, value, NUL_RULE)
             result = await database_sync_to_async(fn)(**arguments)
         except InputError as exc:
             raise ToolError(f"{exc.path}: {exc.rule}") from None

@@ -78,6 +78,14 @@ def settings_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "visualizer/settings.html", context)
 
 
+def _row_id(request: HttpRequest, name: str) -> int:
+    """The row a form names (a hidden field); not a number is a 400, not a 500."""
+    raw = request.POST.get(name, "")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise InputError(name, f"expected a row id, got {raw[:40]!r}")
+    return int(raw)
+
+
 def _apply(request: HttpRequest, project: Project) -> str | None:
     """Carry out one form's action; returns a newly issued key to show once."""
     action = request.POST.get("action")
@@ -89,7 +97,7 @@ def _apply(request: HttpRequest, project: Project) -> str | None:
         messages.success(request, f"{m.user.username} is now {m.role}.")
     elif action in ("set_role", "remove_member"):
         membership = Membership.objects.filter(
-            project=project, pk=request.POST.get("membership") or 0
+            project=project, pk=_row_id(request, "membership")
         ).first()
         if membership is None:
             raise InputError("membership", "no such member")
@@ -109,7 +117,7 @@ def _apply(request: HttpRequest, project: Project) -> str | None:
         messages.success(request, f"Key {key.prefix}… was created with the {key.scope} scope.")
         return raw
     elif action == "revoke_key":
-        key_row = project.api_keys.filter(pk=request.POST.get("key") or 0).first()
+        key_row = project.api_keys.filter(pk=_row_id(request, "key")).first()
         if key_row is None:
             raise InputError("key", "no such API key")
         members.revoke_key(project, actor, key_row)
@@ -121,7 +129,7 @@ def _apply(request: HttpRequest, project: Project) -> str | None:
         created = alerts.create_rule(project, {k: v for k, v in body.items() if v != ""})
         messages.success(request, f"Alert rule {created.name!r} was created.")
     elif action in ("enable_rule", "disable_rule", "delete_rule"):
-        rule = project.alert_rules.filter(pk=request.POST.get("rule") or 0).first()
+        rule = project.alert_rules.filter(pk=_row_id(request, "rule")).first()
         if rule is None:
             raise InputError("rule", "no such alert rule")
         if action == "delete_rule":
