@@ -78,7 +78,8 @@ def _lookup(source: Any, path: str) -> Any:
     if isinstance(source, (bytes, str)):
         try:
             source = msgspec.json.decode(source)
-        except (msgspec.DecodeError, RecursionError):
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+            # (msgspec reads the keys of fields it ignores without checking their UTF-8.)
             return _MISSING
     value = source
     for key, position in _PART.findall(path[1:]):
