@@ -17,7 +17,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
 
-from dashflow_site.middleware import text_input_guard  # noqa: E402
+from dashflow_site.middleware import text_input_guard, websocket_text_guard  # noqa: E402
 from traces.mcp.http import mcp_app  # noqa: E402
 from visualizer.routing import websocket_urlpatterns  # noqa: E402
 
@@ -67,8 +67,8 @@ application = ProtocolTypeRouter(
         # Static files come from the app itself so one Daphne command serves everything;
         # a deployment behind a CDN or proxy can serve STATIC_ROOT instead.
         "http": http,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        "websocket": websocket_text_guard(
+            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

@@ -5,8 +5,9 @@ PostgreSQL cannot hold a NUL character in text, and Django hands one on from ``%
 URL, a query parameter or a form field; it also replaces invalid UTF-8 in them silently.
 So every request is checked here, once, before any view (or the session lookup) sees it:
 a NUL or invalid UTF-8 is a 400 naming the field and the rule, JSON under ``/api/`` (the
-API's error body) and the app's 400 page elsewhere. JSON bodies are the parsers' part
-(``traces/parsing.py``); MCP tool arguments the MCP server's.
+API's error body) and the app's 400 page elsewhere; a websocket handshake is refused
+(``websocket_text_guard``). JSON bodies are the parsers' part (``traces/parsing.py``); MCP
+tool arguments the MCP server's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import msgspec
+from channels.security.websocket import WebsocketDenier
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.decorators import sync_and_async_middleware
@@ -27,17 +29,22 @@ from traces.parsing import check_form_encoded, check_text
 FORM = "application/x-www-form-urlencoded"
 
 
+def check_url(path: str, raw_path: bytes | None, query: bytes | str) -> None:
+    """A URL's path (as decoded, and as sent when the server passes it) and query."""
+    if raw_path is not None:
+        try:
+            unquote_to_bytes(raw_path).decode()
+        except UnicodeDecodeError:
+            raise InputError("path", "is not valid UTF-8") from None
+    check_text("path", path)
+    check_form_encoded(query, "query string")
+
+
 def refusal(request: HttpRequest) -> InputError | None:
     """The first input of ``request`` that is not text PostgreSQL can hold, if any."""
     try:
         raw_path = getattr(request, "scope", {}).get("raw_path")
-        if raw_path is not None:
-            try:
-                unquote_to_bytes(raw_path).decode()
-            except UnicodeDecodeError:
-                raise InputError("path", "is not valid UTF-8") from None
-        check_text("path", request.path)
-        check_form_encoded(request.META.get("QUERY_STRING", ""), "query string")
+        check_url(request.path, raw_path, request.META.get("QUERY_STRING", ""))
         for name, value in request.META.items():
             if name.startswith("HTTP_"):
                 check_text(name[5:].replace("_", "-").title(), value)
@@ -85,5 +92,22 @@ def text_input_guard(
             return refused(request, error)
         response: HttpResponse = get_response(request)
         return response
+
+    return guard
+
+
+def websocket_text_guard(app: Any) -> Any:
+    """The same rule for a websocket handshake: a NUL or invalid UTF-8 in its path, query
+    string or headers is refused (403) before a consumer looks anything up."""
+
+    async def guard(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            check_url(scope["path"], scope.get("raw_path"), scope.get("query_string", b""))
+            for name, value in scope.get("headers", []):
+                check_text(name.decode("latin-1"), value.decode("latin-1"))
+        except InputError:
+            await WebsocketDenier.as_asgi()(scope, receive, send)
+            return
+        await app(scope, receive, send)
 
     return guard

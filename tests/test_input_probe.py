@@ -32,6 +32,7 @@ from django.test import Client as DjangoClient
 from django.urls import URLPattern, URLResolver, get_resolver
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from websockets.exceptions import InvalidStatus
 
 from tests.servers import HOST, Daphne, daphne, database_url, server_env, session_cookie
 from traces.filters import FILTER_NAMES
@@ -50,6 +51,7 @@ from traces.models import (
     Role,
 )
 from traces.parsing import parse_trace
+from visualizer.routing import websocket_urlpatterns
 
 real_server = pytest.mark.django_db(transaction=True)
 
@@ -517,3 +519,33 @@ def test_a_nul_in_a_page_form_is_the_400_page(project: Project) -> None:
 @pytest.fixture
 def admin_key(project: Project) -> str:
     return ApiKey.issue(project, "admin", scope=KeyScope.ADMIN)[1]
+
+
+@real_server
+def test_a_websocket_with_nul_or_invalid_utf8_is_refused_at_the_handshake(
+    server: Daphne, world: dict[str, Any]
+) -> None:
+    """Every websocket route, with NUL / %FF in each string parameter and in the query:
+    refused before a consumer looks its run up (which answered PostgreSQL's DataError by
+    dropping the socket with 1011)."""
+    values = world["values"]
+    tried = 0
+    for route in websocket_urlpatterns:
+        pattern = str(route.pattern)
+        variants = [
+            fill(pattern, values, name, bad)
+            for name in string_params(pattern)
+            for bad in ("a%00b", "a%FFb")
+        ]
+        variants += [f"{fill(pattern, values)}?project={bad}" for bad in ("a%00b", "%FF")]
+        for path in variants:
+            tried += 1
+            with pytest.raises(InvalidStatus) as refused:
+                server.websocket(path, cookie=world["session"])
+            assert refused.value.response.status_code == 403, path
+    assert tried >= 6
+    # ... and a clean one still connects.
+    with server.websocket(
+        fill(str(websocket_urlpatterns[1].pattern), values), world["session"]
+    ) as ws:
+        assert ws.receive()["type"] == "subscribed"
