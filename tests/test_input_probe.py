@@ -1,14 +1,17 @@
 """Every input point, sent a NUL byte or invalid UTF-8, answers 4xx, never 5xx.
 
 A real Daphne on the test database (PostgreSQL refuses NUL in text, so there it is a real
-error, not a quirk of SQLite). The URLs are read from the resolver and the fields from
-what the server itself publishes: the OpenAPI schema's parameters and the forms and links
-of every page, so a route, a filter or a form field added later is probed too. Each is
-sent as a signed-in admin (a superuser who is admin of the project) and, on the API, with
-an admin-scope API key: NUL and ``%FF`` in each path parameter, in each query parameter,
-in each form field (the page's own forms, posted with their other values as rendered), in
-each JSON field, in cookies and the ``Authorization`` header; invalid UTF-8 bodies. The MCP
-tools get NUL in each string argument.
+error, not a quirk of SQLite). The URLs are read from the resolver and the fields from what
+the server itself publishes: the OpenAPI schema's parameters and the forms and links of
+every page, so a route, a filter or a form field added later is probed too. Each is sent as
+a signed-in admin (a superuser who is admin of the project) and, on the API, with an admin-
+scope API key: NUL and ``%FF`` in each path parameter, in each query parameter, in each
+form field (the page's own forms, posted with their other values as rendered), in each JSON
+field, in cookies and the ``Authorization`` header; invalid UTF-8 bodies; and a 30-digit
+number in each integer path parameter, query parameter and JSON field (past every integer
+column), and "²" (a digit to ``str.isdigit``, not to ``int``) in each query parameter. The
+MCP tools get NUL in each string argument, the websocket routes NUL and ``%FF`` in their
+paths and queries.
 """
 
 from __future__ import annotations
@@ -303,23 +306,34 @@ def test_no_input_point_answers_5xx_to_nul_or_invalid_utf8(
                     poisoned = fill(pattern, values, poison, bad)
                     for method in ("GET", "POST", "PATCH", "DELETE"):
                         check(client, method, poisoned, f"<{poison}>={bad}")
+            for number in re.findall(r"<int:(\w+)>", pattern):
+                # Past any integer column (bigint, or the u64 ones stored as numeric).
+                huge = fill(pattern, values, number, "9" * 30)
+                for method in ("GET", "POST", "PATCH", "DELETE"):
+                    check(client, method, huge, f"<{number}>=10^30")
             suffix = "&project=acme" if is_api else ""
             for name in sorted(names):
                 check(client, "GET", f"{path}?{name}=a%00b{suffix}", f"?{name}")
             check(client, "GET", f"{path}?{sorted(names or {'q'})[0]}=%FF{suffix}", "?%FF")
+            for name in sorted(names):
+                check(client, "GET", f"{path}?{name}={'9' * 30}{suffix}", f"?{name}=10^30")
+                # A digit to str.isdigit() that int() refuses.
+                check(client, "GET", f"{path}?{name}=%C2%B2{suffix}", f"?{name}=²")
             if is_api:
                 target = f"{path}?project=acme"
                 for method in ("POST", "PUT", "PATCH"):
                     for field in json_fields:
-                        body = json.dumps({field: NUL}).encode()
-                        check(
-                            client,
-                            method,
-                            target,
-                            f"JSON {field}",
-                            body=body,
-                            content_type="application/json",
-                        )
+                        # A number past every integer column: once (the same views).
+                        once = client is admin and method != "PUT"
+                        for value in (NUL, 10**30) if once else (NUL,):
+                            check(
+                                client,
+                                method,
+                                target,
+                                f"JSON {field}={value!r}",
+                                body=json.dumps({field: value}).encode(),
+                                content_type="application/json",
+                            )
                     nested = json.dumps({"filters": {"node": NUL}, "events": [{"data": NUL}]})
                     check(
                         client,

@@ -266,7 +266,7 @@ def _count(params: Mapping[str, str], name: str, default: int, top: int) -> int:
     text = params.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit() or int(text) > top:
+    if not (text.isascii() and text.isdigit()) or int(text) > top:
         raise InputError(name, f"expected an integer from 0 to {top}, got {text[:40]!r}")
     return int(text)
 

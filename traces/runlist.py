@@ -94,7 +94,7 @@ def parse_limit(params: Mapping[str, str]) -> int:
     raw = params.get("limit") or ""
     if not raw:
         return PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise InputError("limit", f"expected an integer from 1 to {MAX_PAGE_SIZE}")
     return int(raw)
 

@@ -166,7 +166,7 @@ def parse_selection(
     group = None
     if raw.get("group") not in (None, ""):
         value = raw["group"]
-        if isinstance(value, str) and value.isdigit():
+        if isinstance(value, str) and value.isascii() and value.isdigit():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             raise _bad("group", "expected a failure group id (an integer)")

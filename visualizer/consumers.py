@@ -135,7 +135,7 @@ class RunConsumer(GroupConsumer):
             return
         query = parse_qs(self.scope["query_string"].decode())
         after_text = query.get("after", ["0"])[0]
-        if not after_text.isdigit():
+        if not (after_text.isascii() and after_text.isdigit()):
             await self.close(code=CLOSE_BAD_REQUEST)
             return
         execution_id = self.scope["url_route"]["kwargs"]["execution_id"]

@@ -226,7 +226,7 @@ class StepVerdictView(APIView):
 def parse_int(value: str | None, name: str) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise InputError(name, "expected a non-negative integer")
     return int(value)
 

@@ -78,6 +78,6 @@ def compare_pair(request: HttpRequest, slug: str) -> JsonResponse:
 
 
 def _index(text: str, name: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise InputError(name, f"expected a step index, got {text[:20]!r}")
     return int(text)

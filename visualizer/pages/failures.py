@@ -323,7 +323,8 @@ def failure_rows(request: HttpRequest, slug: str) -> HttpResponse:
     place that decides, with ``traces.failure_json.filter_groups``)."""
     found = member_project(request, slug)
     ids = request.GET.getlist("id")[:LIST_LIMIT]
-    if not all(i.isdigit() for i in ids):
+    # isdigit() also passes "²" and digits past any row id (SQLite overflowed on 10^30).
+    if not all(i.isascii() and i.isdigit() and len(i) <= 18 for i in ids):
         return HttpResponse("id: expected failure group ids", status=400)
     groups, _tab = list_groups(found, request.GET, request.user, only=[int(i) for i in ids])
     return render(

@@ -21,7 +21,7 @@ def inbox_page(request: HttpRequest, slug: str) -> HttpResponse:
         item = request.POST.get("item", "")
         if request.POST.get("action") == "read_all":
             inbox.mark_read(request.user, project, None)
-        elif item.isdigit():
+        elif item.isascii() and item.isdigit():
             inbox.mark_read(request.user, project, [int(item)])
         else:
             messages.error(request, "item: expected an inbox item id")
