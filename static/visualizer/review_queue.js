@@ -93,8 +93,14 @@ document.getElementById("queue-rows")?.addEventListener("click", (event) => {
 
 // Others' changes: review status / assignee of a run, status / assignee of a group. A
 // change made while the socket was down shows on reload.
+const indicator = document.getElementById("live-indicator");
 liveSocket(data.ws_path, {
+  onState(state) { if (state !== "open") indicator.hidden = true; },
   onMessage(message) {
+    if (message.type === "subscribed") {
+      indicator.hidden = false;
+      return;
+    }
     let kind, key, state;
     if (message.type === "review" && message.event === "review_changed") {
       [kind, key, state] = ["run", message.execution_id, message.review];

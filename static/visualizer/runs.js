@@ -106,8 +106,15 @@ function apply(run) {
   else if (!known.has(run.execution_id)) scheduleCheck();
 }
 
+// While paused, the label counts the changes waiting: the list is still live, only held.
+const waiting = document.getElementById("follow-waiting");
+function showWaiting() {
+  waiting.hidden = pending.length === 0;
+  waiting.textContent = `${pending.length} ${pending.length === 1 ? "update" : "updates"} waiting`;
+}
 follow.addEventListener("change", () => {
   if (follow.checked) pending.splice(0).forEach(apply);
+  showWaiting();
 });
 
 // Only the fields that are set go into the URL: a short link to share.
@@ -123,14 +130,19 @@ liveSocket(data.ws_path, {
   onMessage(message) {
     if (message.type === "subscribed") {
       // Subscribed first, then look: anything started since the page rendered shows up.
+      // "● live" shows from here, not from the socket's open: only now is nothing missed.
+      indicator.hidden = false;
       scheduleCheck();
       return;
     }
     if (message.type !== "run_summary") return;
     if (follow.checked) apply(message.run);
-    else pending.push(message.run);
+    else {
+      pending.push(message.run);
+      showWaiting();
+    }
   },
-  onState(state) { indicator.hidden = state !== "open"; },
+  onState(state) { if (state !== "open") indicator.hidden = true; },
 });
 
 // "Compare selected": two runs ticked in the list open the compare page, the older as a.

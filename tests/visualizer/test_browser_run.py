@@ -5,7 +5,6 @@ executions), the selection event other panels follow, and a running node growing
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -261,8 +260,7 @@ def test_a_running_node_grows_on_the_timeline_until_it_finishes(
     # Already running when the page opened: its bar is there, and widens.
     first = page.evaluate(width)
     assert first is not None
-    time.sleep(0.8)
-    assert page.evaluate(width) > first + 300
+    page.wait_for_function(f"({width})() > {first} + 300")
 
     # It finishes: a green bar replaces it; the next node starts and grows live.
     post(

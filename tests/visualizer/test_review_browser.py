@@ -106,8 +106,8 @@ def test_two_reviewers_splitting_the_queue_see_each_others_changes_live(
     for page in pages:
         page.goto(f"{server.origin}/projects/acme/review/?tab=unreviewed")
         expect(page.locator("#queue-rows tr")).to_have_count(2)
-    # Let both sockets subscribe before anything changes.
-    pages[1].wait_for_timeout(500)
+        # "● live" shows once the socket has subscribed: nothing after it is missed.
+        expect(page.locator("#live-indicator")).to_be_visible()
 
     alice_page, bob_page = pages
     alice_page.keyboard.press("n")

@@ -146,10 +146,11 @@ def test_a_new_matching_run_appears_on_top_and_others_stay_out(
             "data": {"node": "planner", "index": 0, "duration_ms": 5, "tokens_used": 1},
         },
     )
-    page.wait_for_timeout(700)
+    expect(page.locator("#follow-waiting")).to_have_text("1 update waiting")
     expect(row.locator('[data-col="nodes"]')).to_have_text("0")
     page.check("#follow")
     expect(row.locator('[data-col="nodes"]')).to_have_text("1")
+    expect(page.locator("#follow-waiting")).to_be_hidden()
     assert ids(page) == ["match-live"]
 
 
@@ -161,7 +162,6 @@ def test_a_sorted_list_counts_new_runs_instead_of_breaking_its_order(
     expect(page.locator("#live-indicator")).to_be_visible()
     before = ids(page)
     assert before == ["run-1", "run-3", "run-0", "run-2"]
-    page.wait_for_timeout(500)  # the script has read which runs it already knows
 
     stream(server, api_key, "late-1", started("research-agent"))
     stream(server, api_key, "late-2", started("support-triage"))  # filtered out
