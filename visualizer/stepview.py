@@ -58,7 +58,7 @@ def step_view(run: Run, step: Step) -> dict[str, Any]:
         "step": step.summary(),
         **diff_view(before, after, both),
         "download_url": links.api(
-            "api:step", run.execution_id, step.index, project=run.project.slug
+            "api:step", run.execution_id, step.index, project=run.project.slug, download="1"
         ),
     }
 
@@ -99,10 +99,10 @@ def pair_view(run_a: Run, step_a: Step, run_b: Run, step_b: Step, at: str) -> di
         "at": at,
         **diff_view(state_a, state_b, id_a is not None and id_b is not None),
         "download_url": links.api(
-            "api:step", run_a.execution_id, step_a.index, project=run_a.project.slug
+            "api:step", run_a.execution_id, step_a.index, project=run_a.project.slug, download="1"
         ),
         "download_url_b": links.api(
-            "api:step", run_b.execution_id, step_b.index, project=run_b.project.slug
+            "api:step", run_b.execution_id, step_b.index, project=run_b.project.slug, download="1"
         ),
     }
 

@@ -37,6 +37,8 @@ function button(label, className, onClick) {
 }
 
 async function remove(exp) {
+  const active = exp.status === "queued" || exp.status === "running";
+  if (!active && !window.confirm(`Delete the export ${exp.file_name || exp.id}? Its file goes too.`)) return;
   let answer;
   try {
     answer = await api("DELETE", fill(data.export_url, { id: exp.id }));

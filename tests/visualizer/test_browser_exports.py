@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from tests.servers import Daphne, daphne, database_url, server_env
 from tests.traces.exports_support import expected_file, store_copies
@@ -82,9 +82,22 @@ def test_start_an_export_watch_the_bar_fill_and_download_it(
     download.save_as(target)
     assert target.read_bytes() == expected
 
+    # Delete asks first: dismissed, the export stays; accepted, it goes.
+    asked: list[str] = []
+
+    def answer(dialog: Dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    row.locator("button.delete").click()
+    expect(page.locator("#export-rows tr")).to_have_count(1)
+    page.once("dialog", lambda dialog: answer(dialog, True))
     row.locator("button.delete").click()
     expect(page.locator("#export-rows tr")).to_have_count(0)
     assert not Export.objects.exists()
+    assert len(asked) == 2
+    assert asked[0].startswith("Delete the export acme-csv-")
 
 
 def test_a_viewer_sees_and_downloads_but_cannot_start_or_delete(

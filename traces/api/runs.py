@@ -8,6 +8,7 @@ import msgspec
 from django.conf import settings
 from django.http import HttpResponse
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -200,11 +201,30 @@ class RunDetail(APIView):
         return json_errors(super().finalize_response(request, response, *args, **kwargs))
 
 
+DOWNLOAD_PARAM = OpenApiParameter(
+    "download",
+    bool,
+    description="Any value: answer as a file to save (`Content-Disposition: attachment`)",
+)
+
+
+def as_download(request: Request, response: HttpResponse, filename: str) -> HttpResponse:
+    """``response`` as an attachment named ``filename`` when the query asks ``download``."""
+    if "download" in request.query_params:
+        response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
+
+
 class RunStep(APIView):
     @extend_schema(
         operation_id="get_step",
         summary="One node execution with state_before and state_after",
-        parameters=[PROJECT_PARAM, EXECUTION_ID_PARAM, OpenApiParameter("index", int, "path")],
+        parameters=[
+            PROJECT_PARAM,
+            EXECUTION_ID_PARAM,
+            OpenApiParameter("index", int, "path"),
+            DOWNLOAD_PARAM,
+        ],
         responses={200: OpenApiTypes.OBJECT, 404: OpenApiResponse(description="No such step")},
     )
     def get(self, request: Request, execution_id: str, index: int) -> HttpResponse:
@@ -212,16 +232,18 @@ class RunStep(APIView):
         node = store.load_step(run, index)
         if node is None:
             raise exceptions.NotFound(f"step {index} of run {execution_id!r}: not found")
-        return HttpResponse(msgspec.json.encode(node), content_type="application/json")
+        response = HttpResponse(msgspec.json.encode(node), content_type="application/json")
+        return as_download(request, response, f"{execution_id}-step-{index}.json")
 
 
 class RunTrace(APIView):
     @extend_schema(
         operation_id="get_trace",
         summary="The whole run as an ExecutionTrace in DashFlow JSON",
-        parameters=[PROJECT_PARAM, EXECUTION_ID_PARAM],
+        parameters=[PROJECT_PARAM, EXECUTION_ID_PARAM, DOWNLOAD_PARAM],
         responses={200: OpenApiTypes.OBJECT, 404: OpenApiResponse(description="No such run")},
     )
     def get(self, request: Request, execution_id: str) -> HttpResponse:
         run = get_run(request, execution_id)
-        return HttpResponse(store.load_trace(run).to_json(), content_type="application/json")
+        response = HttpResponse(store.load_trace(run).to_json(), content_type="application/json")
+        return as_download(request, response, f"{execution_id}.json")
