@@ -2,7 +2,7 @@
 // websocket, on which every change to a group arrives ({"type": "failure_group", ...}),
 // and update in place. Trace strings only ever go in as text.
 import { coalesce, liveSocket } from "./live.js";
-import { cell } from "./dom.js";
+import { cell, shortId } from "./dom.js";
 import { api, fetchRows, getJSON } from "./http.js";
 
 const STATUS_LABELS = { new: "New", triaged: "Triaged", resolved: "Resolved", ignored: "Ignored" };
@@ -149,7 +149,7 @@ function groupPage(data) {
       const link = document.createElement("a");
       link.href = run.url;
       const code = document.createElement("code");
-      code.textContent = run.execution_id.length > 14 ? `${run.execution_id.slice(0, 13)}…` : run.execution_id;
+      code.textContent = shortId(run.execution_id);
       code.title = run.execution_id;
       link.append(code);
       const id = document.createElement("td");
