@@ -108,7 +108,14 @@ function render(exp) {
   tr.querySelector('[data-col="size"]').textContent = formatSize(exp.size);
   const actions = tr.querySelector('[data-col="actions"]');
   const items = [];
-  if (exp.download_url) {
+  if (exp.download_url && exp.row_count === 0) {
+    // Nothing matched: there is no file worth saving, and a 0-byte download says nothing.
+    const none = document.createElement("span");
+    none.className = "muted nothing-matched";
+    none.textContent = "Nothing matched";
+    none.title = "No run or step matched this export's selection";
+    items.push(none);
+  } else if (exp.download_url) {
     const link = document.createElement("a");
     link.className = "download";
     link.href = `${exp.download_url}?project=${encodeURIComponent(data.project)}`;
