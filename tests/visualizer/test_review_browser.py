@@ -66,6 +66,9 @@ def test_going_through_the_unreviewed_failures_with_the_keyboard(
     page.goto(f"{server.origin}/projects/acme/review/?tab=unreviewed")
     rows = page.locator("#queue-rows tr")
     expect(rows).to_have_count(3)
+    count = {t: page.locator(f'.tabs [data-tab="{t}"] .count') for t in ("assigned", "unreviewed")}
+    expect(count["unreviewed"]).to_have_text("3")
+    expect(count["assigned"]).to_have_text("0")
 
     page.keyboard.press("n")  # the first item
     expect(rows.nth(0)).to_have_class(CURRENT)
@@ -74,10 +77,18 @@ def test_going_through_the_unreviewed_failures_with_the_keyboard(
     page.keyboard.press("r")  # reviewed, and on to the next
     expect(rows.nth(0).locator('[data-col="status"] .badge')).to_have_text("Reviewed")
     expect(rows.nth(1)).to_have_class(CURRENT)
+    # The tab counts follow without a reload.
+    expect(count["unreviewed"]).to_have_text("2")
     page.keyboard.press("n")
     page.keyboard.press("a")
     expect(rows.nth(2).locator('[data-col="assignee"]')).to_have_text("alice")
     expect(page.locator("#queue-message")).to_have_text(re.compile(r"^Assigned .+ to you\.$"))
+    expect(count["assigned"]).to_have_text("1")
+    page.keyboard.press("?")
+    expect(page.locator("#keys-help")).to_be_visible()
+    expect(page.locator("#keys-help")).to_contain_text("mark it reviewed and go to the next")
+    page.keyboard.press("Escape")
+    expect(page.locator("#keys-help")).to_be_hidden()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "review-queue.png"))
 
