@@ -4,6 +4,7 @@
 import { liveSocket } from "./live.js";
 import { cell } from "./dom.js";
 import { api, fill } from "./http.js";
+import { localTime, number, timeTitle } from "./format.js";
 
 const data = JSON.parse(document.getElementById("exports-data").textContent);
 const rows = document.getElementById("export-rows");
@@ -55,7 +56,8 @@ function render(exp) {
   if (!tr) {
     tr = document.createElement("tr");
     tr.dataset.exportId = exp.id;
-    const created = cell(exp.created_at ? exp.created_at.replace("T", " ").slice(0, 19) : "—");
+    const created = cell(exp.created_at ? localTime(exp.created_at) : "—");
+    if (exp.created_at) created.title = timeTitle(exp.created_at);
     const format = document.createElement("td");
     const code = document.createElement("code");
     code.textContent = exp.format;
@@ -104,7 +106,7 @@ function render(exp) {
   bar.querySelector(".progress-fill").style.width = `${exp.progress}%`;
   tr.querySelector(".progress-label").textContent = `${Math.floor(exp.progress)}%`;
   tr.querySelector('[data-col="runs"]').textContent = `${exp.runs_done} / ${exp.runs_total}`;
-  tr.querySelector('[data-col="rows"]').textContent = exp.row_count.toLocaleString("en-US");
+  tr.querySelector('[data-col="rows"]').textContent = number(exp.row_count);
   tr.querySelector('[data-col="size"]').textContent = formatSize(exp.size);
   const actions = tr.querySelector('[data-col="actions"]');
   const items = [];

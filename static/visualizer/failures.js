@@ -4,6 +4,7 @@
 import { coalesce, liveSocket } from "./live.js";
 import { cell, shortId } from "./dom.js";
 import { api, fetchRows, getJSON } from "./http.js";
+import { timeTitle } from "./format.js";
 
 const STATUS_LABELS = { new: "New", triaged: "Triaged", resolved: "Resolved", ignored: "Ignored" };
 const relative = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
@@ -22,12 +23,13 @@ function ago(iso) {
 function setTime(el, iso) {
   if (!el || !iso) return;
   el.dateTime = iso;
-  el.title = iso.replace("T", " ").slice(0, 19);
+  el.dataset.relative = "";
+  el.title = timeTitle(iso);
   el.textContent = ago(iso);
 }
 
 function refreshTimes() {
-  document.querySelectorAll("time[datetime]").forEach((el) => {
+  document.querySelectorAll("time[datetime][data-relative]").forEach((el) => {
     if (el.getAttribute("datetime")) el.textContent = ago(el.getAttribute("datetime"));
   });
 }

@@ -5,6 +5,7 @@
 // twice a second, as the run grows.
 import { coalesce } from "./live.js";
 import { getJSON } from "./http.js";
+import { number } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -76,8 +77,8 @@ export function runCharts({ plotly, timelineUrl, selected, offsetSpan, onPick })
     growRunning(figure);
     const w = figure.window;
     $("timeline-window").textContent = w.aggregated
-      ? `${w.executions.toLocaleString()} executions, grouped per node and time slice: drag over a span to zoom in`
-      : zoomed ? `${w.executions.toLocaleString()} executions in this window · double-click to see the whole run` : "";
+      ? `${number(w.executions)} executions, grouped per node and time slice: drag over a span to zoom in`
+      : zoomed ? `${number(w.executions)} executions in this window · double-click to see the whole run` : "";
   }
 
   let zoomTicket = 0;

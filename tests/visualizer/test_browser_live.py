@@ -102,6 +102,7 @@ def test_a_live_run_shows_its_time_so_far_until_it_finishes(
     page.goto(f"{server.origin}/projects/acme/runs/{RUN}/")
     # "5.xx s" at first, then it ticks on (at least 6 s) while the run is live.
     expect(page.locator("#stat-duration")).to_have_text(re.compile(r"^[5-9]\.\d\d s$"))
+    expect(page.locator("#live-indicator")).to_be_visible()
     expect(page.locator("#stat-duration")).to_have_text(re.compile(r"^([6-9]\.\d\d|\d\d\.\d) s$"))
     post(
         server,
@@ -113,6 +114,8 @@ def test_a_live_run_shows_its_time_so_far_until_it_finishes(
         },
     )
     expect(page.locator("#stat-duration")).to_have_text("1.23 s")
+    # Finished: the run is no longer "● live", though its socket stays open.
+    expect(page.locator("#live-indicator")).to_be_hidden()
     page.clock.run_for(5000)  # five ticks' worth of timers, had the ticker not stopped
     expect(page.locator("#stat-duration")).to_have_text("1.23 s")
 
