@@ -191,6 +191,7 @@ def test_a_2000_step_run_lists_only_the_rows_in_view_and_zooms_into_single_execu
 
     # The timeline groups 2,000 executions; zooming in asks for single executions.
     expect(page.locator("#timeline-window")).to_contain_text("2,000 executions, grouped")
+    whole = page.evaluate("document.getElementById('timeline')._fullLayout.xaxis.range")
     assert page.locator("#timeline g.point").count() <= 300
     page.evaluate(
         "Plotly.relayout(document.getElementById('timeline'), {'xaxis.range': [1000, 6000]})"
@@ -200,9 +201,28 @@ def test_a_2000_step_run_lists_only_the_rows_in_view_and_zooms_into_single_execu
     assert 0 < len(shown) < 20
     page.locator("#timeline g.point").last.click(force=True)
     expect(page.locator("#step-title")).to_contain_text(f"Step #{max(shown)} ·")
-    # Double-click resets to the whole run.
-    page.evaluate("Plotly.relayout(document.getElementById('timeline'), {'xaxis.autorange': true})")
+    # One double-click resets to the whole run, its axis included.
+    page.locator("#timeline .nsewdrag").first.dblclick()
     expect(page.locator("#timeline-window")).to_contain_text("2,000 executions, grouped")
+    page.wait_for_function(
+        f"(() => {{ const r = document.getElementById('timeline')._fullLayout.xaxis.range;"
+        f" return r[0] <= {whole[0] + 1} && r[1] >= {whole[1] - 1}; }})()"
+    )
+    # The same after zooming with the mouse, as a user does.
+    box = page.locator("#timeline .nsewdrag").first.bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.3, y, steps=5)
+    page.mouse.up()
+    expect(page.locator("#timeline-window")).to_contain_text("executions in this window")
+    page.locator("#timeline .nsewdrag").first.dblclick()
+    expect(page.locator("#timeline-window")).to_contain_text("2,000 executions, grouped")
+    page.wait_for_function(
+        f"(() => {{ const r = document.getElementById('timeline')._fullLayout.xaxis.range;"
+        f" return r[0] <= {whole[0] + 1} && r[1] >= {whole[1] - 1}; }})()"
+    )
 
 
 def test_every_selection_is_announced_for_other_panels(
