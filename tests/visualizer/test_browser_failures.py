@@ -73,6 +73,12 @@ def test_a_member_triages_a_group_and_a_viewer_sees_it_live(
 
     sign_in(page, server, "alice", "pw-alice-123")
     page.goto(url)
+    # The chart shows the last 7 days by default: these March runs are not in it.
+    expect(page.locator("#chart-range a.on")).to_have_text("Last 7d")
+    page.wait_for_function("document.getElementById('occurrences').data?.[0]?.y.length === 169")
+    assert sum(page.evaluate("document.getElementById('occurrences').data[0].y")) == 0
+    page.click("#chart-range >> text=All time")
+    expect(page).to_have_url(f"{url}?range=all")
     # Three occurrences in three hours, on an axis of a day of hours: three bars.
     expect(page.locator("#occurrences g.point")).to_have_count(24)
     heights = page.evaluate("document.getElementById('occurrences').data[0].y")
