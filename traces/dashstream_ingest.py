@@ -70,7 +70,7 @@ _OP_NAMES = {
     pb.DiffOperation.OP_TYPE_COPY: "copy",
     pb.DiffOperation.OP_TYPE_TEST: "test",
 }
-_TOOL_CALLED = {
+_CALLED = {
     pb.ToolExecution.EXECUTION_STAGE_REQUESTED,
     pb.ToolExecution.EXECUTION_STAGE_STARTED,
     pb.ToolExecution.EXECUTION_STAGE_COMPLETED,
@@ -227,7 +227,10 @@ class Intake:
         try:
             which = message.WhichOneof("message")
             if which == "event_batch":
-                for event in message.event_batch.events:
+                batch = message.event_batch
+                for event in batch.events:
+                    if not event.header.thread_id:  # the batch's header speaks for it
+                        event.header.thread_id = batch.header.thread_id
                     self._event(event, path)
             elif which == "execution_trace":
                 self._summary(message.execution_trace, path)
@@ -564,12 +567,13 @@ class Intake:
             self._state_diff(stream, message, path)
         elif which == "tool_execution":
             node = _last_open(work)
-            if message.stage in _TOOL_CALLED and node is not None:
+            failed = message.stage == pb.ToolExecution.EXECUTION_STAGE_FAILED
+            if node is not None and message.tool_name and (failed or message.stage in _CALLED):
                 call = message.call_id or f"{message.tool_name}#{len(node.calls)}"
-                if call not in node.calls and message.tool_name:
+                if call not in node.calls:
                     node.calls.append(call)
                     node.tools.append(message.tool_name)
-            elif message.stage == pb.ToolExecution.EXECUTION_STAGE_FAILED:
+            if failed:
                 details = message.error_details
                 self._emit_error(
                     stream,

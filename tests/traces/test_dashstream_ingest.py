@@ -56,7 +56,15 @@ def other_api(other_project: Project) -> APIClient:
 
 
 @pytest.mark.parametrize(
-    "name", ["research_agent_success.json", "tool_timeout_failure.json", "non_object_states.json"]
+    "name",
+    [
+        "research_agent_success.json",
+        "tool_timeout_failure.json",
+        "non_object_states.json",
+        "executor_autopersisted.json",
+        "subgraph_child.json",
+        "long_loop_2000.json",
+    ],
 )
 def test_an_exported_run_ingested_into_another_project_has_the_same_nodes_and_states(
     fixtures_dir: Path, other_api: APIClient, other_project: Project, name: str
@@ -337,3 +345,119 @@ def test_the_run_page_shows_gaps_and_a_lost_sync(
     assert "1 missing" in html
     assert "needs resync" in html
     assert "state hash mismatch" in html
+
+
+class Stream:
+    """DashStream messages of one thread, numbered as a DashFlow producer numbers them."""
+
+    def __init__(self, thread_id: str) -> None:
+        self.thread_id = thread_id
+        self.seq = 0
+
+    def header(self, header: pb.Header, kind: int) -> None:
+        self.seq += 1
+        header.thread_id = self.thread_id
+        header.sequence = self.seq
+        header.message_id = self.seq.to_bytes(16, "big")
+        header.timestamp_us = 1_767_000_000_000_000 + self.seq * 1000
+        header.type = kind  # type: ignore[assignment]
+
+    def event(self, kind: int, node: str = "", **attributes: Any) -> pb.DashStreamMessage:
+        message = pb.DashStreamMessage()
+        self.header(message.event.header, pb.MESSAGE_TYPE_EVENT)
+        message.event.event_type = kind  # type: ignore[assignment]
+        message.event.node_id = node
+        for name, value in attributes.items():
+            target = message.event.attributes[name]
+            if isinstance(value, bool):
+                target.bool_value = value
+            elif isinstance(value, int):
+                target.int_value = value
+            else:
+                target.string_value = value
+        return message
+
+    def full_state(self, state: Any) -> pb.DashStreamMessage:
+        message = pb.DashStreamMessage()
+        self.header(message.state_diff.header, pb.MESSAGE_TYPE_STATE_DIFF)
+        text = json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
+        message.state_diff.full_state = text
+        message.state_diff.state_hash = hashlib.sha256(text).digest()
+        return message
+
+
+def test_tool_executions_token_chunks_metrics_errors_and_event_batches_land_on_the_node(
+    api: APIClient, project: Project
+) -> None:
+    s = Stream("t-kinds")
+    start = s.event(pb.EVENT_TYPE_GRAPH_START, graph_name="kinds", initial_state_json='{"q":1}')
+    node_start = s.event(pb.EVENT_TYPE_NODE_START, "search")
+    tool = pb.DashStreamMessage()
+    s.header(tool.tool_execution.header, pb.MESSAGE_TYPE_TOOL_EXECUTION)
+    tool.tool_execution.call_id = "c1"
+    tool.tool_execution.tool_name = "web_search"
+    tool.tool_execution.stage = pb.ToolExecution.EXECUTION_STAGE_COMPLETED
+    failed_tool = pb.DashStreamMessage()
+    s.header(failed_tool.tool_execution.header, pb.MESSAGE_TYPE_TOOL_EXECUTION)
+    failed_tool.tool_execution.call_id = "c2"
+    failed_tool.tool_execution.tool_name = "fetch"
+    failed_tool.tool_execution.stage = pb.ToolExecution.EXECUTION_STAGE_FAILED
+    failed_tool.tool_execution.error = "fetch timed out"
+    chunk = pb.DashStreamMessage()
+    s.header(chunk.token_chunk.header, pb.MESSAGE_TYPE_TOKEN_CHUNK)
+    chunk.token_chunk.is_final = True
+    chunk.token_chunk.stats.total_tokens = 321
+    metrics = pb.DashStreamMessage()
+    s.header(metrics.metrics.header, pb.MESSAGE_TYPE_METRICS)
+    metrics.metrics.scope = "node"
+    metrics.metrics.metrics["latency_ms"].float_value = 12.5
+    # NODE_END travels in an EventBatch whose events leave their thread to the batch.
+    batch = pb.DashStreamMessage()
+    s.header(batch.event_batch.header, pb.MESSAGE_TYPE_EVENT_BATCH)
+    inner = batch.event_batch.events.add()
+    inner.header.sequence = 0
+    inner.event_type = pb.EVENT_TYPE_NODE_END
+    inner.node_id = "search"
+    inner.duration_us = 40_000
+    diff = s.full_state({"q": 1, "hits": 3})
+    error = pb.DashStreamMessage()
+    s.header(error.error.header, pb.MESSAGE_TYPE_ERROR)
+    error.error.message = "quota almost used"
+    error.error.exception_type = "QuotaWarning"
+    end = s.event(pb.EVENT_TYPE_GRAPH_END, completed=True)
+
+    messages = [start, node_start, tool, failed_tool, chunk, metrics, batch, diff, error, end]
+    answer = post(api, body_of([dashstream.frame(m) for m in messages])).json()
+    assert answer["accepted"] == len(messages)
+    run = Run.objects.get(project=project, execution_id=answer["runs"][0]["execution_id"])
+    got = store.load_trace(run)
+    (node,) = got.nodes_executed
+    assert node.node == "search"
+    assert node.tools_called == ["web_search", "fetch"]
+    assert node.tokens_used == 321
+    assert node.duration_ms == 40
+    assert node.metadata["metrics"] == {"latency_ms": 12.5}
+    assert (node.state_before, node.state_after) == ({"q": 1}, {"q": 1, "hits": 3})
+    assert [(e.node, e.message, e.error_type) for e in got.errors] == [
+        ("search", "fetch timed out", "ToolError"),
+        ("graph", "quota almost used", "QuotaWarning"),
+    ]
+    assert got.final_state == {"q": 1, "hits": 3}
+    assert run.graph_name == "kinds"
+
+
+def test_a_new_graph_start_on_a_thread_closes_its_open_run_for_matching(
+    api: APIClient, project: Project
+) -> None:
+    s = Stream("t-restart")
+    first = s.event(pb.EVENT_TYPE_GRAPH_START, execution_id="run-a")
+    second = s.event(pb.EVENT_TYPE_GRAPH_START, execution_id="run-b")
+    node = s.event(pb.EVENT_TYPE_NODE_START, "n")
+    post(api, body_of([dashstream.frame(first)]))
+    post(api, body_of([dashstream.frame(second), dashstream.frame(node)]))
+    assert Run.objects.get(execution_id="run-a").events.count() == 1
+    assert [e.type for e in Run.objects.get(execution_id="run-b").events.all()] == [
+        "run_started",
+        "node_started",
+    ]
+    assert not DashStreamCursor.objects.get(run__execution_id="run-a").open
