@@ -180,6 +180,9 @@ class StreamRun:
         self.execution_id = execution_id
         self.work = work
         self.events: list[ParsedEvent] = []
+        # The recent message ids as an ordered set while the request runs (a look-up per
+        # message), written back to ``work`` as a list.
+        self.recent = dict.fromkeys(work.recent_ids)
 
     @classmethod
     def load(cls, cursor: DashStreamCursor) -> StreamRun:
@@ -190,6 +193,7 @@ class StreamRun:
     def save(self, run: Run) -> None:
         """Store the cursor (its run created by now)."""
         self.cursor.run = run
+        self.work.recent_ids = list(self.recent)
         self.cursor.work = zstd.compress(msgspec.json.encode(self.work))
         self.cursor.save()
 
@@ -293,7 +297,7 @@ class Intake:
     @staticmethod
     def _seen(stream: StreamRun, header: pb.Header) -> bool:
         message_id = header.message_id.hex()
-        if message_id and message_id in stream.work.recent_ids:
+        if message_id and message_id in stream.recent:
             return True
         seq = header.sequence
         return bool(seq) and seq <= stream.cursor.last_sequence and seq not in stream.work.missing
@@ -319,7 +323,9 @@ class Intake:
                 cursor.last_sequence = seq
         message_id = header.message_id.hex()
         if message_id:
-            work.recent_ids = [*work.recent_ids[-(RECENT_IDS - 1) :], message_id]
+            stream.recent[message_id] = None
+            if len(stream.recent) > RECENT_IDS:
+                del stream.recent[next(iter(stream.recent))]
         self.accepted += 1
         return True
 

@@ -271,7 +271,8 @@ def _tokens(path: str) -> list[str]:
         return []
     if not path.startswith("/"):
         raise PatchError(f"path {path!r} is not a JSON Pointer")
-    return [unescape(token) for token in path[1:].split("/")]
+    tokens = path[1:].split("/")
+    return [unescape(token) for token in tokens] if "~" in path else tokens
 
 
 def _index(container: list[Any], token: str, end_ok: bool) -> int:
