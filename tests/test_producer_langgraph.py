@@ -154,3 +154,21 @@ def test_a_node_that_raises_fails_the_run_and_the_caller_gets_the_exception(
     assert trace["errors"][0]["node"] == "boom"
     assert trace["completed"] is False
     assert Run.objects.get(execution_id="langgraph-fail").status == RunStatus.FAILED
+
+
+def test_leaving_the_loop_early_finishes_the_run_as_not_completed(server: Daphne) -> None:
+    project = Project.objects.create(slug="lg-stop", name="LangGraph stopped")
+    key = ApiKey.issue(project)[1]
+    with RunStreamer(server.origin, key, "langgraph-stopped") as client:
+        stream = stream_langgraph(build_graph(), graph_input(), client=client)
+        for chunk in stream:
+            if chunk["type"] == "task" and chunk["payload"]["name"] == "tools":
+                break
+        stream.close()
+        assert client.flush()
+
+    trace = get(server, key, "/api/v1/runs/langgraph-stopped/trace")
+    assert [n["node"] for n in trace["nodes_executed"]] == ["agent", "tools"]
+    assert trace["completed"] is False
+    assert trace["errors"] == []
+    assert trace["nodes_executed"][1]["state_after"] is None

@@ -31,7 +31,7 @@ live events as it happens:
 The thread id comes from ``config["configurable"]["thread_id"]``. States are sent as JSON:
 LangChain messages (pydantic models) as their ``model_dump`` without empty fields, other
 objects as ``str``. An exception from the graph finishes the run as failed and is raised
-again; an interrupt finishes it as not completed.
+again; an interrupt, or the caller leaving the loop early, finishes it as not completed.
 """
 
 from __future__ import annotations
@@ -85,6 +85,10 @@ def stream_langgraph(
                 continue
             run.debug(chunk)
             yield chunk
+    except GeneratorExit:
+        # The caller stopped reading: the graph stops with it, neither done nor failed.
+        run.finished(abandoned=True)
+        raise
     except BaseException as exc:
         run.failed(exc)
         raise
@@ -234,11 +238,15 @@ class _Run:
             self.client.error({"node": "graph", "message": message, "error_type": "GraphError"})
         self.client.run_finished(completed=False, final_state=self.state, total_tokens=self.tokens)
 
-    def finished(self) -> None:
-        # Tasks still open (an interrupt stops a superstep midway) end without a new state.
+    def finished(self, abandoned: bool = False) -> None:
+        # Tasks still open (an interrupt stops a superstep midway, or the caller stopped
+        # reading) end without a new state.
+        for task in self.tasks.values():
+            if task.duration_ms is None:
+                task.duration_ms = round((time.monotonic() - task.clock) * 1000)
         self._finish(list(self.tasks.values()), None)
         self.client.run_finished(
-            completed=self.error is None and not self.interrupted,
+            completed=self.error is None and not self.interrupted and not abandoned,
             final_state=self.state,
             total_tokens=self.tokens,
         )

@@ -247,7 +247,10 @@ class DashStreamIngest(APIView):
             "(compressed or not) is a 413 and an undecodable one a 400 naming the frame, "
             "after the body's good frames are stored. Requires an API key."
         ),
-        request={"application/x-dashstream-frames": OpenApiTypes.BINARY},
+        request={
+            "application/x-protobuf": OpenApiTypes.BINARY,
+            "application/x-dashstream-frames": OpenApiTypes.BINARY,
+        },
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="Stored"),
             400: OpenApiResponse(description="A frame that is not a DashStream message"),
