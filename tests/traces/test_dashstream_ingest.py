@@ -461,3 +461,14 @@ def test_a_new_graph_start_on_a_thread_closes_its_open_run_for_matching(
         "node_started",
     ]
     assert not DashStreamCursor.objects.get(run__execution_id="run-a").open
+
+
+def test_only_a_key_that_writes_may_send_frames(fixtures_dir: Path, project: Project) -> None:
+    frame = frames_of(fixture_doc(fixtures_dir, "research_agent_success.json"))[0]
+    anonymous = APIClient()
+    assert post(anonymous, frame, ONE).status_code in (401, 403)
+    reader = APIClient()
+    reader.credentials(HTTP_AUTHORIZATION=f"Bearer {ApiKey.issue(project, scope='read')[1]}")
+    refused = post(reader, frame, ONE)
+    assert refused.status_code == 403
+    assert not Run.objects.exists()
