@@ -70,6 +70,10 @@ def test_a_langgraph_run_grows_on_the_run_page_and_shows_its_diffs(
     expect(page.locator("#step-title")).to_contain_text("tools")
     expect(page.locator("#step-diff tr[data-path='/messages/2']")).to_contain_text("sunny in Paris")
     expect(page.locator("#step-meta")).to_contain_text(TOOL)
+    # plan and recall ran in one superstep: each step says so.
+    page.locator("#steps tr").nth(1).click()
+    expect(page.locator("#step-title")).to_contain_text("recall")
+    expect(page.locator("#step-meta")).to_contain_text("in parallel with: plan")
 
 
 def test_a_dashstream_run_grows_frame_by_frame_on_the_run_page(
