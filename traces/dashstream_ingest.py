@@ -386,6 +386,11 @@ class Intake:
         execution_id = attrs.get("execution_id")
         if not isinstance(execution_id, str) or not execution_id:
             execution_id = _derived_id(header)
+        elif len(execution_id) > 200 or "/" in execution_id:
+            # It becomes a URL path segment (/api/v1/runs/<execution_id>) and a column.
+            raise InputError(
+                f"{path}.attributes.execution_id", "expected at most 200 characters, no '/'"
+            )
         existing = self._cursor_of(execution_id)
         if existing is not None:
             # A GRAPH_START again for a run we have: the same message re-sent, or a
@@ -396,7 +401,6 @@ class Intake:
                 self.duplicates += 1
             return
         thread_id = header.thread_id
-        self._close_thread(thread_id, execution_id)
         run = Run.objects.filter(project=self.project, execution_id=execution_id).first()
         cursor = DashStreamCursor(
             project=self.project,
@@ -405,9 +409,6 @@ class Intake:
             next_seq=1 if run is None else run.last_seq + 1,
         )
         stream = StreamRun(cursor, execution_id, _Work())
-        self.by_id[execution_id] = stream
-        self.by_thread[thread_id] = stream
-        self._fresh(stream, header)
         metadata: dict[str, Any] = {}
         for name in ("graph_name", "graph_schema_json", "graph_manifest"):
             if isinstance(attrs.get(name), str):
@@ -425,7 +426,13 @@ class Intake:
             state = _json(initial, f"{path}.attributes.initial_state_json")
             data["initial_state"] = state
             stream.work.state, stream.work.has_state = state, True
+        # Validated before the run is known to this request: a refused GRAPH_START opens
+        # nothing and closes nothing.
         stream.emit(EventType.RUN_STARTED, data, path)
+        self._close_thread(thread_id, execution_id)
+        self.by_id[execution_id] = stream
+        self.by_thread[thread_id] = stream
+        self._fresh(stream, header)
 
     def _close_thread(self, thread_id: str, keep: str) -> None:
         """A new run on a thread ends the thread's open one as far as matching goes (the

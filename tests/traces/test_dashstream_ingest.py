@@ -9,6 +9,7 @@ sequences and states come from ``json.load`` of the fixtures.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 import zstandard
+from django.test import Client
 from rest_framework.test import APIClient
 
 from traces import dashstream, store
@@ -326,8 +328,6 @@ def test_graph_schema_from_graph_start_reaches_the_run_metadata(
 def test_the_run_page_shows_gaps_and_a_lost_sync(
     fixtures_dir: Path, api: APIClient, project: Project, member: Any
 ) -> None:
-    from django.test import Client
-
     doc = fixture_doc(fixtures_dir, "research_agent_success.json")
     frames = frames_of(doc)
     kinds = [dashstream.decode_frame(f).WhichOneof("message") for f in frames]
@@ -472,3 +472,29 @@ def test_only_a_key_that_writes_may_send_frames(fixtures_dir: Path, project: Pro
     refused = post(reader, frame, ONE)
     assert refused.status_code == 403
     assert not Run.objects.exists()
+
+
+def test_a_graph_start_with_an_unusable_run_id_is_a_400_and_opens_nothing(
+    api: APIClient, project: Project
+) -> None:
+    s = Stream("t-bad-id")
+    bad = s.event(pb.EVENT_TYPE_GRAPH_START, execution_id="a/b")
+    node = s.event(pb.EVENT_TYPE_NODE_START, "n")
+    response = post(api, body_of([dashstream.frame(bad), dashstream.frame(node)]))
+    assert response.status_code == 400
+    assert response.json()["path"] == "$.frames[0].attributes.execution_id"
+    assert not Run.objects.exists()
+    assert not DashStreamCursor.objects.exists()
+
+
+def test_a_gzip_body_of_frames_is_read(
+    fixtures_dir: Path, api: APIClient, project: Project
+) -> None:
+    doc = fixture_doc(fixtures_dir, "research_agent_success.json")
+    body = gzip.compress(body_of(frames_of(doc)))
+    response = api.generic(
+        "POST", URL, body, content_type=f"{FRAMES}; v=1", HTTP_CONTENT_ENCODING="gzip"
+    )
+    assert response.status_code == 200, response.content
+    run = Run.objects.get(project=project, execution_id=doc["execution_id"])
+    assert run.node_count == len(doc["nodes_executed"])
