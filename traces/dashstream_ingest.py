@@ -1,11 +1,8 @@
 """DashStream in: a DashFlow app's frames (``POST /api/v1/dashstream``) become the live
 events of the one ingest workflow (``traces/ingest.py`` ``ingest_dashstream``).
 
-``read_frames`` splits a body into decoded messages (one frame, or many each preceded by
-its 4-byte big-endian length, the form ``traces/dashstream.py`` exports), keeping the good
-ones and the first refusal: 413 for a frame over DashFlow's 10 MB (before or after zstd),
-400 naming the frame for bytes that are not a message. ``Intake`` turns messages into
-``run_started`` / ``node_started`` / ``node_finished`` / ``error`` / ``run_finished``
+``Intake`` turns the messages of a body (``traces/dashstream_read.py`` reads the frames)
+into ``run_started`` / ``node_started`` / ``node_finished`` / ``error`` / ``run_finished``
 events, validated as the events API validates them, per run:
 
 - GRAPH_START opens a run: its ``execution_id`` attribute (our export writes it), else
@@ -32,19 +29,28 @@ and API show it) until a ``full_state`` that verifies arrives. Duplicates, by me
 or by sequence, are dropped; sequence gaps and late arrivals (reorders) are counted.
 Messages are applied in arrival order: a late one is applied late, and its diff, if any,
 checked like the others.
+
+One module past ~400 lines on purpose: it is one state machine, whose handlers share a
+run's held state, open nodes and counters; split, each part would reach into the others.
 """
 
 from __future__ import annotations
 
 import hashlib
-import uuid
-from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any
 
 import msgspec
 
 from . import zstd
-from .dashstream import MAX_MESSAGE_BYTES, FrameTooLarge, decode_frame
+from .dashstream_read import (
+    attributes,
+    derived_id,
+    is_count,
+    iso,
+    json_value,
+    metric,
+    trace_of,
+)
 from .errors import InputError
 from .jsondiff import PatchError, apply_patch
 from .models import DashStreamCursor, EventType, Project, Run
@@ -52,10 +58,7 @@ from .parsing import DATA_TYPES, ParsedEvent
 from .proto import dashstream_pb2 as pb
 from .trace import ExecutionTrace, canonical_json, convert
 
-__all__ = ["FRAMES", "ONE_FRAME", "Frames", "Intake", "StreamRun", "read_frames"]
-
-ONE_FRAME = "application/x-protobuf"
-FRAMES = "application/x-dashstream-frames"
+__all__ = ["Intake", "StreamRun"]
 
 # Bounds on what a cursor carries between requests: message ids seen lately (duplicates
 # come back soon after the original: a retried request) and sequences still missing.
@@ -75,69 +78,6 @@ _CALLED = {
     pb.ToolExecution.EXECUTION_STAGE_STARTED,
     pb.ToolExecution.EXECUTION_STAGE_COMPLETED,
 }
-
-
-class Frames(NamedTuple):
-    """The decoded messages of a body, each with its frame's index, and the first frame
-    refused (``None`` when every frame decoded)."""
-
-    messages: list[tuple[int, pb.DashStreamMessage]]
-    error: InputError | None
-
-
-def read_frames(body: bytes, content_type: str) -> Frames:
-    """Decode a body of one frame (``application/x-protobuf``) or of length-prefixed
-    frames (``application/x-dashstream-frames``); a refused frame does not stop the
-    others."""
-    kind = content_type.split(";")[0].strip().lower()
-    error: InputError | None = None
-    if kind == ONE_FRAME:
-        raw = [body]
-    elif kind == FRAMES:
-        raw, error = _split(body)
-    else:
-        raise InputError(
-            "Content-Type", f"expected {ONE_FRAME} or {FRAMES}, got {kind or 'none'!r}", 415
-        )
-    messages = []
-    for index, data in enumerate(raw):
-        path = f"$.frames[{index}]"
-        try:
-            message = decode_frame(data)
-        except FrameTooLarge as exc:
-            problem = InputError(path, str(exc), status=413)
-        except ValueError as exc:
-            problem = InputError(path, str(exc))
-        else:
-            if message.WhichOneof("message") is not None:
-                messages.append((index, message))
-                continue
-            problem = InputError(path, "holds no DashStreamMessage (empty, or unknown fields)")
-        error = error or problem
-    return Frames(messages, error)
-
-
-def _split(body: bytes) -> tuple[list[bytes], InputError | None]:
-    frames: list[bytes] = []
-    offset = 0
-    while offset < len(body):
-        path = f"$.frames[{len(frames)}]"
-        if offset + 4 > len(body):
-            return frames, InputError(path, f"truncated length prefix at byte {offset}")
-        size = int.from_bytes(body[offset : offset + 4], "big")
-        if size > MAX_MESSAGE_BYTES:
-            # Refused before slicing it out: a frame past the limit is not held twice.
-            return frames, InputError(
-                path, f"frame of {size} bytes is over the 10 MB limit", status=413
-            )
-        offset += 4
-        if offset + size > len(body):
-            return frames, InputError(
-                path, f"truncated frame at byte {offset}: {size} bytes announced"
-            )
-        frames.append(body[offset : offset + size])
-        offset += size
-    return frames, None
 
 
 class _Node(msgspec.Struct, kw_only=True):
@@ -357,7 +297,7 @@ class Intake:
         if stream is None:
             return
         kind = event.event_type
-        attrs = _attributes(event.attributes)
+        attrs = attributes(event.attributes)
         at = header.timestamp_us
         if kind == pb.EVENT_TYPE_NODE_START:
             self._finish_ended(stream, None, path)
@@ -368,7 +308,7 @@ class Intake:
             node.duration_us = event.duration_us or max(at - node.started_us, 0)
             if isinstance(attrs.get("success"), bool):
                 node.success = attrs["success"]
-            if _is_int(attrs.get("tokens_used")):
+            if is_count(attrs.get("tokens_used")):
                 node.tokens = attrs["tokens_used"]
         elif kind in (pb.EVENT_TYPE_NODE_ERROR, pb.EVENT_TYPE_GRAPH_ERROR):
             self._error_event(stream, event, attrs, path)
@@ -382,10 +322,10 @@ class Intake:
 
     def _graph_start(self, event: pb.Event, path: str) -> None:
         header = event.header
-        attrs = _attributes(event.attributes)
+        attrs = attributes(event.attributes)
         execution_id = attrs.get("execution_id")
         if not isinstance(execution_id, str) or not execution_id:
-            execution_id = _derived_id(header)
+            execution_id = derived_id(header)
         elif len(execution_id) > 200 or "/" in execution_id:
             # It becomes a URL path segment (/api/v1/runs/<execution_id>) and a column.
             raise InputError(
@@ -416,14 +356,14 @@ class Intake:
         initial = attrs.get("initial_state_json")
         data: dict[str, Any] = {
             "thread_id": thread_id or None,
-            "started_at": attrs.get("started_at") or _iso(header.timestamp_us),
+            "started_at": attrs.get("started_at") or iso(header.timestamp_us),
             "metadata": metadata,
         }
         for name in ("parent_execution_id", "root_execution_id", "depth"):
             if attrs.get(name) is not None:
                 data[name] = attrs[name]
         if isinstance(initial, str):
-            state = _json(initial, f"{path}.attributes.initial_state_json")
+            state = json_value(initial, f"{path}.attributes.initial_state_json")
             data["initial_state"] = state
             stream.work.state, stream.work.has_state = state, True
         # Validated before the run is known to this request: a refused GRAPH_START opens
@@ -451,9 +391,9 @@ class Intake:
     ) -> _Node:
         work = stream.work
         given = attrs.get("index")
-        index: int = given if _is_int(given) else work.next_index
+        index: int = given if is_count(given) else work.next_index
         work.next_index = max(work.next_index, index + 1)
-        started_at = _iso(at)
+        started_at = iso(at)
         node = _Node(
             node=name,
             index=index,
@@ -540,7 +480,7 @@ class Intake:
             "node": name,
             "message": message,
             "error_type": error_type or None,
-            "timestamp": _iso(at),
+            "timestamp": iso(at),
             "execution_index": None if node is None else node.index,
             "recoverable": recoverable,
             "retry_attempted": retry_attempted,
@@ -556,16 +496,16 @@ class Intake:
             node.ended = True
         self._finish_ended(stream, None, path)
         duration = attrs.get("total_duration_ms")
-        if not _is_int(duration) and event is not None and event.duration_us:
+        if not is_count(duration) and event is not None and event.duration_us:
             duration = event.duration_us // 1000
         completed = attrs.get("completed")
         at = 0 if event is None else event.header.timestamp_us
         data = {
             "completed": completed if isinstance(completed, bool) else True,
-            "ended_at": attrs.get("ended_at") or _iso(at),
+            "ended_at": attrs.get("ended_at") or iso(at),
             "final_state": work.state if work.has_state else None,
-            "total_duration_ms": duration if _is_int(duration) else None,
-            "total_tokens": attrs["total_tokens"] if _is_int(attrs.get("total_tokens")) else None,
+            "total_duration_ms": duration if is_count(duration) else None,
+            "total_tokens": attrs["total_tokens"] if is_count(attrs.get("total_tokens")) else None,
         }
         stream.emit(EventType.RUN_FINISHED, data, path)
         stream.cursor.open = False
@@ -607,7 +547,7 @@ class Intake:
             if node is not None and message.scope in ("node", ""):
                 node.metadata = {
                     **node.metadata,
-                    "metrics": {k: _metric(v) for k, v in sorted(message.metrics.items())},
+                    "metrics": {k: metric(v) for k, v in sorted(message.metrics.items())},
                 }
         elif which == "error":
             node = _last_open(work)
@@ -633,7 +573,7 @@ class Intake:
         seq = diff.header.sequence
         new: Any
         if diff.full_state:
-            new = _json(diff.full_state, f"{path}.full_state")
+            new = json_value(diff.full_state, f"{path}.full_state")
         elif not work.has_state:
             stream.resync(f"a patch (sequence {seq}) arrived with no state to apply it to")
             self._finish_ended(stream, None, path)
@@ -645,7 +585,7 @@ class Intake:
                     raise InputError(f"{path}.operations[{i}].encoding", "expected JSON values")
                 name = _OP_NAMES.get(op.op, str(op.op))
                 value = (
-                    _json(op.value, f"{path}.operations[{i}].value")
+                    json_value(op.value, f"{path}.operations[{i}].value")
                     if name in ("add", "replace", "test")
                     else None
                 )
@@ -682,7 +622,7 @@ class Intake:
                 "total_tokens": summary.total_tokens,
             }
             if summary.final_state:
-                stream.work.state = _json(summary.final_state, f"{path}.final_state")
+                stream.work.state = json_value(summary.final_state, f"{path}.final_state")
                 stream.work.has_state = True
             self._finish_run(stream, None, attrs, path)
             return
@@ -693,119 +633,8 @@ class Intake:
             self.duplicates += 1  # stored by another way in: that copy stands
             return
         self.accepted += 1
-        self.traces.append(_trace_of(summary, path))
-
-
-def _trace_of(summary: pb.ExecutionTrace, path: str) -> ExecutionTrace:
-    """A summary that is the whole run, as the canonical trace (DASHSTREAM.md's mapping)."""
-
-    def state(raw: bytes, where: str) -> Any:
-        return _json(raw, where) if raw else None
-
-    nodes = [
-        {
-            "node": record.node,
-            "duration_ms": record.duration_ms,
-            "tokens_used": record.total_tokens,
-            "state_before": state(record.input, f"{path}.nodes_executed[{i}].input"),
-            "state_after": state(record.output, f"{path}.nodes_executed[{i}].output"),
-            "success": record.succeeded,
-            "started_at": record.started_at or None,
-            "metadata": {k: _json_or_text(v) for k, v in record.metadata.items()},
-        }
-        for i, record in enumerate(summary.nodes_executed)
-    ]
-    errors = [
-        {
-            "node": error.node,
-            "message": error.message,
-            "error_type": error.error_code or None,
-            "timestamp": error.timestamp or None,
-            "recoverable": error.recovered,
-            "context": error.stack_trace or None,
-        }
-        for error in summary.errors
-    ]
-    trace = {
-        "thread_id": summary.thread_id or None,
-        "execution_id": summary.execution_id or None,
-        "nodes_executed": nodes,
-        "total_duration_ms": summary.total_duration_ms,
-        "total_tokens": summary.total_tokens,
-        "errors": errors,
-        "completed": summary.completed,
-        "started_at": summary.started_at or None,
-        "ended_at": summary.ended_at or None,
-        "final_state": state(summary.final_state, f"{path}.final_state"),
-        "metadata": {k: _json_or_text(v) for k, v in summary.metadata.items()},
-    }
-    return ExecutionTrace.from_obj(trace, path)
-
-
-def _attributes(attributes: Any) -> dict[str, Any]:
-    return {name: _attribute(value) for name, value in attributes.items()}
-
-
-def _attribute(value: pb.AttributeValue) -> Any:
-    which = value.WhichOneof("value")
-    if which is None:
-        return None
-    if which == "array_value":
-        return [_attribute(v) for v in value.array_value.values]
-    if which == "map_value":
-        return {k: _attribute(v) for k, v in value.map_value.values.items()}
-    if which == "bytes_value":
-        return value.bytes_value.hex()
-    return getattr(value, which)
-
-
-def _metric(value: pb.MetricValue) -> Any:
-    which = value.WhichOneof("value")
-    if which is None:
-        return None
-    got = getattr(value, which)
-    return got.hex() if isinstance(got, bytes) else got
+        self.traces.append(trace_of(summary, path))
 
 
 def _last_open(work: _Work) -> _Node | None:
     return work.nodes[-1] if work.nodes else None
-
-
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _json(raw: bytes | str, path: str) -> Any:
-    try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise InputError(path, f"expected JSON: {exc}") from None
-    except RecursionError:
-        raise InputError(path, "nesting is too deep") from None
-
-
-def _json_or_text(raw: bytes | str) -> Any:
-    try:
-        return msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
-        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-
-
-def _iso(micros: int) -> str | None:
-    """Microseconds since the epoch as RFC 3339 (``None`` for 0, DashStream's "unset")."""
-    if micros <= 0:
-        return None
-    try:
-        moment = datetime.fromtimestamp(micros / 1_000_000, UTC)
-    except (OverflowError, ValueError, OSError):
-        return None
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _derived_id(header: pb.Header) -> str:
-    """A run id for a GRAPH_START without ``execution_id``: its message id as a UUID (the
-    same again for the same message re-sent), else one from its thread and sequence."""
-    if len(header.message_id) == 16:
-        return str(uuid.UUID(bytes=header.message_id))
-    name = f"{header.thread_id}:{header.sequence}:{header.timestamp_us}"
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))

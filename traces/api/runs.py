@@ -17,7 +17,7 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from .. import ingest, store
-from ..dashstream_ingest import read_frames
+from ..dashstream_read import read_frames
 from ..errors import InputError
 from ..filters import SORTS
 from ..models import DashStreamCursor
