@@ -5,12 +5,13 @@ Daphne through the producer client, watched mid-run over the API and a run webso
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from dashflow_producer import RunStreamer
-from dashflow_producer.langgraph import stream_langgraph
+from dashflow_producer.langgraph import astream_langgraph, stream_langgraph
 from django.contrib.auth import get_user_model
 from django.db import connection
 from langgraph.graph import END, START, StateGraph
@@ -172,3 +173,31 @@ def test_leaving_the_loop_early_finishes_the_run_as_not_completed(server: Daphne
     assert trace["completed"] is False
     assert trace["errors"] == []
     assert trace["nodes_executed"][1]["state_after"] is None
+
+
+def test_an_async_app_streams_the_same_run_through_astream(server: Daphne) -> None:
+    project = Project.objects.create(slug="lg-async", name="LangGraph async")
+    key = ApiKey.issue(project)[1]
+    config = {"configurable": {"thread_id": "lg-async-thread"}}
+
+    async def consume(client: RunStreamer) -> list[dict[str, Any]]:
+        return [
+            chunk
+            async for chunk in astream_langgraph(
+                build_graph(parallel=True), graph_input(), config, client=client
+            )
+        ]
+
+    with RunStreamer(server.origin, key, "langgraph-async") as client:
+        chunks = asyncio.run(consume(client))
+        assert client.flush()
+
+    assert [c["payload"]["name"] for c in chunks if c["type"] == "task"] == (
+        EXPECTED_PARALLEL_NODES
+    )
+    trace = get(server, key, "/api/v1/runs/langgraph-async/trace")
+    assert [n["node"] for n in trace["nodes_executed"]] == EXPECTED_PARALLEL_NODES
+    assert [n["tokens_used"] for n in trace["nodes_executed"]] == [0, 0, 20, 0, 39]
+    assert trace["nodes_executed"][3]["tools_called"] == [TOOL]
+    assert trace["thread_id"] == "lg-async-thread"
+    assert trace["completed"] is True

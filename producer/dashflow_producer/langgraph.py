@@ -28,6 +28,7 @@ live events as it happens:
   ``node_started`` events all precede their ``node_finished`` ones, so the run page shows
   them running together.
 
+``astream_langgraph`` is the same for async apps (``async for`` over ``graph.astream``).
 The thread id comes from ``config["configurable"]["thread_id"]``. States are sent as JSON:
 LangChain messages (pydantic models) as their ``model_dump`` without empty fields, other
 objects as ``str``. An exception from the graph finishes the run as failed and is raised
@@ -40,13 +41,13 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from dashflow_producer.client import RunStreamer, now_iso
 
-__all__ = ["stream_langgraph", "to_json"]
+__all__ = ["astream_langgraph", "stream_langgraph", "to_json"]
 
 logger = logging.getLogger("dashflow.producer")
 
@@ -64,18 +65,7 @@ def stream_langgraph(
     """Run ``graph`` on ``input`` and stream the run through ``client``; yields LangGraph's
     debug chunks. ``stream_kwargs`` go to ``graph.stream`` (not ``stream_mode``, which
     this sets)."""
-    run = _Run(client)
-    thread_id = ((config or {}).get("configurable") or {}).get("thread_id")
-    meta: dict[str, Any] = {"source": "langgraph", **(metadata or {})}
-    meta["graph_name"] = graph_name or getattr(graph, "name", None) or "LangGraph"
-    schema = _schema(graph)
-    if schema is not None:
-        meta["graph_schema"] = schema
-    client.run_started(
-        thread_id=None if thread_id is None else str(thread_id),
-        metadata=meta,
-        initial_state=to_json(input),
-    )
+    run = _Run.start(client, graph, input, config, graph_name, metadata)
     try:
         for mode, chunk in graph.stream(
             input, config, stream_mode=["debug", "values"], **stream_kwargs
@@ -87,6 +77,37 @@ def stream_langgraph(
             yield chunk
     except GeneratorExit:
         # The caller stopped reading: the graph stops with it, neither done nor failed.
+        run.finished(abandoned=True)
+        raise
+    except BaseException as exc:
+        run.failed(exc)
+        raise
+    run.finished()
+
+
+async def astream_langgraph(
+    graph: Any,
+    input: Any,
+    config: Mapping[str, Any] | None = None,
+    *,
+    client: RunStreamer,
+    graph_name: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    **stream_kwargs: Any,
+) -> AsyncIterator[dict[str, Any]]:
+    """``stream_langgraph`` for async apps: the same run through ``graph.astream``. The
+    client's calls never block, so the event loop is not held up by the streaming."""
+    run = _Run.start(client, graph, input, config, graph_name, metadata)
+    try:
+        async for mode, chunk in graph.astream(
+            input, config, stream_mode=["debug", "values"], **stream_kwargs
+        ):
+            if mode == "values":
+                run.superstep_done(chunk)
+                continue
+            run.debug(chunk)
+            yield chunk
+    except GeneratorExit:
         run.finished(abandoned=True)
         raise
     except BaseException as exc:
@@ -114,6 +135,31 @@ class _Task:
 
 
 class _Run:
+    @classmethod
+    def start(
+        cls,
+        client: RunStreamer,
+        graph: Any,
+        input: Any,
+        config: Mapping[str, Any] | None,
+        graph_name: str | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> _Run:
+        """Send ``run_started``: the thread id from the config, the graph's name and
+        declared nodes and edges, the input as the initial state."""
+        thread_id = ((config or {}).get("configurable") or {}).get("thread_id")
+        meta: dict[str, Any] = {"source": "langgraph", **(metadata or {})}
+        meta["graph_name"] = graph_name or getattr(graph, "name", None) or "LangGraph"
+        schema = _schema(graph)
+        if schema is not None:
+            meta["graph_schema"] = schema
+        client.run_started(
+            thread_id=None if thread_id is None else str(thread_id),
+            metadata=meta,
+            initial_state=to_json(input),
+        )
+        return cls(client)
+
     def __init__(self, client: RunStreamer) -> None:
         self.client = client
         self.next_index = 0
