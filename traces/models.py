@@ -460,6 +460,51 @@ class RunEvent(models.Model):
         ordering = ["seq"]
 
 
+class DashStreamCursor(models.Model):
+    """Where a DashStream producer stands in one run (``traces/dashstream_ingest.py``).
+
+    DashStream spreads a node over several messages (NODE_START, NODE_END, the StateDiff
+    after it) that may arrive in separate requests, and its diffs apply to the state the
+    receiver holds; this row carries that between requests. ``work`` is the rest of it,
+    zstd-compressed msgspec (the state held, the open node executions, the recent message
+    ids and missing sequences, all bounded), read and written whole with the row locked.
+    The counters are columns so the run page and the API can show them.
+    """
+
+    run = models.OneToOneField(
+        Run, on_delete=models.CASCADE, primary_key=True, related_name="dashstream"
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # dashstream_thread (project, thread_id, open) leads with it
+    thread_id = models.CharField(max_length=200, blank=True)
+    # Open from GRAPH_START until GRAPH_END (or the ExecutionTrace summary): the run a
+    # thread's messages without an execution id belong to.
+    open = models.BooleanField(default=True)
+    last_sequence = models.PositiveBigIntegerField(default=0)
+    next_seq = models.PositiveBigIntegerField(default=1)  # the run's next live event seq
+    gaps = models.PositiveIntegerField(default=0)
+    reorders = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    needs_resync = models.BooleanField(default=False)
+    resync_reason = models.TextField(blank=True)
+    work = models.BinaryField(default=b"")
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "thread_id", "open"], name="dashstream_thread")]
+
+    def health(self) -> dict[str, Any]:
+        """What the run page and the API show about the stream."""
+        return {
+            "last_sequence": self.last_sequence,
+            "gaps": self.gaps,
+            "reorders": self.reorders,
+            "duplicates": self.duplicates,
+            "needs_resync": self.needs_resync,
+            "resync_reason": self.resync_reason or None,
+        }
+
+
 # --- Team review of failures -------------------------------------------------------------
 # The rows are here; the rules that write them live in traces/failures.py (grouping) and
 # traces/review.py (reviews, verdicts, comments, activity).

@@ -69,6 +69,7 @@ export function renderPanel(view, { onWatch } = {}) {
     el("span", `badge ${step.success ? "completed" : "failed"}`, step.success ? "ok" : "failed"),
     ` ${step.duration_ms} ms · ${step.tokens_used} tokens` +
       (step.tools_called.length ? ` · tools: ${step.tools_called.join(", ")}` : "") +
+      (view.parallel_with?.length ? ` · in parallel with: ${view.parallel_with.join(", ")}` : "") +
       (step.started_at ? ` · started ${step.started_at}` : ""),
   );
   const error = $("step-error");
