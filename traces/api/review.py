@@ -366,7 +366,8 @@ class ReviewExport(APIView):
         summary="Every review, step verdict and comment of the project, streamed",
         description="`?format=json` (default): one object `{project, reviews, verdicts, "
         "comments}`. `?format=csv`: one table; the `record` column says review, verdict or "
-        "comment. Needs the member role (an API key has it).",
+        "comment. Any member of the project may read it, viewers included (as they read "
+        "every review); text cells a spreadsheet would evaluate start with `'`.",
         parameters=[PROJECT_PARAM],
         responses={
             (200, "application/json"): OpenApiTypes.OBJECT,
@@ -377,7 +378,7 @@ class ReviewExport(APIView):
     )
     def get(self, request: Request) -> StreamingHttpResponse:
         project = request_project(request)
-        require_role(request, project, REVIEW)
+        require_role(request, project, READ)
         assert request.accepted_renderer is not None
         if request.accepted_renderer.format == "csv":
             chunks = review_export.csv_chunks(project)
