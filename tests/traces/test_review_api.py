@@ -287,7 +287,7 @@ def test_the_export_streams_reviews_verdicts_and_comments_as_json_and_csv(
     review.add_comment(
         run, alice, "line one\nline two, with @bob", review.step_at(run, 3), "/plan/0"
     )
-    review.add_comment(other_run, bob, "=cmd|' /C calc'!A0")  # kept as written
+    review.add_comment(other_run, bob, "=cmd|' /C calc'!A0")  # a formula: escaped in CSV
 
     client = client_for(alice)
     response = call(client, "get", "/api/v1/reviews/export?format=json")
@@ -339,7 +339,9 @@ def test_the_export_streams_reviews_verdicts_and_comments_as_json_and_csv(
     assert rows[4]["mentions"] == "bob"
     assert rows[4]["step_index"] == "3"
     assert rows[4]["node"] == "critic"
-    assert rows[5]["body"] == "=cmd|' /C calc'!A0"
+    # In CSV a text cell a spreadsheet would evaluate starts with a quote; JSON keeps it.
+    assert rows[5]["body"] == "'=cmd|' /C calc'!A0"
+    assert data["comments"][1]["body"] == "=cmd|' /C calc'!A0"
 
 
 def test_the_export_of_a_project_without_reviews_is_empty_but_well_formed(
