@@ -266,6 +266,12 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from our own static files: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Every operation documents the error answers every view can give, with the one error
+    # body (traces/api/render.py), after drf-spectacular's own enum hook.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "traces.api.render.document_errors",
+    ],
     # Runs, failure groups, reviews and exports each have a "status": one enum per kind.
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "traces.models.RunStatus",

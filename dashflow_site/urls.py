@@ -2,7 +2,9 @@ from csp.constants import SELF
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
+from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 urlpatterns = [
@@ -24,3 +26,13 @@ urlpatterns = [
     path("", include("visualizer.urls")),
 ]
 
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A URL that matches no route: the API answers its one error body in JSON (as its
+    schema says), pages the HTML page. (With DEBUG on, Django shows its own page instead.)"""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": f"no such URL: {request.path}"}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+handler404 = not_found

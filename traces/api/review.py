@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..models import Comment, ReviewStatus, Run, Verdict
 from ..permissions import READ, REVIEW, actor_role, has_role
 from .auth import request_project
-from .render import FastJSONRenderer, TextRenderer
+from .render import FastJSONRenderer, TextRenderer, json_errors
 from .request import EXECUTION_ID_PARAM, PROJECT_PARAM, get_run, one_or_404, require_role
 
 INDEX_PARAM = OpenApiParameter("index", int, OpenApiParameter.PATH, description="Step index")
@@ -342,8 +342,8 @@ async def aiter_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
 
 
 class CSVRenderer(TextRenderer):
-    """Lets ``?format=csv`` (and ``Accept: text/csv``) pick the CSV export; only error
-    bodies come through it (the export itself streams)."""
+    """Lets ``?format=csv`` (and ``Accept: text/csv``) pick the CSV export, which streams;
+    errors are answered in JSON (``json_errors``)."""
 
     media_type = "text/csv"
     format = "csv"
@@ -392,3 +392,9 @@ class ReviewExport(APIView):
         response = StreamingHttpResponse(content, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        # ``response`` is the streamed export when all went well (the stubs say Response).
+        return json_errors(super().finalize_response(request, response, *args, **kwargs))
