@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db import connection
 from playwright.sync_api import Page, expect
 
-from tests.servers import Daphne, daphne, database_url, server_env
+from tests.servers import Daphne, daphne, database_url, server_env, wait_for
 from tests.visualizer.conftest import ARTIFACTS
 from traces.demo import RESEARCH_SCHEMA
 
@@ -46,7 +46,7 @@ def post_trace(server: Daphne, key: str, body: Any) -> str:
 
 def ready(page: Page) -> None:
     """The page's own mark: the timeline is drawn and the first step is shown."""
-    page.wait_for_function("document.body.dataset.ready === 'true'")
+    page.locator("body[data-ready='true']").wait_for(timeout=30_000)
 
 
 def open_failure_as_alice(
@@ -289,17 +289,26 @@ def test_a_running_node_grows_on_the_timeline_until_it_finishes(
         {"seq": 4, "type": "node_started", "data": {"node": "writer", "index": 1}},
     )  # fmt: skip
     expect(page.locator("#steps tr")).to_have_count(1)
-    page.wait_for_function(
-        "document.getElementById('timeline').data.some((t) => t.name === 'running' "
-        "&& t.y[0] === 'writer')"
+    # Polled from here: wait_for_function evaluates a string, which the CSP refuses.
+    wait_for(
+        lambda: page.evaluate(
+            "() => document.getElementById('timeline').data.some((t) => t.name === 'running' "
+            "&& t.y[0] === 'writer')"
+        ),
+        30,
+        "the running bar on the writer's row",
     )
     expect(page.locator("#timeline .ytick text")).to_have_text(["writer", "planner"])
     post(
         {"seq": 5, "type": "node_finished",
          "data": {"node": "writer", "index": 1, "duration_ms": 90, "tokens_used": 7}},
     )  # fmt: skip
-    page.wait_for_function(
-        "!document.getElementById('timeline').data.some((t) => t.name === 'running')"
+    wait_for(
+        lambda: page.evaluate(
+            "() => !document.getElementById('timeline').data.some((t) => t.name === 'running')"
+        ),
+        30,
+        "no running bar left",
     )
     expect(page.locator("#timeline g.point")).to_have_count(2)
 

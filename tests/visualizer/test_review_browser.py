@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.servers import Daphne, daphne, database_url, server_env, session_cookie
 from tests.traces.test_review import FAILED_RUN, add_user, store_failed_run
-from tests.visualizer.conftest import ARTIFACTS
+from tests.visualizer.conftest import ARTIFACTS, CspWatch
 from traces.models import Project, Role, RunReview
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,19 +31,17 @@ def server(django_db_setup: None) -> Iterator[Daphne]:
 
 
 @pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for context in opened:
+def contexts(csp_watch: CspWatch) -> Iterator[CspWatch]:
+    """The browser contexts a test opens, watched for CSP violations and closed after it."""
+    yield csp_watch
+    csp_watch.collect()
+    for context in csp_watch.contexts:
         context.close()
 
 
-def signed_in_page(
-    browser: Browser, contexts: list[BrowserContext], server: Daphne, user: Any
-) -> Page:
+def signed_in_page(browser: Browser, contexts: CspWatch, server: Daphne, user: Any) -> Page:
     """A browser context of its own (its own cookies) signed in as ``user``."""
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    contexts.append(context)
+    context = contexts.watch(browser.new_context(viewport={"width": 1360, "height": 900}))
     context.add_cookies(
         [
             {
@@ -57,7 +55,7 @@ def signed_in_page(
 
 
 def test_going_through_the_unreviewed_failures_with_the_keyboard(
-    server: Daphne, browser: Browser, contexts: list[BrowserContext], project: Project
+    server: Daphne, browser: Browser, contexts: CspWatch, project: Project
 ) -> None:
     alice = add_user(project, "alice", Role.MEMBER)
     for minute, name in [(10, "fail-old"), (20, "fail-mid"), (30, "fail-new")]:
@@ -107,7 +105,7 @@ def test_going_through_the_unreviewed_failures_with_the_keyboard(
 
 
 def test_two_reviewers_splitting_the_queue_see_each_others_changes_live(
-    server: Daphne, browser: Browser, contexts: list[BrowserContext], project: Project
+    server: Daphne, browser: Browser, contexts: CspWatch, project: Project
 ) -> None:
     alice = add_user(project, "alice", Role.MEMBER)
     bob = add_user(project, "bob", Role.MEMBER)
@@ -135,7 +133,7 @@ def test_two_reviewers_splitting_the_queue_see_each_others_changes_live(
 
 
 def test_a_comment_on_a_steps_path_appears_live_for_a_teammate(
-    server: Daphne, browser: Browser, contexts: list[BrowserContext], project: Project
+    server: Daphne, browser: Browser, contexts: CspWatch, project: Project
 ) -> None:
     alice = add_user(project, "alice", Role.MEMBER)
     bob = add_user(project, "bob", Role.MEMBER)
