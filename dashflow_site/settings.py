@@ -18,6 +18,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from dashflow_site import dbpool
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -83,6 +85,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Answers a database outage 503 with Retry-After from any view (not an HTML 500).
+    "dashflow_site.middleware.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -132,9 +136,22 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
         "pool": {
             "min_size": env_int("DATABASE_POOL_MIN", 2, minimum=0),
             "max_size": env_int("DATABASE_POOL_MAX", 16, minimum=1),
-            "timeout": 10,
+            # How long a request waits for a connection; past it (the database is down,
+            # or every connection is busy) it is answered 503 with Retry-After.
+            "timeout": env_int("DATABASE_POOL_TIMEOUT", 10, minimum=1),
+            # While the database is down the pool retries a connection with a backoff
+            # that doubles (1, 2, 4, 8 s ...): after a minute's outage the next try could
+            # be half a minute after the database is back. Giving up after 2 s instead
+            # leaves the next try to the next request, at once.
+            "reconnect_timeout": 2,
         }
     }
+    # Each connection is checked as it leaves the pool: after a PostgreSQL restart every
+    # pooled connection is dead, and without the check each failed one request, for
+    # minutes; with it (and dbpool.py: one dead connection replaces all idle ones) the
+    # first request after the restart already works (tests/test_database_outage.py).
+    _database["CONN_HEALTH_CHECKS"] = True
+    dbpool.install()
 if _database["ENGINE"] == "django.db.backends.sqlite3":
     _database["CONN_MAX_AGE"] = 0
     # WAL lets readers run beside the one writer and commits ~5x faster than the
