@@ -298,18 +298,25 @@ EXPORT_PROGRESS_EVERY = env_int("EXPORT_PROGRESS_EVERY", 50, minimum=1)
 # Testing only: a pause after each run, so a test can catch an export in the middle.
 EXPORT_RUN_DELAY_MS = env_int("EXPORT_RUN_DELAY_MS", 0)
 # Redis redelivers a task not acknowledged within the visibility timeout (tasks are acked
-# when they finish, acks_late), so it must outlast the longest export or a running export
-# is handed to a second worker. It is also how long a task of a worker that died
-# (SIGKILL, lost machine) waits before another worker takes it over.
+# when they finish, acks_late): that is how the export of a worker that died (SIGKILL, lost
+# machine) is taken over, so it is short. An export that runs longer is delivered again
+# while it runs; the copy finds the export's lock held (traces/exports.py) and looks again
+# every RETRY_COUNTDOWN_MAX seconds, taking the export over once its worker is gone, and
+# dropping itself once the export is finished: exactly one writer, exactly one file.
 # A worker looks for such tasks every `unacked_restore_interval` seconds, but kombu 5.7 scans
 # only on every `unacked_restore_throttle`-th look (10 x 10 s by default): a dead worker's
 # export then waited up to 100 s past its visibility timeout. One scan each 10 s instead
-# (a ZRANGEBYSCORE on the unacked index: cheap).
+# (a ZRANGEBYSCORE on the unacked index: cheap). A dead worker's export thus restarts within
+# CELERY_VISIBILITY_TIMEOUT + 10 s (130 s by default), tests/traces/test_exports_worker.py.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 120, minimum=2)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", EXPORT_TIME_LIMIT + 3600, minimum=1),
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
     "unacked_restore_interval": 10,
     "unacked_restore_throttle": 1,
 }
+# A task waiting for its countdown (a retry) sits unacknowledged in a worker: waiting longer
+# than the visibility timeout would deliver it twice. Every retry waits at most this long.
+RETRY_COUNTDOWN_MAX = max(1, CELERY_VISIBILITY_TIMEOUT // 2)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 # Alerts (traces/alerts.py, traces/webhooks.py): beat evaluates every rule this often
