@@ -207,6 +207,38 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# "default" stays in each process's memory (page hints: losing them costs a query).
+# "throttle" holds the rate limits' counters (traces/throttle.py): on Redis every process
+# counts together; without REDIS_URL, one process's memory, bounded by MAX_ENTRIES.
+CACHES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "dashflow.throttle",
+            # A Redis that does not answer must not hold a sign-in or an ingest for long.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "throttle",
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    ),
+}
+# Sign-in throttling (traces/throttle.py, visualizer/pages/login.py): after this many
+# failures in a window of LOGIN_THROTTLE_WINDOW seconds for one username (any address),
+# or from one address (any username), sign-ins are refused (429) until the window ends.
+LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 900, minimum=1)
+LOGIN_MAX_FAILURES_PER_USER = env_int("LOGIN_MAX_FAILURES_PER_USER", 5, minimum=1)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1)
+# Ingestion requests per API key: a token bucket of INGEST_BURST requests refilled at
+# INGEST_RATE per second (0: no limit); over it, 429 with Retry-After.
+INGEST_RATE = env_int("INGEST_RATE", 100)
+INGEST_BURST = env_int("INGEST_BURST", 200, minimum=1)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
