@@ -19,6 +19,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from dashflow_site import dbpool
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -85,6 +87,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Answers a database outage 503 with Retry-After from any view (not an HTML 500).
+    "dashflow_site.middleware.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -153,9 +157,22 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
         "pool": {
             "min_size": env_int("DATABASE_POOL_MIN", 2, minimum=0),
             "max_size": env_int("DATABASE_POOL_MAX", 16, minimum=1),
-            "timeout": 10,
+            # How long a request waits for a connection; past it (the database is down,
+            # or every connection is busy) it is answered 503 with Retry-After.
+            "timeout": env_int("DATABASE_POOL_TIMEOUT", 10, minimum=1),
+            # While the database is down the pool retries a connection with a backoff
+            # that doubles (1, 2, 4, 8 s ...): after a minute's outage the next try could
+            # be half a minute after the database is back. Giving up after 2 s instead
+            # leaves the next try to the next request, at once.
+            "reconnect_timeout": 2,
         }
     }
+    # Each connection is checked as it leaves the pool: after a PostgreSQL restart every
+    # pooled connection is dead, and without the check each failed one request, for
+    # minutes; with it (and dbpool.py: one dead connection replaces all idle ones) the
+    # first request after the restart already works (tests/test_database_outage.py).
+    _database["CONN_HEALTH_CHECKS"] = True
+    dbpool.install()
 if _database["ENGINE"] == "django.db.backends.sqlite3":
     _database["CONN_MAX_AGE"] = 0
     # WAL lets readers run beside the one writer and commits ~5x faster than the
@@ -210,6 +227,38 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# "default" stays in each process's memory (page hints: losing them costs a query).
+# "throttle" holds the rate limits' counters (traces/throttle.py): on Redis every process
+# counts together; without REDIS_URL, one process's memory, bounded by MAX_ENTRIES.
+CACHES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "dashflow.throttle",
+            # A Redis that does not answer must not hold a sign-in or an ingest for long.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "throttle",
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    ),
+}
+# Sign-in throttling (traces/throttle.py, visualizer/pages/login.py): after this many
+# failures in a window of LOGIN_THROTTLE_WINDOW seconds for one username (any address),
+# or from one address (any username), sign-ins are refused (429) until the window ends.
+LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 900, minimum=1)
+LOGIN_MAX_FAILURES_PER_USER = env_int("LOGIN_MAX_FAILURES_PER_USER", 5, minimum=1)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1)
+# Ingestion requests per API key: a token bucket of INGEST_BURST requests refilled at
+# INGEST_RATE per second (0: no limit); over it, 429 with Retry-After.
+INGEST_RATE = env_int("INGEST_RATE", 100)
+INGEST_BURST = env_int("INGEST_BURST", 200, minimum=1)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -308,18 +357,25 @@ EXPORT_PROGRESS_EVERY = env_int("EXPORT_PROGRESS_EVERY", 50, minimum=1)
 # Testing only: a pause after each run, so a test can catch an export in the middle.
 EXPORT_RUN_DELAY_MS = env_int("EXPORT_RUN_DELAY_MS", 0)
 # Redis redelivers a task not acknowledged within the visibility timeout (tasks are acked
-# when they finish, acks_late), so it must outlast the longest export or a running export
-# is handed to a second worker. It is also how long a task of a worker that died
-# (SIGKILL, lost machine) waits before another worker takes it over.
+# when they finish, acks_late): that is how the export of a worker that died (SIGKILL, lost
+# machine) is taken over, so it is short. An export that runs longer is delivered again
+# while it runs; the copy finds the export's lock held (traces/exports.py) and looks again
+# every RETRY_COUNTDOWN_MAX seconds, taking the export over once its worker is gone, and
+# dropping itself once the export is finished: exactly one writer, exactly one file.
 # A worker looks for such tasks every `unacked_restore_interval` seconds, but kombu 5.7 scans
 # only on every `unacked_restore_throttle`-th look (10 x 10 s by default): a dead worker's
 # export then waited up to 100 s past its visibility timeout. One scan each 10 s instead
-# (a ZRANGEBYSCORE on the unacked index: cheap).
+# (a ZRANGEBYSCORE on the unacked index: cheap). A dead worker's export thus restarts within
+# CELERY_VISIBILITY_TIMEOUT + 10 s (130 s by default), tests/traces/test_exports_worker.py.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 120, minimum=2)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", EXPORT_TIME_LIMIT + 3600, minimum=1),
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
     "unacked_restore_interval": 10,
     "unacked_restore_throttle": 1,
 }
+# A task waiting for its countdown (a retry) sits unacknowledged in a worker: waiting longer
+# than the visibility timeout would deliver it twice. Every retry waits at most this long.
+RETRY_COUNTDOWN_MAX = max(1, CELERY_VISIBILITY_TIMEOUT // 2)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 # Alerts (traces/alerts.py, traces/webhooks.py): beat evaluates every rule this often

@@ -7,6 +7,8 @@ from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from visualizer.pages.login import ThrottledLoginView
+
 urlpatterns = [
     path("api/v1/", include("traces.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -20,7 +22,7 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("visualizer.urls")),

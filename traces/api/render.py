@@ -18,7 +18,7 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..errors import InputError
+from ..errors import DATABASE_RETRY_AFTER, DATABASE_UNAVAILABLE, InputError, database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             status=status.HTTP_400_BAD_REQUEST,
         )
         return response
+    if database_unavailable(exc):
+        # Logged with the request and the cause (the server's side), answered as a retry.
+        request = context.get("request")
+        where = f"{request.method} {request.path}" if request is not None else "?"
+        log.warning("database unavailable: %s: %s", where, exc)
+        return Response(
+            {"detail": DATABASE_UNAVAILABLE},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "not found")
     return drf_exception_handler(exc, context)

@@ -15,6 +15,7 @@ from ..errors import InputError
 from ..models import Project, Run
 from ..parsing import decode_body, too_large
 from ..permissions import KeyPrincipal, user_can, write_refused
+from ..throttle import ingest_refused
 from .auth import request_project
 
 M = TypeVar("M", bound=Model)
@@ -43,13 +44,21 @@ def read_body(request: Request) -> bytes:
 
 
 def key_project(request: Request) -> Project:
-    """The project of the request's API key; ingestion takes keys only, not sessions, and
-    only keys whose scope writes."""
+    """The project of the request's API key; ingestion takes keys only, not sessions, only
+    keys whose scope writes, and each key within its rate (429 with Retry-After), checked
+    before the body is read."""
     if not isinstance(request.user, KeyPrincipal):
         raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
     refused = write_refused(request.user, "ingestion")
     if refused is not None:
         raise exceptions.PermissionDenied(refused)
+    throttled = ingest_refused(request.user.key.key_hash)
+    if throttled is not None:
+        raise exceptions.Throttled(
+            throttled.retry_after,
+            f"over this API key's ingestion rate ({throttled.limit}: "
+            f"{settings.INGEST_RATE} requests per second, bursts of {settings.INGEST_BURST}).",
+        )
     return request.user.project
 
 
