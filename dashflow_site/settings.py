@@ -239,6 +239,9 @@ WS_MAX_REPLAY = env_int("WS_MAX_REPLAY", 5000, minimum=1)
 # Live events a websocket sends without an ack from the client before it stops relaying
 # and tells the client to resync: the bound on what a stalled client can make us buffer.
 WS_MAX_UNACKED = env_int("WS_MAX_UNACKED", 2000, minimum=1)
+# Seconds between a live page's checks that it missed nothing: pushes are lost while the
+# channel layer (Redis) is down, and a run that ended then would look live until a reload.
+LIVE_CHECK_EVERY = env_int("LIVE_CHECK_EVERY", 15, minimum=1)
 # Django's own request-body cap must not cut a trace short before our limit answers 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = TRACE_MAX_BODY_BYTES + 1024 * 1024
 

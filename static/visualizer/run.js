@@ -367,12 +367,20 @@ Promise.all([charts.start(data), stepShown]).then(async () => {
   document.body.dataset.charts = "true";
 });
 
+// While the run is live the page asks, every live_check_ms, whether it missed events
+// (live.js): the server sends what the database has beyond what it sent.
+let live = data.run.status === "running";
 const indicator = $("live-indicator");
-liveSocket(data.ws_path, {
+const socket = liveSocket(data.ws_path, {
   after: data.after,
-  onEvent,
+  checkEvery: data.live_check_ms,
+  onEvent(event) {
+    if (event.type === "run_finished") live = false;
+    onEvent(event);
+  },
   onMessage(message) {
     if (message.type === "resync" || message.type === "run_updated") location.reload();
   },
   onState(state) { indicator.hidden = state !== "open"; },
+  onCheck() { if (live) socket.send({ type: "sync" }); },
 });

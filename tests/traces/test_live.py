@@ -579,3 +579,33 @@ def reconnect_like_live_js(
                 raise
             time.sleep(0.5)  # live.js's backoff, not a wait for a condition
     raise AssertionError("unreachable")
+
+
+def test_a_sync_brings_what_the_layer_lost_while_redis_was_down(
+    api_key: str, open_socket: OpenSocket, fixtures_dir: Path
+) -> None:
+    # A private Redis, to kill. The socket outlives it (the layer's receiver retries), but
+    # what is published meanwhile is lost: {"type": "sync"} asks the database instead.
+    trace = load_fixture(fixtures_dir, "research_agent_success")
+    run_id = trace["execution_id"]
+    with redis_server() as redis, daphne(server_env(current_db_url(), redis.url)) as live:
+        post_events(live, api_key, [started(1)], run_id)
+        viewer = open_socket(live, run_path(execution_id=run_id))
+        assert seqs(viewer.receive_events(1)) == [1]
+
+        redis.kill()
+        post_events(live, api_key, [started(2), started(3)], run_id)
+        assert viewer.silent_for(1)  # lost on the way
+        viewer.connection.send(json.dumps({"type": "sync"}))
+        assert seqs(viewer.receive_events(2)) == [2, 3]
+
+        viewer.connection.send(json.dumps({"type": "sync"}))
+        assert viewer.silent_for(1)  # nothing new: nothing sent twice
+        # A complete trace replaces the run; its run_updated is lost too.
+        response = live.request(
+            "POST", "/api/v1/traces", trace, {"Authorization": f"Bearer {api_key}"}
+        )
+        assert response.status == 200, response.body
+        viewer.connection.send(json.dumps({"type": "sync"}))
+        updated = viewer.receive()
+        assert (updated["type"], updated["run"]["status"]) == ("run_updated", "completed")
