@@ -18,10 +18,10 @@ from tests.servers import (
     HOST,
     Daphne,
     WsClient,
+    daphne,
     database_url,
     free_port,
     server_env,
-    start_daphnes,
 )
 from tests.servers import session_cookie as make_cookie
 from traces.models import Project
@@ -83,23 +83,20 @@ def test_a_form_post_follows_the_same_origin_rule() -> None:
     assert post("http://127.0.0.1:8000") == 200  # trusted (SITE_URL)
 
 
-@pytest.fixture(scope="module")
-def servers(django_db_setup: None) -> Iterator[dict[str, Daphne]]:
-    """Two Daphnes: ``make run``'s defaults (debug, ``ALLOWED_HOSTS`` unset: ``*``) and
-    production's (debug off, the default ``ALLOWED_HOSTS``); both reached through a proxy at
+@pytest.fixture(scope="module", params=["debug", "production"])
+def server(request: pytest.FixtureRequest, django_db_setup: None) -> Iterator[Daphne]:
+    """``make run``'s defaults (debug, ``ALLOWED_HOSTS`` unset: ``*``), then production's
+    (debug off, the default ``ALLOWED_HOSTS``); both reached through a proxy at
     ``SITE_URL`` as well."""
-    base = server_env(database_url(connection.settings_dict), SITE_URL=PROXY)
-    del base["ALLOWED_HOSTS"]
-    debug = {**base, "DEBUG": "true"}
-    # The test's own key: the sessions it stores are signed with it.
-    production = {**base, "DEBUG": "false", "SECRET_KEY": settings.SECRET_KEY}
-    started = start_daphnes(debug, production)
-    try:
-        yield {"debug": started[0], "production": started[1]}
-    finally:
-        for server in started:
-            print(f"--- daphne on port {server.port} ---\n{server.log_tail()}")
-            server.stop()
+    env = server_env(database_url(connection.settings_dict), SITE_URL=PROXY)
+    del env["ALLOWED_HOSTS"]
+    if request.param == "debug":
+        env["DEBUG"] = "true"
+    else:
+        # The test's own key: the sessions it stores are signed with it.
+        env.update(DEBUG="false", SECRET_KEY=settings.SECRET_KEY)
+    with daphne(env) as live:
+        yield live
 
 
 @pytest.fixture
@@ -112,11 +109,9 @@ def exports_socket(server: Daphne, cookie: str, origin: str | None) -> WsClient:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("mode", ["debug", "production"])
 def test_a_socket_opens_only_from_the_sites_own_origin(
-    servers: dict[str, Daphne], mode: str, project: Project, cookie: str
+    server: Daphne, project: Project, cookie: str
 ) -> None:
-    server = servers[mode]
     assert server.env.get("ALLOWED_HOSTS") is None
     other_port = free_port()
     refused = {
