@@ -50,11 +50,13 @@ migrate: setup
 	$(PY) manage.py migrate --noinput
 
 # Serves the app and, beside it, a simulated agent that streams a new run every few
-# seconds, so a new user sees runs arrive live. Ctrl-C stops both.
+# seconds, so a new user sees runs arrive live. Ctrl-C stops both. SITE_URL (unless set)
+# is the address served: its origin is the one trusted for forms and websockets.
 run: migrate
 	$(PY) manage.py seed_demo
 	mkdir -p var
-	@trap 'kill 0' INT TERM EXIT; \
+	@export SITE_URL="$${SITE_URL:-http://$(HOST):$(PORT)}"; \
+	  trap 'kill 0' INT TERM EXIT; \
 	  if [ -n "$$REDIS_URL" ]; then $(VENV)/bin/celery -A dashflow_site worker -B --schedule var/celerybeat-schedule --loglevel INFO > var/celery.log 2>&1 & fi; \
 	  $(PY) manage.py simulate_run --project demo --url http://$(HOST):$(PORT) \
 	    --forever --pause 8 --fail-rate 0.25 --loops 2 > var/simulate_run.log 2>&1 & \

@@ -238,6 +238,7 @@ function setStatus(status) {
 }
 
 const indicator = $("live-indicator");
+let live = data.run.status === "running";
 let tokens = data.run.total_tokens;
 let errors = data.run.error_count;
 
@@ -274,7 +275,7 @@ function onEvent(event) {
     if (d.total_duration_ms != null) setDuration(d.total_duration_ms);
     if (d.total_tokens != null) setTokens(d.total_tokens);
     if ($("run-status").textContent !== "Failed") setStatus(d.completed ? "completed" : "failed");
-    finished = true;
+    live = false;  // "● live" only while the run runs
     indicator.hidden = true;
     charts.refresh();
   }
@@ -364,13 +365,15 @@ Promise.all([charts.start(data), stepShown]).then(async () => {
   document.body.dataset.charts = "true";
 });
 
-// "● live" while the run runs and its socket is open; a finished run is not live.
-let finished = data.run.status !== "running";
-liveSocket(data.ws_path, {
+// While the run is live the page asks, every live_check_ms, whether it missed events
+// (live.js): the server sends what the database has beyond what it sent.
+const socket = liveSocket(data.ws_path, {
   after: data.after,
+  checkEvery: data.live_check_ms,
   onEvent,
   onMessage(message) {
     if (message.type === "resync" || message.type === "run_updated") location.reload();
   },
-  onState(state) { indicator.hidden = state !== "open" || finished; },
+  onState(state) { indicator.hidden = state !== "open" || !live; },
+  onCheck() { if (live) socket.send({ type: "sync" }); },
 });
