@@ -51,11 +51,18 @@ migrate: setup
 
 # Serves the app and, beside it, a simulated agent that streams a new run every few
 # seconds, so a new user sees runs arrive live. Ctrl-C stops both. SITE_URL (unless set)
-# is the address served: its origin is the one trusted for forms and websockets.
+# is the address served: its origin is the one trusted for forms and websockets. The app
+# runs as a user meets it, DEBUG off (the app's own error pages), unless DEBUG=true is
+# given; its SECRET_KEY, unless set, is made once and kept in VAR_DIR/secret_key.
 run: migrate
 	$(PY) manage.py seed_demo
 	mkdir -p var
 	@export SITE_URL="$${SITE_URL:-http://$(HOST):$(PORT)}"; \
+	  export DEBUG="$${DEBUG:-false}"; \
+	  export ALLOWED_HOSTS="$${ALLOWED_HOSTS:-127.0.0.1,localhost,[::1],$(HOST)}"; \
+	  key_file="$${VAR_DIR:-var}/secret_key"; mkdir -p "$${VAR_DIR:-var}"; \
+	  [ -s "$$key_file" ] || { $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > "$$key_file"; chmod 600 "$$key_file"; }; \
+	  export SECRET_KEY="$${SECRET_KEY:-$$(cat "$$key_file")}"; \
 	  trap 'kill 0' INT TERM EXIT; \
 	  if [ -n "$$REDIS_URL" ]; then $(VENV)/bin/celery -A dashflow_site worker -B --schedule var/celerybeat-schedule --loglevel INFO > var/celery.log 2>&1 & fi; \
 	  $(PY) manage.py simulate_run --project demo --url http://$(HOST):$(PORT) \
