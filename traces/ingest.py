@@ -44,7 +44,7 @@ def ingest_trace(project: Project, trace: ExecutionTrace) -> tuple[Run, bool]:
             events.run_changed(saved.run)
         return saved.run, saved.created
 
-    return _atomic_with_retries(write)
+    return atomic_with_retries(write)
 
 
 def ingest_events(
@@ -61,12 +61,13 @@ def ingest_events(
             events.run_events(run, [e.wire() for e in new])
         return run, new
 
-    return _atomic_with_retries(write)
+    return atomic_with_retries(write)
 
 
-def _atomic_with_retries(write: Callable[[], T]) -> T:
+def atomic_with_retries(write: Callable[[], T]) -> T:
     """``write()`` in a transaction, run again when it loses a race on a unique row.
 
+    Also the transaction of ``traces/otlp.py``, whose span buffer row races the same way.
     A rolled-back pass leaves nothing behind: Django drops the ``on_commit`` callbacks
     queued inside it, so only the pass that commits notifies anyone.
     """
