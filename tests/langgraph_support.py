@@ -1,5 +1,12 @@
 """One real LangGraph app for the tests that take runs from agent frameworks.
 
+Run as a program (``python -m tests.langgraph_support --instrument openinference``) it is
+an instrumented app as the README's recipe sets one up: OpenTelemetry's SDK with the OTLP
+exporter configured by the standard ``OTEL_EXPORTER_OTLP_*`` variables, nothing of ours.
+Each instrumentation patches LangChain for the whole process and cannot be switched
+cleanly (opentelemetry-instrumentation-langchain traces nothing after a second
+``instrument()``), so each instrumented run is a process of its own.
+
 Three nodes and a conditional edge: ``plan`` writes a plan, ``agent`` asks a chat model
 (langchain_core's fake, so no network) which first calls the ``lookup`` tool, ``route``
 (the conditional edge function, not a node) sends a tool call to ``tools`` and a final
@@ -11,8 +18,11 @@ answer to the end. A run executes plan → agent → tools → agent. The model'
 
 from __future__ import annotations
 
+import argparse
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -124,3 +134,51 @@ def instrumented(library: str, provider: Any) -> Iterator[None]:
         yield
     finally:
         instrumentor.uninstrument()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--instrument", choices=["openinference", "openllmetry"], required=True)
+    parser.add_argument("--thread", default="thread-1")
+    parser.add_argument("--city", default="Paris")
+    parser.add_argument(
+        "--dump",
+        help="write the spans as one OTLP ExportTraceServiceRequest (protobuf) to this file "
+        "instead of exporting them",
+    )
+    args = parser.parse_args(argv)
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    provider = TracerProvider()
+    if args.dump:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+
+        memory = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+    elif os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpSpanExporter,
+        )
+
+        provider.add_span_processor(BatchSpanProcessor(HttpSpanExporter()))
+    with instrumented(args.instrument, provider):
+        try:
+            run_graph(thread_id=args.thread, city=args.city)
+        except LookupError as exc:
+            print(f"the graph raised {exc!r}")
+    if args.dump:
+        request = encode_spans(memory.get_finished_spans())
+        Path(args.dump).write_bytes(request.SerializeToString())
+    provider.shutdown()  # flushes the batch: every span is sent before the process ends
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,11 @@ import gzip
 import itertools
 import json
 import random
+import subprocess
+import sys
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,44 +21,67 @@ from django.test import Client
 from django.utils import timezone
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
-from tests.langgraph_support import EXPECTED, instrumented, run_graph
+from tests.langgraph_support import EXPECTED
+from tests.servers import ROOT
 from traces import otlp
 from traces.models import ApiKey, KeyScope, Project, Run, SpanBuffer
 
 PROTOBUF = "application/x-protobuf"
 
 
-def capture(library: str, city: str = "Paris") -> list[ReadableSpan]:
-    """The spans of one run of the app under ``library``'s instrumentation."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with instrumented(library, provider):
-        try:
-            run_graph(city=city)
-        except LookupError:
-            assert city == "Atlantis"
-    spans = list(exporter.get_finished_spans())
+def capture(library: str, city: str = "Paris") -> list[ProtoSpan]:
+    """The spans of one run of the app under ``library``'s instrumentation, as the OTLP
+    exporters encode them (the app runs in a process of its own: tests/langgraph_support.py)."""
+    with tempfile.TemporaryDirectory() as folder:
+        dump = Path(folder) / "spans.pb"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.langgraph_support",
+                "--instrument",
+                library,
+                "--city",
+                city,
+                "--dump",
+                str(dump),
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        request = ExportTraceServiceRequest.FromString(dump.read_bytes())
+    spans = [
+        span
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
     assert spans
     return spans
 
 
+def encode_spans(spans: list[ProtoSpan]) -> ExportTraceServiceRequest:
+    """One export request with ``spans`` (as an exporter sends a batch)."""
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.extend(spans)
+    return request
+
+
 @pytest.fixture(scope="module")
-def openinference() -> list[ReadableSpan]:
+def openinference() -> list[ProtoSpan]:
     return capture("openinference")
 
 
 @pytest.fixture(scope="module")
-def openllmetry() -> list[ReadableSpan]:
+def openllmetry() -> list[ProtoSpan]:
     return capture("openllmetry")
 
 
@@ -95,8 +122,8 @@ def otlp_json(request: ExportTraceServiceRequest) -> bytes:
     return json.dumps(document).encode()
 
 
-def trace_id(spans: list[ReadableSpan]) -> str:
-    return f"{spans[0].context.trace_id:032x}"
+def trace_id(spans: list[ProtoSpan]) -> str:
+    return spans[0].trace_id.hex()
 
 
 def run_json(api: Any, execution_id: str) -> dict[str, Any]:
@@ -135,7 +162,7 @@ def assert_is_the_app_run(trace: dict[str, Any], dialect: str) -> None:
 
 @pytest.mark.django_db
 def test_openinference_spans_make_the_run_with_nodes_states_tokens_and_the_tool(
-    otlp_client: Client, api: Any, openinference: list[ReadableSpan]
+    otlp_client: Client, api: Any, openinference: list[ProtoSpan]
 ) -> None:
     response = post(otlp_client, encode_spans(openinference))
     assert response.status_code == 200, response.content
@@ -155,7 +182,7 @@ def test_openinference_spans_make_the_run_with_nodes_states_tokens_and_the_tool(
 
 @pytest.mark.django_db
 def test_openllmetry_spans_as_gzipped_json_make_the_same_run(
-    otlp_client: Client, api: Any, openllmetry: list[ReadableSpan]
+    otlp_client: Client, api: Any, openllmetry: list[ProtoSpan]
 ) -> None:
     response = post(otlp_client, encode_spans(openllmetry), as_json=True, gzipped=True)
     assert response.status_code == 200, response.content
@@ -167,7 +194,7 @@ def test_openllmetry_spans_as_gzipped_json_make_the_same_run(
 
 @pytest.mark.django_db
 def test_genai_convention_spans_without_langgraph_metadata_map_to_the_graphs_children(
-    otlp_client: Client, api: Any, openllmetry: list[ReadableSpan]
+    otlp_client: Client, api: Any, openllmetry: list[ProtoSpan]
 ) -> None:
     # OpenLLMetry's spans with its own traceloop.* attributes taken out: what remains is
     # the OpenTelemetry GenAI conventions alone (invoke_agent, execute_task,
@@ -192,7 +219,7 @@ def test_genai_convention_spans_without_langgraph_metadata_map_to_the_graphs_chi
 
 
 def split_shuffled(
-    spans: list[ReadableSpan], parts: int, seed: int
+    spans: list[ProtoSpan], parts: int, seed: int
 ) -> list[ExportTraceServiceRequest]:
     shuffled = list(spans)
     random.Random(seed).shuffle(shuffled)
@@ -202,7 +229,7 @@ def split_shuffled(
 @pytest.mark.django_db
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_spans_in_any_order_over_several_requests_make_the_same_run(
-    otlp_client: Client, api: Any, openinference: list[ReadableSpan], seed: int
+    otlp_client: Client, api: Any, openinference: list[ProtoSpan], seed: int
 ) -> None:
     for i, request in enumerate(split_shuffled(openinference, 3, seed)):
         response = post(otlp_client, request, as_json=i == 1, gzipped=i == 2)
@@ -217,12 +244,12 @@ def test_spans_in_any_order_over_several_requests_make_the_same_run(
 
 @pytest.mark.django_db
 def test_a_run_is_live_until_its_root_span_arrives(
-    otlp_client: Client, api: Any, openinference: list[ReadableSpan]
+    otlp_client: Client, api: Any, openinference: list[ProtoSpan]
 ) -> None:
     # The exporters send spans as they end: everything but the root, in end order.
-    ended = sorted(openinference, key=lambda s: s.end_time or 0)
+    ended = sorted(openinference, key=lambda s: s.end_time_unix_nano)
     root = ended.pop()
-    assert root.parent is None
+    assert root.name == "LangGraph"
     middle = next(i for i, s in enumerate(ended) if s.name == "tools") + 1
     execution_id = trace_id(openinference)
 
@@ -247,9 +274,9 @@ def test_a_run_is_live_until_its_root_span_arrives(
 
 @pytest.mark.django_db
 def test_a_trace_whose_root_never_comes_ends_after_the_idle_timeout_marked_so(
-    otlp_client: Client, api: Any, project: Project, openinference: list[ReadableSpan]
+    otlp_client: Client, api: Any, project: Project, openinference: list[ProtoSpan]
 ) -> None:
-    without_root = [s for s in openinference if s.parent is not None]
+    without_root = [s for s in openinference if s.name != "LangGraph"]
     assert post(otlp_client, encode_spans(without_root)).status_code == 200
     execution_id = trace_id(openinference)
     assert otlp.expire_idle() == 0  # not idle yet
@@ -299,7 +326,7 @@ def test_an_exception_in_a_node_is_an_error_of_that_node(otlp_client: Client, ap
 
 @pytest.mark.django_db
 def test_bad_spans_are_rejected_alone_with_a_partial_success(
-    otlp_client: Client, api: Any, openinference: list[ReadableSpan]
+    otlp_client: Client, api: Any, openinference: list[ProtoSpan]
 ) -> None:
     request = encode_spans(openinference)
     spans = request.resource_spans[0].scope_spans[0].spans
@@ -317,7 +344,7 @@ def test_bad_spans_are_rejected_alone_with_a_partial_success(
 
 @pytest.mark.django_db
 def test_a_trace_over_its_span_limit_keeps_the_first_spans_and_says_how_many_it_left(
-    otlp_client: Client, openinference: list[ReadableSpan], settings: Any
+    otlp_client: Client, openinference: list[ProtoSpan], settings: Any
 ) -> None:
     settings.OTLP_MAX_TRACE_SPANS = 5
     response = post(otlp_client, encode_spans(openinference))
@@ -329,7 +356,7 @@ def test_a_trace_over_its_span_limit_keeps_the_first_spans_and_says_how_many_it_
 
 @pytest.mark.django_db
 def test_too_many_unfinished_traces_is_a_429_with_retry_after(
-    otlp_client: Client, openinference: list[ReadableSpan], settings: Any
+    otlp_client: Client, openinference: list[ProtoSpan], settings: Any
 ) -> None:
     settings.OTLP_MAX_OPEN_TRACES = 0
     response = post(otlp_client, encode_spans(openinference))
@@ -355,7 +382,7 @@ def read_key(project: Project) -> str:
 )
 def test_a_request_without_a_writing_key_is_refused(
     read_key: str,
-    openinference: list[ReadableSpan],
+    openinference: list[ProtoSpan],
     authorization: str | None,
     status: int,
     says: str,
