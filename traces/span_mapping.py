@@ -120,7 +120,7 @@ def map_spans(spans: list[Span]) -> Mapped:
         failure = node_errors.get(span.span_id)
         nodes.append(
             NodeExecution(
-                node=_node_name(span, dialect),
+                node=_node_name(span),
                 duration_ms=(span.end_ns - span.start_ns) // 1_000_000,
                 tokens_used=tokens.get(span.span_id, 0),
                 state_before=None if inputs[i] is _ABSENT else inputs[i],
@@ -313,14 +313,11 @@ def _own_name(span: Span) -> str:
     return span.name
 
 
-def _node_name(span: Span, dialect: str) -> str:
+def _node_name(span: Span) -> str:
     node = _langgraph(span)[0]
-    if node is None and dialect == DASHFLOW:
-        value = span.attributes.get("node.name")
-        node = value if isinstance(value, str) and value else None
     if node is None:
         attrs = span.attributes
-        for key in ("gen_ai.task.name", "gen_ai.agent.name", "gen_ai.tool.name"):
+        for key in ("node.name", "gen_ai.task.name", "gen_ai.agent.name", "gen_ai.tool.name"):
             value = attrs.get(key)
             if isinstance(value, str) and value:
                 node = value
@@ -524,7 +521,7 @@ def _errors(
             state = inputs[index] if index is not None else None
             errors.append(
                 ErrorTrace(
-                    node=_node_name(node, "") if node is not None else _root_node(root),
+                    node=_node_name(node) if node is not None else _root_node(root),
                     message=message or error_type or "error",
                     error_type=error_type[:NAME_MAX] or None,
                     state_at_error=None if state is _ABSENT else state,

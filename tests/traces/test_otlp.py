@@ -425,3 +425,49 @@ def test_bad_bodies_get_the_otlp_status_codes(otlp_client: Client, settings: Any
 
     assert otlp_client.get("/v1/traces").status_code == 405
     assert not Run.objects.exists()
+
+
+@pytest.mark.django_db
+def test_dashflow_graph_and_node_spans_make_a_run_of_timings_and_errors(
+    otlp_client: Client, api: Any
+) -> None:
+    # DashFlow's own spans, made by the OpenTelemetry SDK as DashFlow's tracing layer
+    # names them: graph.stream with graph.name, node.execute with node.name, no state.
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
+        encode_spans as sdk_encode,
+    )
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Status as SpanStatus
+    from opentelemetry.trace import StatusCode
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("dashflow")
+    with tracer.start_as_current_span(
+        "graph.stream", attributes={"graph.name": "research-agent", "thread_id": "t-9"}
+    ):
+        for node in ("planner", "retriever"):
+            with tracer.start_as_current_span("node.execute", attributes={"node.name": node}):
+                pass
+        with tracer.start_as_current_span(
+            "node.execute", attributes={"node.name": "writer"}, record_exception=False
+        ) as failing:
+            failing.record_exception(TimeoutError("model timed out after 30s"))
+            failing.set_status(SpanStatus(StatusCode.ERROR, "model timed out after 30s"))
+    spans = memory.get_finished_spans()
+    assert post(otlp_client, sdk_encode(spans)).status_code == 200
+
+    trace = run_json(api, f"{spans[0].context.trace_id:032x}")
+    assert trace["metadata"]["otlp"]["dialect"] == "dashflow"
+    assert trace["metadata"]["graph_name"] == "research-agent"
+    assert trace["thread_id"] == "t-9"
+    nodes = trace["nodes_executed"]
+    assert [n["node"] for n in nodes] == ["planner", "retriever", "writer"]
+    assert [n["success"] for n in nodes] == [True, True, False]
+    assert [n["state_before"] for n in nodes] == [None, None, None]
+    assert [e["error_type"] for e in trace["errors"]] == ["TimeoutError"]
+    assert trace["errors"][0]["node"] == "writer"
+    assert trace["completed"] is True
