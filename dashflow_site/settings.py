@@ -230,6 +230,9 @@ WS_MAX_UNACKED = env_int("WS_MAX_UNACKED", 2000, minimum=1)
 OTLP_IDLE_TIMEOUT = env_int("OTLP_IDLE_TIMEOUT", 300, minimum=1)
 OTLP_MAX_TRACE_SPANS = env_int("OTLP_MAX_TRACE_SPANS", 10_000, minimum=1)
 OTLP_MAX_OPEN_TRACES = env_int("OTLP_MAX_OPEN_TRACES", 10_000, minimum=1)
+# Threads (and database connections) one export request writes its traces with, side by
+# side (PostgreSQL only; SQLite has one writer).
+OTLP_WORKERS = env_int("OTLP_WORKERS", 4, minimum=1)
 # The OTLP/gRPC receiver (`manage.py otlp_grpc`, run by `make run`).
 OTLP_GRPC_PORT = env_int("OTLP_GRPC_PORT", 4317, minimum=0)
 # Django's own request-body cap must not cut a trace short before our limit answers 413.

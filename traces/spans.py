@@ -110,12 +110,13 @@ def _from_json(body: bytes) -> ExportTraceServiceRequest:
         raise InputError("$", f"malformed JSON: {exc}") from None
     if not isinstance(document, dict):
         raise InputError("$", "expected a JSON object (an ExportTraceServiceRequest)")
-    for resource_spans in _items(document, "resourceSpans", "resource_spans"):
-        for scope_spans in _items(resource_spans, "scopeSpans", "scope_spans"):
-            for span in _items(scope_spans, "spans", "spans"):
-                _hex_ids_to_base64(span)
+    for r, resource_spans in enumerate(_items(document, "resourceSpans", "resource_spans")):
+        for s, scope_spans in enumerate(_items(resource_spans, "scopeSpans", "scope_spans")):
+            for i, span in enumerate(_items(scope_spans, "spans", "spans")):
+                path = f"$.resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
+                _hex_ids_to_base64(span, path)
                 for link in _items(span, "links", "links"):
-                    _hex_ids_to_base64(link)
+                    _hex_ids_to_base64(link, f"{path}.links[]")
     try:
         return json_format.ParseDict(
             document, ExportTraceServiceRequest(), ignore_unknown_fields=True
@@ -138,7 +139,7 @@ _ID_FIELDS = (
 )
 
 
-def _hex_ids_to_base64(span: dict[str, Any]) -> None:
+def _hex_ids_to_base64(span: dict[str, Any], path: str) -> None:
     for camel, snake in _ID_FIELDS:
         for name in (camel, snake):
             value = span.get(name)
@@ -146,7 +147,8 @@ def _hex_ids_to_base64(span: dict[str, Any]) -> None:
                 try:
                     raw = bytes.fromhex(value)
                 except ValueError:
-                    raise InputError(f"$...{camel}", f"expected hex, got {value[:40]!r}") from None
+                    rule = f"expected hex, got {value[:40]!r}"
+                    raise InputError(f"{path}.{camel}", rule) from None
                 span[name] = base64.b64encode(raw).decode()
 
 

@@ -85,6 +85,13 @@ def openllmetry() -> list[ProtoSpan]:
     return capture("openllmetry")
 
 
+@pytest.fixture(autouse=True)
+def _one_writer(settings: Any) -> None:
+    # The export's worker threads have connections of their own, which cannot see this
+    # test's uncommitted rows; tests/traces/test_otlp_live.py runs them against Daphne.
+    settings.OTLP_WORKERS = 1
+
+
 @pytest.fixture
 def otlp_client(api_key: str) -> Client:
     return Client(HTTP_AUTHORIZATION=f"Bearer {api_key}")
@@ -352,6 +359,23 @@ def test_a_trace_over_its_span_limit_keeps_the_first_spans_and_says_how_many_it_
     assert answer.partial_success.rejected_spans == len(openinference) - 5
     assert "OTLP_MAX_TRACE_SPANS=5" in answer.partial_success.error_message
     assert SpanBuffer.objects.get().span_count == 5
+
+
+@pytest.mark.django_db
+def test_a_trace_whose_spans_would_pass_the_body_limit_refuses_the_request_that_passes_it(
+    otlp_client: Client, openinference: list[ProtoSpan], settings: Any
+) -> None:
+    half = len(openinference) // 2
+    first, second = encode_spans(openinference[:half]), encode_spans(openinference[half:])
+    sizes = [len(r.SerializeToString()) for r in (first, second)]
+    settings.TRACE_MAX_BODY_BYTES = int(max(sizes) * 1.3)
+    assert post(otlp_client, first).status_code == 200
+    response = post(otlp_client, second)
+    assert response.status_code == 200
+    answer = ExportTraceServiceResponse.FromString(response.content)
+    assert answer.partial_success.rejected_spans == len(openinference) - half
+    assert "TRACE_MAX_BODY_BYTES" in answer.partial_success.error_message
+    assert SpanBuffer.objects.get().span_count == half
 
 
 @pytest.mark.django_db

@@ -155,3 +155,29 @@ def test_the_grpc_receiver_refuses_a_bad_key_and_takes_a_good_one(
             request, metadata=(("authorization", f"Bearer {api_key}"),), timeout=30
         )
         assert not answer.HasField("partial_success")
+
+
+def test_one_request_with_many_traces_stores_them_all(server: Daphne, api_key: str) -> None:
+    # On PostgreSQL the export writes a request's traces from OTLP_WORKERS threads.
+    spans = capture("openinference")
+    copies = []
+    for n in range(6):
+        for span in spans:
+            copy = type(span)()
+            copy.CopyFrom(span)
+            copy.trace_id = bytes([n]) + span.trace_id[1:]
+            copies.append(copy)
+    body = encode_spans(copies).SerializeToString()
+    response = server.request(
+        "POST",
+        "/v1/traces",
+        body,
+        {"Authorization": f"Bearer {api_key}", "Content-Type": "application/x-protobuf"},
+    )
+    assert response.status == 200, response.body
+    for n in range(6):
+        execution_id = (bytes([n]) + spans[0].trace_id[1:]).hex()
+        run = fetch(server, api_key, f"/api/v1/runs/{execution_id}")
+        assert run is not None, execution_id
+        assert run["status"] == "completed"
+        assert [s["node"] for s in run["nodes"]] == EXPECTED["nodes"]
