@@ -50,10 +50,12 @@ migrate: setup
 	$(PY) manage.py migrate --noinput
 
 # Serves the app and, beside it, a simulated agent that streams a new run every few
-# seconds, so a new user sees runs arrive live. Ctrl-C stops both. SITE_URL (unless set)
-# is the address served: its origin is the one trusted for forms and websockets. The app
-# runs as a user meets it, DEBUG off (the app's own error pages), unless DEBUG=true is
-# given; its SECRET_KEY, unless set, is made once and kept in VAR_DIR/secret_key.
+# seconds, so a new user sees runs arrive live, and the OTLP/gRPC receiver on
+# OTLP_GRPC_PORT (4317; OTLP/HTTP is Daphne's /v1/traces). Ctrl-C stops them all.
+# SITE_URL (unless set) is the address served: its origin is the one trusted for forms
+# and websockets. The app runs as a user meets it, DEBUG off (the app's own error
+# pages), unless DEBUG=true is given; its SECRET_KEY, unless set, is made once and kept
+# in VAR_DIR/secret_key.
 run: migrate
 	$(PY) manage.py seed_demo
 	mkdir -p var
@@ -67,6 +69,7 @@ run: migrate
 	  if [ -n "$$REDIS_URL" ]; then $(VENV)/bin/celery -A dashflow_site worker -B --schedule var/celerybeat-schedule --loglevel INFO > var/celery.log 2>&1 & fi; \
 	  $(PY) manage.py simulate_run --project demo --url http://$(HOST):$(PORT) \
 	    --forever --pause 8 --fail-rate 0.25 --loops 2 > var/simulate_run.log 2>&1 & \
+	  $(PY) manage.py otlp_grpc --host $(HOST) > var/otlp_grpc.log 2>&1 & \
 	  $(VENV)/bin/daphne -b $(HOST) -p $(PORT) dashflow_site.asgi:application
 
 test: setup-dev browser decoder
@@ -88,6 +91,7 @@ bench: setup-dev
 	$(PY) benchmarks/dashboard.py
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/request_cpu.py
+	$(PY) benchmarks/otlp.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

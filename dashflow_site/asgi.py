@@ -21,7 +21,7 @@ from traces.mcp.http import mcp_app  # noqa: E402
 from visualizer.routing import websocket_urlpatterns  # noqa: E402
 
 # The producers' endpoints: API-key only, JSON in and out, never a browser session.
-PRODUCER_PATHS = re.compile(r"^/api/v1/(?:traces|dashstream|runs/[^/]+/events)$")
+PRODUCER_PATHS = re.compile(r"^(?:/api/v1/(?:traces|dashstream|runs/[^/]+/events)|/v1/traces)$")
 
 
 class ProducerHandler(ASGIHandler):

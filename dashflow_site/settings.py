@@ -312,6 +312,18 @@ WS_MAX_UNACKED = env_int("WS_MAX_UNACKED", 2000, minimum=1)
 # Seconds between a live page's checks that it missed nothing: pushes are lost while the
 # channel layer (Redis) is down, and a run that ended then would look live until a reload.
 LIVE_CHECK_EVERY = env_int("LIVE_CHECK_EVERY", 15, minimum=1)
+# OpenTelemetry (traces/otlp.py): the spans of a trace wait in the span buffer until its
+# root span ends; a trace with no new span for OTLP_IDLE_TIMEOUT seconds is ended
+# incomplete (and a finished one forgotten). A trace keeps at most OTLP_MAX_TRACE_SPANS
+# spans, a project at most OTLP_MAX_OPEN_TRACES unfinished traces (then 429).
+OTLP_IDLE_TIMEOUT = env_int("OTLP_IDLE_TIMEOUT", 300, minimum=1)
+OTLP_MAX_TRACE_SPANS = env_int("OTLP_MAX_TRACE_SPANS", 10_000, minimum=1)
+OTLP_MAX_OPEN_TRACES = env_int("OTLP_MAX_OPEN_TRACES", 10_000, minimum=1)
+# Threads (and database connections) one export request writes its traces with, side by
+# side (PostgreSQL only; SQLite has one writer).
+OTLP_WORKERS = env_int("OTLP_WORKERS", 4, minimum=1)
+# The OTLP/gRPC receiver (`manage.py otlp_grpc`, run by `make run`).
+OTLP_GRPC_PORT = env_int("OTLP_GRPC_PORT", 4317, minimum=0)
 # Django's own request-body cap must not cut a trace short before our limit answers 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = TRACE_MAX_BODY_BYTES + 1024 * 1024
 
@@ -413,6 +425,10 @@ CELERY_BEAT_SCHEDULE = {
     "delete-expired-exports": {
         "task": "traces.tasks.delete_expired_exports",
         "schedule": 3600.0,
+    },
+    "expire-idle-otlp-traces": {
+        "task": "traces.tasks.expire_idle_otlp_traces",
+        "schedule": 60.0,
     },
     "evaluate-alerts": {
         "task": "traces.tasks.evaluate_alerts",

@@ -41,7 +41,7 @@ def ingest_trace(project: Project, trace: ExecutionTrace) -> tuple[Run, bool]:
     notifies nobody (``store.save_trace`` says what else it does).
     """
 
-    return _atomic_with_retries(lambda: _write_trace(project, trace))
+    return atomic_with_retries(lambda: _write_trace(project, trace))
 
 
 def _write_trace(project: Project, trace: ExecutionTrace) -> tuple[Run, bool]:
@@ -59,7 +59,7 @@ def ingest_events(
     events, which the run's viewers get after commit. A repeated seq is a no-op, so a
     retried batch is harmless (``live.apply_events``)."""
 
-    return _atomic_with_retries(lambda: _write_events(project, execution_id, batch))
+    return atomic_with_retries(lambda: _write_events(project, execution_id, batch))
 
 
 def _write_events(
@@ -96,12 +96,13 @@ def ingest_dashstream(
             _write_trace(project, trace)
         return intake, touched
 
-    return _atomic_with_retries(write)
+    return atomic_with_retries(write)
 
 
-def _atomic_with_retries(write: Callable[[], T]) -> T:
+def atomic_with_retries(write: Callable[[], T]) -> T:
     """``write()`` in a transaction, run again when it loses a race on a unique row.
 
+    Also the transaction of ``traces/otlp.py``, whose span buffer row races the same way.
     A rolled-back pass leaves nothing behind: Django drops the ``on_commit`` callbacks
     queued inside it, so only the pass that commits notifies anyone.
     """
