@@ -152,7 +152,8 @@ def _node_link(runs_url: str, window: Window, node: str) -> str:
 
 def latency_figure(nodes: Sequence[NodeLatency], window: Window, runs_url: str) -> dict[str, Any]:
     """p50, p95 and p99 of each node's durations as grouped bars, the slowest p95 first
-    (the ``TOP`` slowest); a bar links to the runs that ran the node."""
+    (the ``TOP`` slowest); a bar links to the runs that ran the node. A value merged from
+    the daily rollups says so, and its bound (``traces/rollups.py``)."""
     shown = list(nodes[:TOP])
     names = [n.node for n in shown]
     links = [_node_link(runs_url, window, n) for n in names]
@@ -164,7 +165,9 @@ def latency_figure(nodes: Sequence[NodeLatency], window: Window, runs_url: str) 
             "y": [round(getattr(n, name), 1) for n in shown],
             "customdata": links,
             "hovertext": [
-                f"{n.node} {name}: {getattr(n, name):,.0f} ms ({n.steps:,} steps)" for n in shown
+                f"{n.node} {name}: {'' if n.exact else '≈ '}{getattr(n, name):,.0f} ms"
+                f" ({n.steps:,} steps{'' if n.exact else '; from daily buckets, within 2%'})"
+                for n in shown
             ],
             "hoverinfo": "text",
             "marker": {"color": color},

@@ -56,6 +56,14 @@ def test_latency_figure_groups_percentiles_slowest_first_with_node_links() -> No
     assert link["started_before"] == NOW.isoformat()
 
 
+def test_a_percentile_merged_from_the_daily_rollups_says_so_and_its_bound() -> None:
+    nodes = [NodeLatency("search", 10, 50, 95, 99, exact=False), NodeLatency("plan", 3, 5, 6, 7)]
+    hover = charts.latency_figure(nodes, window(), RUNS)["data"][1]["hovertext"]
+
+    assert hover[0] == "search p95: ≈ 95 ms (10 steps; from daily buckets, within 2%)"
+    assert hover[1] == "plan p95: 6 ms (3 steps)"
+
+
 def test_tokens_figures_link_nodes_by_node_and_graphs_by_graph_name() -> None:
     by_node = charts.tokens_figure([Tokens("llm", 4, 400)], window(), RUNS, "node")
     by_graph = charts.tokens_figure([Tokens("agent", 2, 50)], window(), RUNS, "graph_name")
