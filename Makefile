@@ -51,6 +51,8 @@ migrate: setup
 
 # Serves the app and, beside it, a simulated agent that streams a new run every few
 # seconds, so a new user sees runs arrive live. Ctrl-C stops both.
+# The demo's webhook receivers listen on loopback, which webhooks refuse by default.
+run: export ALERT_WEBHOOK_ALLOW_PRIVATE ?= true
 run: migrate
 	$(PY) manage.py seed_demo
 	mkdir -p var
