@@ -188,3 +188,17 @@ def test_a_bad_window_names_the_parameter(
         dashboard.parse_window(project, params, NOW)
     assert refused.value.path == name
 
+
+def test_the_demo_data_shows_the_retriever_got_slower_this_week(project: Project) -> None:
+    from traces.demo import demo_runs
+    from traces.ingest import ingest_trace
+
+    now = datetime.now(UTC)
+    for trace in demo_runs(60, now=now):
+        ingest_trace(project, trace)
+
+    week = dashboard.Window(project, now - timedelta(days=7), now)
+    top = dashboard.slower_nodes(week)[0]
+
+    assert top.node == "retriever"
+    assert top.change_ms > 500
