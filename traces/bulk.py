@@ -98,7 +98,7 @@ def insert_rows(
         if connection.vendor == "postgresql":
             if isinstance(rows, list) and len(rows) <= _SMALL_BATCH:
                 if rows:
-                    values, params = values_clause(columns, rows)
+                    values, params = _values(columns, rows)
                     cursor.execute(f"INSERT INTO {table} ({cols}) VALUES {values}", params)
                 return
             raw = cursor.cursor  # the psycopg cursor under Django's wrapper
@@ -128,7 +128,7 @@ def insert_new_rows(
     inserted: set[Any] = set()
     with connection.cursor() as cursor:
         for start in range(0, len(rows), _SMALL_BATCH):
-            values, params = values_clause(columns, rows[start : start + _SMALL_BATCH])
+            values, params = _values(columns, rows[start : start + _SMALL_BATCH])
             cursor.execute(
                 f"INSERT INTO {quote(model._meta.db_table)} ({cols}) VALUES {values}"
                 f" ON CONFLICT ({keys}) DO NOTHING RETURNING {quote(returning)}",
@@ -138,8 +138,7 @@ def insert_new_rows(
     return inserted
 
 
-def values_clause(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
-    """``(%s, …), (%s, …)`` for ``rows`` and their values, for a multi-row INSERT."""
+def _values(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
     one = "(" + ", ".join(["%s"] * len(columns)) + ")"
     return ", ".join([one] * len(rows)), [value for row in rows for value in row]
 
