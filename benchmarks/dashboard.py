@@ -240,9 +240,9 @@ def write_results(
     out.write(
         f"The daily duration rollups (`traces/rollups.py`) hold {rollup_rows:,} rows for "
         f"these steps, built by the migration's backfill in {backfill_s:.1f} s. "
-        "`node_latency` and `slower_nodes` read them for a window's whole UTC days (p50, "
-        "p95, p99 within 2% of exact) and the steps for its ragged ends; 24h has no whole "
-        "day and stays exact.\n\n"
+        "`node_latency`, `slower_nodes` and `node_tokens` read them for a window's whole "
+        "UTC days (p50, p95, p99 within 2% of exact; tokens exact) and the steps for its "
+        "ragged ends; 24h has no whole day and reads the steps.\n\n"
     )
     out.write("| aggregate | " + " | ".join(labels) + " |\n")
     out.write("|---|" + "---:|" * len(labels) + "\n")
