@@ -56,6 +56,8 @@ migrate: setup
 # and websockets. The app runs as a user meets it, DEBUG off (the app's own error
 # pages), unless DEBUG=true is given; its SECRET_KEY, unless set, is made once and kept
 # in VAR_DIR/secret_key.
+# The demo's webhook receivers listen on loopback, which webhooks refuse by default.
+run: export ALERT_WEBHOOK_ALLOW_PRIVATE ?= true
 run: migrate
 	$(PY) manage.py seed_demo
 	mkdir -p var

@@ -417,6 +417,10 @@ ALERT_WEBHOOK_MAX_RETRIES = env_int("ALERT_WEBHOOK_MAX_RETRIES", 6)
 ALERT_WEBHOOK_BACKOFF = env_int("ALERT_WEBHOOK_BACKOFF", 10, minimum=1)
 ALERT_WEBHOOK_BACKOFF_MAX = env_int("ALERT_WEBHOOK_BACKOFF_MAX", 3600, minimum=1)
 ALERT_WEBHOOK_TIMEOUT = env_int("ALERT_WEBHOOK_TIMEOUT", 10, minimum=1)
+# Webhooks go to public addresses only unless this is on (traces/egress.py: a URL typed by
+# a project admin must not reach the server's own network); for receivers on loopback or a
+# private network, such as the tests' and the demo's.
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 # A firing keeps at most this many of the runs behind it.
 ALERT_MAX_RUNS = env_int("ALERT_MAX_RUNS", 20, minimum=1)
 # Beat (`celery -A dashflow_site beat`, or `worker -B`) runs the retention sweep hourly;

@@ -387,6 +387,33 @@ class Step(models.Model):
         }
 
 
+class StepRollup(models.Model):
+    """Steps of a project's runs counted per UTC day of the run's start, graph, node and
+    duration bucket, with their total duration and tokens: what the dashboard's percentiles
+    and tokens per node over whole days read instead of the steps. ``traces/rollups.py``
+    keeps it, in the ingest transaction."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # unique_step_rollup leads with it
+    day = models.DateField()
+    graph_name = models.CharField(max_length=200, blank=True)
+    node = models.CharField(max_length=200)
+    bucket = models.PositiveSmallIntegerField()
+    steps = models.BigIntegerField(default=0)
+    duration_ms = models.BigIntegerField(default=0)
+    tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The upsert's conflict target; its order serves the dashboard's range of days.
+            models.UniqueConstraint(
+                fields=["project", "day", "graph_name", "node", "bucket"],
+                name="unique_step_rollup",
+            ),
+        ]
+
+
 class RunError(models.Model):
     """One ``ErrorTrace`` of a run, in the order the trace lists them."""
 

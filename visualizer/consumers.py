@@ -308,6 +308,11 @@ class ProjectRunsConsumer(GroupConsumer):
                 {"type": "inbox", "item": message["item"], "unread": message["unread"]}
             )
 
+    async def inbox_unread(self, message: dict[str, Any]) -> None:
+        """The user marked items read (on another page): their badge's new count."""
+        if message["user_id"] == self.scope["user"].pk:
+            await self.send_json({"type": "inbox_unread", "unread": message["unread"]})
+
     async def failure_group(self, message: dict[str, Any]) -> None:
         # A failure group changed (traces/failures.py): the failure pages update in place.
         await self.send_json(
