@@ -74,7 +74,7 @@ def page_load(chromium: Any, origin: str, path: str) -> float:
     page.click("button[type=submit]")
     page.wait_for_url(f"{origin}/")
     page.goto(origin + path)
-    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=60_000)
+    page.locator("body[data-ready='true']").wait_for(timeout=60_000)
     ready: float = page.evaluate(
         "() => performance.getEntriesByName('dashflow:ready')[0].startTime"
     )

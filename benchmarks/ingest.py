@@ -79,6 +79,7 @@ def server_env(db_url: str) -> dict[str, str]:
         SECRET_KEY="bench-" + secrets.token_hex(16),
         ALLOWED_HOSTS="127.0.0.1",
         LOG_LEVEL="WARNING",
+        INGEST_RATE="0",  # the server's throughput, not one key's rate limit
     )
     return env
 

@@ -173,8 +173,8 @@ READ_MARKS = """() => {
 
 def load_once(page: Any, url: str) -> dict[str, float]:
     page.goto(url)
-    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=30_000)
-    page.wait_for_function("document.body.dataset.charts === 'true'", timeout=30_000)
+    page.locator("body[data-ready='true']").wait_for(timeout=30_000)
+    page.locator("body[data-charts='true']").wait_for(timeout=30_000)
     marks: dict[str, float] = page.evaluate(READ_MARKS)
     return marks
 

@@ -12,11 +12,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from dashflow_site import dbpool
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -56,6 +59,14 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def url_origin(name: str, raw: str) -> str:
+    """``scheme://host[:port]`` of the URL in variable ``name`` (http or https)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ImproperlyConfigured(f"{name}={raw!r}: expected http(s)://host[:port]")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -64,7 +75,15 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]" if not DEBUG else "*")
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+# Where browsers reach this site: the run links in webhook bodies are absolute, and its
+# origin is trusted for forms and websockets (`make run` sets it from HOST and PORT).
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+# Pages of another origin may neither post forms nor open websockets (which carry the
+# session cookie): the Origin must be the request's own (scheme, host and port, the host in
+# ALLOWED_HOSTS) or one of these (dashflow_site/origins.py, Django's CSRF check).
+CSRF_TRUSTED_ORIGINS = list(
+    dict.fromkeys([url_origin("SITE_URL", SITE_URL), *env_list("CSRF_TRUSTED_ORIGINS", "")])
+)
 
 INSTALLED_APPS = [
     # daphne first: its runserver replaces Django's, so `manage.py runserver` is Daphne.
@@ -85,8 +104,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Before the session is looked up: a NUL or bad UTF-8 anywhere is a 400 here.
-    "dashflow_site.middleware.text_input_guard",
+    "dashflow_site.input_guard.text_input_guard",
+    # Answers a database outage 503 with Retry-After from any view (not an HTML 500).
+    "dashflow_site.middleware.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -94,6 +116,25 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# A strict Content-Security-Policy on every response (django-csp): scripts and styles only
+# from our own static files, so an injected <script>, onclick= or style= does nothing. The
+# pages have no inline script, handler or style; data reaches scripts through
+# <script type="application/json"> (not executed, so not blocked). Plotly's global rules
+# come from static/vendor/plotly/plotly-dashflow.css instead of the <style> it would inject
+# (README, "Content-Security-Policy"). 'self' in connect-src covers the same-origin websockets.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
 
 ROOT_URLCONF = "dashflow_site.urls"
 ASGI_APPLICATION = "dashflow_site.asgi.application"
@@ -136,9 +177,22 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
         "pool": {
             "min_size": env_int("DATABASE_POOL_MIN", 2, minimum=0),
             "max_size": env_int("DATABASE_POOL_MAX", 16, minimum=1),
-            "timeout": 10,
+            # How long a request waits for a connection; past it (the database is down,
+            # or every connection is busy) it is answered 503 with Retry-After.
+            "timeout": env_int("DATABASE_POOL_TIMEOUT", 10, minimum=1),
+            # While the database is down the pool retries a connection with a backoff
+            # that doubles (1, 2, 4, 8 s ...): after a minute's outage the next try could
+            # be half a minute after the database is back. Giving up after 2 s instead
+            # leaves the next try to the next request, at once.
+            "reconnect_timeout": 2,
         }
     }
+    # Each connection is checked as it leaves the pool: after a PostgreSQL restart every
+    # pooled connection is dead, and without the check each failed one request, for
+    # minutes; with it (and dbpool.py: one dead connection replaces all idle ones) the
+    # first request after the restart already works (tests/test_database_outage.py).
+    _database["CONN_HEALTH_CHECKS"] = True
+    dbpool.install()
 if _database["ENGINE"] == "django.db.backends.sqlite3":
     _database["CONN_MAX_AGE"] = 0
     # WAL lets readers run beside the one writer and commits ~5x faster than the
@@ -194,6 +248,38 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# "default" stays in each process's memory (page hints: losing them costs a query).
+# "throttle" holds the rate limits' counters (traces/throttle.py): on Redis every process
+# counts together; without REDIS_URL, one process's memory, bounded by MAX_ENTRIES.
+CACHES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "dashflow.throttle",
+            # A Redis that does not answer must not hold a sign-in or an ingest for long.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "throttle",
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    ),
+}
+# Sign-in throttling (traces/throttle.py, visualizer/pages/login.py): after this many
+# failures in a window of LOGIN_THROTTLE_WINDOW seconds for one username (any address),
+# or from one address (any username), sign-ins are refused (429) until the window ends.
+LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 900, minimum=1)
+LOGIN_MAX_FAILURES_PER_USER = env_int("LOGIN_MAX_FAILURES_PER_USER", 5, minimum=1)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1)
+# Ingestion requests per API key: a token bucket of INGEST_BURST requests refilled at
+# INGEST_RATE per second (0: no limit); over it, 429 with Retry-After.
+INGEST_RATE = env_int("INGEST_RATE", 100)
+INGEST_BURST = env_int("INGEST_BURST", 200, minimum=1)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -229,6 +315,21 @@ WS_MAX_REPLAY = env_int("WS_MAX_REPLAY", 5000, minimum=1)
 # Live events a websocket sends without an ack from the client before it stops relaying
 # and tells the client to resync: the bound on what a stalled client can make us buffer.
 WS_MAX_UNACKED = env_int("WS_MAX_UNACKED", 2000, minimum=1)
+# Seconds between a live page's checks that it missed nothing: pushes are lost while the
+# channel layer (Redis) is down, and a run that ended then would look live until a reload.
+LIVE_CHECK_EVERY = env_int("LIVE_CHECK_EVERY", 15, minimum=1)
+# OpenTelemetry (traces/otlp.py): the spans of a trace wait in the span buffer until its
+# root span ends; a trace with no new span for OTLP_IDLE_TIMEOUT seconds is ended
+# incomplete (and a finished one forgotten). A trace keeps at most OTLP_MAX_TRACE_SPANS
+# spans, a project at most OTLP_MAX_OPEN_TRACES unfinished traces (then 429).
+OTLP_IDLE_TIMEOUT = env_int("OTLP_IDLE_TIMEOUT", 300, minimum=1)
+OTLP_MAX_TRACE_SPANS = env_int("OTLP_MAX_TRACE_SPANS", 10_000, minimum=1)
+OTLP_MAX_OPEN_TRACES = env_int("OTLP_MAX_OPEN_TRACES", 10_000, minimum=1)
+# Threads (and database connections) one export request writes its traces with, side by
+# side (PostgreSQL only; SQLite has one writer).
+OTLP_WORKERS = env_int("OTLP_WORKERS", 4, minimum=1)
+# The OTLP/gRPC receiver (`manage.py otlp_grpc`, run by `make run`).
+OTLP_GRPC_PORT = env_int("OTLP_GRPC_PORT", 4317, minimum=0)
 # Django's own request-body cap must not cut a trace short before our limit answers 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = TRACE_MAX_BODY_BYTES + 1024 * 1024
 
@@ -257,6 +358,12 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from our own static files: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Every operation documents the error answers every view can give, with the one error
+    # body (traces/api/render.py), after drf-spectacular's own enum hook.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "traces.api.render.document_errors",
+    ],
     # Runs, failure groups, reviews and exports each have a "status": one enum per kind.
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "traces.models.RunStatus",
@@ -293,18 +400,25 @@ EXPORT_PROGRESS_EVERY = env_int("EXPORT_PROGRESS_EVERY", 50, minimum=1)
 # Testing only: a pause after each run, so a test can catch an export in the middle.
 EXPORT_RUN_DELAY_MS = env_int("EXPORT_RUN_DELAY_MS", 0)
 # Redis redelivers a task not acknowledged within the visibility timeout (tasks are acked
-# when they finish, acks_late), so it must outlast the longest export or a running export
-# is handed to a second worker. It is also how long a task of a worker that died
-# (SIGKILL, lost machine) waits before another worker takes it over.
+# when they finish, acks_late): that is how the export of a worker that died (SIGKILL, lost
+# machine) is taken over, so it is short. An export that runs longer is delivered again
+# while it runs; the copy finds the export's lock held (traces/exports.py) and looks again
+# every RETRY_COUNTDOWN_MAX seconds, taking the export over once its worker is gone, and
+# dropping itself once the export is finished: exactly one writer, exactly one file.
 # A worker looks for such tasks every `unacked_restore_interval` seconds, but kombu 5.7 scans
 # only on every `unacked_restore_throttle`-th look (10 x 10 s by default): a dead worker's
 # export then waited up to 100 s past its visibility timeout. One scan each 10 s instead
-# (a ZRANGEBYSCORE on the unacked index: cheap).
+# (a ZRANGEBYSCORE on the unacked index: cheap). A dead worker's export thus restarts within
+# CELERY_VISIBILITY_TIMEOUT + 10 s (130 s by default), tests/traces/test_exports_worker.py.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 120, minimum=2)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", EXPORT_TIME_LIMIT + 3600, minimum=1),
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
     "unacked_restore_interval": 10,
     "unacked_restore_throttle": 1,
 }
+# A task waiting for its countdown (a retry) sits unacknowledged in a worker: waiting longer
+# than the visibility timeout would deliver it twice. Every retry waits at most this long.
+RETRY_COUNTDOWN_MAX = max(1, CELERY_VISIBILITY_TIMEOUT // 2)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 # Alerts (traces/alerts.py, traces/webhooks.py): beat evaluates every rule this often
@@ -315,16 +429,22 @@ ALERT_WEBHOOK_MAX_RETRIES = env_int("ALERT_WEBHOOK_MAX_RETRIES", 6)
 ALERT_WEBHOOK_BACKOFF = env_int("ALERT_WEBHOOK_BACKOFF", 10, minimum=1)
 ALERT_WEBHOOK_BACKOFF_MAX = env_int("ALERT_WEBHOOK_BACKOFF_MAX", 3600, minimum=1)
 ALERT_WEBHOOK_TIMEOUT = env_int("ALERT_WEBHOOK_TIMEOUT", 10, minimum=1)
+# Webhooks go to public addresses only unless this is on (traces/egress.py: a URL typed by
+# a project admin must not reach the server's own network); for receivers on loopback or a
+# private network, such as the tests' and the demo's.
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 # A firing keeps at most this many of the runs behind it.
 ALERT_MAX_RUNS = env_int("ALERT_MAX_RUNS", 20, minimum=1)
-# Where this site is reached: the run links in webhook bodies are absolute.
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 # Beat (`celery -A dashflow_site beat`, or `worker -B`) runs the retention sweep hourly;
 # creating an export and opening the exports page also run it, so it holds without beat.
 CELERY_BEAT_SCHEDULE = {
     "delete-expired-exports": {
         "task": "traces.tasks.delete_expired_exports",
         "schedule": 3600.0,
+    },
+    "expire-idle-otlp-traces": {
+        "task": "traces.tasks.expire_idle_otlp_traces",
+        "schedule": 60.0,
     },
     "evaluate-alerts": {
         "task": "traces.tasks.evaluate_alerts",

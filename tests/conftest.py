@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -11,6 +13,15 @@ from rest_framework.test import APIClient
 from traces.models import ApiKey, Membership, Project, Role
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "dashflow"
+
+
+@pytest.fixture(autouse=True)
+def own_throttle_counters(settings: Any) -> None:
+    """Each test counts failed sign-ins and API key requests afresh: on Redis the counters
+    outlive a test session, and a wrong password tried once per run would otherwise lock
+    the test user out on the sixth run within LOGIN_THROTTLE_WINDOW."""
+    throttle = {**settings.CACHES["throttle"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+    settings.CACHES = {**settings.CACHES, "throttle": throttle}
 
 
 @pytest.fixture(scope="session")

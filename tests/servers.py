@@ -1,5 +1,5 @@
-"""Real servers for the live tests (and the benchmarks): Daphne, a private Redis, sessions
-and a small websocket client.
+"""Real servers for the live tests (and the benchmarks): Daphne, a private Redis, a private
+PostgreSQL, sessions and a small websocket client.
 
 A test that talks to a Daphne subprocess must use a transactional database
 (``django_db(transaction=True)``) so that what it writes is committed and visible to the
@@ -8,9 +8,11 @@ server, and it passes the server the *test* database (``database_url``).
 
 from __future__ import annotations
 
+import glob
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -102,6 +104,10 @@ def server_env(
 class Response:
     status: int
     body: bytes
+    headers: http.client.HTTPMessage | None = None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name) if self.headers is not None else None
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -191,7 +197,7 @@ class Daphne:
         try:
             conn.request(method, path, body=body, headers=all_headers)
             response = conn.getresponse()
-            return Response(response.status, response.read())
+            return Response(response.status, response.read(), response.headers)
         finally:
             conn.close()
 
@@ -322,6 +328,76 @@ def redis_server(attempts: int = 3) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster (``initdb`` into a temporary directory, trust auth) on
+    a port of its own, that a test may stop and start again. As root the cluster belongs
+    to the ``postgres`` user (PostgreSQL refuses to run as root)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        if not found and not shutil.which("pg_ctl"):
+            raise RuntimeError("pg_ctl not found: install postgresql")
+        self.bin = Path(found[-1]).parent if found else Path(shutil.which("pg_ctl") or "").parent
+        self.port = port or free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="pg-"))
+        self.data = self.dir / "data"
+        self.log_path = self.dir / "server.log"
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.dir, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@{HOST}:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [*self.as_user, str(self.bin / tool), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{tool} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+
+    def start(self) -> None:
+        """Start it and wait until it accepts connections (``pg_ctl -w``)."""
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses={HOST} -c fsync=off"
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", options, "-w", "start"
+        )
+
+    def stop(self) -> None:
+        """Fast shutdown: every client connection is cut, as in a restart."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def log_tail(self, lines: int = 40) -> str:
+        return _tail(self.log_path, lines)
+
+    def remove(self) -> None:
+        with suppress(RuntimeError, subprocess.TimeoutExpired):
+            if (self.data / "postmaster.pid").exists():
+                self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server(attempts: int = 3) -> Iterator[PostgresServer]:
+    """A running private PostgreSQL for the block, removed however it ends."""
+    for attempt in range(1, attempts + 1):
+        server = PostgresServer()
+        try:
+            server.start()
+            break
+        except RuntimeError:
+            print(server.log_tail())
+            server.remove()
+            if attempt == attempts:
+                raise
+    try:
+        yield server
+    finally:
+        server.remove()
 
 
 def with_redis_db(url: str, db: int) -> str:

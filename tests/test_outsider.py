@@ -34,7 +34,7 @@ from traces.parsing import parse_trace
 
 METHODS = ("get", "post", "put", "patch", "delete")
 # The producers' endpoints take an API key only: any signed-in user is refused alike.
-PRODUCER = {"api/v1/traces", "api/v1/runs/<str:execution_id>/events"}
+PRODUCER = {"api/v1/traces", "api/v1/dashstream", "api/v1/runs/<str:execution_id>/events"}
 
 
 def patterns(resolvers: list[Any] | None = None, prefix: str = "") -> list[str]:

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import zstandard
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from . import zstd
 from .jsondiff import diff
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COMPRESSION_THRESHOLD",
     "MAX_MESSAGE_BYTES",
+    "FrameTooLarge",
     "decode_frame",
     "encode_file",
     "encode_jsonl",
@@ -388,21 +389,31 @@ def frame(message: pb.DashStreamMessage) -> bytes:
     return b"\x00" + raw
 
 
+class FrameTooLarge(ValueError):
+    """A DashStream payload over DashFlow's 10 MB limit, compressed or decompressed."""
+
+
 def decode_frame(data: bytes) -> pb.DashStreamMessage:
     """A framed message back to a ``DashStreamMessage``, with DashFlow's 10 MB limit
-    (``ValueError`` past it). A payload without a framing byte is parsed whole (legacy)."""
+    (``FrameTooLarge`` past it; ``ValueError`` for bytes that are not a message). A
+    payload without a framing byte is parsed whole (legacy)."""
     if len(data) > MAX_MESSAGE_BYTES:
-        raise ValueError(f"DashStream payload of {len(data)} bytes is over the 10 MB limit")
+        raise FrameTooLarge(f"DashStream payload of {len(data)} bytes is over the 10 MB limit")
     marker, body = data[:1], data[1:]
     if marker == b"\x01":
-        reader = zstandard.ZstdDecompressor().stream_reader(body)
-        body = reader.read(MAX_MESSAGE_BYTES + 1)
-        if len(body) > MAX_MESSAGE_BYTES:
-            raise ValueError("decompressed DashStream payload is over the 10 MB limit")
+        try:
+            body = zstd.decompress_bounded(body, MAX_MESSAGE_BYTES)
+        except zstd.TooLarge:
+            raise FrameTooLarge("decompressed DashStream payload is over the 10 MB limit") from None
+        except zstandard.ZstdError as exc:
+            raise ValueError(f"not valid zstd ({exc})") from None
     elif marker != b"\x00":
         body = data
     message = pb.DashStreamMessage()
-    message.ParseFromString(body)
+    try:
+        message.ParseFromString(body)
+    except DecodeError as exc:
+        raise ValueError(f"not a DashStreamMessage ({exc or 'undecodable protobuf'})") from None
     return message
 
 

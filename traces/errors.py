@@ -1,8 +1,11 @@
-"""The one error for refused input, raised by domain code and rendered by one handler.
+"""The one error for refused input, raised by domain code and rendered by one handler;
+and which server-side errors mean the database is unavailable.
 
 Every input path (trace bodies, live events, query parameters, review and member changes)
 raises ``InputError``; ``traces.api.render.exception_handler`` turns it into
 ``{"detail", "path", "rule"}`` with its status, and the pages show its message.
+``database_unavailable`` is the one test for an outage, which the API, ``/mcp`` and the
+pages (``dashflow_site/middleware.py``) answer 503 with ``Retry-After``, never 500.
 """
 
 from __future__ import annotations
@@ -11,6 +14,19 @@ import re
 from typing import Any
 
 import msgspec
+from django.db import InterfaceError, OperationalError
+
+# Seconds a client is told to wait (``Retry-After``) when the database is unavailable.
+DATABASE_RETRY_AFTER = 5
+DATABASE_UNAVAILABLE = f"the database is unavailable; try again in {DATABASE_RETRY_AFTER} s"
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot serve right now: down or restarting, no
+    pooled connection within ``DATABASE_POOL_TIMEOUT``, a connection lost mid-request,
+    SQLite locked past its timeout. Django raises these as ``OperationalError`` or
+    ``InterfaceError``; a bug (``ProgrammingError``, ``IntegrityError``) is not one."""
+    return isinstance(exc, (OperationalError, InterfaceError))
 
 
 class InputError(ValueError):

@@ -20,7 +20,8 @@ header line). ``FILE_SUFFIX`` (with its dot) and ``CONTENT_TYPE`` name the file.
   ``good``, 0 for ``bad`` (kept in the file, not trained on).
 - ``dashstream``: length-prefixed DashStream frames (``traces/dashstream.py``);
   ``dashstream_jsonl``: the same messages as JSON lines.
-- ``csv``: one row per node execution (see ``CSV_COLUMNS``); lists as JSON arrays.
+- ``csv``: one row per node execution (see ``CSV_COLUMNS``); lists as JSON arrays; a
+  text cell a spreadsheet would take for a formula starts with ``'`` (``csvcells.py``).
 - ``traces_jsonl``: the canonical trace JSON (as ``/api/v1/runs/<id>/trace`` serves it),
   one run per line; ``steps`` and ``verdicts`` do not apply (a trace is whole).
 
@@ -34,7 +35,6 @@ to the definition it must match byte for byte (``training_example``, ``finetune_
 
 from __future__ import annotations
 
-import csv
 import gc
 import io
 from collections.abc import Callable, Container, Iterator, Mapping
@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from . import dashstream
+from . import csvcells, dashstream
 from .jsondiff import same
 from .trace import canonical_json
 
@@ -442,7 +442,7 @@ def _text(value: Any) -> str:
 
 def _csv_rows(trace: ExecutionTrace, steps: Container[int] | None) -> Iterator[tuple[bytes, int]]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csvcells.Writer(buffer)
     count = 0
     for position, node in enumerate(trace.nodes_executed):
         if steps is not None and position not in steps:
@@ -485,7 +485,7 @@ def changed_keys(node: NodeExecution) -> list[str]:
 
 def _csv_line(values: tuple[str, ...]) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
+    csvcells.Writer(buffer).writerow(values)
     return buffer.getvalue().encode()
 
 

@@ -3,11 +3,14 @@
 Both ways a run arrives go through here, as zulip's ``zerver/actions`` do a write:
 ``ingest_trace`` (a whole ``ExecutionTrace``: ``POST /api/v1/traces``, ``import_traces``,
 ``seed_demo``) and ``ingest_events`` (a batch of live events:
-``POST /api/v1/runs/<id>/events``). Each opens one transaction, lets the storage write the
-rows (``traces/store.py`` maps a trace, ``traces/live.py`` applies events; both hold the
-run's row locked), brings the run's failure groups in line (``traces/failures.py``) and
-queues the websocket pushes, which ``traces/events.py`` sends only after commit. Storage
-imports neither failures nor events.
+``POST /api/v1/runs/<id>/events``); ``ingest_dashstream`` (``POST /api/v1/dashstream``)
+turns DashStream messages into the same two (``traces/dashstream_ingest.py``). Each
+opens one transaction, lets the storage write the rows (``traces/store.py`` maps a
+trace, ``traces/live.py`` applies events; both hold the run's row locked), brings the
+dashboard's duration rollups in line with the steps written and removed
+(``traces/rollups.py``), brings the run's failure groups in line
+(``traces/failures.py``) and queues the websocket pushes, which ``traces/events.py``
+sends only after commit. Storage imports neither failures nor events.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import TypeVar
 
 from django.db import IntegrityError, transaction
 
-from . import events, failures, live, store
+from . import events, failures, live, rollups, store
+from .dashstream_ingest import Intake, StreamRun
 from .models import Project, Run
 from .parsing import ParsedEvent
+from .proto import dashstream_pb2 as pb
 from .trace import ExecutionTrace
 
 T = TypeVar("T")
@@ -37,14 +42,27 @@ def ingest_trace(project: Project, trace: ExecutionTrace) -> tuple[Run, bool]:
     notifies nobody (``store.save_trace`` says what else it does).
     """
 
-    def write() -> tuple[Run, bool]:
-        saved = store.save_trace(project, trace)
-        if saved.changed:
-            failures.record_run(saved.run)
-            events.run_changed(saved.run)
-        return saved.run, saved.created
+    return atomic_with_retries(lambda: _write_trace(project, trace))
 
-    return _atomic_with_retries(write)
+
+def _write_trace(project: Project, trace: ExecutionTrace) -> tuple[Run, bool]:
+    saved = store.save_trace(project, trace)
+    if saved.changed:
+        run = saved.run
+        rollups.record(
+            project,
+            [saved.removed] if saved.removed else [],
+            [
+                rollups.RunSteps(
+                    run.started_at,
+                    run.graph_name,
+                    [(n.node, n.duration_ms, n.tokens_used) for n in trace.nodes_executed],
+                )
+            ],
+        )
+        failures.record_run(saved.run)
+        events.run_changed(saved.run)
+    return saved.run, saved.created
 
 
 def ingest_events(
@@ -54,19 +72,52 @@ def ingest_events(
     events, which the run's viewers get after commit. A repeated seq is a no-op, so a
     retried batch is harmless (``live.apply_events``)."""
 
-    def write() -> tuple[Run, list[ParsedEvent]]:
-        run, new = live.apply_events(project, execution_id, batch)
-        failures.record_events(run, new)
-        if new:
-            events.run_events(run, [e.wire() for e in new])
-        return run, new
-
-    return _atomic_with_retries(write)
+    return atomic_with_retries(lambda: _write_events(project, execution_id, batch))
 
 
-def _atomic_with_retries(write: Callable[[], T]) -> T:
+def _write_events(
+    project: Project, execution_id: str, batch: list[ParsedEvent]
+) -> tuple[Run, list[ParsedEvent]]:
+    applied = live.apply_events(project, execution_id, batch)
+    run, new = applied.run, applied.events
+    rollups.record_live(project, run, applied.before, applied.steps)
+    failures.record_events(run, new)
+    if new:
+        events.run_events(run, [e.wire() for e in new])
+    return run, new
+
+
+def ingest_dashstream(
+    project: Project, messages: list[tuple[int, pb.DashStreamMessage]]
+) -> tuple[Intake, list[tuple[Run, StreamRun]]]:
+    """Apply decoded DashStream messages (``(frame index, DashStreamMessage)``): each run
+    they touch gets its live events and its cursor in one transaction, a summary of a run
+    never seen is stored as a trace. Returns the intake (counts, the first refused
+    message) and the runs touched."""
+
+    def write() -> tuple[Intake, list[tuple[Run, StreamRun]]]:
+        intake = Intake(project)
+        for index, message in messages:
+            intake.feed(index, message)
+        touched = []
+        for stream in intake.runs():
+            if stream.events:
+                run, _ = _write_events(project, stream.execution_id, stream.events)
+            else:
+                run = stream.cursor.run
+            stream.save(run)
+            touched.append((run, stream))
+        for trace in intake.traces:
+            _write_trace(project, trace)
+        return intake, touched
+
+    return atomic_with_retries(write)
+
+
+def atomic_with_retries(write: Callable[[], T]) -> T:
     """``write()`` in a transaction, run again when it loses a race on a unique row.
 
+    Also the transaction of ``traces/otlp.py``, whose span buffer row races the same way.
     A rolled-back pass leaves nothing behind: Django drops the ``on_commit`` callbacks
     queued inside it, so only the pass that commits notifies anyone.
     """

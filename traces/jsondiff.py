@@ -17,6 +17,7 @@ messages of a long run, while agent states almost only grow at the end.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal, TypedDict
 
 import msgspec
@@ -29,6 +30,8 @@ __all__ = [
     "Change",
     "Collapsed",
     "Op",
+    "PatchError",
+    "apply_patch",
     "child_path",
     "collapse",
     "diff",
@@ -228,6 +231,107 @@ def child_path(path: str, key: str) -> str:
 def unescape(token: str) -> str:
     # ~1 before ~0, as RFC 6901 says: "~01" is the key "~1", not "/".
     return token.replace("~1", "/").replace("~0", "~")
+
+
+class PatchError(ValueError):
+    """An RFC 6902 operation that cannot apply to the value (a missing path, a failed
+    ``test``, an unknown op)."""
+
+
+def apply_patch(value: Any, operations: Iterable[tuple[str, str, Any, str]]) -> Any:
+    """``value`` with the RFC 6902 ``operations`` (op, path, value, from) applied in order,
+    ``value`` itself left untouched: only the containers along each path are copied, so a
+    patch to a large state costs its paths, not the state. Raises ``PatchError``."""
+    for op, path, item, source in operations:
+        if op == "add":
+            value = _put(value, _tokens(path), item, insert=True)
+        elif op == "replace":
+            _get(value, _tokens(path))
+            value = _put(value, _tokens(path), item, insert=False)
+        elif op == "remove":
+            value = _put(value, _tokens(path), _REMOVE, insert=False)
+        elif op in ("move", "copy"):
+            moved = _get(value, _tokens(source))
+            if op == "move":
+                value = _put(value, _tokens(source), _REMOVE, insert=False)
+            value = _put(value, _tokens(path), moved, insert=True)
+        elif op == "test":
+            if not same(_get(value, _tokens(path)), item):
+                raise PatchError(f"test failed at {path!r}")
+        else:
+            raise PatchError(f"unknown op {op!r}")
+    return value
+
+
+_REMOVE = object()
+
+
+def _tokens(path: str) -> list[str]:
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise PatchError(f"path {path!r} is not a JSON Pointer")
+    tokens = path[1:].split("/")
+    return [unescape(token) for token in tokens] if "~" in path else tokens
+
+
+def _index(container: list[Any], token: str, end_ok: bool) -> int:
+    if token == "-" and end_ok:
+        return len(container)
+    if not token.isdigit() or (len(token) > 1 and token[0] == "0"):
+        raise PatchError(f"{token!r} is not an array index")
+    index = int(token)
+    if index > len(container) or (index == len(container) and not end_ok):
+        raise PatchError(f"array index {index} is out of range")
+    return index
+
+
+def _get(value: Any, tokens: list[str]) -> Any:
+    for token in tokens:
+        if isinstance(value, dict):
+            if token not in value:
+                raise PatchError(f"no member {token!r}")
+            value = value[token]
+        elif isinstance(value, list):
+            value = value[_index(value, token, end_ok=False)]
+        else:
+            raise PatchError(f"cannot descend into {type(value).__name__} at {token!r}")
+    return value
+
+
+def _put(value: Any, tokens: list[str], item: Any, insert: bool) -> Any:
+    """A copy of ``value`` with ``item`` at ``tokens`` (``_REMOVE`` removes it)."""
+    if not tokens:
+        if item is _REMOVE:
+            raise PatchError("cannot remove the whole document")
+        return item
+    token, rest = tokens[0], tokens[1:]
+    if isinstance(value, dict):
+        copy = dict(value)
+        if rest:
+            if token not in copy:
+                raise PatchError(f"no member {token!r}")
+            copy[token] = _put(copy[token], rest, item, insert)
+        elif item is _REMOVE:
+            if token not in copy:
+                raise PatchError(f"no member {token!r} to remove")
+            del copy[token]
+        else:
+            copy[token] = item
+        return copy
+    if isinstance(value, list):
+        listed = list(value)
+        index = _index(listed, token, end_ok=not rest and insert and item is not _REMOVE)
+        if rest:
+            listed[index] = _put(listed[index], rest, item, insert)
+        elif item is _REMOVE:
+            del listed[index]
+        elif insert:
+            listed.insert(index, item)
+        else:
+            listed[index] = item
+        return listed
+    raise PatchError(f"cannot descend into {type(value).__name__} at {token!r}")
 
 
 class Collapsed(TypedDict):

@@ -4,8 +4,9 @@ Two layers, so one mistake is not enough for a script to run in a teammate's bro
 markdown-it-py parses CommonMark with raw HTML off (``<script>`` stays text) and refuses
 ``javascript:``/``vbscript:``/``data:`` links; nh3 (the Ammonia sanitizer) then keeps
 only the tags markdown produces, only http(s)/mailto/relative URLs, and adds
-``rel="nofollow noopener noreferrer"`` to every link. Images are off: a comment must not
-make every viewer fetch a URL of the author's choosing.
+``rel="nofollow noopener noreferrer"`` to every link. An image is shown as a link to it
+(``image: alt``), never fetched: a comment must not make every viewer fetch a URL of the
+author's choosing.
 """
 
 from __future__ import annotations
@@ -81,9 +82,20 @@ def _render_mention(self: Any, tokens: list[Token], idx: int, options: Any, env:
     return f'<span class="mention">@{escapeHtml(tokens[idx].content)}</span>'
 
 
-_md = MarkdownIt("commonmark", {"html": False, "breaks": True}).disable("image")
+def _render_image(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    """``![alt](url)`` as a link to the image, labelled ``image: alt``."""
+    token = tokens[idx]
+    alt = self.renderInlineAsText(token.children or [], options, env) or "image"
+    title = token.attrGet("title")
+    title_attr = f' title="{escapeHtml(str(title))}"' if title else ""
+    src = escapeHtml(str(token.attrGet("src") or ""))
+    return f'<a href="{src}"{title_attr}>image: {escapeHtml(alt)}</a>'
+
+
+_md = MarkdownIt("commonmark", {"html": False, "breaks": True})
 _md.core.ruler.push("mentions", _mentions_rule)
 _md.add_render_rule("mention", _render_mention)
+_md.add_render_rule("image", _render_image)
 
 
 def mention_candidates(body: str) -> set[str]:

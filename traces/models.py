@@ -387,6 +387,33 @@ class Step(models.Model):
         }
 
 
+class StepRollup(models.Model):
+    """Steps of a project's runs counted per UTC day of the run's start, graph, node and
+    duration bucket, with their total duration and tokens: what the dashboard's percentiles
+    and tokens per node over whole days read instead of the steps. ``traces/rollups.py``
+    keeps it, in the ingest transaction."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # unique_step_rollup leads with it
+    day = models.DateField()
+    graph_name = models.CharField(max_length=200, blank=True)
+    node = models.CharField(max_length=200)
+    bucket = models.PositiveSmallIntegerField()
+    steps = models.BigIntegerField(default=0)
+    duration_ms = models.BigIntegerField(default=0)
+    tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The upsert's conflict target; its order serves the dashboard's range of days.
+            models.UniqueConstraint(
+                fields=["project", "day", "graph_name", "node", "bucket"],
+                name="unique_step_rollup",
+            ),
+        ]
+
+
 class RunError(models.Model):
     """One ``ErrorTrace`` of a run, in the order the trace lists them."""
 
@@ -458,6 +485,85 @@ class RunEvent(models.Model):
             models.UniqueConstraint(fields=["run", "seq"], name="unique_event_seq"),
         ]
         ordering = ["seq"]
+
+
+class DashStreamCursor(models.Model):
+    """Where a DashStream producer stands in one run (``traces/dashstream_ingest.py``).
+
+    DashStream spreads a node over several messages (NODE_START, NODE_END, the StateDiff
+    after it) that may arrive in separate requests, and its diffs apply to the state the
+    receiver holds; this row carries that between requests. ``work`` is the rest of it,
+    zstd-compressed msgspec (the state held, the open node executions, the recent message
+    ids and missing sequences, all bounded), read and written whole with the row locked.
+    The counters are columns so the run page and the API can show them.
+    """
+
+    run = models.OneToOneField(
+        Run, on_delete=models.CASCADE, primary_key=True, related_name="dashstream"
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # dashstream_thread (project, thread_id, open) leads with it
+    thread_id = models.CharField(max_length=200, blank=True)
+    # Open from GRAPH_START until GRAPH_END (or the ExecutionTrace summary): the run a
+    # thread's messages without an execution id belong to.
+    open = models.BooleanField(default=True)
+    last_sequence = models.PositiveBigIntegerField(default=0)
+    next_seq = models.PositiveBigIntegerField(default=1)  # the run's next live event seq
+    gaps = models.PositiveIntegerField(default=0)
+    reorders = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    needs_resync = models.BooleanField(default=False)
+    resync_reason = models.TextField(blank=True)
+    work = models.BinaryField(default=b"")
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "thread_id", "open"], name="dashstream_thread")]
+
+    def health(self) -> dict[str, Any]:
+        """What the run page and the API show about the stream."""
+        return {
+            "last_sequence": self.last_sequence,
+            "gaps": self.gaps,
+            "reorders": self.reorders,
+            "duplicates": self.duplicates,
+            "needs_resync": self.needs_resync,
+            "resync_reason": self.resync_reason or None,
+        }
+
+
+class SpanBuffer(models.Model):
+    """The spans of one OpenTelemetry trace received so far (``traces/otlp.py``).
+
+    Spans of a trace arrive in any order over several requests, so they wait here until
+    they say what the run is; the run itself is written through the one ingest workflow.
+    ``spans`` is the list of ``traces.spans.Span`` as zstd msgpack. Bounded: at most
+    ``OTLP_MAX_TRACE_SPANS`` spans a trace, ``OTLP_MAX_OPEN_TRACES`` unfinished traces a
+    project, and a row idle for ``OTLP_IDLE_TIMEOUT`` seconds is ended (unfinished) or
+    deleted (finished).
+    """
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # unique_span_buffer (project, trace_id) leads with it
+    trace_id = models.CharField(max_length=32)
+    spans = models.BinaryField()
+    span_count = models.PositiveIntegerField(default=0)
+    # Node executions already sent as live events (a prefix of the run's nodes).
+    emitted = models.PositiveIntegerField(default=0)
+    # The run was stored whole: its root span came, or the idle timeout ended it.
+    finished = models.BooleanField(default=False)
+    last_span_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "trace_id"], name="unique_span_buffer"),
+        ]
+        indexes = [
+            # The idle sweep: the oldest rows first, per project and for all projects.
+            models.Index(fields=["project", "finished", "last_span_at"], name="span_buffer_idle"),
+            models.Index(fields=["last_span_at"], name="span_buffer_age"),
+        ]
 
 
 # --- Team review of failures -------------------------------------------------------------

@@ -8,7 +8,6 @@ position, which survives re-ingestion).
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from typing import Any, TypeVar
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 from django.db.models import Model, QuerySet
 
+from . import csvcells
 from .fields import iso
 from .models import Comment, Project, RunReview, Step, StepVerdict
 
@@ -149,9 +149,10 @@ def json_chunks(project: Project) -> Iterator[bytes]:
 
 def csv_chunks(project: Project) -> Iterator[bytes]:
     """One CSV table; ``record`` says which kind each row is (review, verdict, comment).
-    Labels are joined with "; " (a label cannot contain ";"), mentions with spaces."""
+    Labels are joined with "; " (a label cannot contain ";"), mentions with spaces. A text
+    cell a spreadsheet would take for a formula starts with ``'`` (``csvcells.py``)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore")
+    writer = csvcells.Writer(buffer)
 
     def flush() -> bytes:
         data = buffer.getvalue().encode()
@@ -172,9 +173,9 @@ def csv_chunks(project: Project) -> Iterator[bytes]:
                 "updated_at": row["edited_at"],
             }
 
-    writer.writeheader()
+    writer.writerow(CSV_COLUMNS)
     for row in rows():
-        writer.writerow(row)
+        writer.writerow(row.get(column, "") for column in CSV_COLUMNS)
         if buffer.tell() >= CHUNK_BYTES:
             yield flush()
     yield flush()

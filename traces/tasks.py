@@ -5,7 +5,10 @@ evaluation (Celery beat, every ``ALERT_EVALUATE_EVERY`` seconds) and webhook del
 ``export_runs`` is safe to run twice: it claims the export row, writes to a partial file
 and renames it only when complete, and a second delivery of a finished export does
 nothing. ``acks_late`` + ``reject_on_worker_lost``: the message is acknowledged only once
-the export has finished, so a worker that dies mid-export leaves it to another worker.
+the export has finished, so a worker that dies mid-export leaves it to another worker,
+which Redis hands it to after ``CELERY_VISIBILITY_TIMEOUT`` (settings.py says why short).
+A retry never waits longer than ``RETRY_COUNTDOWN_MAX`` (half that timeout): a task
+waiting in a worker past the timeout would be delivered a second time.
 """
 
 from __future__ import annotations
@@ -18,13 +21,18 @@ from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
-from . import alerts, exports, webhooks
+from . import alerts, exports, otlp, webhooks
 from .models import DeliveryStatus
 
 log = logging.getLogger(__name__)
 
 # Seconds before retrying a delivery that found the export held by another worker.
 BUSY_RETRY_SECONDS = 30
+
+
+def countdown(seconds: float) -> float:
+    """A retry's wait, within ``RETRY_COUNTDOWN_MAX``."""
+    return min(seconds, settings.RETRY_COUNTDOWN_MAX)
 
 
 @shared_task(  # type: ignore[untyped-decorator]
@@ -43,7 +51,7 @@ def export_runs(self: Any, export_id: str) -> str:
     except exports.ExportBusy:
         # A duplicate delivery while another worker runs it: look again later, in case
         # that worker dies (then this delivery takes over).
-        raise self.retry(countdown=BUSY_RETRY_SECONDS) from None
+        raise self.retry(countdown=countdown(BUSY_RETRY_SECONDS)) from None
 
 
 @shared_task(acks_late=True)  # type: ignore[untyped-decorator]
@@ -89,20 +97,21 @@ def evaluate_alerts() -> int:
 @shared_task(bind=True, acks_late=True, max_retries=None)  # type: ignore[untyped-decorator]
 def deliver_alert_webhook(self: Any, firing_id: int) -> Any:
     """POST a firing to its webhook; on a connection error, a timeout or a 5xx, again after
-    ``ALERT_WEBHOOK_BACKOFF`` * 2^n seconds (capped at ``ALERT_WEBHOOK_BACKOFF_MAX``), at
-    most ``ALERT_WEBHOOK_MAX_RETRIES`` times. A delivered firing is not sent twice."""
+    ``ALERT_WEBHOOK_BACKOFF`` * 2^n seconds (capped at ``ALERT_WEBHOOK_BACKOFF_MAX`` and at
+    ``RETRY_COUNTDOWN_MAX``), at most ``ALERT_WEBHOOK_MAX_RETRIES`` times. A delivered
+    firing is not sent twice."""
     retries: int = self.request.retries
     try:
         return webhooks.deliver(firing_id, last_try=retries >= settings.ALERT_WEBHOOK_MAX_RETRIES)
     except webhooks.Retryable:
-        countdown = min(
-            settings.ALERT_WEBHOOK_BACKOFF * 2**retries, settings.ALERT_WEBHOOK_BACKOFF_MAX
+        wait = countdown(
+            min(settings.ALERT_WEBHOOK_BACKOFF * 2**retries, settings.ALERT_WEBHOOK_BACKOFF_MAX)
         )
         if self.request.is_eager:
             # In-process Celery (no REDIS_URL) would raise Retry to whoever queued the
             # task; returned, Celery's apply() runs the retry at once (no countdown).
-            return self.retry(countdown=countdown, throw=False)
-        raise self.retry(countdown=countdown) from None
+            return self.retry(countdown=wait, throw=False)
+        raise self.retry(countdown=wait) from None
 
 
 def queue_webhook(firing_id: int) -> None:
@@ -116,3 +125,10 @@ def queue_webhook(firing_id: int) -> None:
             log.exception("alert firing %s: could not queue its webhook", firing_id)
 
     transaction.on_commit(send)
+
+
+@shared_task(acks_late=True)  # type: ignore[untyped-decorator]
+def expire_idle_otlp_traces() -> int:
+    """Celery beat, every minute: end the OpenTelemetry traces whose root span never came
+    (``traces/otlp.py``); each OTLP request also sweeps its own project."""
+    return otlp.expire_idle()

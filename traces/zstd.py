@@ -37,3 +37,25 @@ def compress(data: bytes) -> bytes:
 
 def decompress(data: bytes) -> bytes:
     return decompressor().decompress(data)
+
+
+class TooLarge(ValueError):
+    """The data decompresses to more than the limit it was read with."""
+
+
+def decompress_bounded(data: bytes, limit: int) -> bytes:
+    """``data`` decompressed, reading at most ``limit + 1`` bytes of output: ``TooLarge``
+    past ``limit`` (a small bomb cannot expand in memory), ``zstandard.ZstdError`` when
+    ``data`` is not zstd. Unlike ``decompress`` it needs no content size in the frame."""
+    parts: list[bytes] = []
+    size = 0
+    with decompressor().stream_reader(data) as reader:
+        while True:
+            chunk = reader.read(min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"decompresses to more than {limit} bytes")
+    return b"".join(parts)

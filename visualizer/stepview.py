@@ -56,11 +56,21 @@ def step_view(run: Run, step: Step) -> dict[str, Any]:
     both = step.state_before_id is not None and step.state_after_id is not None
     return {
         "step": step.summary(),
+        "parallel_with": parallel_with(step.metadata),
         **diff_view(before, after, both),
         "download_url": links.api(
-            "api:step", run.execution_id, step.index, project=run.project.slug
+            "api:step", run.execution_id, step.index, project=run.project.slug, download="1"
         ),
     }
+
+
+def parallel_with(metadata: Any) -> list[str]:
+    """The nodes that ran in the same superstep as this one, as a LangGraph run records
+    them (metadata ``parallel_with``, ``dashflow_producer.langgraph``); [] otherwise."""
+    names = metadata.get("parallel_with") if isinstance(metadata, dict) else None
+    if not isinstance(names, list):
+        return []
+    return [n for n in names if isinstance(n, str)][:20]
 
 
 def diff_view(before: Any, after: Any, both: bool) -> dict[str, Any]:
@@ -99,10 +109,10 @@ def pair_view(run_a: Run, step_a: Step, run_b: Run, step_b: Step, at: str) -> di
         "at": at,
         **diff_view(state_a, state_b, id_a is not None and id_b is not None),
         "download_url": links.api(
-            "api:step", run_a.execution_id, step_a.index, project=run_a.project.slug
+            "api:step", run_a.execution_id, step_a.index, project=run_a.project.slug, download="1"
         ),
         "download_url_b": links.api(
-            "api:step", run_b.execution_id, step_b.index, project=run_b.project.slug
+            "api:step", run_b.execution_id, step_b.index, project=run_b.project.slug, download="1"
         ),
     }
 

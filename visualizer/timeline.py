@@ -204,7 +204,9 @@ def timeline_figure(
             "xaxis": {
                 "title": {"text": "ms since start"},
                 "zeroline": False,
-                **({"range": [lo, hi]} if window else {}),
+                # The whole run autoranges: drawn after a window, it must not keep the
+                # window's range (a double-click would then need a second one).
+                **({"range": [lo, hi]} if window else {"autorange": True}),
             },
             "yaxis": {
                 "categoryorder": "array",

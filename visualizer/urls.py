@@ -39,6 +39,7 @@ project_routes: list[URLPattern | URLResolver] = [
     path("dashboard/", dashboard.dashboard_page, name="dashboard"),
     path("dashboard/data.json", dashboard.dashboard_json, name="dashboard-data"),
     path("review/", review.review_page, name="review"),
+    path("review/counts/", review.review_counts, name="review-counts"),
     path("exports/", exports.exports_page, name="exports"),
     path("settings/", settings.settings_page, name="settings"),
     path("inbox/", inbox.inbox_page, name="inbox"),

@@ -8,6 +8,7 @@ import { el } from "./dom.js";
 import { ApiError, fill, getJSON } from "./http.js";
 import { StepList } from "./steplist.js";
 import { renderPanel } from "./steppanel.js";
+import { number } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const data = JSON.parse($("compare-data").textContent);
@@ -26,7 +27,7 @@ const rows = data.rows.kind.map((kind, n) => {
 
 function signed(n) {
   if (n == null) return "";
-  return n > 0 ? `+${n.toLocaleString()}` : n.toLocaleString();
+  return n > 0 ? `+${number(n)}` : number(n);
 }
 
 class PairList extends StepList {
@@ -59,7 +60,7 @@ class PairList extends StepList {
   }
 
   countText() {
-    return `${this.steps.length.toLocaleString()} row${this.steps.length === 1 ? "" : "s"}`;
+    return `${number(this.steps.length)} row${this.steps.length === 1 ? "" : "s"}`;
   }
 }
 

@@ -3,6 +3,7 @@
 // point's customdata is the run list's URL, built in Python).
 import { cell, el } from "./dom.js";
 import { getJSON } from "./http.js";
+import { number } from "./format.js";
 
 const page = JSON.parse(document.getElementById("dashboard-data").textContent);
 const plotConfig = { displayModeBar: false, responsive: true };
@@ -34,15 +35,15 @@ function renderSlower(rows) {
     if (row.change_ms > 0) change.classList.add("slower");
     else if (row.change_ms < 0) change.classList.add("faster");
     return el("tr", null, null, name, cell(ms(row.p95_before), "num"), cell(ms(row.p95), "num"),
-      change, cell(row.steps.toLocaleString(), "num"));
+      change, cell(number(row.steps), "num"));
   }));
 }
 
 function renderTotals(data) {
   const runs = document.getElementById("stat-runs");
-  runs.textContent = data.totals.runs.toLocaleString();
+  runs.textContent = number(data.totals.runs);
   runs.href = data.totals.runs_url;
-  document.getElementById("stat-failed").textContent = data.totals.failed.toLocaleString();
+  document.getElementById("stat-failed").textContent = number(data.totals.failed);
   const rate = data.totals.failure_rate;
   document.getElementById("stat-rate").textContent = rate === null ? "–" : `${rate}%`;
   const day = (iso) => iso.slice(0, 16).replace("T", " ");

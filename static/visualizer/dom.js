@@ -37,3 +37,9 @@ export async function copyText(text, anchor) {
     return false;
   }
 }
+
+// An id short enough for a list that still tells apart runs sharing a prefix: its start
+// and its end (visualizer/templatetags/ids.py short_id is the same rule).
+export function shortId(id) {
+  return id.length <= 16 ? id : `${id.slice(0, 9)}…${id.slice(-6)}`;
+}

@@ -4,6 +4,7 @@
 import { liveSocket } from "./live.js";
 import { cell } from "./dom.js";
 import { api, fill } from "./http.js";
+import { localTime, number, timeTitle } from "./format.js";
 
 const data = JSON.parse(document.getElementById("exports-data").textContent);
 const rows = document.getElementById("export-rows");
@@ -37,6 +38,8 @@ function button(label, className, onClick) {
 }
 
 async function remove(exp) {
+  const active = exp.status === "queued" || exp.status === "running";
+  if (!active && !window.confirm(`Delete the export ${exp.file_name || exp.id}? Its file goes too.`)) return;
   let answer;
   try {
     answer = await api("DELETE", fill(data.export_url, { id: exp.id }));
@@ -53,7 +56,8 @@ function render(exp) {
   if (!tr) {
     tr = document.createElement("tr");
     tr.dataset.exportId = exp.id;
-    const created = cell(exp.created_at ? exp.created_at.replace("T", " ").slice(0, 19) : "—");
+    const created = cell(exp.created_at ? localTime(exp.created_at) : "—");
+    if (exp.created_at) created.title = timeTitle(exp.created_at);
     const format = document.createElement("td");
     const code = document.createElement("code");
     code.textContent = exp.format;
@@ -102,11 +106,18 @@ function render(exp) {
   bar.querySelector(".progress-fill").style.width = `${exp.progress}%`;
   tr.querySelector(".progress-label").textContent = `${Math.floor(exp.progress)}%`;
   tr.querySelector('[data-col="runs"]').textContent = `${exp.runs_done} / ${exp.runs_total}`;
-  tr.querySelector('[data-col="rows"]').textContent = exp.row_count.toLocaleString("en-US");
+  tr.querySelector('[data-col="rows"]').textContent = number(exp.row_count);
   tr.querySelector('[data-col="size"]').textContent = formatSize(exp.size);
   const actions = tr.querySelector('[data-col="actions"]');
   const items = [];
-  if (exp.download_url) {
+  if (exp.download_url && exp.row_count === 0) {
+    // Nothing matched: there is no file worth saving, and a 0-byte download says nothing.
+    const none = document.createElement("span");
+    none.className = "muted nothing-matched";
+    none.textContent = "Nothing matched";
+    none.title = "No run or step matched this export's selection";
+    items.push(none);
+  } else if (exp.download_url) {
     const link = document.createElement("a");
     link.className = "download";
     link.href = `${exp.download_url}?project=${encodeURIComponent(data.project)}`;

@@ -2,8 +2,9 @@
 // websocket, on which every change to a group arrives ({"type": "failure_group", ...}),
 // and update in place. Trace strings only ever go in as text.
 import { coalesce, liveSocket } from "./live.js";
-import { cell } from "./dom.js";
+import { cell, shortId } from "./dom.js";
 import { api, fetchRows, getJSON } from "./http.js";
+import { timeTitle } from "./format.js";
 
 const STATUS_LABELS = { new: "New", triaged: "Triaged", resolved: "Resolved", ignored: "Ignored" };
 const relative = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
@@ -22,12 +23,13 @@ function ago(iso) {
 function setTime(el, iso) {
   if (!el || !iso) return;
   el.dateTime = iso;
-  el.title = iso.replace("T", " ").slice(0, 19);
+  el.dataset.relative = "";
+  el.title = timeTitle(iso);
   el.textContent = ago(iso);
 }
 
 function refreshTimes() {
-  document.querySelectorAll("time[datetime]").forEach((el) => {
+  document.querySelectorAll("time[datetime][data-relative]").forEach((el) => {
     if (el.getAttribute("datetime")) el.textContent = ago(el.getAttribute("datetime"));
   });
 }
@@ -149,7 +151,7 @@ function groupPage(data) {
       const link = document.createElement("a");
       link.href = run.url;
       const code = document.createElement("code");
-      code.textContent = run.execution_id.length > 14 ? `${run.execution_id.slice(0, 13)}…` : run.execution_id;
+      code.textContent = shortId(run.execution_id);
       code.title = run.execution_id;
       link.append(code);
       const id = document.createElement("td");

@@ -10,6 +10,7 @@
 import { liveSocket } from "./live.js";
 import { el } from "./dom.js";
 import { api, fill } from "./http.js";
+import { localTime } from "./format.js";
 
 const panel = document.getElementById("review-panel");
 const me = panel.dataset.username;
@@ -40,9 +41,7 @@ function fail(error) {
 const canReview = () => Boolean(state.you?.can_review);
 
 function when(iso) {
-  if (!iso) return "";
-  const date = new Date(iso);
-  return date.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return iso ? localTime(iso, "minutes") : "";
 }
 
 // --- Review: status, assignee, labels -------------------------------------------------

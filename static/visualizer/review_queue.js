@@ -3,10 +3,12 @@
 // change goes through the API and the row is updated in place from its answer; changes
 // others make arrive on the project's websocket and update their rows too. Each row's
 // API URL is its data-api attribute.
-import { liveSocket } from "./live.js";
-import { api } from "./http.js";
+import { liveSocket, coalesce } from "./live.js";
+import { api, getJSON } from "./http.js";
 
 const data = JSON.parse(document.getElementById("queue-data").textContent);
+const help = document.getElementById("keys-help");
+document.getElementById("keys-help-button").addEventListener("click", () => help.showModal());
 const rows = () => [...document.querySelectorAll("#queue-rows tr")];
 const message = document.getElementById("queue-message");
 const LABELS = {
@@ -41,6 +43,16 @@ function show(row, answer) {
   setTimeout(() => row.classList.remove("fresh"), 2000);
 }
 
+// The tab counts follow every change, ours or a teammate's: asked again once per burst.
+const refreshCounts = coalesce(100, async () => {
+  const counts = await getJSON(data.counts_url).catch(() => null);
+  if (!counts) return;
+  for (const [tab, count] of Object.entries(counts)) {
+    const badge = document.querySelector(`.tabs [data-tab="${tab}"] .count`);
+    if (badge) badge.textContent = String(count);
+  }
+});
+
 async function act(change, done) {
   const row = rows()[current];
   if (!row) return;
@@ -48,6 +60,7 @@ async function act(change, done) {
   try {
     show(row, await api("PATCH", row.dataset.api, change));
     say(done(row));
+    refreshCounts();
     return true;
   } catch (error) {
     say(`Could not update: ${error.message}`, true);
@@ -80,7 +93,7 @@ document.addEventListener("keydown", (event) => {
   const actions = {
     n: () => select(current + 1), j: () => select(current + 1), ArrowDown: () => select(current + 1),
     k: () => select(current - 1), p: () => select(current - 1), ArrowUp: () => select(current - 1),
-    a: assign, r: markReviewed, o: open, Enter: open,
+    a: assign, r: markReviewed, o: open, Enter: open, "?": () => help.showModal(),
   };
   const action = actions[event.key];
   if (action) { event.preventDefault(); action(); }
@@ -93,8 +106,15 @@ document.getElementById("queue-rows")?.addEventListener("click", (event) => {
 
 // Others' changes: review status / assignee of a run, status / assignee of a group. A
 // change made while the socket was down shows on reload.
+const indicator = document.getElementById("live-indicator");
 liveSocket(data.ws_path, {
+  onState(state) { if (state !== "open") indicator.hidden = true; },
   onMessage(message) {
+    if (message.type === "subscribed") {
+      indicator.hidden = false;
+      refreshCounts();  // after a reconnect, what changed meanwhile
+      return;
+    }
     let kind, key, state;
     if (message.type === "review" && message.event === "review_changed") {
       [kind, key, state] = ["run", message.execution_id, message.review];
@@ -103,5 +123,6 @@ liveSocket(data.ws_path, {
     } else return;
     const row = rows().find((r) => r.dataset.kind === kind && r.dataset.key === key);
     if (row) show(row, { status: state.status, assignee: state.assignee });
+    refreshCounts();
   },
 });

@@ -13,6 +13,7 @@ import { runCharts } from "./runcharts.js";
 import { fill, getJSON, getText } from "./http.js";
 import { StepList } from "./steplist.js";
 import { renderPanel } from "./steppanel.js";
+import { duration, number } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const data = JSON.parse($("run-data").textContent);
@@ -121,7 +122,7 @@ async function watch(pointer) {
   const changes = $("watch-changes");
   // A long run's states are all read for this: say so while it happens.
   result.hidden = false;
-  result.textContent = `Reading ${pointer || "(whole state)"} through ${list.steps.length.toLocaleString()} steps…`;
+  result.textContent = `Reading ${pointer || "(whole state)"} through ${number(list.steps.length)} steps…`;
   let view = null;
   let failure = null;
   try {
@@ -148,7 +149,7 @@ async function watch(pointer) {
     return el("li", null, null, link, el("span", "val new", change.found ? ` → ${change.value.text}` : " → (removed)"));
   });
   if (view.changes.length > WATCH_LIST_MAX) {
-    items.push(el("li", "muted", `… and ${(view.changes.length - WATCH_LIST_MAX).toLocaleString()} more (the last: #${last.index} ${last.node})`));
+    items.push(el("li", "muted", `… and ${number(view.changes.length - WATCH_LIST_MAX)} more (the last: #${last.index} ${last.node})`));
   }
   changes.replaceChildren(...items);
 }
@@ -194,7 +195,7 @@ function renderErrors(errors) {
   if (errors.length) $("errors-card").hidden = false;
   const more = $("errors-more");
   more.hidden = !$("errors").querySelector("li[hidden]");
-  more.textContent = `show all ${errors.length.toLocaleString()} errors`;
+  more.textContent = `show all ${number(errors.length)} errors`;
 }
 
 const refreshErrors = coalesce(300, async () => {
@@ -210,18 +211,11 @@ $("errors-more").addEventListener("click", (event) => {
 
 // ---- Header and live events.
 
-function duration(ms) {
-  if (ms < 1000) return `${ms} ms`;
-  if (ms < 60000) return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
-  const s = Math.round(ms / 1000);
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
-  return h ? `${h} h ${m} min` : `${m} min ${s % 60} s`;
-}
 function setDuration(ms) {
   $("stat-duration").textContent = duration(ms);
-  $("stat-duration").title = `${ms.toLocaleString()} ms`;
+  $("stat-duration").title = `${number(ms)} ms`;
 }
-function setTokens(n) { $("stat-tokens").textContent = n.toLocaleString(); }
+function setTokens(n) { $("stat-tokens").textContent = number(n); }
 
 // While the run is live its duration is the time since it started, ticking each second,
 // until run_finished gives the total (a stale run, silent too long, does not tick).
@@ -243,6 +237,8 @@ function setStatus(status) {
   badge.textContent = status.charAt(0).toUpperCase() + status.slice(1);
 }
 
+const indicator = $("live-indicator");
+let live = data.run.status === "running";
 let tokens = data.run.total_tokens;
 let errors = data.run.error_count;
 
@@ -264,7 +260,7 @@ function onEvent(event) {
     $("steps-empty").hidden = true;
     charts.refresh();
     tokens += d.tokens_used ?? 0;
-    $("stat-nodes").textContent = list.steps.length.toLocaleString();
+    $("stat-nodes").textContent = number(list.steps.length);
     setTokens(tokens);
     if (d.success === false) setStatus("failed");
     if (selected == null) selectStep(d.index, { quiet: true });
@@ -279,6 +275,8 @@ function onEvent(event) {
     if (d.total_duration_ms != null) setDuration(d.total_duration_ms);
     if (d.total_tokens != null) setTokens(d.total_tokens);
     if ($("run-status").textContent !== "Failed") setStatus(d.completed ? "completed" : "failed");
+    live = false;  // "● live" only while the run runs
+    indicator.hidden = true;
     charts.refresh();
   }
 }
@@ -340,7 +338,7 @@ if (data.run.status === "running" && !data.run.stale && data.run.started_at) {
   ticker = setInterval(tick, 1000);
 }
 setTokens(data.run.total_tokens);
-$("stat-nodes").textContent = data.run.node_count.toLocaleString();
+$("stat-nodes").textContent = number(data.run.node_count);
 renderErrors(data.errors);
 if (!list.steps.length) $("steps-empty").hidden = false;
 list.render();
@@ -367,12 +365,15 @@ Promise.all([charts.start(data), stepShown]).then(async () => {
   document.body.dataset.charts = "true";
 });
 
-const indicator = $("live-indicator");
-liveSocket(data.ws_path, {
+// While the run is live the page asks, every live_check_ms, whether it missed events
+// (live.js): the server sends what the database has beyond what it sent.
+const socket = liveSocket(data.ws_path, {
   after: data.after,
+  checkEvery: data.live_check_ms,
   onEvent,
   onMessage(message) {
     if (message.type === "resync" || message.type === "run_updated") location.reload();
   },
-  onState(state) { indicator.hidden = state !== "open"; },
+  onState(state) { indicator.hidden = state !== "open" || !live; },
+  onCheck() { if (live) socket.send({ type: "sync" }); },
 });

@@ -5,6 +5,7 @@
 // twice a second, as the run grows.
 import { coalesce } from "./live.js";
 import { getJSON } from "./http.js";
+import { number } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -69,15 +70,18 @@ export function runCharts({ plotly, timelineUrl, selected, offsetSpan, onPick })
     const Plotly = await plotly;
     if (!inWindow) { overview = next.timeline; zoomed = null; }
     const figure = next.timeline;
-    const layout = { ...figure.layout, shapes: [] };
-    await Plotly.react(timeline, figure.data, layout, plotConfig);
+    // A copy: Plotly writes a zoom into the layout it is given, and the overview is
+    // drawn again after a window (with the zoom in it, it stayed zoomed).
+    const layout = { ...structuredClone(figure.layout), shapes: [] };
+    // Double-click is ours (below): Plotly's own would "reset" to the window last drawn.
+    await Plotly.react(timeline, figure.data, layout, { ...plotConfig, doubleClick: false });
     readSpans(figure);
     mark();
     growRunning(figure);
     const w = figure.window;
     $("timeline-window").textContent = w.aggregated
-      ? `${w.executions.toLocaleString()} executions, grouped per node and time slice: drag over a span to zoom in`
-      : zoomed ? `${w.executions.toLocaleString()} executions in this window · double-click to see the whole run` : "";
+      ? `${number(w.executions)} executions, grouped per node and time slice: drag over a span to zoom in`
+      : zoomed ? `${number(w.executions)} executions in this window · double-click to see the whole run` : "";
   }
 
   let zoomTicket = 0;
@@ -121,6 +125,14 @@ export function runCharts({ plotly, timelineUrl, selected, offsetSpan, onPick })
       if (index != null) onPick(index);
     });
     timeline.on("plotly_relayout", zoom);
+    // One double-click shows the whole run again: the overview when a window of an
+    // aggregated run is drawn, else Plotly's autorange.
+    timeline.on("plotly_doubleclick", async () => {
+      const Plotly = await plotly;
+      zoomTicket++;  // a window still loading is not drawn over the overview
+      if (zoomed) await drawTimeline({ timeline: overview });
+      else await Plotly.relayout(timeline, { "xaxis.autorange": true, "yaxis.autorange": true });
+    });
   }
 
   return { start, drawCharts, mark, refresh };

@@ -106,8 +106,15 @@ function apply(run) {
   else if (!known.has(run.execution_id)) scheduleCheck();
 }
 
+// While paused, the label counts the changes waiting: the list is still live, only held.
+const waiting = document.getElementById("follow-waiting");
+function showWaiting() {
+  waiting.hidden = pending.length === 0;
+  waiting.textContent = `${pending.length} ${pending.length === 1 ? "update" : "updates"} waiting`;
+}
 follow.addEventListener("change", () => {
   if (follow.checked) pending.splice(0).forEach(apply);
+  showWaiting();
 });
 
 // Only the fields that are set go into the URL: a short link to share.
@@ -118,19 +125,37 @@ window.addEventListener("pageshow", () => {
   for (const el of form?.elements ?? []) el.disabled = false;
 });
 
+// Pushes are lost while the channel layer is down (live.js): every live_check_ms, and when
+// the socket opens again, the rows of running runs are fetched again and the newest runs
+// asked for, as if each had changed.
+function check() {
+  if (!follow.checked) return;
+  for (const badge of rows.querySelectorAll("tr[data-execution-id] .badge.running")) {
+    scheduleRow(badge.closest("tr").dataset.executionId);
+  }
+  scheduleCheck();
+}
+
 const indicator = document.getElementById("live-indicator");
 liveSocket(data.ws_path, {
+  checkEvery: data.live_check_ms,
+  onCheck: check,
   onMessage(message) {
     if (message.type === "subscribed") {
       // Subscribed first, then look: anything started since the page rendered shows up.
+      // "● live" shows from here, not from the socket's open: only now is nothing missed.
+      indicator.hidden = false;
       scheduleCheck();
       return;
     }
     if (message.type !== "run_summary") return;
     if (follow.checked) apply(message.run);
-    else pending.push(message.run);
+    else {
+      pending.push(message.run);
+      showWaiting();
+    }
   },
-  onState(state) { indicator.hidden = state !== "open"; },
+  onState(state) { if (state !== "open") indicator.hidden = true; },
 });
 
 // "Compare selected": two runs ticked in the list open the compare page, the older as a.

@@ -4,6 +4,7 @@
 // list and the sticky header stays put. The compare page lists its aligned rows with it
 // too (compare.js overrides `row` and `countText`).
 import { cell, el } from "./dom.js";
+import { number } from "./format.js";
 
 const OVERSCAN = 10;
 
@@ -132,8 +133,8 @@ export class StepList {
 
   countText(total) {
     return this.needle
-      ? `${total.toLocaleString()} of ${this.steps.length.toLocaleString()} match`
-      : `${this.steps.length.toLocaleString()} step${this.steps.length === 1 ? "" : "s"}`;
+      ? `${number(total)} of ${number(this.steps.length)} match`
+      : `${number(this.steps.length)} step${this.steps.length === 1 ? "" : "s"}`;
   }
 
   // The step `delta` places from the selection among the shown steps (clamped), or the

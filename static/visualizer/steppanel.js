@@ -1,6 +1,7 @@
 // The step panel: one node execution, what it changed (Python computed the diff), and its
 // states before and after. This module only places what the step endpoint returned.
 import { el } from "./dom.js";
+import { number } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -12,17 +13,17 @@ function valueCell(shown, className) {
   if (shown.truncated) {
     // Long values are collapsed; "show all" expands one in place (up to what the server
     // sent; the state below and the download always have all of it).
-    const more = el("button", "nav more", `show all ${shown.length.toLocaleString()} chars`);
+    const more = el("button", "nav more", `show all ${number(shown.length)} chars`);
     more.type = "button";
     if (shown.full == null) {
-      more.textContent = `${shown.length.toLocaleString()} chars: see the state below`;
+      more.textContent = `${number(shown.length)} chars: see the state below`;
       more.disabled = true;
     }
     let open = false;
     more.addEventListener("click", () => {
       open = !open;
       span.textContent = open ? shown.full : shown.text;
-      more.textContent = open ? "collapse" : `show all ${shown.length.toLocaleString()} chars`;
+      more.textContent = open ? "collapse" : `show all ${number(shown.length)} chars`;
     });
     td.append(more);
   }
@@ -43,7 +44,7 @@ function showState(box, view, download) {
     box.replaceChildren(el("pre", null, view.text));
   } else {
     const s = view.summary;
-    const what = s.length == null ? s.type : `${s.type} with ${s.length.toLocaleString()} ${s.type === "array" ? "items" : "keys"}`;
+    const what = s.length == null ? s.type : `${s.type} with ${number(s.length)} ${s.type === "array" ? "items" : "keys"}`;
     const link = el("a", null, "download the step as JSON");
     link.href = download;
     const note = el("p", "too-large", `${bytes(view.bytes)} ${what}: too large to show here (the limit is STATE_INLINE_MAX_BYTES); `, link);
@@ -68,6 +69,7 @@ export function renderPanel(view, { onWatch } = {}) {
     el("span", `badge ${step.success ? "completed" : "failed"}`, step.success ? "ok" : "failed"),
     ` ${step.duration_ms} ms · ${step.tokens_used} tokens` +
       (step.tools_called.length ? ` · tools: ${step.tools_called.join(", ")}` : "") +
+      (view.parallel_with?.length ? ` · in parallel with: ${view.parallel_with.join(", ")}` : "") +
       (step.started_at ? ` · started ${step.started_at}` : ""),
   );
   const error = $("step-error");

@@ -409,6 +409,19 @@ def test_step_is_the_node_execution_with_its_states(
     assert json.loads(response.content) == expected
 
 
+def test_a_step_or_trace_asked_as_a_download_is_an_attachment(
+    api: APIClient, fixtures: dict[str, dict[str, Any]]
+) -> None:
+    plain = api.get(f"/api/v1/runs/{FAILURE_ID}/steps/3")
+    step = api.get(f"/api/v1/runs/{FAILURE_ID}/steps/3?download=1")
+    trace = api.get(f"/api/v1/runs/{FAILURE_ID}/trace?download=1")
+
+    assert "Content-Disposition" not in plain
+    assert step["Content-Disposition"] == f'attachment; filename="{FAILURE_ID}-step-3.json"'
+    assert step.content == plain.content
+    assert trace["Content-Disposition"] == f'attachment; filename="{FAILURE_ID}.json"'
+
+
 @pytest.mark.parametrize("index", [5, 99, 2**63, 2**64, 2**64 + 3])
 def test_step_index_past_the_run_is_404(
     api: APIClient, fixtures: dict[str, dict[str, Any]], index: int

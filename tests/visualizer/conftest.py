@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -37,15 +38,85 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+# Every document of a watched context records what the Content-Security-Policy blocked.
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  const seen = `${e.violatedDirective} blocked ${e.blockedURI || "inline"} ` +
+    `at ${e.sourceFile}:${e.lineNumber} on ${document.location.pathname}: ${e.sample}`;
+  window.__cspViolations.push(seen);
+  if (window.__reportCspViolation) window.__reportCspViolation(seen);
+});
+"""
+
+
+class CspWatch:
+    """What the CSP blocked in the watched browser contexts: ``securitypolicyviolation``
+    events (reported through a binding as they happen, so a navigation loses none, and
+    read from ``window.__cspViolations`` of the open pages at the end) and console errors
+    that mention the Content Security Policy."""
+
+    def __init__(self) -> None:
+        self.violations: list[str] = []
+        self.contexts: list[BrowserContext] = []
+
+    def watch(self, context: BrowserContext) -> BrowserContext:
+        context.expose_binding(
+            "__reportCspViolation", lambda _source, seen: self.violations.append(seen)
+        )
+        context.add_init_script(CSP_LISTENER)
+        context.on("console", self._console)
+        self.contexts.append(context)
+        return context
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            self.violations.append(f"console {message.type}: {message.text}")
+
+    def collect(self) -> list[str]:
+        for context in self.contexts:
+            for open_page in context.pages:
+                if open_page.is_closed():
+                    continue
+                try:
+                    seen = open_page.evaluate("window.__cspViolations || []")
+                except PlaywrightError:
+                    continue  # a page mid-navigation: its violations were reported already
+                self.violations.extend(v for v in seen if v not in self.violations)
+        return self.violations
+
+    def take(self) -> list[str]:
+        """What was blocked so far, forgotten (for a test that provokes it on purpose)."""
+        taken = list(self.collect())
+        self.violations.clear()
+        for context in self.contexts:
+            for open_page in context.pages:
+                if not open_page.is_closed():
+                    open_page.evaluate("window.__cspViolations = []")
+        return taken
+
+
 @pytest.fixture
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
+def csp_watch() -> Iterator[CspWatch]:
+    """Fails the test if the Content-Security-Policy blocked anything on a page it opened.
+    The ``page`` fixture is watched; a test that opens a context of its own passes it to
+    ``csp_watch.watch``."""
+    watch = CspWatch()
+    yield watch
+    violations = watch.collect()
+    assert not violations, "the Content-Security-Policy blocked:\n" + "\n".join(violations)
+
+
+@pytest.fixture
+def page(browser: Browser, csp_watch: CspWatch, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = csp_watch.watch(browser.new_context(viewport={"width": 1360, "height": 900}))
     page = context.new_page()
     yield page
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    csp_watch.collect()
     context.close()
 
 

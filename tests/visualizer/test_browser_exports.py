@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from tests.servers import Daphne, daphne, database_url, server_env
 from tests.traces.exports_support import expected_file, store_copies
@@ -82,9 +82,22 @@ def test_start_an_export_watch_the_bar_fill_and_download_it(
     download.save_as(target)
     assert target.read_bytes() == expected
 
+    # Delete asks first: dismissed, the export stays; accepted, it goes.
+    asked: list[str] = []
+
+    def answer(dialog: Dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    row.locator("button.delete").click()
+    expect(page.locator("#export-rows tr")).to_have_count(1)
+    page.once("dialog", lambda dialog: answer(dialog, True))
     row.locator("button.delete").click()
     expect(page.locator("#export-rows tr")).to_have_count(0)
     assert not Export.objects.exists()
+    assert len(asked) == 2
+    assert asked[0].startswith("Delete the export acme-csv-")
 
 
 def test_a_viewer_sees_and_downloads_but_cannot_start_or_delete(
@@ -110,3 +123,22 @@ def test_export_these_runs_carries_the_run_lists_filters_into_the_form(
     expect(page.locator('select[name="status"]')).to_have_value("failed")
     expect(page.locator('input[name="node"]')).to_have_value("retriever")
     expect(page.locator('select[name="verdict"]')).to_have_value("good")
+    # Every field is labelled in words, and the graph is asked once.
+    labels = page.locator("#export-form label[data-field] > span:first-child").all_inner_texts()
+    assert "Q" not in labels
+    assert "Last" not in labels
+    assert {"Search", "Started in the last", "Graph"} <= set(labels)
+    expect(page.locator('#export-form [name="graph_name"]')).to_have_count(1)
+    expect(page.locator('#export-form [name="graph"]')).to_have_count(0)
+
+
+def test_an_export_that_matched_nothing_offers_no_empty_download(
+    server: Daphne, page: Page, project: Project, member: Any
+) -> None:
+    sign_in(page, server, "alice", "pw-alice-123")
+    page.goto(f"{server.origin}/projects/acme/exports/?format=csv&node=nowhere")
+    page.click("#start-export")
+    row = page.locator("#export-rows tr").first
+    expect(row.locator(".progress-label")).to_have_text("100%")
+    expect(row.locator(".nothing-matched")).to_have_text("Nothing matched")
+    expect(row.locator("a.download")).to_have_count(0)

@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from playwright.sync_api import Page, expect
 
-from tests.servers import Daphne, daphne, database_url, server_env
-from tests.visualizer.conftest import ARTIFACTS
+from tests.servers import Daphne, daphne, database_url, server_env, wait_for
+from tests.visualizer.conftest import ARTIFACTS, CspWatch
 from traces.models import FailureGroup, Membership, Project, Role
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,7 +47,13 @@ def sign_in(page: Page, server: Daphne, username: str, password: str) -> None:
 
 
 def test_a_member_triages_a_group_and_a_viewer_sees_it_live(
-    server: Daphne, page: Page, api_key: str, member: Any, project: Project, fixtures_dir: Path
+    server: Daphne,
+    page: Page,
+    csp_watch: CspWatch,
+    api_key: str,
+    member: Any,
+    project: Project,
+    fixtures_dir: Path,
 ) -> None:
     viewer = get_user_model().objects.create_user("vic", password="pw-vic-123")
     Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
@@ -65,7 +71,10 @@ def test_a_member_triages_a_group_and_a_viewer_sees_it_live(
     group = FailureGroup.objects.get(project=project)
     url = f"{server.origin}/projects/acme/failures/{group.pk}/"
 
-    other = page.context.browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
+    assert page.context.browser is not None
+    other = csp_watch.watch(
+        page.context.browser.new_context(viewport={"width": 1360, "height": 900})
+    ).new_page()
     sign_in(other, server, "vic", "pw-vic-123")
     other.goto(url)
     expect(other.locator("#live-indicator")).to_be_visible()
@@ -73,6 +82,18 @@ def test_a_member_triages_a_group_and_a_viewer_sees_it_live(
 
     sign_in(page, server, "alice", "pw-alice-123")
     page.goto(url)
+    # The chart shows the last 7 days by default: these March runs are not in it.
+    expect(page.locator("#chart-range a.on")).to_have_text("Last 7d")
+    wait_for(
+        lambda: page.evaluate(
+            "() => document.getElementById('occurrences').data?.[0]?.y.length === 169"
+        ),
+        30,
+        "the 7-day chart",
+    )
+    assert sum(page.evaluate("document.getElementById('occurrences').data[0].y")) == 0
+    page.click("#chart-range >> text=All time")
+    expect(page).to_have_url(f"{url}?range=all")
     # Three occurrences in three hours, on an axis of a day of hours: three bars.
     expect(page.locator("#occurrences g.point")).to_have_count(24)
     heights = page.evaluate("document.getElementById('occurrences').data[0].y")
@@ -101,6 +122,7 @@ def test_a_member_triages_a_group_and_a_viewer_sees_it_live(
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "failure_group.png"), full_page=True)
+    csp_watch.collect()
     other.context.close()
 
 

@@ -5,7 +5,6 @@ executions), the selection event other panels follow, and a running node growing
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ from django.core.management import call_command
 from django.db import connection
 from playwright.sync_api import Page, expect
 
-from tests.servers import Daphne, daphne, database_url, server_env
+from tests.servers import Daphne, daphne, database_url, server_env, wait_for
 from tests.visualizer.conftest import ARTIFACTS
 from traces.demo import RESEARCH_SCHEMA
 
@@ -47,7 +46,7 @@ def post_trace(server: Daphne, key: str, body: Any) -> str:
 
 def ready(page: Page) -> None:
     """The page's own mark: the timeline is drawn and the first step is shown."""
-    page.wait_for_function("document.body.dataset.ready === 'true'")
+    page.locator("body[data-ready='true']").wait_for(timeout=30_000)
 
 
 def open_failure_as_alice(
@@ -192,6 +191,7 @@ def test_a_2000_step_run_lists_only_the_rows_in_view_and_zooms_into_single_execu
 
     # The timeline groups 2,000 executions; zooming in asks for single executions.
     expect(page.locator("#timeline-window")).to_contain_text("2,000 executions, grouped")
+    whole = page.evaluate("document.getElementById('timeline')._fullLayout.xaxis.range")
     assert page.locator("#timeline g.point").count() <= 300
     page.evaluate(
         "Plotly.relayout(document.getElementById('timeline'), {'xaxis.range': [1000, 6000]})"
@@ -201,9 +201,38 @@ def test_a_2000_step_run_lists_only_the_rows_in_view_and_zooms_into_single_execu
     assert 0 < len(shown) < 20
     page.locator("#timeline g.point").last.click(force=True)
     expect(page.locator("#step-title")).to_contain_text(f"Step #{max(shown)} ·")
-    # Double-click resets to the whole run.
-    page.evaluate("Plotly.relayout(document.getElementById('timeline'), {'xaxis.autorange': true})")
+    # One double-click resets to the whole run, its axis included.
+    page.locator("#timeline .nsewdrag").first.dblclick()
     expect(page.locator("#timeline-window")).to_contain_text("2,000 executions, grouped")
+    wait_for(
+        lambda: page.evaluate(
+            "([lo, hi]) => { const r = document.getElementById('timeline')._fullLayout"
+            ".xaxis.range; return r[0] <= lo + 1 && r[1] >= hi - 1; }",
+            whole,
+        ),
+        30,
+        "the whole run's axis",
+    )
+    # The same after zooming with the mouse, as a user does.
+    box = page.locator("#timeline .nsewdrag").first.bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.3, y, steps=5)
+    page.mouse.up()
+    expect(page.locator("#timeline-window")).to_contain_text("executions in this window")
+    page.locator("#timeline .nsewdrag").first.dblclick()
+    expect(page.locator("#timeline-window")).to_contain_text("2,000 executions, grouped")
+    wait_for(
+        lambda: page.evaluate(
+            "([lo, hi]) => { const r = document.getElementById('timeline')._fullLayout"
+            ".xaxis.range; return r[0] <= lo + 1 && r[1] >= hi - 1; }",
+            whole,
+        ),
+        30,
+        "the whole run's axis",
+    )
 
 
 def test_every_selection_is_announced_for_other_panels(
@@ -261,8 +290,7 @@ def test_a_running_node_grows_on_the_timeline_until_it_finishes(
     # Already running when the page opened: its bar is there, and widens.
     first = page.evaluate(width)
     assert first is not None
-    time.sleep(0.8)
-    assert page.evaluate(width) > first + 300
+    wait_for(lambda: page.evaluate(width) > first + 300, 30, "the running bar to widen")
 
     # It finishes: a green bar replaces it; the next node starts and grows live.
     post(
@@ -271,17 +299,26 @@ def test_a_running_node_grows_on_the_timeline_until_it_finishes(
         {"seq": 4, "type": "node_started", "data": {"node": "writer", "index": 1}},
     )  # fmt: skip
     expect(page.locator("#steps tr")).to_have_count(1)
-    page.wait_for_function(
-        "document.getElementById('timeline').data.some((t) => t.name === 'running' "
-        "&& t.y[0] === 'writer')"
+    # Polled from here: wait_for_function evaluates a string, which the CSP refuses.
+    wait_for(
+        lambda: page.evaluate(
+            "() => document.getElementById('timeline').data.some((t) => t.name === 'running' "
+            "&& t.y[0] === 'writer')"
+        ),
+        30,
+        "the running bar on the writer's row",
     )
     expect(page.locator("#timeline .ytick text")).to_have_text(["writer", "planner"])
     post(
         {"seq": 5, "type": "node_finished",
          "data": {"node": "writer", "index": 1, "duration_ms": 90, "tokens_used": 7}},
     )  # fmt: skip
-    page.wait_for_function(
-        "!document.getElementById('timeline').data.some((t) => t.name === 'running')"
+    wait_for(
+        lambda: page.evaluate(
+            "() => !document.getElementById('timeline').data.some((t) => t.name === 'running')"
+        ),
+        30,
+        "no running bar left",
     )
     expect(page.locator("#timeline g.point")).to_have_count(2)
 

@@ -142,7 +142,7 @@ def test_html_and_script_in_a_trace_render_as_text_everywhere(
 
     # The run page: header, errors, timeline rows and hover, step list, panel, diff.
     page.goto(f"{server.origin}/projects/acme/runs/{RUN}/#step=0")
-    page.wait_for_function("document.body.dataset.charts === 'true'")
+    page.locator("body[data-charts='true']").wait_for(timeout=30_000)
     expect(page.locator("h1")).to_contain_text(f"graph{EVIL}")
     expect(page.locator(".stats")).to_contain_text(f"thread{EVIL}")
     expect(page.locator("#errors li")).to_contain_text(f"Type{EVIL}")
@@ -186,7 +186,7 @@ def test_html_and_script_in_a_trace_render_as_text_everywhere(
 
     # A reload from the link keeps the step and the evil path.
     page.reload()
-    page.wait_for_function("document.body.dataset.ready === 'true'")
+    page.locator("body[data-ready='true']").wait_for(timeout=30_000)
     expect(page.locator("#step-title")).to_have_text(f"Step #2 · fail{EVIL}")
     expect(page.locator("#watch-path")).to_have_value(key_path)
     assert_nothing_injected(page)
@@ -202,7 +202,7 @@ def test_long_values_collapse_and_big_states_show_as_a_summary(
     page.fill("#id_password", "pw-alice-123")
     page.click("button[type=submit]")
     page.goto(f"{server.origin}/projects/acme/runs/{RUN}/#step=0")
-    page.wait_for_function("document.body.dataset.ready === 'true'")
+    page.locator("body[data-ready='true']").wait_for(timeout=30_000)
 
     long = page.locator("#step-diff tr[data-path='/long']")
     expect(long.locator(".val.new")).to_have_text('"' + "y" * 238 + "…")

@@ -95,7 +95,18 @@ def test_the_group_page_links_each_run_at_its_failing_step_and_charts_occurrence
     assert run["step_index"] == 4
     bars = data["chart"]["data"][0]
     assert bars["type"] == "bar"
-    assert sum(bars["y"]) == 1
+    # The fixture's run is from long ago: the recent default window is empty, all time
+    # has it; the breadcrumb names the group.
+    assert data["chart_range"] == "7d"
+    assert len(bars["y"]) == 7 * 24 + 1
+    assert sum(bars["y"]) == 0
+    assert '/ <span aria-current="page">Timeout in retriever</span></nav>' in html
+    whole = page_data(
+        client.get(f"/projects/acme/failures/{timeout_group.pk}/?range=all").content.decode(),
+        "group-data",
+    )
+    assert sum(whole["chart"]["data"][0]["y"]) == 1
+    assert whole["data_url"].endswith("data.json?range=all")
     # The most recent failing step, with the run link and the state it received.
     assert f'href="/projects/acme/runs/{TIMEOUT_RUN}/#step=4"' in html
     assert "Step #4 · retriever" in html
@@ -126,7 +137,7 @@ def test_the_group_data_endpoint_refreshes_count_chart_and_runs(
 
     body = client.get(f"/projects/acme/failures/{timeout_group.pk}/data.json").json()
 
-    assert set(body) == {"group", "chart", "runs", "distinct_runs"}
+    assert set(body) == {"group", "chart", "chart_range", "runs", "distinct_runs"}
     assert body["distinct_runs"] == 1
 
 

@@ -24,6 +24,41 @@ def test_login_page_renders_the_sign_in_form(db: None) -> None:
     assert "csrfmiddlewaretoken" in html
 
 
+STRICT_POLICY = {
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+    "form-action 'self'",
+}
+
+
+def policy(response: Any) -> set[str]:
+    return {part.strip() for part in response["Content-Security-Policy"].split(";")}
+
+
+def test_pages_carry_the_strict_content_security_policy(alice: Client, project: Project) -> None:
+    for response in (Client().get("/login/"), alice.get("/"), alice.get("/projects/acme/runs/")):
+        assert response.status_code == 200
+        assert policy(response) == STRICT_POLICY
+
+
+def test_swagger_ui_runs_under_the_same_policy_plus_data_images(db: None) -> None:
+    page = Client().get("/api/docs/")
+    assert page.status_code == 200
+    assert policy(page) == STRICT_POLICY | {"img-src 'self' data:"}
+    html = page.content.decode()
+    # No inline script or style: the start-up script is a URL of its own.
+    assert "<style" not in html
+    assert '<script src="/api/docs/?script="></script>' in html
+    script = Client().get("/api/docs/?script=")
+    assert script["Content-Type"].startswith("application/javascript")
+    assert b"SwaggerUIBundle" in script.content
+
+
 def test_signing_in_with_the_right_password_leads_home(member: Any) -> None:
     client = Client()
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.servers import Daphne, daphne, database_url, server_env, session_cookie
 from tests.traces.test_review import FAILED_RUN, add_user, store_failed_run
-from tests.visualizer.conftest import ARTIFACTS
+from tests.visualizer.conftest import ARTIFACTS, CspWatch
 from traces.models import Project, Role, RunReview
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,19 +31,17 @@ def server(django_db_setup: None) -> Iterator[Daphne]:
 
 
 @pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for context in opened:
+def contexts(csp_watch: CspWatch) -> Iterator[CspWatch]:
+    """The browser contexts a test opens, watched for CSP violations and closed after it."""
+    yield csp_watch
+    csp_watch.collect()
+    for context in csp_watch.contexts:
         context.close()
 
 
-def signed_in_page(
-    browser: Browser, contexts: list[BrowserContext], server: Daphne, user: Any
-) -> Page:
+def signed_in_page(browser: Browser, contexts: CspWatch, server: Daphne, user: Any) -> Page:
     """A browser context of its own (its own cookies) signed in as ``user``."""
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    contexts.append(context)
+    context = contexts.watch(browser.new_context(viewport={"width": 1360, "height": 900}))
     context.add_cookies(
         [
             {
@@ -57,7 +55,7 @@ def signed_in_page(
 
 
 def test_going_through_the_unreviewed_failures_with_the_keyboard(
-    server: Daphne, browser: Browser, contexts: list[BrowserContext], project: Project
+    server: Daphne, browser: Browser, contexts: CspWatch, project: Project
 ) -> None:
     alice = add_user(project, "alice", Role.MEMBER)
     for minute, name in [(10, "fail-old"), (20, "fail-mid"), (30, "fail-new")]:
@@ -66,6 +64,9 @@ def test_going_through_the_unreviewed_failures_with_the_keyboard(
     page.goto(f"{server.origin}/projects/acme/review/?tab=unreviewed")
     rows = page.locator("#queue-rows tr")
     expect(rows).to_have_count(3)
+    count = {t: page.locator(f'.tabs [data-tab="{t}"] .count') for t in ("assigned", "unreviewed")}
+    expect(count["unreviewed"]).to_have_text("3")
+    expect(count["assigned"]).to_have_text("0")
 
     page.keyboard.press("n")  # the first item
     expect(rows.nth(0)).to_have_class(CURRENT)
@@ -74,10 +75,18 @@ def test_going_through_the_unreviewed_failures_with_the_keyboard(
     page.keyboard.press("r")  # reviewed, and on to the next
     expect(rows.nth(0).locator('[data-col="status"] .badge')).to_have_text("Reviewed")
     expect(rows.nth(1)).to_have_class(CURRENT)
+    # The tab counts follow without a reload.
+    expect(count["unreviewed"]).to_have_text("2")
     page.keyboard.press("n")
     page.keyboard.press("a")
     expect(rows.nth(2).locator('[data-col="assignee"]')).to_have_text("alice")
     expect(page.locator("#queue-message")).to_have_text(re.compile(r"^Assigned .+ to you\.$"))
+    expect(count["assigned"]).to_have_text("1")
+    page.keyboard.press("?")
+    expect(page.locator("#keys-help")).to_be_visible()
+    expect(page.locator("#keys-help")).to_contain_text("mark it reviewed and go to the next")
+    page.keyboard.press("Escape")
+    expect(page.locator("#keys-help")).to_be_hidden()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "review-queue.png"))
 
@@ -96,7 +105,7 @@ def test_going_through_the_unreviewed_failures_with_the_keyboard(
 
 
 def test_two_reviewers_splitting_the_queue_see_each_others_changes_live(
-    server: Daphne, browser: Browser, contexts: list[BrowserContext], project: Project
+    server: Daphne, browser: Browser, contexts: CspWatch, project: Project
 ) -> None:
     alice = add_user(project, "alice", Role.MEMBER)
     bob = add_user(project, "bob", Role.MEMBER)
@@ -106,8 +115,8 @@ def test_two_reviewers_splitting_the_queue_see_each_others_changes_live(
     for page in pages:
         page.goto(f"{server.origin}/projects/acme/review/?tab=unreviewed")
         expect(page.locator("#queue-rows tr")).to_have_count(2)
-    # Let both sockets subscribe before anything changes.
-    pages[1].wait_for_timeout(500)
+        # "● live" shows once the socket has subscribed: nothing after it is missed.
+        expect(page.locator("#live-indicator")).to_be_visible()
 
     alice_page, bob_page = pages
     alice_page.keyboard.press("n")
@@ -124,7 +133,7 @@ def test_two_reviewers_splitting_the_queue_see_each_others_changes_live(
 
 
 def test_a_comment_on_a_steps_path_appears_live_for_a_teammate(
-    server: Daphne, browser: Browser, contexts: list[BrowserContext], project: Project
+    server: Daphne, browser: Browser, contexts: CspWatch, project: Project
 ) -> None:
     alice = add_user(project, "alice", Role.MEMBER)
     bob = add_user(project, "bob", Role.MEMBER)

@@ -5,6 +5,7 @@ the newest runs, as a "new runs" notice when it is sorted otherwise)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -146,10 +147,11 @@ def test_a_new_matching_run_appears_on_top_and_others_stay_out(
             "data": {"node": "planner", "index": 0, "duration_ms": 5, "tokens_used": 1},
         },
     )
-    page.wait_for_timeout(700)
+    expect(page.locator("#follow-waiting")).to_have_text("1 update waiting")
     expect(row.locator('[data-col="nodes"]')).to_have_text("0")
     page.check("#follow")
     expect(row.locator('[data-col="nodes"]')).to_have_text("1")
+    expect(page.locator("#follow-waiting")).to_be_hidden()
     assert ids(page) == ["match-live"]
 
 
@@ -161,7 +163,6 @@ def test_a_sorted_list_counts_new_runs_instead_of_breaking_its_order(
     expect(page.locator("#live-indicator")).to_be_visible()
     before = ids(page)
     assert before == ["run-1", "run-3", "run-0", "run-2"]
-    page.wait_for_timeout(500)  # the script has read which runs it already knows
 
     stream(server, api_key, "late-1", started("research-agent"))
     stream(server, api_key, "late-2", started("support-triage"))  # filtered out
@@ -193,3 +194,27 @@ def test_screenshot_of_the_list(
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "run-list.png"), full_page=True)
     assert (SHOTS / "run-list.png").stat().st_size > 10_000
+
+
+def test_times_are_in_the_readers_timezone_and_a_running_run_counts_its_time(
+    server: Daphne, browser: Any, api_key: str, member: Any, seeded: None
+) -> None:
+    context = browser.new_context(timezone_id="Asia/Tokyo", viewport={"width": 1440, "height": 900})
+    try:
+        page = context.new_page()
+        sign_in(page, server)
+        stream(server, api_key, "still-going", started("research-agent"))
+        page.goto(f"{server.origin}/projects/acme/runs/")
+        expect(page.locator("#timezone")).to_have_text("times in Asia/Tokyo")
+        # run-0 started at NOW (UTC); Tokyo is 9 hours ahead, written 24-hour.
+        tokyo = (NOW + timedelta(hours=9)).strftime("%Y-%m-%d %H:%M:%S")
+        run0 = page.locator('#run-rows tr[data-execution-id="run-0"]')
+        expect(run0.locator("time")).to_have_text(tokyo)
+        expect(run0.locator('[data-col="duration"]')).to_have_text("300 ms")
+        # A running run shows the time so far, ticking, not "0 ms".
+        elapsed = page.locator('#run-rows tr[data-execution-id="still-going"] .elapsed')
+        expect(elapsed).to_have_text(re.compile(r"^(\d+ ms|\d+\.\d+ s)$"))
+        first = elapsed.inner_text()
+        expect(elapsed).not_to_have_text(first)
+    finally:
+        context.close()

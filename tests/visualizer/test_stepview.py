@@ -56,7 +56,7 @@ def test_a_state_over_the_size_gate_is_shown_as_its_size(failure_run: Run, setti
     assert view["state_before"]["too_large"] is True
     assert "text" not in view["state_before"]
     assert view["state_before"]["bytes"] > 100
-    assert view["download_url"].endswith(f"/runs/{FAILURE}/steps/3?project=acme")
+    assert view["download_url"].endswith(f"/runs/{FAILURE}/steps/3?project=acme&download=1")
     # The diff is still computed from the whole states.
     assert len(view["changes"]) == 2
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
@@ -50,6 +49,14 @@ class FailureGroupOut(serializers.Serializer[Any]):
         help_text=f"Execution ids of the affected runs, most recent first, at most "
         f"{failure_json.RUN_IDS_CAP}",
     )
+
+
+class FailureGroupPage(serializers.Serializer[Any]):
+    """The schema of one page of groups (``GroupPagination``'s answer)."""
+
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null")
+    previous = serializers.URLField(allow_null=True, help_text="The previous page, or null")
+    results = FailureGroupOut(many=True)
 
 
 class FailureGroupPatch(serializers.Serializer[Any]):
@@ -125,7 +132,7 @@ class FailureGroupList(APIView):
             OpenApiParameter("limit", int, description="Page size (default 50, max 500)"),
             OpenApiParameter("cursor", str),
         ],
-        responses={200: FailureGroupOut(many=True)},
+        responses={200: FailureGroupPage},
     )
     def get(self, request: Request) -> Response:
         project = request_project(request)
@@ -156,7 +163,7 @@ class FailureGroupDetail(APIView):
         request=FailureGroupPatch,
         responses={
             200: FailureGroupOut,
-            400: OpenApiResponse(OpenApiTypes.OBJECT, description="`path` names the field"),
+            400: OpenApiResponse(description="`path` names the field"),
             403: OpenApiResponse(description="A viewer cannot change groups"),
             404: OpenApiResponse(description="No such group"),
         },

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions
 from rest_framework.parsers import BaseParser
@@ -16,6 +17,7 @@ from ..errors import InputError
 from ..models import Project, Run
 from ..parsing import decode_body, parse_json, too_large
 from ..permissions import KeyPrincipal, user_can, write_refused
+from ..throttle import ingest_refused
 from .auth import request_project
 
 M = TypeVar("M", bound=Model)
@@ -29,7 +31,7 @@ PROJECT_PARAM = OpenApiParameter(
 EXECUTION_ID_PARAM = OpenApiParameter("execution_id", str, OpenApiParameter.PATH)
 
 
-def read_body(request: Request) -> bytes:
+def read_body(request: Request | HttpRequest) -> bytes:
     """The raw body, refusing more than the limit without reading it all."""
     limit: int = settings.TRACE_MAX_BODY_BYTES
     declared = request.META.get("CONTENT_LENGTH")
@@ -37,7 +39,8 @@ def read_body(request: Request) -> bytes:
         raise too_large(int(declared))
     # Read the stream ourselves: request.body would apply Django's own (smaller) cap
     # and answer 400 instead of 413.
-    body: bytes = request._request.read(limit + 1)
+    raw = request._request if isinstance(request, Request) else request
+    body: bytes = raw.read(limit + 1)
     if len(body) > limit:
         raise too_large(None)
     return body
@@ -58,13 +61,21 @@ class JSONParser(BaseParser):
 
 
 def key_project(request: Request) -> Project:
-    """The project of the request's API key; ingestion takes keys only, not sessions, and
-    only keys whose scope writes."""
+    """The project of the request's API key; ingestion takes keys only, not sessions, only
+    keys whose scope writes, and each key within its rate (429 with Retry-After), checked
+    before the body is read."""
     if not isinstance(request.user, KeyPrincipal):
         raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
     refused = write_refused(request.user, "ingestion")
     if refused is not None:
         raise exceptions.PermissionDenied(refused)
+    throttled = ingest_refused(request.user.key.key_hash)
+    if throttled is not None:
+        raise exceptions.Throttled(
+            throttled.retry_after,
+            f"over this API key's ingestion rate ({throttled.limit}: "
+            f"{settings.INGEST_RATE} requests per second, bursts of {settings.INGEST_BURST}).",
+        )
     return request.user.project
 
 

@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..models import Comment, ReviewStatus, Run, Verdict
 from ..permissions import READ, REVIEW, actor_role, has_role
 from .auth import request_project
-from .render import FastJSONRenderer, TextRenderer
+from .render import FastJSONRenderer, TextRenderer, json_errors
 from .request import EXECUTION_ID_PARAM, PROJECT_PARAM, get_run, one_or_404, require_role
 
 INDEX_PARAM = OpenApiParameter("index", int, OpenApiParameter.PATH, description="Step index")
@@ -342,8 +342,8 @@ async def aiter_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
 
 
 class CSVRenderer(TextRenderer):
-    """Lets ``?format=csv`` (and ``Accept: text/csv``) pick the CSV export; only error
-    bodies come through it (the export itself streams)."""
+    """Lets ``?format=csv`` (and ``Accept: text/csv``) pick the CSV export, which streams;
+    errors are answered in JSON (``json_errors``)."""
 
     media_type = "text/csv"
     format = "csv"
@@ -366,7 +366,8 @@ class ReviewExport(APIView):
         summary="Every review, step verdict and comment of the project, streamed",
         description="`?format=json` (default): one object `{project, reviews, verdicts, "
         "comments}`. `?format=csv`: one table; the `record` column says review, verdict or "
-        "comment. Needs the member role (an API key has it).",
+        "comment. Any member of the project may read it, viewers included (as they read "
+        "every review); text cells a spreadsheet would evaluate start with `'`.",
         parameters=[PROJECT_PARAM],
         responses={
             (200, "application/json"): OpenApiTypes.OBJECT,
@@ -377,7 +378,7 @@ class ReviewExport(APIView):
     )
     def get(self, request: Request) -> StreamingHttpResponse:
         project = request_project(request)
-        require_role(request, project, REVIEW)
+        require_role(request, project, READ)
         assert request.accepted_renderer is not None
         if request.accepted_renderer.format == "csv":
             chunks = review_export.csv_chunks(project)
@@ -391,3 +392,9 @@ class ReviewExport(APIView):
         response = StreamingHttpResponse(content, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        # ``response`` is the streamed export when all went well (the stubs say Response).
+        return json_errors(super().finalize_response(request, response, *args, **kwargs))

@@ -8,6 +8,7 @@ import msgspec
 from django.conf import settings
 from django.http import HttpResponse
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -17,8 +18,10 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from .. import ingest, store
+from ..dashstream_read import read_frames
 from ..errors import InputError
 from ..filters import SORTS
+from ..models import DashStreamCursor
 from ..parsing import parse_events, parse_step_index, parse_trace
 from ..run_markdown import run_markdown
 from ..runlist import RunListing, list_runs
@@ -192,6 +195,9 @@ class RunDetail(APIView):
         body = run.summary()
         body["nodes"] = [s.summary() for s in run.steps.all()]
         body["errors"] = [e.summary() for e in run.errors.all()]
+        stream = DashStreamCursor.objects.filter(run=run).first()
+        if stream is not None:
+            body["dashstream"] = stream.health()
         return Response(body)
 
     def finalize_response(
@@ -200,11 +206,30 @@ class RunDetail(APIView):
         return json_errors(super().finalize_response(request, response, *args, **kwargs))
 
 
+DOWNLOAD_PARAM = OpenApiParameter(
+    "download",
+    bool,
+    description="Any value: answer as a file to save (`Content-Disposition: attachment`)",
+)
+
+
+def as_download(request: Request, response: HttpResponse, filename: str) -> HttpResponse:
+    """``response`` as an attachment named ``filename`` when the query asks ``download``."""
+    if "download" in request.query_params:
+        response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
+
+
 class RunStep(APIView):
     @extend_schema(
         operation_id="get_step",
         summary="One node execution with state_before and state_after",
-        parameters=[PROJECT_PARAM, EXECUTION_ID_PARAM, OpenApiParameter("index", int, "path")],
+        parameters=[
+            PROJECT_PARAM,
+            EXECUTION_ID_PARAM,
+            OpenApiParameter("index", int, "path"),
+            DOWNLOAD_PARAM,
+        ],
         responses={200: OpenApiTypes.OBJECT, 404: OpenApiResponse(description="No such step")},
     )
     def get(self, request: Request, execution_id: str, index: int) -> HttpResponse:
@@ -212,16 +237,86 @@ class RunStep(APIView):
         node = store.load_step(run, index)
         if node is None:
             raise exceptions.NotFound(f"step {index} of run {execution_id!r}: not found")
-        return HttpResponse(msgspec.json.encode(node), content_type="application/json")
+        response = HttpResponse(msgspec.json.encode(node), content_type="application/json")
+        return as_download(request, response, f"{execution_id}-step-{index}.json")
 
 
 class RunTrace(APIView):
     @extend_schema(
         operation_id="get_trace",
         summary="The whole run as an ExecutionTrace in DashFlow JSON",
-        parameters=[PROJECT_PARAM, EXECUTION_ID_PARAM],
+        parameters=[PROJECT_PARAM, EXECUTION_ID_PARAM, DOWNLOAD_PARAM],
         responses={200: OpenApiTypes.OBJECT, 404: OpenApiResponse(description="No such run")},
     )
     def get(self, request: Request, execution_id: str) -> HttpResponse:
         run = get_run(request, execution_id)
-        return HttpResponse(store.load_trace(run).to_json(), content_type="application/json")
+        response = HttpResponse(store.load_trace(run).to_json(), content_type="application/json")
+        return as_download(request, response, f"{execution_id}.json")
+
+
+class DashStreamIngest(APIView):
+    @extend_schema(
+        operation_id="ingest_dashstream",
+        summary="Ingest DashStream frames (DashFlow's streaming protocol)",
+        description=(
+            "Body: one frame (`Content-Type: application/x-protobuf`: `0x00` + protobuf, "
+            "`0x01` + zstd(protobuf), or a legacy unframed message) or many "
+            "(`application/x-dashstream-frames`: each preceded by its length as 4 bytes "
+            "big-endian, as a `dashstream` export writes them); optionally "
+            "`Content-Encoding: gzip`. GRAPH_START opens a live run, node events and state "
+            "diffs stream into it, GRAPH_END completes it. Duplicates (message id, or thread "
+            "and sequence) are dropped; gaps and reorders are counted. A frame over 10 MB "
+            "(compressed or not) is a 413 and an undecodable one a 400 naming the frame, "
+            "after the body's good frames are stored. Requires an API key."
+        ),
+        request={
+            "application/x-protobuf": OpenApiTypes.BINARY,
+            "application/x-dashstream-frames": OpenApiTypes.BINARY,
+        },
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="Stored"),
+            400: OpenApiResponse(description="A frame that is not a DashStream message"),
+            401: OpenApiResponse(description="Missing, unknown or revoked key"),
+            413: OpenApiResponse(description="A frame over 10 MB, or the body over the limit"),
+            415: OpenApiResponse(description="Another Content-Type or Content-Encoding"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        project = key_project(request)
+        body = request_json(request)
+        frames = read_frames(body, request.content_type or "")
+        intake, touched = ingest.ingest_dashstream(project, frames.messages)
+        refused = min(
+            (e for e in (frames.error, intake.error) if e is not None),
+            key=lambda e: _frame_number(e.path),
+            default=None,
+        )
+        if refused is not None:
+            kept = len({index for index, _ in frames.messages}) - (intake.error is not None)
+            raise InputError(
+                refused.path,
+                f"{refused.rule} (the body's other {max(kept, 0)} decodable frame(s) were stored)",
+                refused.status,
+            )
+        return Response(
+            {
+                "frames": len(frames.messages),
+                "accepted": intake.accepted,
+                "duplicates": intake.duplicates,
+                "unmatched": intake.unmatched,
+                "runs": [
+                    {
+                        "execution_id": run.execution_id,
+                        "status": run.status,
+                        "url": reverse("api:run", args=[run.execution_id]),
+                        **stream.cursor.health(),
+                    }
+                    for run, stream in touched
+                ],
+            }
+        )
+
+
+def _frame_number(path: str) -> int:
+    digits = path.removeprefix("$.frames[").split("]", 1)[0]
+    return int(digits) if digits.isdigit() else -1

@@ -8,6 +8,7 @@ app_name = "api"
 
 urlpatterns = [
     path("traces", runs.TraceIngest.as_view(), name="traces"),
+    path("dashstream", runs.DashStreamIngest.as_view(), name="dashstream"),
     path("runs", runs.RunList.as_view(), name="runs"),
     path("runs/<str:execution_id>", runs.RunDetail.as_view(), name="run"),
     path("runs/<str:execution_id>/steps/<int:index>", runs.RunStep.as_view(), name="step"),

@@ -19,14 +19,17 @@ it, and a client that goes away cancels only its own.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-from ..errors import InputError
+from ..errors import DATABASE_RETRY_AFTER, DATABASE_UNAVAILABLE, InputError, database_unavailable
 from ..permissions import KeyPrincipal, bearer_key
 from .server import current_key, server
+
+log = logging.getLogger(__name__)
 
 
 def _principal(header: str) -> KeyPrincipal:
@@ -37,19 +40,26 @@ def _principal(header: str) -> KeyPrincipal:
 
 
 async def _refuse(send: Any, error: InputError) -> None:
-    body = json.dumps({"detail": str(error), "path": error.path, "rule": error.rule}).encode()
+    body = {"detail": str(error), "path": error.path, "rule": error.rule}
+    await _answer(send, error.status, body, (b"www-authenticate", b"Bearer"))
+
+
+async def _answer(
+    send: Any, status: int, body: dict[str, Any], *headers: tuple[bytes, bytes]
+) -> None:
+    encoded = json.dumps(body).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": error.status,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"www-authenticate", b"Bearer"),
-                (b"content-length", str(len(body)).encode()),
+                (b"content-length", str(len(encoded)).encode()),
+                *headers,
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": encoded})
 
 
 async def mcp_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -60,6 +70,13 @@ async def mcp_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         principal = await database_sync_to_async(_principal)(header)
     except InputError as exc:
         await _refuse(send, exc)
+        return
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        log.warning("database unavailable: /mcp: %s", exc)
+        retry = (b"retry-after", str(DATABASE_RETRY_AFTER).encode())
+        await _answer(send, 503, {"detail": DATABASE_UNAVAILABLE}, retry)
         return
     token = current_key.set(principal)
     try:

@@ -15,7 +15,6 @@ from django.shortcuts import render
 from traces import exports, permissions
 from traces.filters import FILTER_NAMES
 from traces.models import ExportFormat, FailureGroup, Project, Run, RunStatus
-from traces.selection import EXPORT_FILTER_NAMES
 
 from .. import links
 from ..routing import exports_socket_path
@@ -39,40 +38,45 @@ FILTER_LABELS = {
     "thread_id": "Thread",
     "started_after": "Started after",
     "started_before": "Started before",
+    "graph_name": "Graph",
+    "last": "Started in the last",
+    "q": "Search",
+}
+FILTER_PLACEHOLDERS = {
+    "started_after": "2026-11-25 or 2026-11-25T10:00",
+    "started_before": "2026-11-25 or 2026-11-25T10:00",
+    "last": "30m, 24h, 7d or 2w",
+    "q": "id, graph, node or error text",
+    "node": "planner",
+    "thread_id": "thread id",
 }
 
 
 def _filter_fields(request: HttpRequest, project: Project) -> list[dict[str, Any]]:
+    """The run list's filters as form fields, labelled in words. The graph is one select
+    (the run list's ``graph_name``); the API's older ``graph`` filter is not offered twice."""
     fields = []
-    if "graph" in EXPORT_FILTER_NAMES:  # the run list has no graph filter (yet)
-        graphs = (
-            Run.objects.filter(project=project)
-            .exclude(graph_name="")
-            .order_by("graph_name")
-            .values_list("graph_name", flat=True)
-            .distinct()[:200]
-        )
-        fields.append(
-            {
-                "name": "graph",
-                "label": "Graph",
-                "value": request.GET.get("graph", ""),
-                "kind": "select",
-                "choices": list(graphs),
-            }
-        )
     for name in FILTER_NAMES:
         field: dict[str, Any] = {
             "name": name,
             "label": FILTER_LABELS.get(name, name.replace("_", " ").capitalize()),
-            "value": request.GET.get(name, ""),
+            "value": request.GET.get(name, "")
+            or (request.GET.get("graph", "") if name == "graph_name" else ""),
             "kind": "text",
+            "placeholder": FILTER_PLACEHOLDERS.get(name, ""),
         }
         if name == "status":
             field["kind"] = "select"
             field["choices"] = RunStatus.values
-        elif name.startswith("started_"):
-            field["placeholder"] = "2026-11-25 or 2026-11-25T10:00"
+        elif name == "graph_name":
+            field["kind"] = "select"
+            field["choices"] = list(
+                Run.objects.filter(project=project)
+                .exclude(graph_name="")
+                .order_by("graph_name")
+                .values_list("graph_name", flat=True)
+                .distinct()[:200]
+            )
         fields.append(field)
     return fields
 

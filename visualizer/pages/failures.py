@@ -154,17 +154,46 @@ def member_group(request: HttpRequest, slug: str, group_id: int) -> FailureGroup
     return group
 
 
-def chart(group: FailureGroup) -> dict[str, Any]:
-    """The group's occurrences over time, in hours or days depending on its span."""
-    unit = bucket_unit(group.first_seen, max(group.last_seen, group.first_seen))
+# The occurrences chart's ranges: recent by default, so one old event does not stretch
+# the axis over months; "all" spans the group's whole life.
+CHART_RANGES: dict[str, timedelta | None] = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "all": None,
+}
+DEFAULT_CHART_RANGE = "7d"
+
+
+def chart_range(request: HttpRequest) -> str:
+    wanted = request.GET.get("range", DEFAULT_CHART_RANGE)
+    return wanted if wanted in CHART_RANGES else DEFAULT_CHART_RANGE
+
+
+def chart(group: FailureGroup, span: str = DEFAULT_CHART_RANGE) -> dict[str, Any]:
+    """The group's occurrences over the last ``span`` (a CHART_RANGES key), per hour or
+    day depending on the span."""
+    length = CHART_RANGES[span]
+    now = timezone.now()
+    if length is None:
+        unit = bucket_unit(group.first_seen, max(group.last_seen, group.first_seen))
+    else:
+        unit = "hour" if length <= timedelta(days=7) else "day"
     trunc = TruncHour if unit == "hour" else TruncDay
+    failures = Failure.objects.filter(group=group)
+    if length is not None:
+        failures = failures.filter(seen_at__gte=now - length)
     counts = dict(
-        Failure.objects.filter(group=group)
-        .annotate(bucket=trunc("seen_at", tzinfo=UTC))
+        failures.annotate(bucket=trunc("seen_at", tzinfo=UTC))
         .values_list("bucket")
         .annotate(n=Count("id"))
         .values_list("bucket", "n")
     )
+    if length is not None:
+        # The whole window, up to now: a quiet spell reads as one.
+        floor = _truncate(now, unit)
+        buckets = fill_buckets(counts, _truncate(now - length, unit), floor, unit)
+        return occurrences_figure(buckets, unit, group.regressed_at)
     if not counts:
         return occurrences_figure([], unit, group.regressed_at)
     # At least a day of hours (two weeks of days) on the axis, so a group seen once or
@@ -173,6 +202,11 @@ def chart(group: FailureGroup) -> dict[str, Any]:
     start = min(min(counts), end - STEP[unit] * (23 if unit == "hour" else 13))
     buckets = fill_buckets(counts, start, end, unit)
     return occurrences_figure(buckets, unit, group.regressed_at)
+
+
+def _truncate(moment: datetime, unit: str) -> datetime:
+    hour = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return hour if unit == "hour" else hour.replace(hour=0)
 
 
 def affected_runs(group: FailureGroup, limit: int = RUNS_SHOWN) -> list[dict[str, Any]]:
@@ -266,11 +300,12 @@ def _preview(value: Any) -> Collapsed:
     return collapse(value, VALUE_PREVIEW_CHARS)
 
 
-def group_data(group: FailureGroup) -> dict[str, Any]:
+def group_data(group: FailureGroup, span: str = DEFAULT_CHART_RANGE) -> dict[str, Any]:
     """What the group page draws and refreshes live: the group, its chart and runs."""
     return {
         "group": failure_json.summaries([group])[0],
-        "chart": chart(group),
+        "chart": chart(group, span),
+        "chart_range": span,
         "runs": affected_runs(group),
         "distinct_runs": Failure.objects.filter(group=group).values("run_id").distinct().count(),
     }
@@ -280,7 +315,8 @@ def group_data(group: FailureGroup) -> dict[str, Any]:
 def group_page(request: HttpRequest, slug: str, group_id: int) -> HttpResponse:
     group = member_group(request, slug, group_id)
     can_edit = user_can(group.project, request.user, REVIEW)
-    data = group_data(group)
+    span = chart_range(request)
+    data = group_data(group, span)
     activity = [
         failure_json.activity_entry(a)
         for a in Activity.objects.filter(group=group).select_related("actor")[:100]
@@ -289,7 +325,8 @@ def group_page(request: HttpRequest, slug: str, group_id: int) -> HttpResponse:
         **data,
         "project": group.project.slug,
         "ws_path": project_socket_path(group.project),
-        "data_url": reverse("visualizer:failure-group-data", args=[group.project.slug, group.pk]),
+        "data_url": reverse("visualizer:failure-group-data", args=[group.project.slug, group.pk])
+        + f"?range={span}",
         "api_url": links.api("api:failure-group", group.pk, project=group.project.slug),
         "csrf_token": get_token(request) if can_edit else None,
         "can_edit": can_edit,
@@ -306,6 +343,8 @@ def group_page(request: HttpRequest, slug: str, group_id: int) -> HttpResponse:
         "step": failing_step(group),
         "activity": activity,
         "page_data": page_data,
+        "chart_ranges": list(CHART_RANGES),
+        "chart_range": span,
     }
     return render(request, "visualizer/failure_group.html", context)
 
@@ -313,7 +352,7 @@ def group_page(request: HttpRequest, slug: str, group_id: int) -> HttpResponse:
 @login_required
 def group_json(request: HttpRequest, slug: str, group_id: int) -> JsonResponse:
     """The group page's live refresh: the group, its chart and affected runs."""
-    return JsonResponse(group_data(member_group(request, slug, group_id)))
+    return JsonResponse(group_data(member_group(request, slug, group_id), chart_range(request)))
 
 
 @login_required

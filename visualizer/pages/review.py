@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 
@@ -101,14 +101,25 @@ def group_item(group: FailureGroup, slug: str) -> dict[str, Any]:
     }
 
 
-@login_required
-def review_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = member_project(request, slug)
-    counts = {
-        "assigned": assigned_runs(project, request.user).count(),
+def queue_counts(project: Project, user: Any) -> dict[str, int]:
+    """How many items each tab of the queue holds for ``user``."""
+    return {
+        "assigned": assigned_runs(project, user).count(),
         "unreviewed": unreviewed_failures(project).count(),
         "groups": new_groups(project).count(),
     }
+
+
+@login_required
+def review_counts(request: HttpRequest, slug: str) -> JsonResponse:
+    """The tab counts as JSON: the queue page asks again after each change."""
+    return JsonResponse(queue_counts(member_project(request, slug), request.user))
+
+
+@login_required
+def review_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = member_project(request, slug)
+    counts = queue_counts(project, request.user)
     tab = request.GET.get("tab", "")
     if tab not in TABS:
         tab = "assigned" if counts["assigned"] else "unreviewed"
@@ -128,6 +139,7 @@ def review_page(request: HttpRequest, slug: str) -> HttpResponse:
         "can_review": can_review,
         "tab": tab,
         "ws_path": project_socket_path(project),
+        "counts_url": reverse("visualizer:review-counts", args=[project.slug]),
     }
     return render(
         request,

@@ -12,7 +12,7 @@ from django.shortcuts import render
 
 from traces.compare import last_success, previous_in_thread
 from traces.errors import InputError
-from traces.models import Run, RunStatus
+from traces.models import DashStreamCursor, Run, RunStatus
 
 from .. import links
 from ..run_data import (
@@ -75,6 +75,8 @@ def run_page(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse
         "project": run.project,
         "run": run,
         "compare_with": compare_choices(run),
+        # A run DashStream delivered: gaps, late arrivals and a lost sync, shown in the head.
+        "stream": DashStreamCursor.objects.filter(run=run).first(),
         "nav": "runs",
         # The review panel shares the page's one socket (static/visualizer/live.js).
         "ws_path": data["ws_path"],

@@ -3,6 +3,9 @@ firings (admins change them)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
@@ -32,13 +35,23 @@ ALERT_KINDS = (
     (AlertKind.REGRESSION, "more than threshold regressed failure groups (0: any)"),
 )
 
-ADMIN_VERBS = (
-    "member_added",
-    "member_removed",
-    "role_changed",
-    "api_key_created",
-    "api_key_revoked",
-)
+# What the activity log says for each admin action, from the entry's detail.
+ADMIN_VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "member_added": lambda d: f"added {d.get('username')} as {d.get('role')}",
+    "member_removed": lambda d: f"removed {d.get('username')}",
+    "role_changed": lambda d: (
+        f"changed {d.get('username')}'s role from {d.get('old')} to {d.get('new')}"
+    ),
+    "api_key_created": lambda d: (
+        f"created the API key {d.get('name') or d.get('prefix')} ({d.get('prefix')}…"
+        + (f", {d['scope']} scope)" if d.get("scope") else ")")
+    ),
+    "api_key_revoked": lambda d: (
+        f"revoked the API key {d.get('name') or d.get('prefix')} ({d.get('prefix')}…)"
+    ),
+}
+# A new key's secret is shown once, on the page the create redirects to (never re-posted).
+NEW_KEY_SESSION = "settings_new_key"
 
 
 @login_required
@@ -46,16 +59,20 @@ ADMIN_VERBS = (
 def settings_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = member_project(request, slug)
     is_admin = has_role(project.role_of(request.user), MANAGE)
-    new_key = None
     if request.method == "POST":
         if not is_admin:
             return HttpResponseForbidden("only an admin of this project can change its settings")
         try:
-            new_key = _apply(request, project)
+            issued = _apply(request, project)
         except InputError as exc:
             messages.error(request, f"{exc.path}: {exc.rule}")
-        if new_key is None:
-            return redirect("visualizer:settings", project.slug)
+        else:
+            if issued is not None:
+                request.session[NEW_KEY_SESSION] = {"project": project.pk, "key": issued}
+        # Post, then redirect: a reload shows the page again instead of acting twice.
+        return redirect("visualizer:settings", project.slug)
+    shown = request.session.pop(NEW_KEY_SESSION, None)
+    new_key = shown["key"] if shown and shown.get("project") == project.pk and is_admin else None
     context = {
         "project": project,
         "section": "settings",
@@ -66,11 +83,7 @@ def settings_page(request: HttpRequest, slug: str) -> HttpResponse:
         "memberships": project.memberships.select_related("user").order_by("user__username"),
         "keys": project.api_keys.order_by("revoked_at", "-created_at") if is_admin else [],
         "new_key": new_key,
-        "activity": Activity.objects.filter(project=project, verb__in=ADMIN_VERBS)
-        .select_related("actor")
-        .order_by("-created_at", "-id")[:20]
-        if is_admin
-        else [],
+        "activity": _activity(project) if is_admin else [],
         "alert_kinds": ALERT_KINDS,
         "alert_rules": project.alert_rules.all(),
         "firings": alerts.recent_firings(project),
@@ -84,6 +97,18 @@ def _row_id(request: HttpRequest, name: str) -> int:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise InputError(name, f"expected a row id, got {raw[:40]!r}")
     return int(raw)
+
+
+def _activity(project: Project) -> list[Activity]:
+    """The latest admin actions, each with ``text``: what was done, in words."""
+    entries = list(
+        Activity.objects.filter(project=project, verb__in=ADMIN_VERBS)
+        .select_related("actor")
+        .order_by("-created_at", "-id")[:20]
+    )
+    for entry in entries:
+        entry.text = ADMIN_VERBS[entry.verb](entry.detail or {})  # type: ignore[attr-defined]
+    return entries
 
 
 def _apply(request: HttpRequest, project: Project) -> str | None:
