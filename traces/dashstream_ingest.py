@@ -40,6 +40,7 @@ import hashlib
 from typing import Any
 
 import msgspec
+from django.conf import settings
 
 from . import zstd
 from .dashstream_read import (
@@ -54,9 +55,9 @@ from .dashstream_read import (
 from .errors import InputError
 from .jsondiff import PatchError, apply_patch
 from .models import DashStreamCursor, EventType, Project, Run
-from .parsing import DATA_TYPES, ParsedEvent
+from .parsing import DATA_TYPES, ParsedEvent, json_depth
 from .proto import dashstream_pb2 as pb
-from .trace import ExecutionTrace, canonical_json, convert
+from .trace import ExecutionTrace, canonical_json, convert, refuse_nul
 
 __all__ = ["Intake", "StreamRun"]
 
@@ -140,6 +141,7 @@ class StreamRun:
     def emit(self, type_: str, data: dict[str, Any], path: str) -> None:
         """Queue one live event, validated as ``POST .../events`` validates one."""
         parsed = convert(data, DATA_TYPES[type_], path)
+        refuse_nul(path, parsed)  # text columns cannot hold one (states can)
         self.events.append(ParsedEvent(self.cursor.next_seq, type_, parsed))
         self.cursor.next_seq += 1
 
@@ -562,6 +564,8 @@ class Intake:
                 path,
             )
         elif which == "checkpoint" and message.state:
+            if json_depth(message.state) > settings.TRACE_MAX_DEPTH:
+                raise InputError(path, "state nesting is deeper than TRACE_MAX_DEPTH")
             try:
                 work.state = msgspec.json.decode(message.state)
             except (msgspec.DecodeError, RecursionError):
@@ -633,7 +637,9 @@ class Intake:
             self.duplicates += 1  # stored by another way in: that copy stands
             return
         self.accepted += 1
-        self.traces.append(trace_of(summary, path))
+        trace = trace_of(summary, path)
+        trace.refuse_nul(path)
+        self.traces.append(trace)
 
 
 def _last_open(work: _Work) -> _Node | None:

@@ -17,9 +17,11 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeGuard
 
 import msgspec
+from django.conf import settings
 
 from .dashstream import MAX_MESSAGE_BYTES, FrameTooLarge, decode_frame
 from .errors import InputError
+from .parsing import json_depth
 from .proto import dashstream_pb2 as pb
 from .trace import ExecutionTrace
 
@@ -180,6 +182,11 @@ def is_count(value: Any) -> TypeGuard[int]:
 
 
 def json_value(raw: bytes | str, path: str) -> Any:
+    """JSON text decoded, within the nesting every input path allows (the step panel, the
+    exports and the decoder recurse once per level)."""
+    max_depth: int = settings.TRACE_MAX_DEPTH
+    if json_depth(raw.encode() if isinstance(raw, str) else raw) > max_depth:
+        raise InputError(path, f"nesting is deeper than TRACE_MAX_DEPTH={max_depth}")
     try:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
@@ -189,6 +196,9 @@ def json_value(raw: bytes | str, path: str) -> Any:
 
 
 def json_or_text(raw: bytes | str) -> Any:
+    data = raw.encode() if isinstance(raw, str) else raw
+    if json_depth(data) > settings.TRACE_MAX_DEPTH:  # kept as text, never decoded
+        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     try:
         return msgspec.json.decode(raw)
     except (msgspec.DecodeError, RecursionError):

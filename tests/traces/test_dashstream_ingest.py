@@ -498,3 +498,34 @@ def test_a_gzip_body_of_frames_is_read(
     assert response.status_code == 200, response.content
     run = Run.objects.get(project=project, execution_id=doc["execution_id"])
     assert run.node_count == len(doc["nodes_executed"])
+
+
+@pytest.mark.parametrize("what", ["deep state", "NUL in a node name"])
+def test_a_frame_past_the_rules_of_every_input_is_a_400_and_the_rest_is_kept(
+    fixtures_dir: Path, api: APIClient, project: Project, settings: Any, what: str
+) -> None:
+    doc = fixture_doc(fixtures_dir, "research_agent_success.json")
+    if what == "deep state":
+        deep: Any = "bottom"
+        for _ in range(settings.TRACE_MAX_DEPTH + 5):
+            deep = {"d": deep}
+        doc["nodes_executed"][2]["state_after"] = {"deep": deep}
+    trace = ExecutionTrace.from_json(json.dumps(doc))
+    messages = list(dashstream.messages(trace))
+    if what != "deep state":
+        # A producer's node name with a NUL (the canonical type refuses one, so it is
+        # written into the message itself).
+        for message in messages:
+            if message.WhichOneof("message") == "event" and message.event.node_id:
+                message.event.node_id = "writ\x00er"
+    response = post(api, body_of([dashstream.frame(m) for m in messages]))
+
+    assert response.status_code == 400, response.content
+    error = response.json()
+    assert error["path"].startswith("$.frames[")
+    assert ("TRACE_MAX_DEPTH" in error["rule"]) or ("NUL" in error["rule"])
+    run = Run.objects.get(project=project, execution_id=doc["execution_id"])
+    # What was stored can be read back: every step of the run answers 200.
+    for index in range(run.node_count):
+        step = api.get(f"/api/v1/runs/{doc['execution_id']}/steps/{index}")
+        assert step.status_code == 200, step.content
