@@ -211,6 +211,10 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Limits (ARCHITECTURE.md, "Invariants"). Each is documented in the README.
 TRACE_MAX_BODY_BYTES = env_int("TRACE_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
+# Bodies of every other request with credentials (a bearer header or a session cookie), and
+# of a request with none, refused by Daphne before it buffers them (dashflow_site/bodylimit.py).
+REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+ANONYMOUS_MAX_BODY_BYTES = env_int("ANONYMOUS_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
 TRACE_MAX_DEPTH = env_int("TRACE_MAX_DEPTH", 200, minimum=8)
 TRACE_MAX_NODES = env_int("TRACE_MAX_NODES", 100_000, minimum=1)
 # States larger than this are shown as a size and a download link, not inline.
