@@ -224,9 +224,10 @@ TRACE_MAX_EVENTS = env_int("TRACE_MAX_EVENTS", 1000, minimum=1)
 RUN_STALE_AFTER = env_int("RUN_STALE_AFTER", 600, minimum=1)
 # Events a websocket replays before telling a client that is too far behind to resync.
 WS_MAX_REPLAY = env_int("WS_MAX_REPLAY", 5000, minimum=1)
-# Live events a websocket sends without an ack from the client before it stops relaying
-# and tells the client to resync: the bound on what a stalled client can make us buffer.
-WS_MAX_UNACKED = env_int("WS_MAX_UNACKED", 2000, minimum=1)
+# Bytes of events a websocket client may have unacknowledged: a replay waits for its acks
+# past this, live events find it behind and tell it to resync. The bound on what a client
+# that stops reading can make the server buffer (plus one frame).
+WS_MAX_PENDING_BYTES = env_int("WS_MAX_PENDING_BYTES", 8 * 1024 * 1024, minimum=64 * 1024)
 # Django's own request-body cap must not cut a trace short before our limit answers 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = TRACE_MAX_BODY_BYTES + 1024 * 1024
 
