@@ -59,8 +59,10 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_RESYNC = 4409
 
 # A replay goes out in frames of this many events (a frame costs the server and the
-# client more than its bytes do).
+# client more than its bytes do), or fewer when they pass REPLAY_FRAME_BYTES (events with
+# large states), so that a frame overshoots WS_MAX_PENDING_BYTES by little.
 REPLAY_FRAME_EVENTS = 50
+REPLAY_FRAME_BYTES = 1024 * 1024
 
 
 # Database reads: plain functions, run in a worker thread by database_sync_to_async.
@@ -188,11 +190,18 @@ class RunConsumer(GroupConsumer):
             chunk: list[dict[str, Any]] = await database_sync_to_async(stored_events)(
                 self.run, self.highest, REPLAY_FRAME_EVENTS
             )
-            if len(chunk) < REPLAY_FRAME_EVENTS:
+            frame: list[tuple[int, str]] = []
+            size = 0
+            for event in chunk:
+                frame.append((event["seq"], encode_event(event)))
+                size += len(frame[-1][1])
+                if size >= REPLAY_FRAME_BYTES:
+                    break
+            if len(frame) == len(chunk) < REPLAY_FRAME_EVENTS:
                 # The end of what is stored: live events take over from here (any that
                 # arrived meanwhile were committed first, so this read has them).
                 self.replaying = False
-            await self._send_events([(event["seq"], encode_event(event)) for event in chunk])
+            await self._send_events(frame)
 
     async def _send_events(self, events: list[tuple[int, str]]) -> None:
         """Send the events of ``(seq, text)`` this client does not have yet, in one frame:
