@@ -79,6 +79,7 @@ bench: setup-dev
 	$(PY) benchmarks/dashboard.py
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/request_cpu.py
+	$(PY) benchmarks/hardening.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -4,6 +4,7 @@ whole 20 MB trace by an API key, are served as before."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import select
 import socket
@@ -126,6 +127,20 @@ def test_a_signed_in_request_gets_the_request_limit(server: Daphne, member: Any)
 def test_a_small_anonymous_post_still_reaches_the_app(server: Daphne) -> None:
     response = server.request("POST", "/api/v1/traces", b"{}", {"Content-Type": "application/json"})
     assert response.status in (401, 403), response.body
+
+
+def test_a_trace_by_a_key_is_stored_and_a_gzipped_one_too(
+    server: Daphne, api_key: str, fixtures_dir: Path
+) -> None:
+    body = (fixtures_dir / "tool_timeout_failure.json").read_bytes()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"}
+    response = server.request("POST", "/api/v1/traces", body, headers)
+    assert response.status == 201, response.body
+    again = server.request(
+        "POST", "/api/v1/traces", gzip.compress(body), {**headers, "Content-Encoding": "gzip"}
+    )
+    assert again.status == 200, again.body  # the same trace: stored once, answered 200
+    assert Run.objects.count() == 1
 
 
 def test_a_20_mb_trace_by_a_key_is_stored_and_the_server_keeps_serving(
