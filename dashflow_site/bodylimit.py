@@ -11,12 +11,15 @@ request its headers (``gotLength``) and then each piece of the body
 route's limit at the headers, reading none of the body, and counts the pieces of a chunked
 (or under-declared) body, refusing as soon as they pass it.
 
-The limit depends on the route and on whether the request carries credentials, which is
-all that can be known before reading (checking a key or a session takes the database):
+The limit depends on the route and on the request's credentials:
 
 - the producers' routes (``PRODUCER_PATHS``) with an ``Authorization: Bearer`` header:
-  ``TRACE_MAX_BODY_BYTES`` (a whole trace);
-- any route with a bearer header or a session cookie: ``REQUEST_MAX_BODY_BYTES``;
+  ``TRACE_MAX_BODY_BYTES`` (a whole trace), once the key is known to be live. A body that
+  may be larger than ``REQUEST_MAX_BODY_BYTES`` waits, unread (the socket is paused), while
+  the key is looked up in a worker thread; an unknown or revoked key gets the smaller
+  limit, so a forged header cannot make the server take in 20 MB;
+- any route with a bearer header or a session cookie: ``REQUEST_MAX_BODY_BYTES`` (the
+  session itself is checked by the app, after reading, as is a key on other routes);
 - anything else (anonymous): ``ANONYMOUS_MAX_BODY_BYTES``, a login form's worth.
 
 A refusal is a 413 in the API's error shape (``{"detail", "path", "rule"}``), written at
@@ -32,15 +35,18 @@ serves it only with Twisted's optional ``http2`` extra, which is not installed).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sys
 from typing import Any
 from urllib.parse import unquote
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from traces.errors import InputError
+from traces.permissions import bearer_key
 
 # The producers' endpoints: API-key only, JSON in and out, never a browser session.
 PRODUCER_PATHS = re.compile(r"^/api/v1/(?:traces|runs/[^/]+/events)$")
@@ -58,6 +64,14 @@ def body_limit(path: str, authorization: bytes | None, has_session: bool) -> tup
     if bearer or has_session:
         return "REQUEST_MAX_BODY_BYTES", settings.REQUEST_MAX_BODY_BYTES
     return "ANONYMOUS_MAX_BODY_BYTES", settings.ANONYMOUS_MAX_BODY_BYTES
+
+
+def live_key(authorization: bytes) -> bool:
+    """Whether the bearer header names a live API key (which ingestion checks again)."""
+    try:
+        return bearer_key(authorization.decode("latin-1")) is not None
+    except InputError:
+        return False
 
 
 def refusal(name: str, limit: int, declared: int | None) -> bytes:
@@ -98,6 +112,9 @@ def _factory() -> type:
         limit = 0
         received = 0
         refused = False
+        verifying = False
+        received_whole = False
+        declared: int | None = None
         linger: Any = None
 
         def gotLength(self, length: int | None) -> None:
@@ -106,15 +123,37 @@ def _factory() -> type:
             raw_path = self.channel._path.split(b"?", 1)[0]
             path = unquote(raw_path.decode("ascii", "replace"))
             cookie = settings.SESSION_COOKIE_NAME.encode()
+            authorization = self.requestHeaders.getRawHeaders(b"authorization", [None])[0]
+            self.declared = length
             self.limit_name, self.limit = body_limit(
-                path,
-                self.requestHeaders.getRawHeaders(b"authorization", [None])[0],
-                cookie in self.received_cookies,
+                path, authorization, cookie in self.received_cookies
             )
             if length is not None and length > self.limit:
                 # No "100 Continue" after the answer: the client must not send the body.
                 self.requestHeaders.removeHeader(b"expect")
                 self.refuse(length)
+            elif self.limit > settings.REQUEST_MAX_BODY_BYTES and (
+                length is None or length > settings.REQUEST_MAX_BODY_BYTES
+            ):
+                # Read on only once the key is known: what arrived with the headers is
+                # kept (a socket read's worth), the rest waits in the client's buffers.
+                self.verifying = True
+                self.channel.transport.pauseProducing()
+                lookup = database_sync_to_async(live_key, thread_sensitive=False)
+                asyncio.ensure_future(lookup(authorization)).add_done_callback(self.verified)
+
+        def verified(self, lookup: asyncio.Future[bool]) -> None:
+            self.verifying = False
+            if self.channel is None or self.refused or self.received_whole:
+                return  # gone, refused, or already whole (the app checks the key itself)
+            if lookup.exception() is None and not lookup.result():
+                self.limit_name = "REQUEST_MAX_BODY_BYTES"
+                self.limit = settings.REQUEST_MAX_BODY_BYTES
+                if max(self.declared or 0, self.received) > self.limit:
+                    self.refuse(self.declared)
+                    return
+            # A failed lookup (the database is down) leaves the answer to the app.
+            self.channel.transport.resumeProducing()
 
         def handleContentChunk(self, data: bytes) -> None:
             if self.refused:
@@ -130,12 +169,15 @@ def _factory() -> type:
             channel = self.channel
             channel.persistent = False
             transport = channel.transport
+            if self.verifying:
+                transport.resumeProducing()  # to discard what the client still sends
             transport.write(refusal(self.limit_name, self.limit, declared))
             transport.loseWriteConnection()
             self.linger = reactor.callLater(LINGER_SECONDS, transport.abortConnection)
 
         def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
             # The whole (refused) body arrived within the linger: it was answered already.
+            self.received_whole = True
             if not self.refused:
                 super().requestReceived(command, path, version)
 

@@ -114,6 +114,30 @@ def test_a_chunked_body_is_counted_as_it_arrives_and_refused_once_over(
     assert 20 * MB < sent < 60 * MB
 
 
+def test_a_forged_key_gets_the_request_limit_not_the_trace_limit(server: Daphne) -> None:
+    # The key is looked up before the body is read on: an unknown one gets 1 MB.
+    answer, _ = exchange(
+        server,
+        "POST /api/v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer dfk_forged\r\nContent-Length: {2 * MB}\r\n",
+    )
+    refused(answer, "REQUEST_MAX_BODY_BYTES")
+
+    def chunks() -> Iterator[bytes]:
+        piece = b"x" * 65536
+        while True:
+            yield b"%x\r\n%s\r\n" % (len(piece), piece)
+
+    answer, sent = exchange(
+        server,
+        "POST /api/v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        "Authorization: Bearer dfk_forged\r\n",
+        chunks=chunks(),
+    )
+    refused(answer, "REQUEST_MAX_BODY_BYTES")
+    assert sent < 20 * MB
+
+
 def test_a_signed_in_request_gets_the_request_limit(server: Daphne, member: Any) -> None:
     cookie = session_cookie(member)
     answer, _ = exchange(
