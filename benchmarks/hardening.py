@@ -14,6 +14,7 @@ each scenario:
 * A. three concurrent anonymous ``POST /api/v1/traces`` of 300 MB with a Content-Length,
   each streamed until the server answers or closes;
 * B. the same, chunked (no declared length);
+* B2. three concurrent 20 MB posts with a forged ``Authorization: Bearer`` key;
 * C. one anonymous POST declaring a Content-Length of 10^12;
 * D. one 20 MB trace by an API key (the largest body accepted), for scale;
 * E0. 5,000 live events of 16 KB posted with no viewer: what ingesting them costs;
@@ -177,10 +178,13 @@ def request(
         conn.close()
 
 
-def oversized(port: int, size: int, chunked: bool) -> dict[str, Any]:
-    """One anonymous POST of ``size`` bytes, sent until the server answers or closes."""
+def oversized(port: int, size: int, chunked: bool, key: str = "") -> dict[str, Any]:
+    """One POST of ``size`` bytes (with ``key`` as its bearer, if any), sent until the
+    server answers or closes."""
     began = time.monotonic()
     framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+    if key:
+        framing += f"\r\nAuthorization: Bearer {key}"
     piece = b"x" * 65536
     data = b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
     sent = 0
@@ -231,7 +235,8 @@ def settle(server: Server, row: dict[str, Any]) -> None:
 # -- websockets, raw: a client that never reads must not have a library reading for it --
 
 
-def ws_open(server: Server, path: str) -> socket.socket:
+def ws_open(server: Server, path: str) -> socket.socket | None:
+    """A websocket that reads nothing past the handshake; None if the server refused it."""
     sock = socket.create_connection((HOST, server.port), timeout=30)
     sock.sendall(
         (
@@ -244,7 +249,9 @@ def ws_open(server: Server, path: str) -> socket.socket:
     head = b""
     while b"\r\n\r\n" not in head:
         head += sock.recv(1)  # one byte at a time: nothing past the handshake is read
-    assert head.startswith(b"HTTP/1.1 101"), head
+    if not head.startswith(b"HTTP/1.1 101"):
+        sock.close()
+        return None
     return sock
 
 
@@ -319,6 +326,19 @@ def scenarios(tree: Path) -> list[dict[str, Any]]:
             )
             rows.append(row)
 
+        row = {"scenario": "B2. 3 posts of 20 MB with a forged bearer key"}
+        log(row["scenario"])
+        with measuring(server, row), ThreadPoolExecutor(3) as pool:
+            posts = [
+                pool.submit(oversized, server.port, 20 * MB, False, "dfk_forged") for _ in range(3)
+            ]
+            results = [post.result() for post in posts]
+        settle(server, row)
+        row["notes"] = "; ".join(
+            f"{r['status']} after {r['sent_mb']:.1f} MB sent, {r['seconds']:.2f} s" for r in results
+        )
+        rows.append(row)
+
         row = {"scenario": "C. 1 anonymous post declaring Content-Length 10^12"}
         log(row["scenario"])
         with measuring(server, row):
@@ -370,6 +390,7 @@ def scenarios(tree: Path) -> list[dict[str, Any]]:
         with measuring(server, row):
             post_events(server, 1, 1)
             viewer = ws_open(server, f"/ws/runs/{RUN}/?after=0")
+            assert viewer is not None, "the viewer was refused"
             began = time.monotonic()
             for first in range(2, EVENTS + 1, BATCH):
                 post_events(server, first, min(first + BATCH - 1, EVENTS))
@@ -385,9 +406,12 @@ def scenarios(tree: Path) -> list[dict[str, Any]]:
         row = {"scenario": f"F. replay of {EVENTS:,} x 16 KB events to 3 viewers not reading"}
         log(row["scenario"])
         with measuring(server, row):
-            viewers = [ws_open(server, f"/ws/runs/{RUN}/?after=0") for _ in range(3)]
+            opened = [ws_open(server, f"/ws/runs/{RUN}/?after=0") for _ in range(3)]
+            viewers = [viewer for viewer in opened if viewer is not None]
             time.sleep(5)  # what the server does for them meanwhile is what is measured
             row["notes"] = "after 5 s, each viewer: " + "; ".join(drain(v) for v in viewers)
+            if len(viewers) < len(opened):
+                row["notes"] += f"; {len(opened) - len(viewers)} refused at the handshake"
             for viewer in viewers:
                 viewer.close()
         settle(server, row)
