@@ -59,10 +59,13 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_RESYNC = 4409
 
 # A replay goes out in frames of this many events (a frame costs the server and the
-# client more than its bytes do), or fewer when they pass REPLAY_FRAME_BYTES (events with
-# large states), so that a frame overshoots WS_MAX_PENDING_BYTES by little.
+# client more than its bytes do).
 REPLAY_FRAME_EVENTS = 50
-REPLAY_FRAME_BYTES = 1024 * 1024
+# No frame, replayed or live, carries more events than fit in this many bytes: Daphne
+# refuses to send a websocket message over 1 MB (its websocket_max_message_size, which
+# bounds both ways) and closes the socket with 1011, and a replay should overshoot
+# WS_MAX_PENDING_BYTES by little. An event larger than this on its own goes alone.
+FRAME_BYTES = 512 * 1024
 
 
 # Database reads: plain functions, run in a worker thread by database_sync_to_async.
@@ -193,10 +196,11 @@ class RunConsumer(GroupConsumer):
             frame: list[tuple[int, str]] = []
             size = 0
             for event in chunk:
-                frame.append((event["seq"], encode_event(event)))
-                size += len(frame[-1][1])
-                if size >= REPLAY_FRAME_BYTES:
-                    break
+                text = encode_event(event)
+                size += len(text.encode())
+                if frame and size > FRAME_BYTES:
+                    break  # the rest on the next round, after the acks allow it
+                frame.append((event["seq"], text))
             if len(frame) == len(chunk) < REPLAY_FRAME_EVENTS:
                 # The end of what is stored: live events take over from here (any that
                 # arrived meanwhile were committed first, so this read has them).
@@ -204,25 +208,35 @@ class RunConsumer(GroupConsumer):
             await self._send_events(frame)
 
     async def _send_events(self, events: list[tuple[int, str]]) -> None:
-        """Send the events of ``(seq, text)`` this client does not have yet, in one frame:
-        one event as itself, several as a JSON array."""
-        texts: list[str] = []
+        """Send the events of ``(seq, text)`` this client does not have yet, in frames of
+        at most ``FRAME_BYTES`` (usually one): one event as itself, several as a JSON
+        array."""
+        frames: list[list[bytes]] = [[]]
+        size = 0
         for seq, text in events:
             if seq <= self.watermark or seq in self.ahead:
                 continue
-            texts.append(text)
+            data = text.encode()
+            if frames[-1] and size + len(data) + 1 > FRAME_BYTES:
+                await self._send_frame(frames[-1])
+                frames.append([])
+                size = 0
+            frames[-1].append(data)
+            size += len(data) + 1
             self.highest = max(self.highest, seq)
             self.ahead.add(seq)
             while self.watermark + 1 in self.ahead:
                 self.watermark += 1
                 self.ahead.discard(self.watermark)
-        if not texts:
-            return
-        frame = texts[0] if len(texts) == 1 else f"[{','.join(texts)}]"
-        size = len(frame.encode())
-        self.unacked.append((self.highest, size))
-        self.unacked_bytes += size
-        await self.send(text_data=frame)
+        if frames[-1]:
+            await self._send_frame(frames[-1])
+
+    async def _send_frame(self, texts: list[bytes]) -> None:
+        """Send events (encoded) as one frame, counted as unacknowledged up to ``highest``."""
+        frame = texts[0] if len(texts) == 1 else b"[" + b",".join(texts) + b"]"
+        self.unacked.append((self.highest, len(frame)))
+        self.unacked_bytes += len(frame)
+        await self.send(text_data=frame.decode())
 
     async def _resync(self, latest: int | None = None) -> None:
         """Tell a client too far behind to reload the run, stop relaying to it and close."""

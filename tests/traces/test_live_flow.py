@@ -160,3 +160,28 @@ def test_a_slow_reader_is_replayed_every_event_in_order_as_it_acknowledges(
             ack(viewer, seqs[-1])
     assert seqs == list(range(1, total + 1))
     viewer.close()
+
+
+def test_a_replay_of_large_states_goes_in_frames_of_about_a_megabyte(
+    server: Daphne, api_key: str, member: Any
+) -> None:
+    run, big = "flow-large", 300 * 1024
+    for first in (1, 11):
+        events = [event(seq) for seq in range(first, first + 10)]
+        for item in events:
+            item["data"]["state_after"]["notes"] = "n" * big
+        response = server.request(
+            "POST",
+            f"/api/v1/runs/{run}/events",
+            {"events": events},
+            {"Authorization": f"Bearer {api_key}"},
+        )
+        assert response.status == 200, response.body
+    viewer = server.websocket(f"/ws/runs/{run}/?after=0", cookie=session_cookie(member))
+    viewer.connection.send(json.dumps({"type": "ping"}))
+    seqs, size = frames_until(viewer, "pong")
+    # 50 events to a frame would have sent all 6 MB at once; a frame stops at 1 MB, so the
+    # replay stops at the bound plus one such frame.
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert LIMIT <= size <= LIMIT + 1024 * 1024 + big + 1024
+    viewer.close()
