@@ -6,10 +6,10 @@ them; the client drops any ``seq`` it already has. A frame holds one event, or a
 array of events in seq order: the events of one ingested batch go out as one frame, and a
 replay goes in frames of ``REPLAY_FRAME_EVENTS`` (a frame costs Daphne and the client more
 than its bytes do; with the producer's batches of 2-5 events this divides the fan-out's
-frames by as much); a frame stops at ``FRAME_BYTES``. Other messages have no ``seq``: ``{"type": "run_updated", "run":
-{...}}`` when a complete trace replaced the run, and ``{"type": "resync", "last_seq": n}``
-when the client is too far behind (it should reload the run and reconnect with ``after`` =
-the latest seq it has).
+frames by as much); a frame stops at ``FRAME_BYTES``. Other messages have no ``seq``:
+``{"type": "run_updated", "run": {...}}`` when a complete trace replaced the run, and
+``{"type": "resync", "last_seq": n}`` when the client is too far behind (it should reload
+the run and reconnect with ``after`` = the latest seq it has).
 
 The channel layer is lossy (Redis drops past a channel's capacity), so the consumer keeps
 its own watermark: a gap in what it relays is filled from the database before going on.
