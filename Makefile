@@ -94,6 +94,7 @@ bench: setup-dev
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/request_cpu.py
 	$(PY) benchmarks/otlp.py
+	$(PY) benchmarks/hardening.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

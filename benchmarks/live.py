@@ -89,8 +89,8 @@ TARGET_D_P99_MS = 250.0
 # Sustained rate counted as keeping up with the offered one.
 KEEP_UP = 0.98
 
-# Flow control as the browser does it (static/visualizer/live.js): the consumer stops
-# relaying to a client past WS_MAX_UNACKED live events without an ack.
+# Flow control as the browser does it (static/visualizer/live.js): the consumer tells a
+# client more than WS_MAX_PENDING_BYTES of events behind its acks to resync.
 ACK_EVERY, ACK_AFTER = 50, 0.5
 DRAIN_SECONDS = 15.0  # after the last POST, how long viewers may take to get everything
 REPLAY_SECONDS = 15.0  # per reconnecting viewer

@@ -1,7 +1,6 @@
 """ASGI entry point served by Daphne: HTTP through Django, websockets through Channels."""
 
 import os
-import re
 from typing import Any
 
 from django.core.asgi import get_asgi_application
@@ -16,13 +15,15 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
 
+from dashflow_site import bodylimit  # noqa: E402
+from dashflow_site.bodylimit import PRODUCER_PATHS  # noqa: E402
 from dashflow_site.input_guard import text_input_guard, websocket_text_guard  # noqa: E402
 from dashflow_site.origins import OriginCheck  # noqa: E402
 from traces.mcp.http import mcp_app  # noqa: E402
 from visualizer.routing import websocket_urlpatterns  # noqa: E402
 
-# The producers' endpoints: API-key only, JSON in and out, never a browser session.
-PRODUCER_PATHS = re.compile(r"^(?:/api/v1/(?:traces|dashstream|runs/[^/]+/events)|/v1/traces)$")
+# Under Daphne, bodies over their route's limit are refused before they are buffered.
+bodylimit.install()
 
 
 class ProducerHandler(ASGIHandler):

@@ -301,6 +301,10 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Limits (ARCHITECTURE.md, "Invariants"). Each is documented in the README.
 TRACE_MAX_BODY_BYTES = env_int("TRACE_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
+# Bodies of every other request with credentials (a bearer header or a session cookie), and
+# of a request with none, refused by Daphne before it buffers them (dashflow_site/bodylimit.py).
+REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+ANONYMOUS_MAX_BODY_BYTES = env_int("ANONYMOUS_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
 # Every reader of a state (the step panel's diff, Markdown, the DashStream export) recurses
 # once or twice per level: past ~600 levels they hit Python's recursion limit.
 TRACE_MAX_DEPTH = env_int("TRACE_MAX_DEPTH", 200, minimum=8, maximum=400)
@@ -312,9 +316,10 @@ TRACE_MAX_EVENTS = env_int("TRACE_MAX_EVENTS", 1000, minimum=1)
 RUN_STALE_AFTER = env_int("RUN_STALE_AFTER", 600, minimum=1)
 # Events a websocket replays before telling a client that is too far behind to resync.
 WS_MAX_REPLAY = env_int("WS_MAX_REPLAY", 5000, minimum=1)
-# Live events a websocket sends without an ack from the client before it stops relaying
-# and tells the client to resync: the bound on what a stalled client can make us buffer.
-WS_MAX_UNACKED = env_int("WS_MAX_UNACKED", 2000, minimum=1)
+# Bytes of events a websocket client may have unacknowledged: a replay waits for its acks
+# past this, live events find it behind and tell it to resync. The bound on what a client
+# that stops reading can make the server buffer (plus one frame).
+WS_MAX_PENDING_BYTES = env_int("WS_MAX_PENDING_BYTES", 8 * 1024 * 1024, minimum=64 * 1024)
 # Seconds between a live page's checks that it missed nothing: pushes are lost while the
 # channel layer (Redis) is down, and a run that ended then would look live until a reload.
 LIVE_CHECK_EVERY = env_int("LIVE_CHECK_EVERY", 15, minimum=1)

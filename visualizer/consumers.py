@@ -6,19 +6,26 @@ them; the client drops any ``seq`` it already has. A frame holds one event, or a
 array of events in seq order: the events of one ingested batch go out as one frame, and a
 replay goes in frames of ``REPLAY_FRAME_EVENTS`` (a frame costs Daphne and the client more
 than its bytes do; with the producer's batches of 2-5 events this divides the fan-out's
-frames by as much). Other messages have no ``seq``: ``{"type": "run_updated", "run":
-{...}}`` when a complete trace replaced the run, and ``{"type": "resync", "last_seq": n}``
-when the client is too far behind to replay (it should reload the run and reconnect with
-``after`` = the latest seq it has).
+frames by as much); a frame stops at ``FRAME_BYTES``. Other messages have no ``seq``:
+``{"type": "run_updated", "run": {...}}`` when a complete trace replaced the run, and
+``{"type": "resync", "last_seq": n}`` when the client is too far behind (it should reload
+the run and reconnect with ``after`` = the latest seq it has).
 
 The channel layer is lossy (Redis drops past a channel's capacity), so the consumer keeps
 its own watermark: a gap in what it relays is filled from the database before going on.
 
-Flow control: a client acknowledges what it has processed with ``{"type": "ack", "seq":
-n}``. Daphne buffers outgoing frames without limit, so a client that stops reading would
-make that buffer grow; instead, past ``WS_MAX_UNACKED`` live events without an ack the
-consumer stops relaying to it and tells it to resync. Ingestion and other viewers never
-wait for a viewer: publishing only hands a message to the channel layer.
+Flow control, in bytes: a client acknowledges what it has processed with ``{"type":
+"ack", "seq": n}``, n the highest seq it has taken in. Daphne buffers outgoing frames
+without limit, so a client that stops reading would make that buffer grow; instead the
+consumer counts the bytes of the event frames it sent that no ack covers yet. An ack
+releases the frames up to its seq; one without a seq, or naming a seq never sent, releases
+nothing, so acking without reading gains a client nothing. A client behind by more than
+``WS_MAX_PENDING_BYTES`` when live events come is told to resync and closed: the server
+holds at most that much, plus one frame, for it. A replay (on connect, or to fill a hole)
+goes out frame by frame as the acks come back, never more than that many bytes ahead of
+them, so a client that does not read holds the same bound whether it is replayed or fed
+live. Ingestion and other viewers never wait for a viewer: publishing only hands a
+message to the channel layer.
 
 The channel layer may be down (Redis): the pushes of that time are lost, and a run that
 ends then would look live on every open page. So a client asks, every ``LIVE_CHECK_EVERY``
@@ -38,6 +45,7 @@ already encoded (``traces.events``), so 100 viewers do not encode the same event
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -63,6 +71,11 @@ CLOSE_TRY_AGAIN = 1013
 # A replay goes out in frames of this many events (a frame costs the server and the
 # client more than its bytes do).
 REPLAY_FRAME_EVENTS = 50
+# No frame, replayed or live, carries more events than fit in this many bytes: Daphne
+# refuses to send a websocket message over 1 MB (its websocket_max_message_size, which
+# bounds both ways) and closes the socket with 1011, and a replay should overshoot
+# WS_MAX_PENDING_BYTES by little. An event larger than this on its own goes alone.
+FRAME_BYTES = 512 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +178,7 @@ class RunConsumer(GroupConsumer):
 
     run: Run
     relaying = False
+    replaying = False  # stored events above ``highest`` remain to be sent from the database
 
     async def connect(self) -> None:
         user = await self.accept_user()
@@ -187,59 +201,89 @@ class RunConsumer(GroupConsumer):
         self.watermark = int(after_text)  # every seq up to here was sent (or was before)
         self.ahead: set[int] = set()  # seqs above the watermark already sent
         self.highest = self.watermark  # the highest seq sent
-        self.unacked = 0  # live events sent since the client's last ack
+        # Event frames sent and not yet acknowledged: (highest seq in it, bytes), in order.
+        self.unacked: deque[tuple[int, int]] = deque()
+        self.unacked_bytes = 0
         self.relaying = True
         # Subscribe first, then send from the database: an event committed in between
         # arrives twice at worst, never not at all.
         subscribed = await self.subscribe(run_group(run.pk))
-        await self.catch_up(self.watermark)
+        await self.catch_up()
         if not subscribed:
             # What the database had is sent; without the layer nothing more would come.
             self.relaying = False
             await self.close(code=CLOSE_TRY_AGAIN)
 
-    async def catch_up(self, after: int) -> None:
-        """Send every stored event above ``after``, or tell the client to resync."""
-        limit: int = settings.WS_MAX_REPLAY
-        backlog: list[dict[str, Any]] = await database_sync_to_async(stored_events)(
-            self.run, after, limit + 1
-        )
-        if len(backlog) > limit:
-            await self._resync()
+    async def catch_up(self) -> None:
+        """Start sending every stored event above ``highest`` (paced by the client's acks,
+        ``pump``), or tell a client more than ``WS_MAX_REPLAY`` events behind to resync."""
+        latest: int = await database_sync_to_async(last_seq)(self.run)
+        if latest - self.highest > settings.WS_MAX_REPLAY:
+            await self._resync(latest)
             return
-        for start in range(0, len(backlog), REPLAY_FRAME_EVENTS):
-            chunk = backlog[start : start + REPLAY_FRAME_EVENTS]
-            await self._send_events([(event["seq"], encode_event(event)) for event in chunk])
+        self.replaying = True
+        await self.pump()
 
-    async def _send_events(self, events: list[tuple[int, str]], live: bool = False) -> None:
-        """Send the events of ``(seq, text)`` this client does not have yet, in one frame:
-        one event as itself, several as a JSON array. A live event past
-        ``WS_MAX_UNACKED`` without an ack is not sent: the client is told to resync."""
-        texts: list[str] = []
-        behind = False
+    async def pump(self) -> None:
+        """Send stored events, a frame at a time, while the client has fewer than
+        ``WS_MAX_PENDING_BYTES`` unacknowledged; the next ack sends more."""
+        while self.replaying and self.relaying:
+            if self.unacked_bytes >= settings.WS_MAX_PENDING_BYTES:
+                return
+            chunk: list[dict[str, Any]] = await database_sync_to_async(stored_events)(
+                self.run, self.highest, REPLAY_FRAME_EVENTS
+            )
+            frame: list[tuple[int, str]] = []
+            size = 0
+            for event in chunk:
+                text = encode_event(event)
+                size += len(text.encode())
+                if frame and size > FRAME_BYTES:
+                    break  # the rest on the next round, after the acks allow it
+                frame.append((event["seq"], text))
+            if len(frame) == len(chunk) < REPLAY_FRAME_EVENTS:
+                # The end of what is stored: live events take over from here (any that
+                # arrived meanwhile were committed first, so this read has them).
+                self.replaying = False
+            await self._send_events(frame)
+
+    async def _send_events(self, events: list[tuple[int, str]]) -> None:
+        """Send the events of ``(seq, text)`` this client does not have yet, in frames of
+        at most ``FRAME_BYTES`` (usually one): one event as itself, several as a JSON
+        array."""
+        frames: list[list[bytes]] = [[]]
+        size = 0
         for seq, text in events:
             if seq <= self.watermark or seq in self.ahead:
                 continue
-            if live:
-                self.unacked += 1
-                if self.unacked > settings.WS_MAX_UNACKED:
-                    behind = True
-                    break
-            texts.append(text)
+            data = text.encode()
+            if frames[-1] and size + len(data) + 1 > FRAME_BYTES:
+                await self._send_frame(frames[-1])
+                frames.append([])
+                size = 0
+            frames[-1].append(data)
+            size += len(data) + 1
             self.highest = max(self.highest, seq)
             self.ahead.add(seq)
             while self.watermark + 1 in self.ahead:
                 self.watermark += 1
                 self.ahead.discard(self.watermark)
-        if texts:
-            await self.send(text_data=texts[0] if len(texts) == 1 else f"[{','.join(texts)}]")
-        if behind:
-            await self._resync()
+        if frames[-1]:
+            await self._send_frame(frames[-1])
 
-    async def _resync(self) -> None:
-        """Tell a client too far behind to reload the run, and stop relaying to it."""
+    async def _send_frame(self, texts: list[bytes]) -> None:
+        """Send events (encoded) as one frame, counted as unacknowledged up to ``highest``."""
+        frame = texts[0] if len(texts) == 1 else b"[" + b",".join(texts) + b"]"
+        self.unacked.append((self.highest, len(frame)))
+        self.unacked_bytes += len(frame)
+        await self.send(text_data=frame.decode())
+
+    async def _resync(self, latest: int | None = None) -> None:
+        """Tell a client too far behind to reload the run, stop relaying to it and close."""
         self.relaying = False
-        latest: int = await database_sync_to_async(last_seq)(self.run)
+        self.replaying = False
+        if latest is None:
+            latest = await database_sync_to_async(last_seq)(self.run)
         await self.send_json({"type": "resync", "last_seq": latest})
         await self.close(code=CLOSE_RESYNC)
 
@@ -250,29 +294,40 @@ class RunConsumer(GroupConsumer):
         replaced = await database_sync_to_async(replaced_summary)(self.run)
         if replaced is not None:
             await self.send_json({"type": "run_updated", "run": replaced})
-        else:
-            await self.catch_up(self.watermark)
+        elif not self.replaying:
+            await self.catch_up()
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "ack":
-            self.unacked = 0
-        elif isinstance(content, dict) and content.get("type") == "sync" and self.relaying:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ack":
+            seq = content.get("seq")
+            # Only a seq that was sent acknowledges anything.
+            if type(seq) is not int or not self.relaying or seq > self.highest:
+                return
+            while self.unacked and self.unacked[0][0] <= seq:
+                self.unacked_bytes -= self.unacked.popleft()[1]
+            await self.pump()
+        elif kind == "sync" and self.relaying:
             await self.sync()
-        elif isinstance(content, dict) and content.get("type") == "ping":
+        elif kind == "ping":
             # Messages are handled one at a time, so this answers after connect() joined the
             # group: a client that fetches on "pong" misses nothing (static/visualizer/review.js).
             await self.send_json({"type": "pong"})
 
     async def run_events(self, message: dict[str, Any]) -> None:
-        if not self.relaying:
+        # While a replay is under way these events wait in the database for it.
+        if not self.relaying or self.replaying:
+            return
+        if self.unacked_bytes > settings.WS_MAX_PENDING_BYTES:
+            await self._resync()
             return
         seqs: list[int] = message["seqs"]
         if seqs and seqs[0] > self.highest + 1:
             # A new hole: something between was lost on the way (the layer drops past its
-            # capacity). What was committed is in the database; look there once per hole.
-            await self.catch_up(self.highest)
-        if self.relaying:
-            await self._send_events(list(zip(seqs, message["texts"], strict=True)), live=True)
+            # capacity). What was committed, this batch too, is in the database.
+            await self.catch_up()
+            return
+        await self._send_events(list(zip(seqs, message["texts"], strict=True)))
 
     async def run_reload(self, message: dict[str, Any]) -> None:
         await self.send_json({"type": "run_updated", "run": message["run"]})
@@ -282,6 +337,14 @@ class RunConsumer(GroupConsumer):
         Review messages carry no ``seq``: a client that reconnects refetches the review."""
         if self.relaying:
             await self.send_json({**message["review"], "type": "review"})
+
+    async def disconnect(self, code: int) -> None:
+        # Let go of what this client held at once (the instance may outlive the socket).
+        self.relaying = self.replaying = False
+        if hasattr(self, "unacked"):
+            self.unacked.clear()
+            self.ahead.clear()
+        await super().disconnect(code)
 
 
 class ProjectRunsConsumer(GroupConsumer):

@@ -30,21 +30,26 @@ function open(path, after) {
   const listeners = { onEvent: [], onMessage: [], onState: [], onCheck: [] };
   const emit = (kind, ...args) => listeners[kind].forEach((fn) => fn(...args));
   let lastSeq = after;
+  let ackSeq = after; // the highest seq received on this connection: what an ack names
   const seen = new Set();
   let socket = null;
   let delay = 500;
   let stopped = false;
   let unacked = 0;
+  let unackedBytes = 0;
   let ackTimer = null;
   let opened = false;
   let checkTimer = null;
 
-  // Acknowledge what was processed, so the server keeps relaying (it stops after
-  // WS_MAX_UNACKED live events without an ack and asks for a resync).
+  // Acknowledge what was processed, so the server keeps sending: it replays only so many
+  // bytes (WS_MAX_PENDING_BYTES) ahead of the acks, and tells a client that far behind
+  // when live events come to resync. Every 50 events or 1 MB, or half a second after one.
   function ack() {
+    clearTimeout(ackTimer);
     ackTimer = null;
     unacked = 0;
-    send({ type: "ack", seq: lastSeq });
+    unackedBytes = 0;
+    send({ type: "ack", seq: ackSeq });
   }
 
   function send(message) {
@@ -59,6 +64,7 @@ function open(path, after) {
 
   function connect() {
     socket = new WebSocket(url());
+    ackSeq = lastSeq;
     socket.onopen = () => {
       delay = 500;
       emit("onState", "open");
@@ -67,21 +73,26 @@ function open(path, after) {
     };
     socket.onmessage = (message) => {
       const parsed = JSON.parse(message.data);
+      let events = 0;
       // A frame is one message, or an array of events (one ingested batch, or a replay).
       for (const data of Array.isArray(parsed) ? parsed : [parsed]) {
         if (typeof data.seq === "number") {
+          events += 1;
+          ackSeq = Math.max(ackSeq, data.seq);
           if (data.seq <= after || seen.has(data.seq)) continue;
           seen.add(data.seq);
           // Resume after the highest contiguous seq: a gap is refilled on reconnect.
           while (seen.has(lastSeq + 1)) lastSeq += 1;
           emit("onEvent", data);
-          unacked += 1;
-          if (unacked >= 50) ack();
-          else if (!ackTimer) ackTimer = setTimeout(ack, 500);
         } else {
           emit("onMessage", data);
         }
       }
+      if (!events) return;
+      unacked += events;
+      unackedBytes += message.data.length;
+      if (unacked >= 50 || unackedBytes >= 1048576) ack();
+      else if (!ackTimer) ackTimer = setTimeout(ack, 500);
     };
     socket.onclose = (event) => {
       emit("onState", "closed", event.code);

@@ -1,0 +1,195 @@
+"""Request body limits, enforced where Daphne receives a body, before it is buffered.
+
+Daphne does not stream a request body to the application. Twisted's HTTP parser, under
+Daphne's ``WebRequest``, writes the whole body to a temporary file first; only then does
+Daphne start the application and put the body, all of it at once, in the application's
+queue. A limit checked by the application (``traces/api/request.py``) therefore comes
+after the server has taken the body into memory: three anonymous 300 MB posts grew one
+process by ~300 MB. So the limit is checked where the body arrives. Twisted hands the
+request its headers (``gotLength``) and then each piece of the body
+(``handleContentChunk``); ``LimitedRequest`` refuses a declared ``Content-Length`` over the
+route's limit at the headers, reading none of the body, and counts the pieces of a chunked
+(or under-declared) body, refusing as soon as they pass it.
+
+The limit depends on the route and on the request's credentials:
+
+- the producers' routes (``PRODUCER_PATHS``) with an ``Authorization: Bearer`` header:
+  ``TRACE_MAX_BODY_BYTES`` (a whole trace), once the key is known to be live. A body that
+  may be larger than ``REQUEST_MAX_BODY_BYTES`` waits, unread (the socket is paused), while
+  the key is looked up in a worker thread; an unknown or revoked key gets the smaller
+  limit, so a forged header cannot make the server take in 20 MB;
+- any route with a bearer header or a session cookie: ``REQUEST_MAX_BODY_BYTES`` (the
+  session itself is checked by the app, after reading, as is a key on other routes);
+- anything else (anonymous): ``ANONYMOUS_MAX_BODY_BYTES``, a login form's worth.
+
+A refusal is a 413 in the API's error shape (``{"detail", "path", "rule"}``), written at
+once with ``Connection: close``. What the client still sends is read and thrown away for
+``LINGER_SECONDS`` (as nginx's lingering close does), so that a client still sending sees
+the answer rather than a connection reset; then the connection is dropped.
+
+Daphne builds its HTTP factory when it starts serving, after importing the application,
+so ``install()`` (called by ``asgi.py``) swaps in ``LimitedHTTPFactory`` for every way
+Daphne is started (``daphne``, ``manage.py runserver``). HTTP/2 is not covered (Daphne
+serves it only with Twisted's optional ``http2`` extra, which is not installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from typing import Any
+from urllib.parse import unquote
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from traces.errors import InputError
+from traces.permissions import bearer_key
+
+# The producers' endpoints: API-key only, JSON in and out, never a browser session.
+PRODUCER_PATHS = re.compile(r"^(?:/api/v1/(?:traces|dashstream|runs/[^/]+/events)|/v1/traces)$")
+
+# Seconds a refused request's remaining body is read and discarded before the connection
+# is dropped.
+LINGER_SECONDS = 2.0
+
+
+def body_limit(path: str, authorization: bytes | None, has_session: bool) -> tuple[str, int]:
+    """The setting that bounds a request body to ``path``, and its value."""
+    bearer = authorization is not None and authorization[:7].lower() == b"bearer "
+    if bearer and PRODUCER_PATHS.match(path):
+        return "TRACE_MAX_BODY_BYTES", settings.TRACE_MAX_BODY_BYTES
+    if bearer or has_session:
+        return "REQUEST_MAX_BODY_BYTES", settings.REQUEST_MAX_BODY_BYTES
+    return "ANONYMOUS_MAX_BODY_BYTES", settings.ANONYMOUS_MAX_BODY_BYTES
+
+
+def live_key(authorization: bytes) -> bool:
+    """Whether the bearer header names a live API key (which ingestion checks again)."""
+    try:
+        return bearer_key(authorization.decode("latin-1")) is not None
+    except InputError:
+        return False
+
+
+def refusal(name: str, limit: int, declared: int | None) -> bytes:
+    """A 413 response, whole, in the API's error shape, closing the connection."""
+    got = f" (Content-Length: {declared})" if declared is not None else ""
+    error = InputError("$", f"body is larger than {name}={limit} bytes{got}", status=413)
+    body = json.dumps({"detail": str(error), "path": error.path, "rule": error.rule}).encode()
+    head = (
+        "HTTP/1.1 413 Content Too Large\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def install() -> None:
+    """Serve HTTP with ``LimitedRequest`` when running under Daphne (a no-op otherwise)."""
+    server = sys.modules.get("daphne.server")
+    if server is None:
+        return
+    server.HTTPFactory = _factory()  # type: ignore[attr-defined]
+
+
+def _factory() -> type:
+    """Daphne's HTTP factory with ``LimitedRequest``; built only under Daphne, whose
+    modules install a Twisted reactor when imported."""
+    from daphne.http_protocol import HTTPFactory, WebRequest
+    from twisted.internet import reactor as twisted_reactor
+
+    # Twisted's reactor module stands for the installed reactor; its stubs type neither.
+    reactor: Any = twisted_reactor
+
+    class LimitedRequest(WebRequest):  # type: ignore[misc]
+        """Daphne's request, refusing a body over its route's limit as it arrives."""
+
+        limit_name = ""
+        limit = 0
+        received = 0
+        refused = False
+        verifying = False
+        received_whole = False
+        declared: int | None = None
+        linger: Any = None
+
+        def gotLength(self, length: int | None) -> None:
+            super().gotLength(length)
+            # Twisted has parsed the request line and every header by now, not the body.
+            raw_path = self.channel._path.split(b"?", 1)[0]
+            path = unquote(raw_path.decode("ascii", "replace"))
+            cookie = settings.SESSION_COOKIE_NAME.encode()
+            authorization = self.requestHeaders.getRawHeaders(b"authorization", [None])[0]
+            self.declared = length
+            self.limit_name, self.limit = body_limit(
+                path, authorization, cookie in self.received_cookies
+            )
+            if length is not None and length > self.limit:
+                # No "100 Continue" after the answer: the client must not send the body.
+                self.requestHeaders.removeHeader(b"expect")
+                self.refuse(length)
+            elif self.limit > settings.REQUEST_MAX_BODY_BYTES and (
+                length is None or length > settings.REQUEST_MAX_BODY_BYTES
+            ):
+                # Read on only once the key is known: what arrived with the headers is
+                # kept (a socket read's worth), the rest waits in the client's buffers.
+                self.verifying = True
+                self.channel.transport.pauseProducing()
+                lookup = database_sync_to_async(live_key, thread_sensitive=False)
+                asyncio.ensure_future(lookup(authorization)).add_done_callback(self.verified)
+
+        def verified(self, lookup: asyncio.Future[bool]) -> None:
+            self.verifying = False
+            if self.channel is None or self.refused or self.received_whole:
+                return  # gone, refused, or already whole (the app checks the key itself)
+            if lookup.exception() is None and not lookup.result():
+                self.limit_name = "REQUEST_MAX_BODY_BYTES"
+                self.limit = settings.REQUEST_MAX_BODY_BYTES
+                if max(self.declared or 0, self.received) > self.limit:
+                    self.refuse(self.declared)
+                    return
+            # A failed lookup (the database is down) leaves the answer to the app.
+            self.channel.transport.resumeProducing()
+
+        def handleContentChunk(self, data: bytes) -> None:
+            if self.refused:
+                return
+            self.received += len(data)
+            if self.received > self.limit:
+                self.refuse(None)
+                return
+            super().handleContentChunk(data)
+
+        def refuse(self, declared: int | None) -> None:
+            self.refused = True
+            channel = self.channel
+            channel.persistent = False
+            transport = channel.transport
+            if self.verifying:
+                transport.resumeProducing()  # to discard what the client still sends
+            transport.write(refusal(self.limit_name, self.limit, declared))
+            transport.loseWriteConnection()
+            self.linger = reactor.callLater(LINGER_SECONDS, transport.abortConnection)
+
+        def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+            # The whole (refused) body arrived within the linger: it was answered already.
+            self.received_whole = True
+            if not self.refused:
+                super().requestReceived(command, path, version)
+
+        def connectionLost(self, reason: Any) -> None:
+            if self.refused and self.linger.active():
+                self.linger.cancel()
+            super().connectionLost(reason)
+
+    class LimitedHTTPFactory(HTTPFactory):  # type: ignore[misc]
+        def buildProtocol(self, addr: Any) -> Any:
+            protocol = super().buildProtocol(addr)
+            protocol.requestFactory = LimitedRequest
+            return protocol
+
+    return LimitedHTTPFactory
