@@ -134,7 +134,11 @@ def _time(name: str, raw: str) -> datetime:
         raise InputError(name, f"expected an ISO 8601 date or time, got {raw!r}")
     if timezone.is_naive(value):
         value = timezone.make_aware(value, UTC)
-    return value
+    try:
+        # In UTC: PostgreSQL refuses a UTC offset past 15:59 (Python takes up to 23:59).
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first instant
+        raise InputError(name, f"expected a time from year 1 to 9999, got {raw!r}") from None
 
 
 def _since(raw: str, now: datetime) -> datetime:

@@ -55,8 +55,11 @@ def test_a_worker_evaluates_the_rules_and_delivers_the_signed_webhook(
         )
         # The task goes to the worker's broker by name, as beat sends it: this process
         # never runs it (its own Celery app may be eager; this one has no tasks at all).
-        sender = Celery(broker=redis.url)
+        # Not the current app: tasks this process queues later (in other tests) must not
+        # go to this private Redis, which is gone by then.
+        sender = Celery(broker=redis.url, set_as_current=False)
         sender.send_task("traces.tasks.evaluate_alerts")
+        sender.close()
         # Queued in Redis, and nothing has run it: no firing until a worker takes it.
         assert redis_client.Redis.from_url(redis.url).llen("celery") == 1
         assert not AlertFiring.objects.exists()

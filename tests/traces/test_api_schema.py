@@ -25,6 +25,7 @@ import schemathesis
 from django.core.management import call_command
 from django.db import connection
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
@@ -99,6 +100,15 @@ def sent() -> Iterator[list[str]]:
     print(f"schemathesis sent {len(requests)} requests")
     assert len(requests) >= MIN_CASES, f"only {len(requests)} requests were generated"
 
+
+# DashStream bodies are protobuf frames: bytes, some of them frames (the encoder's own
+# framing of nothing, and of a message), the rest noise the endpoint must refuse cleanly.
+_FRAMES = st.one_of(
+    st.binary(max_size=512),
+    st.builds(lambda body: len(body).to_bytes(4, "big") + body, st.binary(max_size=256)),
+)
+schemathesis.openapi.media_type("application/x-protobuf", st.binary(max_size=512))
+schemathesis.openapi.media_type("application/x-dashstream-frames", _FRAMES)
 
 schema = schemathesis.pytest.from_fixture("api_schema").exclude(
     method="DELETE", path="/api/v1/api-keys/{key_id}"

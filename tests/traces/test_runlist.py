@@ -7,6 +7,7 @@ import base64
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from datetime import timezone as tz
 from html import unescape
 from typing import Any
 
@@ -22,6 +23,7 @@ from traces.ingest import ingest_events
 from traces.models import Membership, Project, Role, Run
 
 NOW = timezone.now().replace(microsecond=0)
+FAR_EAST = tz(timedelta(hours=18, minutes=50))  # an offset Python takes, PostgreSQL not
 
 
 def trace(
@@ -155,6 +157,11 @@ FILTERS = [
     ({"thread_id": "t-9"}, ["r-fresh", "r-weeks"]),
     ({"started_after": (NOW - timedelta(days=4)).isoformat()}, ["r-fresh", "r-hours", "r-days"]),
     ({"started_before": (NOW - timedelta(days=4)).isoformat()}, ["r-weeks"]),
+    # A UTC offset PostgreSQL would refuse (past 15:59) is the same instant in UTC.
+    (
+        {"started_after": (NOW - timedelta(days=4)).astimezone(FAR_EAST).isoformat()},
+        ["r-fresh", "r-hours", "r-days"],
+    ),
     # Free text: node names, error types and messages, metadata values and keys, ids.
     ({"q": "guardrail"}, ["r-days"]),
     ({"q": "retr"}, ["r-fresh", "r-hours", "r-days"]),  # retriever, "retry after"
@@ -332,6 +339,11 @@ BAD = [
     ("q", "a b c d e f g h i", "expected at most 8 terms"),
     ("status", "stale", None),
     ("started_after", "last tuesday", None),
+    (
+        "started_before",
+        "0001-01-01T00:00:00+01:00",
+        "expected a time from year 1 to 9999, got '0001-01-01T00:00:00+01:00'",
+    ),
     ("node", "n" * 201, "expected at most 200 characters"),
 ]
 
