@@ -71,6 +71,7 @@ project_routes: list[URLPattern | URLResolver] = [
     path("exports/", exports.exports_page, name="exports"),
     path("settings/", settings.settings_page, name="settings"),
     path("inbox/", inbox.inbox_page, name="inbox"),
+    path("inbox/rows.html", inbox.inbox_rows, name="inbox-rows"),
     path("threads/<anytext:thread_id>/", threads.thread_page, name="thread"),
 ]
 
