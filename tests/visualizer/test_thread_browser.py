@@ -54,6 +54,8 @@ def test_a_runs_same_thread_link_opens_the_conversation_across_its_runs(
     page.set_viewport_size({"width": 1440, "height": 900})
     page.goto(f"{server.origin}/projects/acme/runs/turn-2/")
 
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(".run-head").screenshot(path=str(ARTIFACTS / "run-head-thread.png"))
     page.locator("#same-thread a", has_text="the whole conversation").click()
     expect(page.locator("#thread-id")).to_have_text(THREAD)
     rows = page.locator("#thread-runs tbody tr")
@@ -72,7 +74,6 @@ def test_a_runs_same_thread_link_opens_the_conversation_across_its_runs(
     expect(new.nth(1).locator(".tool-call")).to_contain_text("track")
     expect(new.nth(2)).to_have_attribute("data-role", "tool")
     expect(new.nth(3)).to_contain_text("It is in transit.")
-    ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "thread-page.png"), full_page=True)
 
     # A run of the conversation links back to its run page.
