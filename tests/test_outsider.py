@@ -70,6 +70,7 @@ def acme(project: Project, fixtures_dir: Path) -> dict[str, str]:
         "key_id": str(key.pk),
         "rule_id": str(rule.pk),
         "username": "ada",
+        "thread_id": str(run.thread_id),
     }
 
 

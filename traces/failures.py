@@ -25,9 +25,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count, Max, Min, Q
+from django.urls import reverse
 from django.utils import timezone
 
-from . import events
+from . import events, inbox
 from .errors import InputError
 from .failure_json import activity_entry, summaries
 from .fields import parse_time
@@ -37,6 +38,7 @@ from .models import (
     Failure,
     FailureGroup,
     GroupStatus,
+    InboxKind,
     Run,
     RunError,
     RunStatus,
@@ -358,7 +360,7 @@ def update_group(
     after commit. Call inside a transaction; the caller checked the actor's role."""
     group = (
         FailureGroup.objects.select_for_update(of=("self",))
-        .select_related("assignee")
+        .select_related("assignee", "project")
         .get(pk=group_id)
     )
     now = timezone.now()
@@ -396,6 +398,17 @@ def update_group(
         )
         group.assignee = assignee
         fields.append("assignee")
+        if assignee is not None and getattr(actor, "pk", None) != assignee.pk:
+            by = extra.get("via") or (actor.get_username() if actor is not None else "someone")
+            what = f"{group.error_type or 'error'} in {group.node}"
+            inbox.notify_users(
+                group.project,
+                [assignee.pk],
+                InboxKind.ASSIGNED,
+                f"{by} assigned you the failure group {what}",
+                group.sample_message[:300] or group.message[:300],
+                reverse("visualizer:failure-group", args=[group.project.slug, group.pk]),
+            )
     if fields:
         group.save(update_fields=fields)
         created = Activity.objects.bulk_create(rows)

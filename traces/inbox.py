@@ -1,13 +1,17 @@
 """The inbox: notices for one user in one project, and whether they were read.
 
 Generic on purpose: an alert firing adds an ``alert`` item for every member of its
-project (``notify_members``); mentions and assignments will add their own kinds. New
-items reach the user's open pages after commit (``events.inbox_items``), with the user's
-new unread count, which the navigation's badge shows.
+project (``notify_members``); a comment adds a ``mention`` for each member it mentions and
+a ``reply`` for each who commented on the same run or step before (``traces/review.py``);
+a run review or a failure group given to someone adds an ``assigned`` item for them
+(``review.py``, ``failures.py``), all through ``notify_users`` and never to the person who
+acted. New items reach the user's open pages after commit (``events.inbox_items``), with
+the user's new unread count, which the navigation's badge shows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Count, QuerySet
@@ -53,6 +57,27 @@ def notify_members(
     """One item per member of ``project`` (inside the caller's transaction); each is
     pushed to its user after commit. Returns how many were created."""
     user_ids = list(project.memberships.values_list("user_id", flat=True))
+    return notify_users(project, user_ids, kind, title, body, link, firing)
+
+
+def notify_users(
+    project: Project,
+    user_ids: Iterable[int],
+    kind: str,
+    title: str,
+    body: str = "",
+    link: str = "",
+    firing: AlertFiring | None = None,
+) -> int:
+    """One item for each of ``user_ids`` that is a member of ``project`` (someone removed
+    from it gets nothing), inside the caller's transaction; each is pushed to its user
+    after commit with their new unread count. Returns how many were created."""
+    wanted = set(user_ids)
+    if not wanted:
+        return 0
+    members = sorted(
+        project.memberships.filter(user_id__in=wanted).values_list("user_id", flat=True)
+    )
     now = timezone.now()
     created = InboxItem.objects.bulk_create(
         InboxItem(
@@ -65,10 +90,10 @@ def notify_members(
             firing=firing,
             created_at=now,
         )
-        for user_id in user_ids
+        for user_id in members
     )
     unread = dict(
-        InboxItem.objects.filter(project=project, user_id__in=user_ids, read_at__isnull=True)
+        InboxItem.objects.filter(project=project, user_id__in=members, read_at__isnull=True)
         .values_list("user_id")
         .annotate(n=Count("id"))
         .values_list("user_id", "n")

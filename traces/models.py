@@ -854,11 +854,14 @@ class AlertFiring(models.Model):
 
 class InboxKind(models.TextChoices):
     ALERT = "alert"
+    MENTION = "mention"
+    ASSIGNED = "assigned"
+    REPLY = "reply"
 
 
 class InboxItem(models.Model):
-    """One notice for one user in one project (alerts now; mentions and assignments are
-    other kinds of the same row)."""
+    """One notice for one user in one project: an alert, a mention, an assignment or a
+    reply (``traces/inbox.py``)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey(

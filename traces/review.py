@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
-from . import events, markdown
+from . import events, inbox, markdown
 from .errors import InputError
 from .models import (
     Activity,
     Comment,
+    InboxKind,
     Membership,
     Project,
     ReviewStatus,
@@ -153,6 +156,15 @@ def update_review(
             after = new_assignee.username if new_assignee else None
             changed.append(_record(run, actor, "assigned", **{"from": before, "to": after}))
             review.assignee = new_assignee
+            if new_assignee is not None and new_assignee != actor_user(actor):
+                inbox.notify_users(
+                    run.project,
+                    [new_assignee.pk],
+                    InboxKind.ASSIGNED,
+                    f"{actor_name(actor)} assigned you the review of {_where(run, None)}",
+                    f"{run.status} run {run.execution_id}",
+                    comment_link(run, None),
+                )
         if new_labels is not None and new_labels != review.labels:
             added = [label for label in new_labels if label not in review.labels]
             removed = [label for label in review.labels if label not in new_labels]
@@ -287,10 +299,65 @@ def _excerpt(body: str) -> str:
     return text if len(text) <= 120 else text[:119] + "…"
 
 
+def comment_link(run: Run, step_index: int | None, path: str = "") -> str:
+    """The run page opened where a comment is: its step, and its path in the step's state."""
+    url = reverse("visualizer:run", args=[run.project.slug, run.execution_id])
+    if step_index is None:
+        return url
+    fragment = urlencode({"step": step_index, **({"path": path} if path else {})}, safe="/")
+    return f"{url}#{fragment}"
+
+
+def _where(run: Run, step: Step | None) -> str:
+    graph = run.graph_name or "run"
+    return f"step #{step.index} ({step.node}) of {graph}" if step else graph
+
+
+def _notify_comment(
+    comment: Comment, actor: Any, step: Step | None, mentioned: list[str], replies: bool
+) -> None:
+    """Inbox items for a comment: a ``mention`` for each member ``mentioned``, and with
+    ``replies`` a ``reply`` for each other member who commented on the same run or step
+    before (once: a mention wins); never for the author."""
+    run = comment.run
+    author = actor_user(actor)
+    author_id = author.pk if author is not None else None
+    users = get_user_model().objects
+    mention_ids = set(
+        users.filter(memberships__project_id=run.project_id, username__in=mentioned).values_list(
+            "pk", flat=True
+        )
+    ) - {author_id}
+    reply_ids: set[int] = set()
+    if replies:
+        earlier = Comment.objects.filter(run=run, step_position=comment.step_position).exclude(
+            pk=comment.pk
+        )
+        reply_ids = (
+            set(earlier.exclude(author=None).values_list("author_id", flat=True))
+            - mention_ids
+            - {author_id}
+        )
+    link = comment_link(run, step.index if step else None, comment.path)
+    who, where, excerpt = actor_name(actor), _where(run, step), _excerpt(comment.body)
+    inbox.notify_users(
+        run.project,
+        mention_ids,
+        InboxKind.MENTION,
+        f"{who} mentioned you on {where}",
+        excerpt,
+        link,
+    )
+    inbox.notify_users(
+        run.project, reply_ids, InboxKind.REPLY, f"{who} replied on {where}", excerpt, link
+    )
+
+
 def add_comment(
     run: Run, actor: Any, body: Any, step: Step | None = None, path: Any = ""
 ) -> Comment:
-    """A comment on the run, on ``step``, or on ``path`` (a JSON Pointer) of the step."""
+    """A comment on the run, on ``step``, or on ``path`` (a JSON Pointer) of the step; the
+    members it mentions, and those who commented there before, get an inbox item."""
     text = _body(body)
     pointer = _path(path)
     if pointer and step is None:
@@ -317,6 +384,7 @@ def add_comment(
         )
         view = comment_view(comment, step.index if step else None)
         _publish(run, "comment_added", [entry], comment=view)
+        _notify_comment(comment, actor, step, mentions, replies=True)
     return comment
 
 
@@ -330,6 +398,7 @@ def edit_comment(comment: Comment, actor: Any, body: Any) -> Comment:
         return comment
     mentions = parse_mentions(comment.run.project, text)
     with transaction.atomic():
+        added = [name for name in mentions if name not in comment.mentions]
         comment.body, comment.mentions = text, mentions
         comment.edited_at = timezone.now()
         comment.save(update_fields=["body", "mentions", "edited_at"])
@@ -342,6 +411,13 @@ def edit_comment(comment: Comment, actor: Any, body: Any) -> Comment:
             [entry],
             comment=comment_view(comment, comment_step_index(comment)),
         )
+        if added:  # only who the edit newly mentions
+            step = (
+                comment.run.steps.filter(position=comment.step_position).first()
+                if comment.step_position is not None
+                else None
+            )
+            _notify_comment(comment, actor, step, added, replies=False)
     return comment
 
 

@@ -4,11 +4,39 @@ grouped by what they are under: a project, one of its runs, one of its failure g
 The websocket routes are in ``routing.py``; the API's are in ``traces``.
 """
 
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, register_converter
 
-from .pages import compare, dashboard, exports, failures, home, inbox, review, run, runs, settings
+from .pages import (
+    compare,
+    dashboard,
+    exports,
+    failures,
+    home,
+    inbox,
+    review,
+    run,
+    runs,
+    settings,
+    threads,
+)
 
 app_name = "visualizer"
+
+
+class AnyTextConverter:
+    """Any non-empty text, slashes and newlines included: a thread id is whatever string
+    the producer sent (``path`` stops at a newline). reverse() percent-encodes it."""
+
+    regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(AnyTextConverter, "anytext")
 
 # Under projects/<slug>/runs/<execution_id>/: the page and the JSON its script asks for.
 run_routes: list[URLPattern | URLResolver] = [
@@ -43,6 +71,8 @@ project_routes: list[URLPattern | URLResolver] = [
     path("exports/", exports.exports_page, name="exports"),
     path("settings/", settings.settings_page, name="settings"),
     path("inbox/", inbox.inbox_page, name="inbox"),
+    path("inbox/rows.html", inbox.inbox_rows, name="inbox-rows"),
+    path("threads/<anytext:thread_id>/", threads.thread_page, name="thread"),
 ]
 
 urlpatterns = [

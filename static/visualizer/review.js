@@ -11,6 +11,7 @@ import { liveSocket } from "./live.js";
 import { el } from "./dom.js";
 import { api, fill } from "./http.js";
 import { localTime } from "./format.js";
+import { attachMentions } from "./mentions.js";
 
 const panel = document.getElementById("review-panel");
 const me = panel.dataset.username;
@@ -22,6 +23,8 @@ const urls = {
   comment: (id) => fill(panel.dataset.commentUrl, { id }),
 };
 const $ = (id) => document.getElementById(id);
+// Whom "@" offers in a comment box: the other members (the review answer lists them).
+const mentionable = () => state.members.map((m) => m.username).filter((name) => name !== me);
 
 const state = {
   review: null, you: null, members: [],
@@ -277,6 +280,7 @@ function editComment(li, comment) {
     } catch (error) { fail(error); }
   });
   li.querySelector(".comment-body").replaceWith(form);
+  attachMentions(text, mentionable);
   text.focus();
 }
 
@@ -304,6 +308,7 @@ async function postComment() {
   } catch (error) { fail(error); }
 }
 
+attachMentions($("comment-body"), mentionable);
 $("comment-form").addEventListener("submit", (event) => { event.preventDefault(); postComment(); });
 $("comment-body").addEventListener("keydown", (event) => {
   // Keys typed here are text, not the run page's shortcuts (j, k, e, ...).

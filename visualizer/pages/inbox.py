@@ -1,4 +1,5 @@
-"""The user's inbox in a project: items newest first; mark one read, or all."""
+"""The user's inbox in a project: items newest first (its rows again for its script,
+``rows.html``); mark one read, or all."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from django.views.decorators.http import require_http_methods
 from traces import inbox
 
 from .access import member_project
+
+PAGE_ITEMS = 200
 
 
 @login_required
@@ -29,6 +32,14 @@ def inbox_page(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "project": project,
         "section": "inbox",
-        "items": inbox.items_for(request.user, project)[:200],
+        "items": inbox.items_for(request.user, project)[:PAGE_ITEMS],
     }
     return render(request, "visualizer/inbox.html", context)
+
+
+@login_required
+def inbox_rows(request: HttpRequest, slug: str) -> HttpResponse:
+    """The page's rows again, for its script when an item arrives."""
+    project = member_project(request, slug)
+    context = {"project": project, "items": inbox.items_for(request.user, project)[:PAGE_ITEMS]}
+    return render(request, "visualizer/_inbox_rows.html", context)
