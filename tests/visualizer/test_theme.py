@@ -108,3 +108,46 @@ def test_figures_name_their_colours_by_variable_and_leave_the_background_to_the_
             found = VARIABLE.fullmatch(colour)
             assert found, f"{name}: {colour} is not a variable of app.css"
             assert f"--{found.group(1)}" in LIGHT, f"{name}: {colour} is not in app.css"
+
+
+def contrast(foreground: str, background: str) -> float:
+    """WCAG 2 contrast ratio of two ``#rrggbb`` colours."""
+
+    def luminance(colour: str) -> float:
+        def linear(c: float) -> float:
+            return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+        digits = colour[1:] if len(colour) == 7 else "".join(c * 2 for c in colour[1:])
+        r, g, b = (linear(int(digits[i : i + 2], 16) / 255) for i in (0, 2, 4))
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    high, low = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+# Text on the backgrounds the stylesheet puts it on: body text, badges, the diff's
+# added / removed / replaced labels, code, inputs, selected and hovered rows, filled
+# buttons, the review panel's chips, the top bar and the charts' labels.
+TEXT_ON = [
+    ("ink", "bg"), ("ink", "panel"), ("ink-soft", "panel"), ("muted", "panel"), ("muted", "bg"),
+    ("muted", "neutral-soft"), ("faint", "subtle"), ("faint", "panel"), ("accent", "panel"),
+    ("accent", "accent-soft"), ("accent-ink", "accent-soft"), ("ok", "ok-soft"), ("ok", "panel"),
+    ("fail", "fail-soft"), ("fail", "panel"), ("fail", "code-bg"), ("run", "run-soft"),
+    ("run", "panel"), ("warn", "panel"), ("regress", "regress-soft"), ("ink", "code-bg"),
+    ("ink", "input-bg"), ("ink", "hover"), ("ink", "accent-soft"), ("ink", "info-soft"),
+    ("ink", "fresh"), ("ink", "run-soft"), ("on-accent", "accent-strong"),
+    ("on-accent", "ok-strong"), ("on-accent", "fail-strong"), ("on-accent", "run-strong"),
+    ("topbar-ink", "topbar-bg"), ("topbar-link", "topbar-bg"), ("topbar-muted", "topbar-bg"),
+    ("topbar-brand", "topbar-hover"), ("chart-ink", "panel"), ("chart-label-ink", "panel"),
+    ("chart-count-ink", "panel"),
+]  # fmt: skip
+
+
+def test_text_stays_readable_in_both_themes() -> None:
+    for name, colours in (("light", LIGHT), ("dark", DARK_CHOSEN)):
+        for text, background in TEXT_ON:
+            ratio = contrast(colours[f"--{text}"], colours[f"--{background}"])
+            # WCAG AA for normal text.
+            assert ratio >= 4.5, f"{name}: --{text} on --{background} is {ratio:.2f}:1"
+        # A declared node never visited is faint on purpose, still legible.
+        assert contrast(colours["--chart-unused-text"], colours["--panel"]) >= 3
