@@ -1,7 +1,8 @@
 """Dark mode in a real browser: a system that prefers dark gets dark pages and charts
 (transparent paper on a dark card, light text), the top bar's toggle switches to light,
 redraws the charts in it and keeps the choice across a reload, then dark, then back to
-the system's; the Content-Security-Policy blocks nothing (the ``page`` fixture)."""
+the system's, whose changes it follows; a choice made in another tab is followed too.
+The Content-Security-Policy blocks nothing (the ``page`` fixture)."""
 
 from __future__ import annotations
 
@@ -118,3 +119,17 @@ def test_dark_system_gets_dark_pages_and_charts_and_the_toggle_switches_and_pers
     assert back["theme"] is None
     assert back["stored"] is None
     assert luminance(back["body"]) < 0.02
+
+    # Following the system: its change redraws the page and the charts.
+    page.emulate_media(color_scheme="light")
+    wait_for(lambda: luminance(colours(page)["tick"]) < 0.2, 15, "the timeline redrawn light")
+    assert luminance(colours(page)["body"]) > 0.8
+
+    # A choice made in another tab is followed here.
+    other = page.context.new_page()
+    other.goto(page.url)
+    ready(other)
+    other.click("#theme-toggle")  # system -> light
+    other.click("#theme-toggle")  # light -> dark
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    wait_for(lambda: luminance(colours(page)["tick"]) > 0.4, 15, "the timeline redrawn dark")
