@@ -10,7 +10,8 @@
 
 const KEY = "theme";
 const CHOICES = ["system", "light", "dark"];
-const LABELS = { system: "◐ System", light: "☀ Light", dark: "☾ Dark" };
+const ICONS = { system: "◐", light: "☀", dark: "☾" };
+const NAMES = { system: "System", light: "Light", dark: "Dark" };
 const media = window.matchMedia("(prefers-color-scheme: dark)");
 const root = document.documentElement;
 
@@ -53,7 +54,12 @@ function showChoice() {
   if (!button) return;
   const theme = chosen();
   const next = CHOICES[(CHOICES.indexOf(theme) + 1) % CHOICES.length];
-  button.textContent = LABELS[theme];
+  // The symbol is decoration: a screen reader says "Theme: System" (Light, Dark).
+  const icon = document.createElement("span");
+  icon.setAttribute("aria-hidden", "true");
+  icon.textContent = `${ICONS[theme]} `;
+  button.replaceChildren(icon, NAMES[theme]);
+  button.setAttribute("aria-label", `Theme: ${NAMES[theme]}`);
   button.dataset.choice = theme;
   button.title = `Theme: ${theme}${theme === "system" ? ` (${isDark() ? "dark" : "light"})` : ""}. Click for ${next}.`;
 }
