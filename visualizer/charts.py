@@ -9,11 +9,12 @@ from typing import Any
 
 from traces.graph_schema import SchemaReading
 
+from . import palette
 from .graph_chart import graph_figure
 from .timeline import escape, timeline_figure
 
-TIME_COLOR = "#4263eb"
-TOKEN_COLOR = "#f08c00"
+TIME_COLOR = palette.TIME
+TOKEN_COLOR = palette.TOKENS
 
 
 def _percent(part: float, whole: float) -> str:
@@ -68,7 +69,6 @@ def breakdown_figure(steps: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "rangemode": "tozero",
             "automargin": True,
             "zeroline": False,
-            "gridcolor": "#eef0f3",
             "fixedrange": True,
         }
 
@@ -95,8 +95,8 @@ def breakdown_figure(steps: Sequence[dict[str, Any]]) -> dict[str, Any]:
             },
             "bargap": 0.3,
             "showlegend": False,
-            "plot_bgcolor": "#fff",
-            "paper_bgcolor": "#fff",
+            "plot_bgcolor": palette.TRANSPARENT,
+            "paper_bgcolor": palette.TRANSPARENT,
             "font": {"size": 12},
         },
     }

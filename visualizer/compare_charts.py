@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from . import palette
 from .timeline import (
     FAIL_COLOR,
     MAX_TIMELINE_BARS,
@@ -17,7 +18,7 @@ from .timeline import (
     step_offsets,
 )
 
-DIVERGENCE_COLOR = "#e8590c"
+DIVERGENCE_COLOR = palette.WARN
 LANES = ("a", "b")
 
 
@@ -120,7 +121,7 @@ def compare_timeline_figure(
             "yaxis": {"categoryorder": "array", "categoryarray": ["run b", "run a"]},
             "hovermode": "closest",
             "showlegend": False,
-            "plot_bgcolor": "#fff",
-            "paper_bgcolor": "#fff",
+            "plot_bgcolor": palette.TRANSPARENT,
+            "paper_bgcolor": palette.TRANSPARENT,
         },
     }

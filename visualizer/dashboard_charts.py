@@ -15,14 +15,15 @@ from urllib.parse import urlencode
 
 from traces.dashboard import STEP, Bucket, NodeChange, NodeLatency, NodeLoops, Tokens, Window
 
+from . import palette
 from .timeline import escape
 
-OK_COLOR = "#4c6ef5"
-FAIL_COLOR = "#c92a2a"
-RATE_COLOR = "#e67700"
-PERCENTILE_COLORS = {"p50": "#91a7ff", "p95": "#4c6ef5", "p99": "#364fc7"}
-TOKEN_COLOR = "#2b8a3e"
-LOOP_COLOR = "#862e9c"
+OK_COLOR = palette.RUNS
+FAIL_COLOR = palette.FAIL
+RATE_COLOR = palette.RATE
+PERCENTILE_COLORS = palette.PERCENTILES
+TOKEN_COLOR = palette.TOKENS
+LOOP_COLOR = palette.LOOP
 # Bars past this many nodes (graphs) make labels unreadable; the table of slower nodes
 # lists all.
 TOP = 15
@@ -37,16 +38,15 @@ def _layout(y_title: str, empty: bool, **extra: Any) -> dict[str, Any]:
     layout: dict[str, Any] = {
         "height": 260,
         "margin": {"l": 56, "r": 16, "t": 12, "b": 64},
-        "xaxis": {"gridcolor": "#eef0f3", "fixedrange": True, "automargin": True},
+        "xaxis": {"fixedrange": True, "automargin": True},
         "yaxis": {
             "title": {"text": y_title, "font": {"size": 12}},
             "rangemode": "tozero",
-            "gridcolor": "#eef0f3",
             "fixedrange": True,
         },
         "showlegend": False,
-        "plot_bgcolor": "#fff",
-        "paper_bgcolor": "#fff",
+        "plot_bgcolor": palette.TRANSPARENT,
+        "paper_bgcolor": palette.TRANSPARENT,
         "font": {"size": 12},
         "hovermode": "closest",
         **extra,
@@ -64,7 +64,7 @@ def _layout(y_title: str, empty: bool, **extra: Any) -> dict[str, Any]:
                 "x": 0.5,
                 "y": 0.5,
                 "showarrow": False,
-                "font": {"color": "#868e96", "size": 14},
+                "font": {"color": palette.MUTED, "size": 14},
             }
         ]
     return layout
@@ -132,7 +132,7 @@ def runs_figure(buckets: Sequence[Bucket], window: Window, runs_url: str) -> dic
             not any(b.runs for b in buckets),
             barmode="stack",
             bargap=0.1,
-            xaxis={"type": "date", "gridcolor": "#eef0f3", "fixedrange": True},
+            xaxis={"type": "date", "fixedrange": True},
             yaxis2={
                 "title": {"text": "failure rate", "font": {"size": 12}},
                 "overlaying": "y",

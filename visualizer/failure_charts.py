@@ -9,8 +9,10 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-FAIL_COLOR = "#c92a2a"
-REGRESSION_COLOR = "#e67700"
+from . import palette
+
+FAIL_COLOR = palette.FAIL
+REGRESSION_COLOR = palette.RATE
 
 Unit = Literal["hour", "day"]
 STEP: dict[Unit, timedelta] = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -91,11 +93,10 @@ def occurrences_figure(
         "layout": {
             "height": 220,
             "margin": {"l": 44, "r": 16, "t": 18, "b": 36},
-            "xaxis": {"type": "date", "gridcolor": "#eef0f3", "fixedrange": True},
+            "xaxis": {"type": "date", "fixedrange": True},
             "yaxis": {
                 "title": {"text": f"per {unit}", "font": {"size": 12}},
                 "rangemode": "tozero",
-                "gridcolor": "#eef0f3",
                 "fixedrange": True,
                 "tickformat": ",d",
                 # Whole numbers only: a group seen twice has ticks 0, 1, 2, not 0.5.
@@ -105,8 +106,8 @@ def occurrences_figure(
             "annotations": annotations,
             "bargap": 0.1,
             "showlegend": False,
-            "plot_bgcolor": "#fff",
-            "paper_bgcolor": "#fff",
+            "plot_bgcolor": palette.TRANSPARENT,
+            "paper_bgcolor": palette.TRANSPARENT,
             "font": {"size": 12},
         },
     }

@@ -10,18 +10,19 @@ from typing import Any
 
 from traces.graph_schema import END, START, GraphSchema, SchemaReading
 
+from . import palette
 from .timeline import FAIL_COLOR, escape
 
-NODE_FILL = "#e7f5ff"
-NODE_LINE = "#1c7ed6"
-EDGE_COLOR = "#868e96"
+NODE_FILL = palette.NODE_FILL
+NODE_LINE = palette.NODE_LINE
+EDGE_COLOR = palette.EDGE
 # Declared but never visited or taken: drawn, but faint.
-UNUSED_FILL = "#f8f9fa"
-UNUSED_LINE = "#adb5bd"
-UNUSED_TEXT = "#868e96"
+UNUSED_FILL = palette.UNUSED_FILL
+UNUSED_LINE = palette.UNUSED_LINE
+UNUSED_TEXT = palette.UNUSED_TEXT
 # What the run did that the schema does not declare.
-WARN_COLOR = "#e8590c"
-TERMINAL_COLOR = "#495057"
+WARN_COLOR = palette.WARN
+TERMINAL_COLOR = palette.TERMINAL
 
 
 @dataclass
@@ -242,11 +243,11 @@ def _draw(
                 "yref": "y",
                 "text": str(count),
                 "showarrow": False,
-                "bgcolor": "#fff",
+                "bgcolor": palette.COUNT_BG,
                 "borderpad": 1,
                 "font": {
                     "size": 11,
-                    "color": {"taken": "#495057", "unused": UNUSED_TEXT}.get(edge.kind, color),
+                    "color": _COUNT_TEXT.get(edge.kind, color),
                 },
             }
         )
@@ -278,7 +279,7 @@ def _draw(
                 "showarrow": False,
                 "yanchor": "bottom",
                 "yshift": (largest / 2 + 20) if raised else sizes[n] / 2 + 3,
-                "bgcolor": "rgba(255,255,255,0.85)",
+                "bgcolor": palette.LABEL_BG,
                 "font": {"size": 12, "color": _TEXT[kinds[n]]},
             }
         )
@@ -336,7 +337,7 @@ def _draw(
             "yanchor": "top",
             "yref": "container",
             "pad": {"t": 8},
-            "font": {"size": 12, "color": "#495057"},
+            "font": {"size": 12, "color": palette.COUNT_INK},
         }
     if legend:
         layout_extra["legend"] = {
@@ -361,8 +362,8 @@ def _draw(
             "annotations": annotations,
             "showlegend": legend,
             "hovermode": "closest",
-            "plot_bgcolor": "#fff",
-            "paper_bgcolor": "#fff",
+            "plot_bgcolor": palette.TRANSPARENT,
+            "paper_bgcolor": palette.TRANSPARENT,
             **layout_extra,
         },
     }
@@ -376,11 +377,13 @@ _NODE_TRACES = {
     "undeclared": "not in the schema",
 }
 _FILL = {"terminal": TERMINAL_COLOR, "unused": UNUSED_FILL, "visited": NODE_FILL}
-_FILL["undeclared"] = "#fff4e6"
+_FILL["undeclared"] = palette.WARN_FILL
 _LINE = {"terminal": TERMINAL_COLOR, "unused": UNUSED_LINE, "visited": NODE_LINE}
 _LINE["undeclared"] = WARN_COLOR
-_TEXT = {"terminal": TERMINAL_COLOR, "unused": UNUSED_TEXT, "visited": "#212529"}
+_TEXT = {"terminal": TERMINAL_COLOR, "unused": UNUSED_TEXT, "visited": palette.LABEL_INK}
 _TEXT["undeclared"] = WARN_COLOR
+# An edge's count: a warning edge's in its own colour.
+_COUNT_TEXT = {"taken": palette.COUNT_INK, "unused": UNUSED_TEXT}
 
 
 def _label(node: str, kind: str, visits: dict[str, int]) -> str:

@@ -11,9 +11,11 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
-OK_COLOR = "#2b8a3e"
-FAIL_COLOR = "#c92a2a"
-RUNNING_COLOR = "#f59f00"
+from . import palette
+
+OK_COLOR = palette.OK
+FAIL_COLOR = palette.FAIL
+RUNNING_COLOR = palette.RUNNING
 
 # Past this many executions in view the timeline aggregates them (see timeline_figure):
 # Plotly draws each SVG bar (~0.3 ms apiece here, on a busy 2-core machine), and WebGL
@@ -215,8 +217,8 @@ def timeline_figure(
             },
             "hovermode": "closest",
             "showlegend": False,
-            "plot_bgcolor": "#fff",
-            "paper_bgcolor": "#fff",
+            "plot_bgcolor": palette.TRANSPARENT,
+            "paper_bgcolor": palette.TRANSPARENT,
         },
         "window": {
             "from": round(lo, 1),

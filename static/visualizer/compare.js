@@ -9,6 +9,7 @@ import { ApiError, fill, getJSON } from "./http.js";
 import { StepList } from "./steplist.js";
 import { renderPanel } from "./steppanel.js";
 import { number } from "./format.js";
+import { onThemeChange, themed } from "./theme.js";
 
 const $ = (id) => document.getElementById(id);
 const data = JSON.parse($("compare-data").textContent);
@@ -167,7 +168,9 @@ function loadPlotly() {
 async function drawTimeline() {
   const Plotly = await loadPlotly();
   const box = $("compare-timeline");
-  await Plotly.react(box, data.timeline.data, data.timeline.layout, { displayModeBar: false, responsive: true });
+  const draw = () => Plotly.react(box, ...themed(data.timeline.data, data.timeline.layout), { displayModeBar: false, responsive: true });
+  await draw();
+  onThemeChange(draw);
   box.on("plotly_click", (event) => {
     const n = event.points[0]?.customdata;
     if (n != null) select(n);

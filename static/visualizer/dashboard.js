@@ -4,6 +4,7 @@
 import { cell, el } from "./dom.js";
 import { getJSON } from "./http.js";
 import { number } from "./format.js";
+import { onThemeChange, themed } from "./theme.js";
 
 const page = JSON.parse(document.getElementById("dashboard-data").textContent);
 const plotConfig = { displayModeBar: false, responsive: true };
@@ -50,11 +51,19 @@ function renderTotals(data) {
   document.getElementById("stat-range").textContent = `${day(data.window.start)} → ${day(data.window.end)} UTC`;
 }
 
-function render(data) {
+let shown = null;
+
+function drawCharts() {
   for (const [name, id] of Object.entries(CHARTS)) {
-    const figure = data.figures[name];
-    Plotly.react(id, figure.data, figure.layout, plotConfig);
+    const figure = shown.figures[name];
+    Plotly.react(id, ...themed(figure.data, figure.layout), plotConfig);
   }
+}
+onThemeChange(() => { if (shown) drawCharts(); });
+
+function render(data) {
+  shown = data;
+  drawCharts();
   renderSlower(data.slower);
   renderTotals(data);
   document.body.dataset.dashboardStart = data.window.start;
@@ -62,7 +71,7 @@ function render(data) {
 
 for (const id of Object.values(CHARTS)) {
   const chart = document.getElementById(id);
-  Plotly.newPlot(chart, [], {}, plotConfig);
+  Plotly.newPlot(chart, ...themed([], {}), plotConfig);
   chart.on("plotly_click", (event) => {
     const url = event.points[0]?.customdata;
     if (url) window.location.assign(url);

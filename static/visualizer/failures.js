@@ -5,6 +5,7 @@ import { coalesce, liveSocket } from "./live.js";
 import { cell, shortId } from "./dom.js";
 import { api, fetchRows, getJSON } from "./http.js";
 import { timeTitle } from "./format.js";
+import { onThemeChange, themed } from "./theme.js";
 
 const STATUS_LABELS = { new: "New", triaged: "Triaged", resolved: "Resolved", ignored: "Ignored" };
 const relative = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
@@ -140,9 +141,12 @@ function groupPage(data) {
   const plotConfig = { displayModeBar: false, responsive: true };
   let group = data.group;
 
+  let drawn = null;
   function drawChart(figure) {
-    Plotly.react(chart, figure.data, figure.layout, plotConfig);
+    drawn = figure;
+    Plotly.react(chart, ...themed(figure.data, figure.layout), plotConfig);
   }
+  onThemeChange(() => { if (drawn) drawChart(drawn); });
 
   function renderRuns(runs, distinct) {
     const body = document.getElementById("affected-runs");

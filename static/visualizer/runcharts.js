@@ -6,6 +6,7 @@
 import { coalesce } from "./live.js";
 import { getJSON } from "./http.js";
 import { number } from "./format.js";
+import { onThemeChange, themed } from "./theme.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -41,9 +42,9 @@ export function runCharts({ plotly, timelineUrl, selected, offsetSpan, onPick })
     const span = spanOf(selected());
     const shapes = span ? [{
       type: "rect", xref: "x", yref: "paper", x0: span[0], x1: span[1], y0: 0, y1: 1,
-      line: { color: "#3b5bdb", width: 1 }, fillcolor: "rgba(59, 91, 219, 0.12)", layer: "below",
+      line: { color: "var(--chart-mark)", width: 1 }, fillcolor: "var(--chart-mark-fill)", layer: "below",
     }] : [];
-    Plotly.relayout(timeline, { shapes });
+    Plotly.relayout(timeline, { shapes: themed([], { shapes })[1].shapes });
   }
 
   // A node that is running has a bar in the "running" trace; it widens with the clock until
@@ -66,15 +67,17 @@ export function runCharts({ plotly, timelineUrl, selected, offsetSpan, onPick })
   let overview = null;
   let zoomed = null;
 
+  let drawn = null;  // what drawTimeline drew last, drawn again in the other theme
   async function drawTimeline(next, { window: inWindow = false } = {}) {
     const Plotly = await plotly;
+    drawn = [next, { window: inWindow }];
     if (!inWindow) { overview = next.timeline; zoomed = null; }
     const figure = next.timeline;
     // A copy: Plotly writes a zoom into the layout it is given, and the overview is
     // drawn again after a window (with the zoom in it, it stayed zoomed).
     const layout = { ...structuredClone(figure.layout), shapes: [] };
     // Double-click is ours (below): Plotly's own would "reset" to the window last drawn.
-    await Plotly.react(timeline, figure.data, layout, { ...plotConfig, doubleClick: false });
+    await Plotly.react(timeline, ...themed(figure.data, layout), { ...plotConfig, doubleClick: false });
     readSpans(figure);
     mark();
     growRunning(figure);
@@ -103,8 +106,8 @@ export function runCharts({ plotly, timelineUrl, selected, offsetSpan, onPick })
 
   async function drawCharts() {
     const Plotly = await plotly;
-    await Plotly.react($("breakdown"), figures.breakdown.data, figures.breakdown.layout, plotConfig);
-    await Plotly.react($("graph"), figures.graph.data, figures.graph.layout, plotConfig);
+    await Plotly.react($("breakdown"), ...themed(figures.breakdown.data, figures.breakdown.layout), plotConfig);
+    await Plotly.react($("graph"), ...themed(figures.graph.data, figures.graph.layout), plotConfig);
   }
 
   const refresh = coalesce(500, async () => {
@@ -125,6 +128,10 @@ export function runCharts({ plotly, timelineUrl, selected, offsetSpan, onPick })
       if (index != null) onPick(index);
     });
     timeline.on("plotly_relayout", zoom);
+    onThemeChange(async () => {
+      if (drawn) await drawTimeline(...drawn);
+      await drawCharts();
+    });
     // One double-click shows the whole run again: the overview when a window of an
     // aggregated run is drawn, else Plotly's autorange.
     timeline.on("plotly_doubleclick", async () => {

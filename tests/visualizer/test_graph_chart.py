@@ -16,6 +16,7 @@ from traces.ingest import ingest_trace
 from traces.models import Project
 from traces.trace import ExecutionTrace
 from visualizer.graph_chart import UNUSED_LINE, WARN_COLOR, graph_figure
+from visualizer.timeline import FAIL_COLOR
 
 
 def steps(*nodes: str, failed: str | None = None) -> list[dict[str, Any]]:
@@ -111,7 +112,7 @@ def test_a_run_that_starts_elsewhere_or_fails_last_is_said_so_at_start_and_end()
     # The failing writer did not reach the end.
     assert counts(figure, "transitions")["writer", "__end__"] == 0
     [writer_line] = trace(figure, "visited")["marker"]["line"]["color"][-1:]
-    assert writer_line == "#c92a2a"
+    assert writer_line == FAIL_COLOR
 
 
 def test_an_unreadable_schema_falls_back_to_the_observed_graph_and_says_why() -> None:
