@@ -31,6 +31,17 @@ export async function api(method, url, body) {
 
 export const getJSON = (url) => api("GET", url);
 
+// `url`'s JSON with each number that a JS number would say differently (1.0, a 64-bit
+// id) kept as its own text (JSON.rawJSON, which JSON.stringify writes back as it was):
+// for states shown as they were stored (jsontree.js).
+export async function getExactJSON(url) {
+  const text = await getText(url);
+  return JSON.parse(text, (key, value, context) =>
+    typeof value === "number" && context?.source !== undefined && context.source !== String(value)
+      ? JSON.rawJSON(context.source)
+      : value);
+}
+
 // Rows the server rendered with the page's own template (rows.html): the elements, to put
 // in place of or beside the page's rows. Django escaped every trace string in them.
 export async function fetchRows(url) {
