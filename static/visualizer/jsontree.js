@@ -14,6 +14,14 @@ const PAGE = 100; // entries of a container built at a time
 const STRING_CHARS = 300; // a longer string shows this much and "show all"
 const OLD_CHARS = 80; // a replaced value's old value, inline (all of it on hover)
 const AUTO_OPEN_MAX = 200; // the changes that open (with their ancestors) by themselves
+const REMEMBERED = 500; // the paths the reader opened (or closed) that are remembered
+
+// Add `path` to a set of remembered paths, forgetting the oldest past REMEMBERED.
+function remember(paths, path) {
+  paths.delete(path);
+  paths.add(path);
+  if (paths.size > REMEMBERED) paths.delete(paths.values().next().value);
+}
 
 const isRaw = (value) => typeof JSON.isRawJSON === "function" && JSON.isRawJSON(value);
 const isContainer = (value) => value !== null && typeof value === "object" && !isRaw(value);
@@ -153,16 +161,15 @@ export class JsonTree {
     if (item && item.getAttribute("aria-expanded") !== String(open)) this.toggle(item, open, false);
   }
 
+  // `tell`: the reader did it (remembered for the next steps, told to the other side);
+  // a node opened because it holds a change is not remembered.
   toggle(item, open, tell = true) {
     const path = item.dataset.path;
     item.setAttribute("aria-expanded", String(open));
     item.querySelector(":scope > .jt-row > .jt-toggle").textContent = open ? "▾" : "▸";
-    if (open) {
-      this.opened.add(path);
-      this.closed.delete(path);
-    } else {
-      this.opened.delete(path);
-      this.closed.add(path);
+    if (tell) {
+      (open ? this.closed : this.opened).delete(path);
+      remember(open ? this.opened : this.closed, path);
     }
     let children = item.querySelector(":scope > .jt-children");
     if (open && !children) {

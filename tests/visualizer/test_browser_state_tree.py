@@ -188,6 +188,13 @@ def test_before_and_after_side_by_side_open_together(
     node(page, "/config", "before").locator(".jt-toggle").first.click()
     expect(node(page, "/config", "after")).to_have_attribute("aria-expanded", "true")
     expect(row(page, "/config/retries", "after").locator(".jt-val")).to_have_text("2")
+    # What the reader opened stays open on the next step; what opened because it changed
+    # (the added message) does not.
+    page.keyboard.press("j")
+    expect(page.locator("#step-title")).to_contain_text("Step #2")
+    expect(node(page, "/config", "before")).to_have_attribute("aria-expanded", "true")
+    expect(node(page, "/messages/4", "after")).to_have_attribute("aria-expanded", "true")
+    expect(node(page, "/messages/3", "after")).to_have_attribute("aria-expanded", "false")
     # The mode stays after a reload.
     page.reload()
     ready(page)
