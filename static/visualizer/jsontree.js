@@ -260,7 +260,7 @@ export class JsonTree {
     const box = el("div", "jt-children");
     box.setAttribute("role", "group");
     const array = Array.isArray(value);
-    let keys = array ? null : Object.keys(value);
+    const keys = array ? null : Object.keys(value);
     const count = array ? value.length : keys.length;
     const keyAt = array ? (i) => i : (i) => keys[i];
     const { at, inside } = this.index;
@@ -268,8 +268,10 @@ export class JsonTree {
       const child = childPath(path, keyAt(i));
       return at.has(child) || inside.has(child);
     };
+    // Inside what was added or replaced everything is a change: only-changed shows it all.
+    const onlyChanged = this.onlyChanged && !this.withinChange(path);
     let shown;
-    if (this.onlyChanged) {
+    if (onlyChanged) {
       shown = [];
       for (let i = 0; i < count; i++) if (touched(i)) shown.push(i);
     } else {
@@ -284,18 +286,26 @@ export class JsonTree {
     let next = 0;
     const nodes = [];
     for (const i of shown) {
-      if (i > next && !this.onlyChanged) nodes.push(this.gap(next, i, build));
+      if (i > next && !onlyChanged) nodes.push(this.gap(next, i, build));
       nodes.push(build(i));
       next = i + 1;
     }
-    if (next < count && !this.onlyChanged) nodes.push(this.gap(next, count, build));
-    if (this.onlyChanged && count > shown.length) {
+    if (next < count && !onlyChanged) nodes.push(this.gap(next, count, build));
+    if (onlyChanged && count > shown.length) {
       nodes.push(el("div", "jt-gap muted", `${number(count - shown.length)} unchanged ${array ? "items" : "keys"} hidden`));
     }
     if (this.side === "after") for (const change of this.index.removed.get(path) ?? []) nodes.push(this.ghost(change, array));
     box.append(...nodes);
-    keys = null;
     return box;
+  }
+
+  // Whether `path` is, or is inside, a path the diff added or replaced.
+  withinChange(path) {
+    for (let at = path; ; at = parentOf(at)) {
+      const change = this.index.at.get(at);
+      if (change && change.op !== "remove") return true;
+      if (!at) return false;
+    }
   }
 
   // Entries from..to not built yet: a button builds the next page, another all of them.

@@ -155,6 +155,7 @@ def test_the_tree_marks_what_the_step_changed_where_it_is(
     page.locator("#state-only-changed").check()
     expect(node(page, "/count")).to_be_visible()
     expect(node(page, "/messages/2")).to_be_visible()
+    expect(row(page, "/messages/2/type").locator(".jt-val")).to_have_text('"ai"')  # all of it
     expect(node(page, "/big_id")).to_have_count(0)
     expect(node(page, "/messages/0")).to_have_count(0)
     expect(node(page, "/config")).to_have_count(0)
