@@ -81,19 +81,26 @@ class Transcript(TypedDict):
     messages: list[Message]
 
 
+# A message has at least one of these (dashflow_producer.langgraph drops an empty
+# content: an AI message that only calls a tool has no "content").
+BODY = ("content", "tool_calls", "tool_call_id")
+
+
 def _fields(value: Any) -> tuple[str, dict[str, Any]] | None:
     """A message's role and the dict holding its fields, or None if it is not one."""
-    if not isinstance(value, dict) or ("content" not in value and "kwargs" not in value):
+    if not isinstance(value, dict):
         return None
-    role = value.get("role")
-    if isinstance(role, str):
-        return ROLES.get(role, role), value
     kind = value.get("type")
     if kind == "constructor" and isinstance(value.get("kwargs"), dict):
         ids = value.get("id")
         name = ids[-1] if isinstance(ids, list) and ids and isinstance(ids[-1], str) else ""
         role = LANGCHAIN_CLASSES.get(name)
-        return (role, value["kwargs"]) if role and "content" in value["kwargs"] else None
+        return (role, value["kwargs"]) if role else None
+    if not any(key in value for key in BODY):
+        return None
+    role = value.get("role")
+    if isinstance(role, str):
+        return ROLES.get(role, role), value
     if isinstance(kind, str) and kind.lower() in ROLES:
         return ROLES[kind.lower()], value
     return None

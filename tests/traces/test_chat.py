@@ -30,11 +30,8 @@ OPENAI = [
 # Rust Message: both tagged by "type", tool calls with "args".
 LANGCHAIN = [
     {"type": "human", "content": "Weather in Paris?", "id": "m1"},
-    {
-        "type": "ai",
-        "content": "",
-        "tool_calls": [{"name": "lookup", "args": {"city": "Paris"}, "id": "call_1"}],
-    },
+    # The producer drops empty fields: an AI message that only calls a tool has no content.
+    {"type": "ai", "tool_calls": [{"name": "lookup", "args": {"city": "Paris"}, "id": "call_1"}]},
     {"type": "tool", "content": "sunny", "tool_call_id": "call_1", "name": "lookup"},
 ]
 DUMPD = {
@@ -115,6 +112,8 @@ def test_states_without_chat_messages_have_no_transcript(fixtures_dir: Path) -> 
     assert transcript({"messages": []}) is None
     assert transcript({"messages": [{"role": "user", "content": "a"}, {"x": 1}]}) is None
     assert transcript({"notes": ["a"]}) is None
+    # OpenAI's tool definitions are tagged "function" but are not messages.
+    assert transcript({"messages": [{"type": "function", "function": {"name": "f"}}]}) is None
     assert transcript(None) is None
 
 
