@@ -137,8 +137,14 @@ function renderStates() {
   }
   parts.push(trees);
   box.replaceChildren(...parts);
+  // Each box scrolls itself (never the page) to its first change: the first new message,
+  // the first changed node of each tree.
   const first = box.querySelector(".chat-msg.new");
   if (first) first.parentElement.scrollTop = first.offsetTop - first.parentElement.offsetTop - 8;
+  for (const tree of box.querySelectorAll(".jt")) {
+    const changed = tree.querySelector(".jt-added, .jt-replaced, .jt-removed");
+    if (changed && changed.offsetTop + 24 > tree.clientHeight) tree.scrollTop = changed.offsetTop - 48;
+  }
 }
 
 // ---- The chat messages of the state (Python read them: traces/chat.py).
