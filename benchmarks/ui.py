@@ -137,7 +137,7 @@ def generated_trace(nodes: int, execution_id: str) -> dict[str, Any]:
 
 def large_state_trace(execution_id: str, target_bytes: int = 1_000_000) -> dict[str, Any]:
     """Three steps of a chat agent whose state is about ``target_bytes`` of JSON (under
-    the 1 MB gate, STATE_INLINE_MAX_BYTES): some 600 messages of about 1 KB, 300
+    the 1 MB gate, STATE_INLINE_MAX_BYTES): some 750 messages of about 1 KB, 300
     retrieved documents and a few scalars. The middle step adds one message, so its
     tree opens ``/messages`` at the new one; ``/documents`` (the largest unchanged
     node) starts closed."""
@@ -448,7 +448,7 @@ def write_results(
         "action to the next frame after the panel changed: selecting step 1,500 of the "
         f"10,000-node run by its link (`#step=1500`) until its state tree shows; on a run "
         f"whose states are {state_bytes / 1e6:.2f} MB of JSON each "
-        "(`large_state_trace`: about 600 messages and 300 documents), selecting the step "
+        "(`large_state_trace`: about 750 messages and 300 documents), selecting the step "
         "that adds a message until its tree shows (the step's answer holds both states: "
         "fetched, parsed and the tree's first level and changed paths built), opening "
         '`/documents` (the largest node: its first 100 entries are built), and "show all" '
