@@ -14,13 +14,20 @@ sees), then as many times again in one context (a warm cache).
 "Interactive" is what the page itself marks (``static/visualizer/run.js``): the
 ``dashflow:ready`` performance mark, set once the timeline is drawn and the first step is
 shown in the step panel; its ``startTime`` is milliseconds since navigation start. The
-page also marks ``dashflow:charts`` (breakdown and graph drawn too). The table goes to
+page also marks ``dashflow:charts`` (breakdown and graph drawn too).
+
+Then the step panel (issue 13, point 2), measured in the page from the action to the
+next frame after the panel changed: selecting step 1,500 of the 10,000-node run until
+its state tree shows (target 200 ms); on a third run whose states are 1 MB each
+(``large_state_trace``), selecting its step until the tree shows, opening the state's
+largest node (target 300 ms) and "show all" of its entries. The tables go to
 ``benchmarks/results/ui.md`` and to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -52,6 +59,9 @@ DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/dashflow_uibench"
 PASSWORD = "bench-password-1"
 # The issue's targets (issue 4, item 5), in ms from navigation start.
 TARGETS = {"long_loop_2000": 1500.0, "generated_10000": 3000.0}
+# Issue 13's step panel targets, in ms from the action to the next frame.
+STEP_TARGETS = {"select step 1,500": 200.0, "open the largest node": 300.0}
+SELECTED = 1500
 
 
 def log(message: str) -> None:
@@ -125,6 +135,56 @@ def generated_trace(nodes: int, execution_id: str) -> dict[str, Any]:
     }
 
 
+def large_state_trace(execution_id: str, target_bytes: int = 1_000_000) -> dict[str, Any]:
+    """Three steps of a chat agent whose state is about ``target_bytes`` of JSON (under
+    the 1 MB gate, STATE_INLINE_MAX_BYTES): some 750 messages of about 1 KB, 300
+    retrieved documents and a few scalars. The middle step adds one message, so its
+    tree opens ``/messages`` at the new one; ``/documents`` (the largest unchanged
+    node) starts closed."""
+    text = "The quick brown fox jumps over the lazy dog. " * 20  # 900 characters
+    documents = [
+        {"id": f"doc-{i}", "url": f"https://example.org/doc/{i}", "score": i / 300, "text": text}
+        for i in range(300)
+    ]
+    state: dict[str, Any] = {"question": "A very long conversation", "documents": documents}
+    messages: list[dict[str, Any]] = []
+    while len(json.dumps({**state, "messages": messages})) < target_bytes - 2_000:
+        role = "human" if len(messages) % 2 == 0 else "ai"
+        messages.append({"type": role, "content": f"{len(messages)}: {text}"})
+    state["messages"] = messages
+    grown = {**state, "messages": [*messages, {"type": "ai", "content": "Done."}]}
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    steps = [("load", state, state), ("agent", state, grown), ("finish", grown, grown)]
+    return {
+        "thread_id": "bench-thread",
+        "execution_id": execution_id,
+        "nodes_executed": [
+            {
+                "node": node,
+                "duration_ms": 100,
+                "tokens_used": 10,
+                "state_before": before,
+                "state_after": after,
+                "tools_called": [],
+                "success": True,
+                "error_message": None,
+                "index": i,
+                "started_at": (start + timedelta(seconds=i)).isoformat(timespec="milliseconds"),
+                "metadata": {},
+            }
+            for i, (node, before, after) in enumerate(steps)
+        ],
+        "total_duration_ms": 300,
+        "total_tokens": 30,
+        "errors": [],
+        "completed": True,
+        "started_at": start.isoformat(timespec="milliseconds"),
+        "ended_at": (start + timedelta(seconds=3)).isoformat(timespec="milliseconds"),
+        "final_state": grown,
+        "metadata": {"graph_name": "large-state"},
+    }
+
+
 def bench_database(db_url: str, secret: str) -> tuple[dict[str, str], str]:
     """A fresh, migrated database with project ``bench``: the server's environment, and
     an API key of the project (a viewer ``bench`` signs in with ``PASSWORD``)."""
@@ -179,24 +239,86 @@ def load_once(page: Any, url: str) -> dict[str, float]:
     return marks
 
 
-def measure(chromium: Browser, origin: str, path: str, loads: int) -> dict[str, Any]:
-    def sign_in(context: Any) -> Any:
-        page = context.new_page()
-        page.goto(f"{origin}/login/")
-        page.fill("#id_username", "bench")
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{origin}/")
-        return page
+# In the page: run `action` (selecting a step by its link, clicking a button) and time
+# until `done()` holds after a change in the step panel, then until the next frame is
+# drawn. A MutationObserver, not polling, so the figure is not rounded up to a poll.
+TIME_ACTION = """async ([action, index, path]) => {
+  const tree = () => document.querySelector("#step-states .jt");
+  const title = () => document.getElementById("step-title").textContent;
+  const node = () => document.querySelector(`#step-states .jt-node[data-path="${path}"]`);
+  const checks = {
+    select: () => title().startsWith(`Step #${index} ·`) && tree(),
+    open: () => node()?.querySelector(":scope > .jt-children > .jt-node"),
+    all: () => node()?.querySelector(":scope > .jt-children") &&
+      !node().querySelector(":scope > .jt-children > .jt-gap"),
+  };
+  const done = checks[action];
+  const started = performance.now();
+  const shown = new Promise((resolve, reject) => {
+    const observer = new MutationObserver(() => {
+      if (done()) { observer.disconnect(); resolve(performance.now()); }
+    });
+    const fail = () => { observer.disconnect(); reject(new Error(`${action}: not in 30 s`)); };
+    setTimeout(fail, 30000);
+    observer.observe(document.getElementById("step-panel"),
+      { subtree: true, childList: true, characterData: true });
+  });
+  if (action === "select") location.hash = `#step=${index}`;
+  else if (action === "open") node().querySelector(":scope > .jt-row > .jt-toggle").click();
+  else node().querySelector(":scope > .jt-children > .jt-gap button:last-child").click();
+  const at = await shown;
+  await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+  return { shown: at - started, painted: performance.now() - started };
+}"""
 
+
+def sign_in(context: Any, origin: str) -> Any:
+    page = context.new_page()
+    page.goto(f"{origin}/login/")
+    page.fill("#id_username", "bench")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{origin}/")
+    return page
+
+
+def time_action(page: Any, action: str, index: int = 0, path: str = "") -> float:
+    took: dict[str, float] = page.evaluate(TIME_ACTION, [action, index, path])
+    return took["painted"]
+
+
+def measure_steps(
+    chromium: Browser, origin: str, long_path: str, large_path: str, loads: int
+) -> dict[str, list[float]]:
+    """The step panel's figures, each over ``loads`` fresh loads of its page."""
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    page = sign_in(context, origin)
+    out: dict[str, list[float]] = {
+        "select step 1,500": [],
+        "select the 1 MB step": [],
+        "open the largest node": [],
+        "show all of it": [],
+    }
+    for _ in range(loads):
+        load_once(page, origin + long_path)
+        out["select step 1,500"].append(time_action(page, "select", SELECTED))
+        load_once(page, origin + large_path)
+        out["select the 1 MB step"].append(time_action(page, "select", 1))
+        out["open the largest node"].append(time_action(page, "open", path="/documents"))
+        out["show all of it"].append(time_action(page, "all", path="/documents"))
+    context.close()
+    return out
+
+
+def measure(chromium: Browser, origin: str, path: str, loads: int) -> dict[str, Any]:
     cold = []
     for _ in range(loads):
         context = chromium.new_context(viewport={"width": 1360, "height": 900})
-        page = sign_in(context)
+        page = sign_in(context, origin)
         cold.append(load_once(page, origin + path))
         context.close()
     context = chromium.new_context(viewport={"width": 1360, "height": 900})
-    page = sign_in(context)
+    page = sign_in(context, origin)
     load_once(page, origin + path)  # fills the cache
     warm = [load_once(page, origin + path) for _ in range(loads)]
     context.close()
@@ -221,10 +343,13 @@ def main() -> None:
     generated_id = f"generated-{args.nodes}"
     runs = {
         "long_loop_2000": FIXTURE.read_bytes(),
-        f"generated_{args.nodes}": __import__("json")
-        .dumps(generated_trace(args.nodes, generated_id))
-        .encode(),
+        f"generated_{args.nodes}": json.dumps(generated_trace(args.nodes, generated_id)).encode(),
     }
+    large_trace = large_state_trace("large-state")
+    # Its states must stay under the gate, or the panel shows a summary and no tree.
+    state_bytes = len(json.dumps(large_trace["final_state"]))
+    assert state_bytes <= 1024 * 1024, state_bytes
+    large = json.dumps(large_trace).encode()
     results: dict[str, dict[str, Any]] = {}
     with daphne(env) as server, browser() as chromium:
         paths = {}
@@ -247,7 +372,19 @@ def main() -> None:
                 f"{name}: ready {median(results[name]['cold'], 'ready'):.0f} ms cold, "
                 f"{median(results[name]['warm'], 'ready'):.0f} ms warm"
             )
-    write_results(results, args.loads, load)
+        response = server.request(
+            "POST", "/api/v1/traces", large,
+            {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            timeout=300,
+        )  # fmt: skip
+        assert response.status in (200, 201), response.body[:500]
+        large_path = f"/projects/bench/runs/{response.json()['execution_id']}/#step=0"
+        long_path = paths[f"generated_{args.nodes}"]
+        log(f"step panel: step {SELECTED} of {long_path}, the 1 MB state of {large_path}")
+        steps = measure_steps(chromium, server.origin, long_path, large_path, args.loads)
+        for what, samples in steps.items():
+            log(f"{what}: {statistics.median(samples):.0f} ms")
+    write_results(results, steps, state_bytes, args.loads, load)
 
 
 def chromium_version() -> str:
@@ -256,7 +393,11 @@ def chromium_version() -> str:
 
 
 def write_results(
-    results: dict[str, dict[str, Any]], loads: int, load: tuple[float, float, float]
+    results: dict[str, dict[str, Any]],
+    steps: dict[str, list[float]],
+    state_bytes: int,
+    loads: int,
+    load: tuple[float, float, float],
 ) -> None:
     size = PLOTLY.stat().st_size
     import gzip
@@ -301,7 +442,31 @@ def write_results(
         f"({gzipped / 1e6:.2f} MB gzipped; the full `plotly.min.js` is 4.8 MB), built by "
         "`tools/plotly/build.sh` with only the trace types the pages use.",
         "",
+        "## Step panel: the state tree",
+        "",
+        "Measured in the page (1440x900, the page loaded afresh before each sample), from the "
+        "action to the next frame after the panel changed: selecting step 1,500 of the "
+        f"10,000-node run by its link (`#step=1500`) until its state tree shows; on a run "
+        f"whose states are {state_bytes / 1e6:.2f} MB of JSON each "
+        "(`large_state_trace`: about 750 messages and 300 documents), selecting the step "
+        "that adds a message until its tree shows (the step's answer holds both states: "
+        "fetched, parsed and the tree's first level and changed paths built), opening "
+        '`/documents` (the largest node: its first 100 entries are built), and "show all" '
+        "of its 300. "
+        f"Median of {loads}.",
+        "",
+        "| action | ms (median, min to max) | target | pass |",
+        "|---|---:|---:|---|",
     ]
+    for what, samples in steps.items():
+        ms = statistics.median(samples)
+        goal = STEP_TARGETS.get(what)
+        verdict = "" if goal is None else ("yes" if ms <= goal else "NO")
+        lines.append(
+            f"| {what} | **{ms:.0f}** ({min(samples):.0f} to {max(samples):.0f}) | "
+            f"{'' if goal is None else f'≤ {goal:.0f}'} | {verdict} |"
+        )
+    lines.append("")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text("\n".join(lines))
     print("\n".join(lines))

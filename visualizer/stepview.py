@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from django.conf import settings
 
+from traces.chat import transcript
 from traces.diffview import path_history, state_summary, summarize
 from traces.jsondiff import collapse, diff
 from traces.models import Run, Step
@@ -23,8 +24,9 @@ VALUE_FULL_BUDGET = 200_000
 
 
 def state_view(value: Any) -> dict[str, Any]:
-    """A state as the panel shows it: pretty JSON text, or only its size when it is over
-    STATE_INLINE_MAX_BYTES (the page then offers the download link)."""
+    """A state as the panel shows it: the value itself, which the page draws as a tree
+    (``static/visualizer/jsontree.js``), or only its size and largest entries when it
+    is over STATE_INLINE_MAX_BYTES (the page then offers the download link)."""
     raw = msgspec.json.encode(value)
     if len(raw) > settings.STATE_INLINE_MAX_BYTES:
         return {
@@ -33,8 +35,12 @@ def state_view(value: Any) -> dict[str, Any]:
             "bytes": len(raw),
             "summary": state_summary(value),
         }
-    text = msgspec.json.format(raw, indent=2).decode()
-    return {"present": value is not None, "too_large": False, "bytes": len(raw), "text": text}
+    return {"present": value is not None, "too_large": False, "bytes": len(raw), "value": value}
+
+
+def state_text(value: Any) -> str:
+    """A state as indented JSON text, key order as stored (the failure group page)."""
+    return msgspec.json.format(msgspec.json.encode(value), indent=2).decode()
 
 
 def _shown(value: Any, budget: list[int]) -> dict[str, Any]:
@@ -82,6 +88,8 @@ def diff_view(before: Any, after: Any, both: bool) -> dict[str, Any]:
         "state_before": state_view(before),
         "state_after": state_view(after),
         "has_both_states": both,
+        # The chat messages of the state the step left (else the one it received).
+        "transcript": transcript(after, changes) if after is not None else transcript(before),
         "summary": summarize(changes),
         "changes": [
             {

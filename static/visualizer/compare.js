@@ -5,7 +5,7 @@
 // into 10,000+ rows: the page data lists them as columns and the list is the run page's
 // virtualized one (steplist.js), so only the rows in view are in the DOM.
 import { el } from "./dom.js";
-import { ApiError, fill, getJSON } from "./http.js";
+import { ApiError, fill, getExactJSON } from "./http.js";
 import { StepList } from "./steplist.js";
 import { renderPanel } from "./steppanel.js";
 import { number } from "./format.js";
@@ -130,7 +130,7 @@ async function select(n, { scroll = true } = {}) {
   const mine = ++asked;
   let view;
   try {
-    view = await getJSON(pairUrl(row));
+    view = await getExactJSON(pairUrl(row));
   } catch (error) {
     if (mine !== asked) return;
     note.hidden = false;
@@ -138,7 +138,7 @@ async function select(n, { scroll = true } = {}) {
     return;
   }
   if (mine !== asked) return;
-  renderPanel(view);
+  renderPanel(view, { labels: { before: "Run a", after: "Run b" } });
   $("step-title").textContent = `Row ${n + 1} · ${row.node} #${row.occurrence} · state ${view.at}`;
   $("step-meta").textContent = side(view.step, "a");
   $("pair-meta").textContent = side(view.step_b, "b");

@@ -10,7 +10,7 @@
 import { coalesce, liveSocket } from "./live.js";
 import { copyText, el } from "./dom.js";
 import { runCharts } from "./runcharts.js";
-import { fill, getJSON, getText } from "./http.js";
+import { fill, getExactJSON, getJSON, getText } from "./http.js";
 import { StepList } from "./steplist.js";
 import { renderPanel } from "./steppanel.js";
 import { duration, number } from "./format.js";
@@ -27,7 +27,7 @@ const plotly = new Promise((resolve, reject) => {
 });
 
 function fetchStep(index) {
-  return getJSON(fill(data.step_url, { index })).catch(() => null);
+  return getExactJSON(fill(data.step_url, { index })).catch(() => null);
 }
 
 // The step the page opens on (the link's, else the first) is asked for before the list is

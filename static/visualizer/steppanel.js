@@ -1,7 +1,10 @@
-// The step panel: one node execution, what it changed (Python computed the diff), and its
-// states before and after. This module only places what the step endpoint returned.
+// The step panel: one node execution, what it changed (Python computed the diff), its
+// chat messages (Python read them) and its states before and after as trees
+// (jsontree.js), the changes marked in place or the two side by side. This module only
+// places what the step endpoint returned.
 import { el } from "./dom.js";
 import { number } from "./format.js";
+import { JsonTree } from "./jsontree.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -36,30 +39,177 @@ function bytes(n) {
   return `${n} bytes`;
 }
 
-// A state as text, or, above the size gate, a summary of it and a download link.
-function showState(box, view, download) {
-  if (!view.present) {
-    box.replaceChildren(el("p", "muted", "(no state recorded)"));
-  } else if (!view.too_large) {
-    box.replaceChildren(el("pre", null, view.text));
+// A state over the size gate: a summary of it and a download link.
+function tooLarge(view, download) {
+  const s = view.summary;
+  const what = s.length == null ? s.type : `${s.type} with ${number(s.length)} ${s.type === "array" ? "items" : "keys"}`;
+  const link = el("a", null, "download the step as JSON");
+  link.href = download;
+  const note = el("p", "too-large", `${bytes(view.bytes)} ${what}: too large to show here (the limit is STATE_INLINE_MAX_BYTES); `, link);
+  const table = el("table", "state-summary");
+  for (const entry of s.entries) {
+    const tr = document.createElement("tr");
+    tr.append(el("td", null, null, el("code", null, entry.key)), el("td", "muted", entry.type), el("td", "num", bytes(entry.bytes)));
+    table.append(tr);
+  }
+  return el("div", "state-large", null, note, ...(s.entries.length ? [el("p", "muted", "Largest entries:"), table] : []));
+}
+
+// ---- The states: a tree with the changes in place, or before | after side by side.
+
+// The reader's choices, kept across steps and visits.
+const PREFS_KEY = "dashflow:state-view";
+const prefs = { mode: "inline", onlyChanged: false, wrap: true };
+try {
+  Object.assign(prefs, JSON.parse(localStorage.getItem(PREFS_KEY) || "{}"));
+} catch {
+  // a value another version wrote: the defaults
+}
+// The paths the reader opened or closed stay so from step to step (j / k keep the view).
+const opened = new Set();
+const closed = new Set();
+let shownView = null;
+let shownOptions = {};
+
+function savePrefs() {
+  try { localStorage.setItem(PREFS_KEY, JSON.stringify(prefs)); } catch { /* private mode */ }
+}
+
+function stateBox(state, download, { changes, side, label, onWatch, onToggle }) {
+  if (!state.present) return { element: el("p", "muted", "(no state recorded)") };
+  if (state.too_large) return { element: tooLarge(state, download) };
+  return new JsonTree(state.value, { changes, side, label, onWatch, onToggle, opened, closed, onlyChanged: prefs.onlyChanged });
+}
+
+function toolbar() {
+  const modes = el("span", "seg");
+  modes.setAttribute("role", "group");
+  modes.setAttribute("aria-label", "How to show the states");
+  for (const [mode, label, title] of [
+    ["inline", "Changes in place", "One tree, the changes marked where they are"],
+    ["split", "Before | after", "The state before and the state after, side by side"],
+  ]) {
+    const button = el("button", "nav", label);
+    button.type = "button";
+    button.dataset.mode = mode;
+    button.title = title;
+    button.setAttribute("aria-pressed", String(prefs.mode === mode));
+    button.addEventListener("click", () => { prefs.mode = mode; savePrefs(); renderStates(); });
+    modes.append(button);
+  }
+  const check = (id, label, key) => {
+    const box = el("input");
+    box.type = "checkbox";
+    box.id = id;
+    box.checked = prefs[key];
+    box.addEventListener("change", () => { prefs[key] = box.checked; savePrefs(); renderStates(); });
+    return el("label", "check", null, box, ` ${label}`);
+  };
+  return el("div", "state-bar", null, el("h3", null, "State"), modes,
+    check("state-only-changed", "only changed", "onlyChanged"), check("state-wrap", "wrap long strings", "wrap"));
+}
+
+function renderStates() {
+  const box = $("step-states");
+  if (!box || !shownView) return;
+  const view = shownView;
+  const { onWatch, labels = {} } = shownOptions;
+  const changes = view.has_both_states ? view.changes : [];
+  const parts = [toolbar()];
+  if (view.transcript) parts.push(transcript(view.transcript));
+  const trees = el("div", `state-trees mode-${prefs.mode}${prefs.wrap ? " wrap" : ""}`);
+  if (prefs.mode === "split") {
+    const sides = {};
+    const column = (side, title) => {
+      const state = side === "before" ? view.state_before : view.state_after;
+      const onToggle = (path, open) => sides[side === "before" ? "after" : "before"]?.setOpen?.(path, open);
+      sides[side] = stateBox(state, view.download_url, { changes, side, label: title, onWatch, onToggle });
+      return el("div", `state-side ${side}`, null, el("h4", null, title), sides[side].element);
+    };
+    trees.append(column("before", labels.before ?? "Before"), column("after", labels.after ?? "After"));
   } else {
-    const s = view.summary;
-    const what = s.length == null ? s.type : `${s.type} with ${number(s.length)} ${s.type === "array" ? "items" : "keys"}`;
-    const link = el("a", null, "download the step as JSON");
-    link.href = download;
-    const note = el("p", "too-large", `${bytes(view.bytes)} ${what}: too large to show here (the limit is STATE_INLINE_MAX_BYTES); `, link);
-    const table = el("table", "state-summary");
-    for (const entry of s.entries) {
-      const tr = document.createElement("tr");
-      tr.append(el("td", null, null, el("code", null, entry.key)), el("td", "muted", entry.type), el("td", "num", bytes(entry.bytes)));
-      table.append(tr);
-    }
-    box.replaceChildren(note, ...(s.entries.length ? [el("p", "muted", "Largest entries:"), table] : []));
+    // The state the step left, the changes marked in it; the one it received if none.
+    const after = view.state_after.present || !view.state_before.present;
+    const state = after ? view.state_after : view.state_before;
+    const title = after ? (labels.after ?? "After") : (labels.before ?? "Before (no state after)");
+    trees.append(el("h4", null, title),
+      stateBox(state, view.download_url, { changes, side: after ? "after" : "before", label: title, onWatch }).element);
+  }
+  parts.push(trees);
+  box.replaceChildren(...parts);
+  // Each box scrolls itself (never the page) to its first change: the first new message,
+  // the first changed node of each tree.
+  const first = box.querySelector(".chat-msg.new");
+  if (first) first.parentElement.scrollTop = first.offsetTop - first.parentElement.offsetTop - 8;
+  for (const tree of box.querySelectorAll(".jt")) {
+    const changed = tree.querySelector(".jt-added, .jt-replaced, .jt-removed");
+    if (changed && changed.offsetTop + 24 > tree.clientHeight) tree.scrollTop = changed.offsetTop - 48;
   }
 }
 
-// `onWatch` (optional): a "watch" button on each change calls it with the change's path.
-export function renderPanel(view, { onWatch } = {}) {
+// ---- The chat messages of the state (Python read them: traces/chat.py).
+
+const CHAT_SHOWN = 20;
+
+function message(m) {
+  const li = el("li", `chat-msg role-${m.role}${m.new ? " new" : ""}${m.changed ? " changed" : ""}`);
+  li.dataset.index = m.index;
+  const head = el("div", "chat-head", null, el("span", "chat-role", m.role));
+  if (m.name) head.append(el("span", "chat-name", `· ${m.name}`));
+  if (m.tool_call_id) head.append(el("span", "muted", ` result of ${m.tool_call_id}`));
+  if (m.new) head.append(el("span", "jt-badge add", "new"));
+  else if (m.changed) head.append(el("span", "jt-badge replace", "edited"));
+  head.append(el("span", "chat-index muted", `#${m.index}`));
+  li.append(head);
+  if (m.text.text) {
+    const text = el("div", "chat-text", m.text.text);
+    li.append(text);
+    if (m.text.truncated) {
+      const more = el("button", "jt-more", m.full == null ? `${number(m.text.length)} chars: see the tree` : `show all ${number(m.text.length)} chars`);
+      more.type = "button";
+      more.disabled = m.full == null;
+      let open = false;
+      more.addEventListener("click", () => {
+        open = !open;
+        text.textContent = open ? m.full : m.text.text;
+        more.textContent = open ? "show less" : `show all ${number(m.text.length)} chars`;
+      });
+      li.append(more);
+    }
+  }
+  for (const call of m.tool_calls) {
+    li.append(el("div", "chat-call", null, el("span", "chat-tool", `→ ${call.name}`), el("code", null, `(${call.arguments})`),
+      ...(call.id ? [el("span", "muted", ` ${call.id}`)] : [])));
+  }
+  return li;
+}
+
+function transcript(t) {
+  const fresh = t.messages.filter((m) => m.new).length;
+  const head = el("h4", null, `Messages · ${number(t.total)}` + (fresh ? ` · ${number(fresh)} new` : ""));
+  const list = el("ol", "chat-list");
+  // The latest messages and the new ones; a button shows the earlier ones sent.
+  const firstNew = t.messages.findIndex((m) => m.new || m.changed);
+  const from = Math.max(0, Math.min(t.messages.length - CHAT_SHOWN, firstNew < 0 ? Infinity : firstNew - 2));
+  const items = t.messages.slice(from).map(message);
+  if (from > 0) {
+    const earlier = el("button", "jt-more", `show ${number(from)} earlier messages`);
+    earlier.type = "button";
+    earlier.addEventListener("click", () => earlier.replaceWith(...t.messages.slice(0, from).map(message)));
+    items.unshift(el("li", "chat-earlier", null, earlier));
+  }
+  if (t.messages.length && t.messages[0].index > 0) {
+    items.unshift(el("li", "chat-earlier muted", `${number(t.messages[0].index)} earlier messages are in the tree at ${t.path || "/"}`));
+  }
+  list.append(...items);
+  const section = el("section", "chat", null, head, list);
+  section.setAttribute("aria-label", "Chat messages");
+  return section;
+}
+
+// `onWatch` (optional): a "watch" button on each change and on each node of the state
+// tree calls it with the path. `labels` ({before, after}) name the two states.
+export function renderPanel(view, { onWatch, labels } = {}) {
   const step = view.step;
   $("step-hint").hidden = true;
   $("step-body").hidden = false;
@@ -100,7 +250,8 @@ export function renderPanel(view, { onWatch } = {}) {
   if (view.has_both_states) none.textContent = "This step changed nothing in the state.";
   else if (view.state_before.present) none.textContent = "No state after: the node ended without writing one.";
   else none.textContent = "No states were recorded for this step.";
-  showState($("state-before"), view.state_before, view.download_url);
-  showState($("state-after"), view.state_after, view.download_url);
+  shownView = view;
+  shownOptions = { onWatch, labels };
+  renderStates();
   $("step-download").href = view.download_url;
 }

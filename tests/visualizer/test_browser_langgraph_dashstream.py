@@ -70,6 +70,13 @@ def test_a_langgraph_run_grows_on_the_run_page_and_shows_its_diffs(
     expect(page.locator("#step-title")).to_contain_text("tools")
     expect(page.locator("#step-diff tr[data-path='/messages/2']")).to_contain_text("sunny in Paris")
     expect(page.locator("#step-meta")).to_contain_text(TOOL)
+    # Its messages (LangChain's, as the producer sent them) read as a chat: the agent's
+    # call to the tool, then the tool's answer, new in this step.
+    chat = page.locator("#step-states .chat")
+    expect(chat.locator(".chat-msg .chat-role")).to_have_text(["user", "assistant", "tool"])
+    expect(chat.locator(".chat-msg").nth(1).locator(".chat-call")).to_contain_text(f"→ {TOOL}")
+    expect(chat.locator(".chat-msg.new")).to_have_count(1)
+    expect(chat.locator(".chat-msg.new .chat-text")).to_contain_text("sunny in Paris")
     # plan and recall ran in one superstep: each step says so.
     page.locator("#steps tr").nth(1).click()
     expect(page.locator("#step-title")).to_contain_text("recall")

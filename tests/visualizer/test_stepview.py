@@ -35,7 +35,7 @@ def test_a_step_shows_what_it_changed_as_json_pointer_paths(failure_run: Run) ->
     iteration = view["changes"][1]
     assert (iteration["before"]["text"], iteration["after"]["text"]) == ("0", "1")
     assert view["summary"]["keys"] == ["messages", "iteration"]
-    assert '"question": "Summarise the 2025 Kafka release notes"' in view["state_after"]["text"]
+    assert view["state_after"]["value"]["question"] == "Summarise the 2025 Kafka release notes"
 
 
 def test_a_failed_step_without_a_state_after_has_no_diff(failure_run: Run) -> None:
@@ -54,7 +54,7 @@ def test_a_state_over_the_size_gate_is_shown_as_its_size(failure_run: Run, setti
     view = step_view(failure_run, failure_run.steps.get(index=3))
 
     assert view["state_before"]["too_large"] is True
-    assert "text" not in view["state_before"]
+    assert "value" not in view["state_before"]
     assert view["state_before"]["bytes"] > 100
     assert view["download_url"].endswith(f"/runs/{FAILURE}/steps/3?project=acme&download=1")
     # The diff is still computed from the whole states.
@@ -173,3 +173,19 @@ def test_the_run_page_embeds_steps_as_columns_without_states(failure_run: Run, m
     assert "state_before" not in data["steps"]
     assert "metadata" not in data["steps"]
     assert data["errors"][0]["execution_index"] == 4
+
+
+def test_a_step_carries_its_states_chat_messages_with_the_new_ones_marked(
+    failure_run: Run,
+) -> None:
+    view = step_view(failure_run, failure_run.steps.get(index=3))
+
+    messages = view["transcript"]["messages"]
+    assert [(m["index"], m["role"], m["new"]) for m in messages] == [
+        (0, "user", False),
+        (1, "assistant", False),
+        (2, "assistant", True),
+    ]
+    # A failed step without a state after: the messages of the state it received.
+    failed = step_view(failure_run, failure_run.steps.get(index=4))["transcript"]
+    assert [m["new"] for m in failed["messages"]] == [False, False, False]

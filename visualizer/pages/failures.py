@@ -39,7 +39,7 @@ from ..failure_charts import (
     occurrences_figure,
 )
 from ..routing import project_socket_path
-from ..stepview import VALUE_PREVIEW_CHARS, step_view
+from ..stepview import VALUE_PREVIEW_CHARS, state_text, step_view
 from .access import member_project
 
 # The list's tabs: "open" (new and triaged, the default, as Sentry's "unresolved"), each
@@ -264,6 +264,10 @@ def failing_step(group: FailureGroup) -> dict[str, Any] | None:
     if step is None:
         return None
     view = step_view(failure.run, step)
+    before = view["state_before"]
+    if before.get("value") is not None:
+        # This page shows the state it received as text, not the run page's tree.
+        before["text"] = state_text(before["value"])
     view["execution_id"] = failure.run.execution_id
     link = reverse("visualizer:run", args=[group.project.slug, failure.run.execution_id])
     view["url"] = f"{link}#step={step.index}"
