@@ -30,14 +30,16 @@ function fetchStep(index) {
   return getJSON(fill(data.step_url, { index })).catch(() => null);
 }
 
-// The step a run opens on without a link: a failed run's first failed step (else the step
-// of its first error), any other run's first step.
+// The step a run opens on without a link, the rule links to it follow too
+// (traces/error_steps.py failing_steps): a failed run's first error's step when the
+// producer named it, else its first failed step; any other run's first step.
 function openingStep() {
   const { index, success } = data.steps;
+  const named = data.errors[0]?.execution_index;
+  if (named != null && index.includes(named)) return named;
   const failed = success.indexOf(false);
   if (failed >= 0) return index[failed];
-  const errorStep = data.errors.find((e) => e.step_index != null)?.step_index;
-  return errorStep ?? index[0];
+  return data.errors.find((e) => e.step_index != null)?.step_index ?? index[0];
 }
 
 // The step the page opens on (the link's, else the opening one) is asked for before the
