@@ -161,3 +161,53 @@ def test_a_chart_node_bar_or_edge_lists_its_steps(
     # Clearing the search lists every step again.
     page.fill("#step-filter", "")
     expect(page.locator("#steps-count")).to_have_text("5 steps")
+
+
+def test_a_live_run_follows_its_new_steps_and_opens_a_linked_step_when_it_arrives(
+    server: Daphne, page: Page, api_key: str, member: Any
+) -> None:
+    run = "browser-followed-run"
+    seq = iter(range(1, 100))
+
+    def post(kind: str, **data: Any) -> None:
+        event = {"seq": next(seq), "type": kind, "data": data}
+        response = server.request(
+            "POST",
+            f"/api/v1/runs/{run}/events",
+            {"events": [event]},
+            {"Authorization": f"Bearer {api_key}"},
+        )
+        assert response.status == 200, response.body
+
+    def finish(node: str, index: int) -> None:
+        post("node_started", node=node, index=index)
+        post("node_finished", node=node, index=index, duration_ms=10, tokens_used=1)
+
+    post("run_started", metadata={"graph_name": "g"})
+    finish("planner", 0)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    sign_in(page, server, "alice", "pw-alice-123")
+    # A link to a step the run has not reached yet: it says so, then opens it.
+    page.goto(f"{server.origin}/projects/acme/runs/{run}/#step=1")
+    ready(page)
+    missing = page.locator("#step-missing")
+    expect(missing).to_have_text("Step #1 has not run yet: it opens when it finishes.")
+    expect(page.locator("#step-title")).to_have_text("Step #0 · planner")
+    finish("writer", 1)
+    expect(page.locator("#step-title")).to_have_text("Step #1 · writer")
+    expect(missing).to_be_hidden()
+    assert page.evaluate("location.hash") == "#step=1"
+
+    # "follow": each step that finishes is opened, in the panel, without a page scroll.
+    expect(page.locator("#follow-label")).to_be_visible()
+    finish("critic", 2)
+    expect(page.locator("#steps tr")).to_have_count(3)
+    expect(page.locator("#step-title")).to_have_text("Step #1 · writer")
+    page.check("#follow")
+    finish("writer", 3)
+    expect(page.locator("#step-title")).to_have_text("Step #3 · writer")
+    assert_panel_in_view(page)
+
+    post("run_finished", completed=True, total_duration_ms=40, total_tokens=4)
+    expect(page.locator("#run-status")).to_have_text("Completed")
+    expect(page.locator("#follow-label")).to_be_hidden()
