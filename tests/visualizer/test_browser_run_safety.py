@@ -109,11 +109,18 @@ def assert_nothing_injected(page: Page) -> None:
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img[src=x]").count() == 0
     # Only the page's own scripts: the JSON data, run.js, the Plotly it adds, and the
-    # review panel's module, and the navigation's inbox badge.
+    # review panel's module, the navigation's inbox badge and the shared formatter.
     sources = page.evaluate(
         "[...document.scripts].map((s) => s.id || s.src.split('/').pop() || s.text.slice(0, 40))"
     )
-    expected = ["inbox_badge.js", "plotly-dashflow.min.js", "review.js", "run-data", "run.js"]
+    expected = [
+        "format.js",
+        "inbox_badge.js",
+        "plotly-dashflow.min.js",
+        "review.js",
+        "run-data",
+        "run.js",
+    ]
     assert sorted(sources) == expected, sources
     assert page.locator("b", has_text="bold").count() == 0
 
