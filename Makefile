@@ -50,14 +50,28 @@ migrate: setup
 	$(PY) manage.py migrate --noinput
 
 # Serves the app and, beside it, a simulated agent that streams a new run every few
-# seconds, so a new user sees runs arrive live. Ctrl-C stops both.
+# seconds, so a new user sees runs arrive live, and the OTLP/gRPC receiver on
+# OTLP_GRPC_PORT (4317; OTLP/HTTP is Daphne's /v1/traces). Ctrl-C stops them all.
+# SITE_URL (unless set) is the address served: its origin is the one trusted for forms
+# and websockets. The app runs as a user meets it, DEBUG off (the app's own error
+# pages), unless DEBUG=true is given; its SECRET_KEY, unless set, is made once and kept
+# in VAR_DIR/secret_key.
+# The demo's webhook receivers listen on loopback, which webhooks refuse by default.
+run: export ALERT_WEBHOOK_ALLOW_PRIVATE ?= true
 run: migrate
 	$(PY) manage.py seed_demo
 	mkdir -p var
-	@trap 'kill 0' INT TERM EXIT; \
+	@export SITE_URL="$${SITE_URL:-http://$(HOST):$(PORT)}"; \
+	  export DEBUG="$${DEBUG:-false}"; \
+	  export ALLOWED_HOSTS="$${ALLOWED_HOSTS:-127.0.0.1,localhost,[::1],$(HOST)}"; \
+	  key_file="$${VAR_DIR:-var}/secret_key"; mkdir -p "$${VAR_DIR:-var}"; \
+	  [ -s "$$key_file" ] || { $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > "$$key_file"; chmod 600 "$$key_file"; }; \
+	  export SECRET_KEY="$${SECRET_KEY:-$$(cat "$$key_file")}"; \
+	  trap 'kill 0' INT TERM EXIT; \
 	  if [ -n "$$REDIS_URL" ]; then $(VENV)/bin/celery -A dashflow_site worker -B --schedule var/celerybeat-schedule --loglevel INFO > var/celery.log 2>&1 & fi; \
 	  $(PY) manage.py simulate_run --project demo --url http://$(HOST):$(PORT) \
 	    --forever --pause 8 --fail-rate 0.25 --loops 2 > var/simulate_run.log 2>&1 & \
+	  $(PY) manage.py otlp_grpc --host $(HOST) > var/otlp_grpc.log 2>&1 & \
 	  $(VENV)/bin/daphne -b $(HOST) -p $(PORT) dashflow_site.asgi:application
 
 test: setup-dev browser decoder
@@ -79,6 +93,7 @@ bench: setup-dev
 	$(PY) benchmarks/dashboard.py
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/request_cpu.py
+	$(PY) benchmarks/otlp.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -12,16 +12,16 @@ django_http = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
 
+from dashflow_site.origins import OriginCheck  # noqa: E402
 from traces.mcp.http import mcp_app  # noqa: E402
 from visualizer.routing import websocket_urlpatterns  # noqa: E402
 
 # The producers' endpoints: API-key only, JSON in and out, never a browser session.
-PRODUCER_PATHS = re.compile(r"^/api/v1/(?:traces|dashstream|runs/[^/]+/events)$")
+PRODUCER_PATHS = re.compile(r"^(?:/api/v1/(?:traces|dashstream|runs/[^/]+/events)|/v1/traces)$")
 
 
 class ProducerHandler(ASGIHandler):
@@ -63,8 +63,7 @@ application = ProtocolTypeRouter(
         # Static files come from the app itself so one Daphne command serves everything;
         # a deployment behind a CDN or proxy can serve STATIC_ROOT instead.
         "http": http,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        # Only the site's own pages may open a socket (origins.py: host and port).
+        "websocket": OriginCheck(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

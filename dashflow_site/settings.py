@@ -57,6 +57,14 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def url_origin(name: str, raw: str) -> str:
+    """``scheme://host[:port]`` of the URL in variable ``name`` (http or https)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ImproperlyConfigured(f"{name}={raw!r}: expected http(s)://host[:port]")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -65,7 +73,15 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]" if not DEBUG else "*")
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+# Where browsers reach this site: the run links in webhook bodies are absolute, and its
+# origin is trusted for forms and websockets (`make run` sets it from HOST and PORT).
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+# Pages of another origin may neither post forms nor open websockets (which carry the
+# session cookie): the Origin must be the request's own (scheme, host and port, the host in
+# ALLOWED_HOSTS) or one of these (dashflow_site/origins.py, Django's CSRF check).
+CSRF_TRUSTED_ORIGINS = list(
+    dict.fromkeys([url_origin("SITE_URL", SITE_URL), *env_list("CSRF_TRUSTED_ORIGINS", "")])
+)
 
 INSTALLED_APPS = [
     # daphne first: its runserver replaces Django's, so `manage.py runserver` is Daphne.
@@ -293,6 +309,21 @@ WS_MAX_REPLAY = env_int("WS_MAX_REPLAY", 5000, minimum=1)
 # Live events a websocket sends without an ack from the client before it stops relaying
 # and tells the client to resync: the bound on what a stalled client can make us buffer.
 WS_MAX_UNACKED = env_int("WS_MAX_UNACKED", 2000, minimum=1)
+# Seconds between a live page's checks that it missed nothing: pushes are lost while the
+# channel layer (Redis) is down, and a run that ended then would look live until a reload.
+LIVE_CHECK_EVERY = env_int("LIVE_CHECK_EVERY", 15, minimum=1)
+# OpenTelemetry (traces/otlp.py): the spans of a trace wait in the span buffer until its
+# root span ends; a trace with no new span for OTLP_IDLE_TIMEOUT seconds is ended
+# incomplete (and a finished one forgotten). A trace keeps at most OTLP_MAX_TRACE_SPANS
+# spans, a project at most OTLP_MAX_OPEN_TRACES unfinished traces (then 429).
+OTLP_IDLE_TIMEOUT = env_int("OTLP_IDLE_TIMEOUT", 300, minimum=1)
+OTLP_MAX_TRACE_SPANS = env_int("OTLP_MAX_TRACE_SPANS", 10_000, minimum=1)
+OTLP_MAX_OPEN_TRACES = env_int("OTLP_MAX_OPEN_TRACES", 10_000, minimum=1)
+# Threads (and database connections) one export request writes its traces with, side by
+# side (PostgreSQL only; SQLite has one writer).
+OTLP_WORKERS = env_int("OTLP_WORKERS", 4, minimum=1)
+# The OTLP/gRPC receiver (`manage.py otlp_grpc`, run by `make run`).
+OTLP_GRPC_PORT = env_int("OTLP_GRPC_PORT", 4317, minimum=0)
 # Django's own request-body cap must not cut a trace short before our limit answers 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = TRACE_MAX_BODY_BYTES + 1024 * 1024
 
@@ -386,16 +417,22 @@ ALERT_WEBHOOK_MAX_RETRIES = env_int("ALERT_WEBHOOK_MAX_RETRIES", 6)
 ALERT_WEBHOOK_BACKOFF = env_int("ALERT_WEBHOOK_BACKOFF", 10, minimum=1)
 ALERT_WEBHOOK_BACKOFF_MAX = env_int("ALERT_WEBHOOK_BACKOFF_MAX", 3600, minimum=1)
 ALERT_WEBHOOK_TIMEOUT = env_int("ALERT_WEBHOOK_TIMEOUT", 10, minimum=1)
+# Webhooks go to public addresses only unless this is on (traces/egress.py: a URL typed by
+# a project admin must not reach the server's own network); for receivers on loopback or a
+# private network, such as the tests' and the demo's.
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 # A firing keeps at most this many of the runs behind it.
 ALERT_MAX_RUNS = env_int("ALERT_MAX_RUNS", 20, minimum=1)
-# Where this site is reached: the run links in webhook bodies are absolute.
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 # Beat (`celery -A dashflow_site beat`, or `worker -B`) runs the retention sweep hourly;
 # creating an export and opening the exports page also run it, so it holds without beat.
 CELERY_BEAT_SCHEDULE = {
     "delete-expired-exports": {
         "task": "traces.tasks.delete_expired_exports",
         "schedule": 3600.0,
+    },
+    "expire-idle-otlp-traces": {
+        "task": "traces.tasks.expire_idle_otlp_traces",
+        "schedule": 60.0,
     },
     "evaluate-alerts": {
         "task": "traces.tasks.evaluate_alerts",

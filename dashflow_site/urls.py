@@ -7,10 +7,13 @@ from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from traces.api import otlp
 from visualizer.pages.login import ThrottledLoginView
 
 urlpatterns = [
     path("api/v1/", include("traces.api.urls")),
+    # OTLP/HTTP at the path OpenTelemetry exporters use by default (endpoint + /v1/traces).
+    path("v1/traces", otlp.traces, name="otlp-traces"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script from a URL (?script) instead of
     # inline, so the page runs under the same Content-Security-Policy as every other, with

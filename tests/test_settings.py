@@ -62,6 +62,7 @@ def test_service_urls_switch_to_postgres_and_redis() -> None:
         ({"REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL="),
         ({"TRACE_MAX_BODY_BYTES": "lots"}, "TRACE_MAX_BODY_BYTES='lots'"),
         ({"TRACE_MAX_DEPTH": "2"}, "TRACE_MAX_DEPTH='2': must be at least 8"),
+        ({"SITE_URL": "127.0.0.1:8000"}, "SITE_URL='127.0.0.1:8000': expected http(s)://"),
     ],
 )
 def test_bad_value_stops_start_naming_the_variable(env: dict[str, str], named: str) -> None:

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from . import inbox
+from . import egress, inbox
 from .alert_measures import measure, window_start
 from .errors import InputError
 from .fields import iso
@@ -114,9 +113,8 @@ def _apply(rule: AlertRule, body: dict[str, Any]) -> None:
         rule.graph_name = _text(body, "graph_name", 200)
     if "webhook_url" in body:
         url = _text(body, "webhook_url", 2000)
-        parts = urlsplit(url)
-        if url and (parts.scheme not in ("http", "https") or not parts.hostname):
-            raise InputError("webhook_url", "expected an http:// or https:// URL")
+        if url:
+            egress.check(url)  # the scheme, and where the host resolves (SSRF)
         rule.webhook_url = url
     if "enabled" in body:
         rule.enabled = _flag(body, "enabled", True)

@@ -20,6 +20,12 @@ Definitions, the same on both backends:
   snapshot its ``state_before`` was (snapshots are content-addressed, so equal ids are
   equal states). A first visit that changes nothing is not a loop (a pure check node
   does that); a step without a recorded state after is not counted.
+  Over weeks that means reading every step, so a window's whole UTC days are read from
+  the daily rollups instead (``traces/rollups.py``: durations counted in buckets 2% wide),
+  and only its ragged ends from the steps: such percentiles are within 2% of the exact
+  value (``NodeLatency.exact`` is False). A window without a whole day is exact.
+- **Tokens per node** are sums, so the rollups give them exactly: whole days from there,
+  the ragged ends from the steps.
 - **Slower nodes** compare each node's p95 in the window with its p95 in the window of
   the same length just before it (both from one scan of the steps).
 """
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
 from typing import Any, Literal
 
@@ -37,6 +43,7 @@ from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum,
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
+from . import rollups
 from .errors import InputError
 from .filters import parse_run_filter
 from .models import Project, Run, RunStatus, Step
@@ -174,6 +181,7 @@ class NodeLatency:
     p50: float
     p95: float
     p99: float
+    exact: bool = True  # False: merged from duration buckets, within 2% (traces/rollups.py)
 
 
 # PostgreSQL: each node's durations counted per distinct value (a hash aggregate, no sort
@@ -255,13 +263,54 @@ def _latencies(window: Window, split: datetime | None = None) -> dict[bool, list
             )
     found: dict[bool, list[NodeLatency]] = {False: [], True: []}
     for is_now, node, n, values in rows:
-        found[bool(is_now)].append(NodeLatency(node, n, *values))
+        p50, p95, p99 = values
+        found[bool(is_now)].append(NodeLatency(node, n, p50, p95, p99))
     return {key: sorted(nodes, key=lambda n: (-n.p95, n.node)) for key, nodes in found.items()}
 
 
+def whole_days(window: Window) -> tuple[date, date] | None:
+    """The UTC days ``[first, end)`` wholly inside the window, or None if there are none."""
+    first = window.start.astimezone(UTC).date()
+    if datetime.combine(first, time(), UTC) < window.start:
+        first += timedelta(days=1)
+    end = window.end.astimezone(UTC).date()
+    return (first, end) if first < end else None
+
+
+def _ragged_ends(window: Window, days: tuple[date, date]) -> list[Window]:
+    """The parts of ``window`` before and after its whole days ``days`` (none if empty)."""
+    first, end = (datetime.combine(day, time(), UTC) for day in days)
+    parts = [(window.start, first), (end, window.end)]
+    return [Window(window.project, a, b, window.graph_name) for a, b in parts if a < b]
+
+
+def _from_rollups(window: Window, days: tuple[date, date]) -> list[NodeLatency]:
+    """``node_latency`` from the rollups of the window's whole days and the steps of the
+    runs in its parts before and after them (``traces/rollups.py``: within 2%)."""
+    found = rollups.histogram(window.project, *days, window.graph_name)
+    for part in _ragged_ends(window, days):
+        counted = (
+            part.steps()
+            .order_by()
+            .values_list("node", "duration_ms")
+            .annotate(n=Count("*"))
+            .values_list("node", "duration_ms", "n")
+        )
+        rollups.add_durations(found, counted)
+    latencies = []
+    for node, buckets in found.items():
+        n, values = rollups.percentiles(buckets, PERCENTILES)
+        if n:
+            p50, p95, p99 = values
+            latencies.append(NodeLatency(node, n, p50, p95, p99, exact=False))
+    return sorted(latencies, key=lambda n: (-n.p95, n.node))
+
+
 def node_latency(window: Window) -> list[NodeLatency]:
-    """p50, p95 and p99 of each node's step durations, slowest p95 first."""
-    return _latencies(window)[True]
+    """p50, p95 and p99 of each node's step durations, slowest p95 first: exact for a
+    window without a whole UTC day, else merged from the daily rollups (within 2%)."""
+    days = whole_days(window)
+    return _from_rollups(window, days) if days else _latencies(window)[True]
 
 
 @dataclass(frozen=True)
@@ -285,8 +334,18 @@ def _tokens(rows: QuerySet[Any], key: str, column: str) -> list[Tokens]:
 
 
 def node_tokens(window: Window) -> list[Tokens]:
-    """Tokens used per node, most expensive first."""
-    return _tokens(window.steps(), "node", "tokens_used")
+    """Tokens used per node, most expensive first; exact, with a window's whole UTC days
+    read from the daily rollups (``traces/rollups.py``) and only its ends from the steps."""
+    days = whole_days(window)
+    if days is None:
+        return _tokens(window.steps(), "node", "tokens_used")
+    found = rollups.node_tokens(window.project, *days, window.graph_name)
+    for part in _ragged_ends(window, days):
+        for t in _tokens(part.steps(), "node", "tokens_used"):
+            steps, tokens = found.get(t.name, (0, 0))
+            found[t.name] = (steps + t.count, tokens + t.tokens)
+    totals = [Tokens(node, steps, tokens) for node, (steps, tokens) in found.items()]
+    return sorted(totals, key=lambda t: (-t.tokens, t.name))
 
 
 def graph_tokens(window: Window) -> list[Tokens]:
@@ -341,7 +400,9 @@ def slower_nodes(window: Window, now: Sequence[NodeLatency] | None = None) -> li
     """Each node that ran in both the window and the one before it, with its p95 in
     each; the largest rise first (a node that got faster sorts last). ``now`` is the
     window's ``node_latency`` when the caller has it already."""
-    if now is None:
+    if now is None and whole_days(window):
+        current, earlier = node_latency(window), node_latency(window.previous())
+    elif now is None:
         # Both windows in one scan of the steps of [previous start, end).
         both = Window(window.project, window.previous().start, window.end, window.graph_name)
         latencies = _latencies(both, split=window.start)

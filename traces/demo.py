@@ -76,8 +76,10 @@ def research_run(
     fail: bool = False,
     thread_id: str | None = None,
     graph_name: str = "research-agent",
+    slower: dict[str, int] | None = None,
 ) -> ExecutionTrace:
-    """One run of the research agent; with ``fail`` it stops at an error."""
+    """One run of the research agent; with ``fail`` it stops at an error; ``slower`` adds
+    milliseconds to each step of the nodes it names."""
     question = rng.choice(QUESTIONS)
     state: dict[str, Any] = {
         "question": question,
@@ -106,6 +108,7 @@ def research_run(
         duration = {"planner": 350, "retriever": 420, "reader": 850, "critic": 300, "writer": 1200}[
             name
         ] + rng.randrange(-80, 400)
+        duration += (slower or {}).get(name, 0)
         tokens = {"planner": 410, "retriever": 0, "reader": 1200, "critic": 380, "writer": 1600}[
             name
         ] + rng.randrange(0, 300)
@@ -205,13 +208,21 @@ def research_run(
     )
 
 
+# The demo's story for the dashboard: the retriever got slower this week (a new search
+# backend), so "slower than the period before" and a node_p95 alert have something to find.
+SLOWER_THIS_WEEK = {"retriever": 700}
+
+
 def demo_runs(count: int, seed: int = 7, now: datetime | None = None) -> list[ExecutionTrace]:
-    """``count`` runs over the last three days, about one in five failing."""
+    """``count`` runs over the last two weeks (most in the last three days), about one in
+    five failing; the retriever is slower in the last seven days (``SLOWER_THIS_WEEK``)."""
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
     runs = []
     for i in range(count):
-        started = now - timedelta(minutes=rng.randrange(5, 3 * 24 * 60))
+        days = 3 if i % 3 else 14
+        started = now - timedelta(minutes=rng.randrange(5, days * 24 * 60))
+        this_week = now - started < timedelta(days=7)
         runs.append(
             research_run(
                 rng,
@@ -220,6 +231,7 @@ def demo_runs(count: int, seed: int = 7, now: datetime | None = None) -> list[Ex
                 fail=rng.random() < 0.22,
                 thread_id=f"session-{rng.randrange(100, 130)}",
                 graph_name=rng.choice(["research-agent", "research-agent", "support-triage"]),
+                slower=SLOWER_THIS_WEEK if this_week else None,
             )
         )
         del i

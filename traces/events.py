@@ -146,3 +146,10 @@ def inbox_items(project_pk: int, items: list[tuple[int, dict[str, Any], int]]) -
     ]
     if messages:
         transaction.on_commit(lambda: _send(*messages))
+
+
+def inbox_unread(project_pk: int, user_id: int, unread: int) -> None:
+    """After commit: the user's unread count changed without a new item (items marked
+    read), so the badges on their other open pages come down too."""
+    message = {"type": "inbox.unread", "user_id": user_id, "unread": unread}
+    transaction.on_commit(lambda: _send((project_group(project_pk), message)))

@@ -82,7 +82,8 @@ def notify_members(
 
 def mark_read(user: Any, project: Project, ids: Any) -> int:
     """Mark the user's items ``ids`` (a list of ints; None: all of them) read; returns how
-    many changed. Another user's items are not touched."""
+    many changed, and pushes the new unread count to the user's open pages after commit.
+    Another user's items are not touched."""
     items = items_for(user, project).filter(read_at__isnull=True)
     if ids is not None:
         if not isinstance(ids, list) or not all(
@@ -90,4 +91,7 @@ def mark_read(user: Any, project: Project, ids: Any) -> int:
         ):
             raise InputError("ids", "expected a list of inbox item ids")
         items = items.filter(pk__in=ids)
-    return items.update(read_at=timezone.now())
+    changed = items.update(read_at=timezone.now())
+    if changed:
+        events.inbox_unread(project.pk, user.pk, unread_count(user, project))
+    return changed

@@ -7,9 +7,10 @@ Both ways a run arrives go through here, as zulip's ``zerver/actions`` do a writ
 turns DashStream messages into the same two (``traces/dashstream_ingest.py``). Each
 opens one transaction, lets the storage write the rows (``traces/store.py`` maps a
 trace, ``traces/live.py`` applies events; both hold the run's row locked), brings the
-run's failure groups in line (``traces/failures.py``) and queues the websocket pushes,
-which ``traces/events.py`` sends only after commit. Storage
-imports neither failures nor events.
+dashboard's duration rollups in line with the steps written and removed
+(``traces/rollups.py``), brings the run's failure groups in line
+(``traces/failures.py``) and queues the websocket pushes, which ``traces/events.py``
+sends only after commit. Storage imports neither failures nor events.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TypeVar
 
 from django.db import IntegrityError, transaction
 
-from . import events, failures, live, store
+from . import events, failures, live, rollups, store
 from .dashstream_ingest import Intake, StreamRun
 from .models import Project, Run
 from .parsing import ParsedEvent
@@ -41,12 +42,24 @@ def ingest_trace(project: Project, trace: ExecutionTrace) -> tuple[Run, bool]:
     notifies nobody (``store.save_trace`` says what else it does).
     """
 
-    return _atomic_with_retries(lambda: _write_trace(project, trace))
+    return atomic_with_retries(lambda: _write_trace(project, trace))
 
 
 def _write_trace(project: Project, trace: ExecutionTrace) -> tuple[Run, bool]:
     saved = store.save_trace(project, trace)
     if saved.changed:
+        run = saved.run
+        rollups.record(
+            project,
+            [saved.removed] if saved.removed else [],
+            [
+                rollups.RunSteps(
+                    run.started_at,
+                    run.graph_name,
+                    [(n.node, n.duration_ms, n.tokens_used) for n in trace.nodes_executed],
+                )
+            ],
+        )
         failures.record_run(saved.run)
         events.run_changed(saved.run)
     return saved.run, saved.created
@@ -59,13 +72,15 @@ def ingest_events(
     events, which the run's viewers get after commit. A repeated seq is a no-op, so a
     retried batch is harmless (``live.apply_events``)."""
 
-    return _atomic_with_retries(lambda: _write_events(project, execution_id, batch))
+    return atomic_with_retries(lambda: _write_events(project, execution_id, batch))
 
 
 def _write_events(
     project: Project, execution_id: str, batch: list[ParsedEvent]
 ) -> tuple[Run, list[ParsedEvent]]:
-    run, new = live.apply_events(project, execution_id, batch)
+    applied = live.apply_events(project, execution_id, batch)
+    run, new = applied.run, applied.events
+    rollups.record_live(project, run, applied.before, applied.steps)
     failures.record_events(run, new)
     if new:
         events.run_events(run, [e.wire() for e in new])
@@ -96,12 +111,13 @@ def ingest_dashstream(
             _write_trace(project, trace)
         return intake, touched
 
-    return _atomic_with_retries(write)
+    return atomic_with_retries(write)
 
 
-def _atomic_with_retries(write: Callable[[], T]) -> T:
+def atomic_with_retries(write: Callable[[], T]) -> T:
     """``write()`` in a transaction, run again when it loses a race on a unique row.
 
+    Also the transaction of ``traces/otlp.py``, whose span buffer row races the same way.
     A rolled-back pass leaves nothing behind: Django drops the ``on_commit`` callbacks
     queued inside it, so only the pass that commits notifies anyone.
     """

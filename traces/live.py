@@ -11,7 +11,8 @@ layer may lose messages.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import msgspec
 from django.utils import timezone
@@ -43,17 +44,24 @@ EVENT_COLUMNS = ("run_id", "seq", "type", "data", "states", "received_at")
 _json = msgspec.json.Encoder()
 
 
-def apply_events(
-    project: Project, execution_id: str, events: list[ParsedEvent]
-) -> tuple[Run, list[ParsedEvent]]:
+class Applied(NamedTuple):
+    run: Run  # its row locked until the transaction ends
+    events: list[ParsedEvent]  # the new ones
+    before: tuple[datetime, str] | None  # the run's start and graph before (None: new run)
+    steps: list[tuple[str, int, int]]  # node, stored duration, tokens of each step inserted
+
+
+def apply_events(project: Project, execution_id: str, events: list[ParsedEvent]) -> Applied:
     """Store and apply the events not stored yet; returns the run (its row locked until the
-    transaction ends) and the new events. Call it inside a transaction.
+    transaction ends), the new events and what the dashboard's rollups need to know
+    (``Applied``). Call it inside a transaction.
 
     A repeated seq is a no-op, so a retried batch is harmless. Events are applied in seq
     order within the batch; a later batch may fill gaps left by an earlier one.
     """
     now = timezone.now()
     run = Run.objects.lock(project, execution_id)
+    before = None if run is None else (run.started_at, run.graph_name)
     if run is None:
         run = Run.objects.create(
             project=project,
@@ -95,10 +103,10 @@ def apply_events(
     kept = [i for i, e in enumerate(candidates) if e.seq in inserted]
     fresh = [candidates[i] for i in kept]
     if not fresh:
-        return run, []
+        return Applied(run, [], before, [])
     digests = [digests[i] for i in kept]
 
-    changed = _apply(run, fresh, digests, snapshots)
+    changed, steps = _apply(run, fresh, digests, snapshots)
     run.last_seq = max(run.last_seq, fresh[-1].seq)
     # The row is locked (select_for_update), so the count read with it is current.
     run.event_count += len(fresh)
@@ -110,7 +118,7 @@ def apply_events(
     bulk.update_fields(
         run, [*changed, "last_seq", "event_count", "last_event_at", "updated_at", "trace_digest"]
     )
-    return run, fresh
+    return Applied(run, fresh, before, steps)
 
 
 def _apply(
@@ -118,8 +126,9 @@ def _apply(
     events: list[ParsedEvent],
     digests: list[dict[str, str | None]],
     snapshots: Snapshots,
-) -> list[str]:
-    """Apply events to the run's rows; returns the Run fields it changed."""
+) -> tuple[list[str], list[tuple[str, int, int]]]:
+    """Apply events to the run's rows; returns the Run fields it changed and the node and
+    stored duration and tokens of each step it inserted."""
     changed: list[str] = []
     summary = Summary.of_run(run)
     # Steps first: the unique (run, position) constraint says which are new (the same step
@@ -143,6 +152,10 @@ def _apply(
     new_steps = bulk.insert_new_rows(
         Step, STEP_COLUMNS, rows, unique=("run_id", "position"), returning="position"
     )
+    inserted: dict[int, tuple[str, int, int]] = {}  # position -> node, duration, tokens
+    for row in rows:
+        if row[1] in new_steps:
+            inserted.setdefault(row[1], (row[3], row[5], row[6]))  # the first row wins
     error_position = run.error_count
     errors: list[tuple[Any, ...]] = []
     applied: list[Any] = []  # the parts the summary takes, in order
@@ -183,7 +196,7 @@ def _apply(
         bulk.insert_rows(RunError, ERROR_COLUMNS, errors)
     # The run list's free-text search: what these events add.
     summary.search(run.execution_id, applied)
-    return changed + summary.write(run)
+    return changed + summary.write(run), list(inserted.values())
 
 
 _STARTED_FIELDS = [

@@ -387,6 +387,33 @@ class Step(models.Model):
         }
 
 
+class StepRollup(models.Model):
+    """Steps of a project's runs counted per UTC day of the run's start, graph, node and
+    duration bucket, with their total duration and tokens: what the dashboard's percentiles
+    and tokens per node over whole days read instead of the steps. ``traces/rollups.py``
+    keeps it, in the ingest transaction."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # unique_step_rollup leads with it
+    day = models.DateField()
+    graph_name = models.CharField(max_length=200, blank=True)
+    node = models.CharField(max_length=200)
+    bucket = models.PositiveSmallIntegerField()
+    steps = models.BigIntegerField(default=0)
+    duration_ms = models.BigIntegerField(default=0)
+    tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The upsert's conflict target; its order serves the dashboard's range of days.
+            models.UniqueConstraint(
+                fields=["project", "day", "graph_name", "node", "bucket"],
+                name="unique_step_rollup",
+            ),
+        ]
+
+
 class RunError(models.Model):
     """One ``ErrorTrace`` of a run, in the order the trace lists them."""
 
@@ -503,6 +530,40 @@ class DashStreamCursor(models.Model):
             "needs_resync": self.needs_resync,
             "resync_reason": self.resync_reason or None,
         }
+
+
+class SpanBuffer(models.Model):
+    """The spans of one OpenTelemetry trace received so far (``traces/otlp.py``).
+
+    Spans of a trace arrive in any order over several requests, so they wait here until
+    they say what the run is; the run itself is written through the one ingest workflow.
+    ``spans`` is the list of ``traces.spans.Span`` as zstd msgpack. Bounded: at most
+    ``OTLP_MAX_TRACE_SPANS`` spans a trace, ``OTLP_MAX_OPEN_TRACES`` unfinished traces a
+    project, and a row idle for ``OTLP_IDLE_TIMEOUT`` seconds is ended (unfinished) or
+    deleted (finished).
+    """
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # unique_span_buffer (project, trace_id) leads with it
+    trace_id = models.CharField(max_length=32)
+    spans = models.BinaryField()
+    span_count = models.PositiveIntegerField(default=0)
+    # Node executions already sent as live events (a prefix of the run's nodes).
+    emitted = models.PositiveIntegerField(default=0)
+    # The run was stored whole: its root span came, or the idle timeout ended it.
+    finished = models.BooleanField(default=False)
+    last_span_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "trace_id"], name="unique_span_buffer"),
+        ]
+        indexes = [
+            # The idle sweep: the oldest rows first, per project and for all projects.
+            models.Index(fields=["project", "finished", "last_span_at"], name="span_buffer_idle"),
+            models.Index(fields=["last_span_at"], name="span_buffer_age"),
+        ]
 
 
 # --- Team review of failures -------------------------------------------------------------

@@ -98,3 +98,16 @@ def bearer_key(header: str) -> ApiKey | None:
         key.last_used_at = now
         key.save(update_fields=["last_used_at"])
     return key
+
+
+def writing_key_project(header: str, what: str) -> Project:
+    """The project of an ``Authorization`` header's API key when its scope writes: the
+    check of the receivers that take no session (OTLP over HTTP and gRPC). A missing,
+    unknown or revoked key is an ``InputError`` with status 401, a read-only one 403."""
+    key = bearer_key(header)
+    if key is None:
+        raise InputError("Authorization", "expected 'Bearer <API key>'", status=401)
+    refused = write_refused(KeyPrincipal(key), what)
+    if refused is not None:
+        raise InputError("Authorization", refused, status=403)
+    return key.project

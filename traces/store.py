@@ -25,7 +25,7 @@ from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from . import bulk, summary, zstd
+from . import bulk, rollups, summary, zstd
 from .fields import from_db_u64, parse_time, to_db_u64
 from .models import Project, Run, RunError, StateSnapshot, Step, graph_name_of
 from .trace import (
@@ -114,6 +114,7 @@ class Saved(NamedTuple):
     run: Run
     created: bool
     changed: bool  # False: the identical trace was stored already and nothing was written
+    removed: rollups.RunSteps | None = None  # the steps a replaced trace had, as counted
 
 
 def save_trace(project: Project, trace: ExecutionTrace) -> Saved:
@@ -161,13 +162,15 @@ def save_trace(project: Project, trace: ExecutionTrace) -> Saved:
         "updated_at": now,
         **summary.of_trace(trace).as_fields(),
     }
+    removed = None
     if run is None:
         run = Run.objects.create(project=project, execution_id=trace.execution_id, **fields)
     else:
+        before = (run.started_at, run.graph_name)
         for name, value in fields.items():
             setattr(run, name, value)
         run.save(update_fields=list(fields))
-        run.steps.all().delete()
+        removed = rollups.RunSteps(*before, _delete_steps(run))
         run.errors.all().delete()
 
     bulk.insert_rows(
@@ -188,7 +191,19 @@ def save_trace(project: Project, trace: ExecutionTrace) -> Saved:
             for position, (e, d) in enumerate(zip(trace.errors, error_digests, strict=True))
         ),
     )
-    return Saved(run, created=created, changed=True)
+    return Saved(run, created=created, changed=True, removed=removed)
+
+
+def _delete_steps(run: Run) -> list[tuple[str, int, int]]:
+    """Delete the run's steps; returns each one's node, stored duration and tokens (for
+    the rollups), read by the same statement. Nothing references a step by key."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {connection.ops.quote_name(Step._meta.db_table)} WHERE run_id = %s"
+            " RETURNING node, duration_ms, tokens_used",
+            [run.pk],
+        )
+        return [(node, duration, tokens) for node, duration, tokens in cursor.fetchall()]
 
 
 STEP_COLUMNS = [

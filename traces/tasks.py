@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
-from . import alerts, exports, webhooks
+from . import alerts, exports, otlp, webhooks
 from .models import DeliveryStatus
 
 log = logging.getLogger(__name__)
@@ -125,3 +125,10 @@ def queue_webhook(firing_id: int) -> None:
             log.exception("alert firing %s: could not queue its webhook", firing_id)
 
     transaction.on_commit(send)
+
+
+@shared_task(acks_late=True)  # type: ignore[untyped-decorator]
+def expire_idle_otlp_traces() -> int:
+    """Celery beat, every minute: end the OpenTelemetry traces whose root span never came
+    (``traces/otlp.py``); each OTLP request also sweeps its own project."""
+    return otlp.expire_idle()

@@ -4,22 +4,24 @@ The body is signed with the rule's secret: ``X-DashFlow-Signature: sha256=<hex>`
 HMAC-SHA256 of the exact body bytes. ``X-DashFlow-Timestamp`` repeats the body's
 ``sent_at`` (so it is signed too): a receiver can refuse old deliveries. Each attempt is
 logged on the firing (time, HTTP status or error); ``traces/tasks.py`` retries with
-backoff when ``deliver`` raises ``Retryable`` (no connection, a timeout, a 5xx).
+backoff when ``deliver`` raises ``Retryable`` (no connection, a timeout, a 5xx). The
+request itself is ``traces/egress.py``'s: the URL's host resolved and checked again, the
+connection made to the checked address, no redirect followed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from . import egress
 from .alerts import firing_summary
 from .models import AlertFiring, DeliveryStatus
 
@@ -51,17 +53,6 @@ def body_of(firing: AlertFiring, sent_at: str) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    timeout: int = settings.ALERT_WEBHOOK_TIMEOUT
-    # alerts.py accepts http:// and https:// URLs only, so urlopen never opens a file.
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
-
 def _log(firing_id: int, attempt: dict[str, Any], status: str, delivered: bool) -> None:
     with transaction.atomic():
         firing = AlertFiring.objects.select_for_update().get(pk=firing_id)
@@ -91,10 +82,13 @@ def deliver(firing_id: int, last_try: bool) -> str:
     }
     attempt: dict[str, Any] = {"at": sent_at, "status": None, "error": None}
     try:
-        code = _post(firing.rule.webhook_url, body, headers)
+        code = egress.post(firing.rule.webhook_url, body, headers, settings.ALERT_WEBHOOK_TIMEOUT)
         attempt["status"] = code
         retry = code >= 500
-    except (OSError, urllib.error.URLError) as exc:  # refused, unreachable, timed out
+    except egress.Refused as exc:  # checked again at delivery: DNS may answer otherwise now
+        attempt["error"] = f"refused: {exc}"[:300]
+        retry = False
+    except (OSError, http.client.HTTPException) as exc:  # unreachable, timed out, garbled
         attempt["error"] = str(exc)[:300]
         retry = True
     ok = attempt["status"] is not None and 200 <= attempt["status"] < 300

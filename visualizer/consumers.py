@@ -20,6 +20,13 @@ make that buffer grow; instead, past ``WS_MAX_UNACKED`` live events without an a
 consumer stops relaying to it and tells it to resync. Ingestion and other viewers never
 wait for a viewer: publishing only hands a message to the channel layer.
 
+The channel layer may be down (Redis): the pushes of that time are lost, and a run that
+ends then would look live on every open page. So a client asks, every ``LIVE_CHECK_EVERY``
+seconds while its run is live, ``{"type": "sync"}``: the consumer sends what the database
+has above what it sent (or ``run_updated`` if a complete trace replaced the run), which
+needs no layer. A layer that fails as a socket joins its group closes the socket with 1013
+(after the replay, on a run's socket): the client reconnects later and resumes by seq.
+
 The consumers are async, against the house default of sync consumers, for a measured
 reason: a sync consumer relays every (viewer, event) pair through Channels' one shared
 sync thread and back to the event loop, which capped one Daphne process at ~1,500
@@ -30,6 +37,7 @@ already encoded (``traces.events``), so 100 viewers do not encode the same event
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -49,10 +57,14 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_REQUEST = 4400
 CLOSE_RESYNC = 4409
+# The standard "try again later": the channel layer failed as the socket joined its group.
+CLOSE_TRY_AGAIN = 1013
 
 # A replay goes out in frames of this many events (a frame costs the server and the
 # client more than its bytes do).
 REPLAY_FRAME_EVENTS = 50
+
+log = logging.getLogger(__name__)
 
 
 # Database reads: plain functions, run in a worker thread by database_sync_to_async.
@@ -70,6 +82,16 @@ def stored_events(run: Run, after: int, limit: int) -> list[dict[str, Any]]:
 def last_seq(run: Run) -> int:
     run.refresh_from_db(fields=["last_seq"])
     return run.last_seq
+
+
+def replaced_summary(run: Run) -> dict[str, Any] | None:
+    """The run's summary if a complete trace replaced it since ``run`` was read (its
+    ``trace_digest`` changed), else None; ``run`` takes the new digest."""
+    digest = Run.objects.filter(pk=run.pk).values_list("trace_digest", flat=True).first()
+    if digest is None or digest == run.trace_digest:
+        return None
+    run.refresh_from_db()
+    return run.summary()
 
 
 def find_project(user: Any, slug: str) -> Project | None:
@@ -114,13 +136,28 @@ class GroupConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if project is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return None
-        self.group = group_of(project.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        if not await self.subscribe(group_of(project.pk)):
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return None
         return project
+
+    async def subscribe(self, group: str) -> bool:
+        """Join ``group``; False when the channel layer fails (Redis down), logged: the
+        caller closes with 1013 and the client comes back later."""
+        self.group = group
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+        except Exception:  # whatever the layer raises: the socket closes, the client retries
+            log.warning("could not join %s; closing the socket with 1013", group, exc_info=True)
+            return False
+        return True
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            try:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+            except Exception:  # the layer is down: it has forgotten the subscription too
+                log.warning("could not leave %s", self.group, exc_info=True)
 
 
 class RunConsumer(GroupConsumer):
@@ -147,7 +184,6 @@ class RunConsumer(GroupConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.run = run
-        self.group = run_group(run.pk)
         self.watermark = int(after_text)  # every seq up to here was sent (or was before)
         self.ahead: set[int] = set()  # seqs above the watermark already sent
         self.highest = self.watermark  # the highest seq sent
@@ -155,8 +191,12 @@ class RunConsumer(GroupConsumer):
         self.relaying = True
         # Subscribe first, then send from the database: an event committed in between
         # arrives twice at worst, never not at all.
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        subscribed = await self.subscribe(run_group(run.pk))
         await self.catch_up(self.watermark)
+        if not subscribed:
+            # What the database had is sent; without the layer nothing more would come.
+            self.relaying = False
+            await self.close(code=CLOSE_TRY_AGAIN)
 
     async def catch_up(self, after: int) -> None:
         """Send every stored event above ``after``, or tell the client to resync."""
@@ -203,9 +243,21 @@ class RunConsumer(GroupConsumer):
         await self.send_json({"type": "resync", "last_seq": latest})
         await self.close(code=CLOSE_RESYNC)
 
+    async def sync(self) -> None:
+        """The client asks whether it missed anything (pushes are lost while the channel
+        layer is down): what the database has above what this socket sent, or
+        ``run_updated`` if a complete trace replaced the run meanwhile."""
+        replaced = await database_sync_to_async(replaced_summary)(self.run)
+        if replaced is not None:
+            await self.send_json({"type": "run_updated", "run": replaced})
+        else:
+            await self.catch_up(self.watermark)
+
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ack":
             self.unacked = 0
+        elif isinstance(content, dict) and content.get("type") == "sync" and self.relaying:
+            await self.sync()
         elif isinstance(content, dict) and content.get("type") == "ping":
             # Messages are handled one at a time, so this answers after connect() joined the
             # group: a client that fetches on "pong" misses nothing (static/visualizer/review.js).
@@ -255,6 +307,11 @@ class ProjectRunsConsumer(GroupConsumer):
             await self.send_json(
                 {"type": "inbox", "item": message["item"], "unread": message["unread"]}
             )
+
+    async def inbox_unread(self, message: dict[str, Any]) -> None:
+        """The user marked items read (on another page): their badge's new count."""
+        if message["user_id"] == self.scope["user"].pk:
+            await self.send_json({"type": "inbox_unread", "unread": message["unread"]})
 
     async def failure_group(self, message: dict[str, Any]) -> None:
         # A failure group changed (traces/failures.py): the failure pages update in place.

@@ -15,6 +15,8 @@ from urllib.parse import urlencode
 
 from traces.dashboard import STEP, Bucket, NodeChange, NodeLatency, NodeLoops, Tokens, Window
 
+from .timeline import escape
+
 OK_COLOR = "#4c6ef5"
 FAIL_COLOR = "#c92a2a"
 RATE_COLOR = "#e67700"
@@ -152,7 +154,8 @@ def _node_link(runs_url: str, window: Window, node: str) -> str:
 
 def latency_figure(nodes: Sequence[NodeLatency], window: Window, runs_url: str) -> dict[str, Any]:
     """p50, p95 and p99 of each node's durations as grouped bars, the slowest p95 first
-    (the ``TOP`` slowest); a bar links to the runs that ran the node."""
+    (the ``TOP`` slowest); a bar links to the runs that ran the node. A value merged from
+    the daily rollups says so, and its bound (``traces/rollups.py``)."""
     shown = list(nodes[:TOP])
     names = [n.node for n in shown]
     links = [_node_link(runs_url, window, n) for n in names]
@@ -160,11 +163,13 @@ def latency_figure(nodes: Sequence[NodeLatency], window: Window, runs_url: str) 
         {
             "type": "bar",
             "name": name,
-            "x": names,
+            "x": [escape(n) for n in names],
             "y": [round(getattr(n, name), 1) for n in shown],
             "customdata": links,
             "hovertext": [
-                f"{n.node} {name}: {getattr(n, name):,.0f} ms ({n.steps:,} steps)" for n in shown
+                f"{escape(n.node)} {name}: {'' if n.exact else '≈ '}{getattr(n, name):,.0f} ms"
+                f" ({n.steps:,} steps{'' if n.exact else '; from daily buckets, within 2%'})"
+                for n in shown
             ],
             "hoverinfo": "text",
             "marker": {"color": color},
@@ -196,7 +201,7 @@ def tokens_figure(
             {
                 "type": "bar",
                 "name": "tokens",
-                "x": [t.name or "(no graph)" for t in shown],
+                "x": [escape(t.name) or "(no graph)" for t in shown],
                 "y": [t.tokens for t in shown],
                 "customdata": [
                     runs_link(runs_url, {**window.params(), by: t.name})
@@ -205,7 +210,7 @@ def tokens_figure(
                     for t in shown
                 ],
                 "hovertext": [
-                    f"{t.name or '(no graph)'}: {t.tokens:,} tokens, "
+                    f"{escape(t.name) or '(no graph)'}: {t.tokens:,} tokens, "
                     f"{t.tokens / t.count if t.count else 0:,.0f} per {unit} ({t.count:,} {unit}s)"
                     for t in shown
                 ],
@@ -226,11 +231,12 @@ def loops_figure(loops: Sequence[NodeLoops], window: Window, runs_url: str) -> d
             {
                 "type": "bar",
                 "name": "loop steps",
-                "x": [n.node for n in shown],
+                "x": [escape(n.node) for n in shown],
                 "y": [n.steps for n in shown],
                 "customdata": [_node_link(runs_url, window, n.node) for n in shown],
                 "hovertext": [
-                    f"{n.node}: {n.steps:,} re-runs without a state change in {n.runs:,} runs"
+                    f"{escape(n.node)}: {n.steps:,} re-runs without a state change"
+                    f" in {n.runs:,} runs"
                     for n in shown
                 ],
                 "hoverinfo": "text",

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from django.conf import settings
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.urls import reverse
@@ -170,6 +171,8 @@ def run_page_data(run: Run) -> dict[str, Any]:
         # was rendered from; anything newer arrives over the socket (deduplicated by seq).
         "after": run.last_seq,
         "ws_path": run_socket_path(run),
+        # While the run is live the script asks this often whether it missed anything.
+        "live_check_ms": settings.LIVE_CHECK_EVERY * 1000,
     }
 
 

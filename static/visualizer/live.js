@@ -9,18 +9,25 @@
 // onEvent(event) gets each live event ({seq, type, data}) once, in order received;
 // onMessage(message) each message without a seq; onState("open" | "closed", code) the
 // connection's state, "open" at once when it is open already.
+//
+// Pushes are lost while the server's channel layer (Redis) is down, with the socket open
+// or not; a run that ended then would look live until a reload. So onCheck() is called
+// every `checkEvery` ms (the page's live_check_ms) and each time the socket opens again
+// after a close: the page asks the server whether it missed anything (the run page sends
+// {"type": "sync"}, and the server replays from the database; the run list fetches its
+// running rows again).
 
 const sockets = new Map();
 
-export function liveSocket(path, { after = 0, onEvent, onMessage, onState } = {}) {
+export function liveSocket(path, { after = 0, checkEvery = 0, onEvent, onMessage, onState, onCheck } = {}) {
   if (!sockets.has(path)) sockets.set(path, open(path, after));
   const socket = sockets.get(path);
-  socket.listen({ onEvent, onMessage, onState });
+  socket.listen({ onEvent, onMessage, onState, onCheck }, checkEvery);
   return socket;
 }
 
 function open(path, after) {
-  const listeners = { onEvent: [], onMessage: [], onState: [] };
+  const listeners = { onEvent: [], onMessage: [], onState: [], onCheck: [] };
   const emit = (kind, ...args) => listeners[kind].forEach((fn) => fn(...args));
   let lastSeq = after;
   const seen = new Set();
@@ -29,6 +36,8 @@ function open(path, after) {
   let stopped = false;
   let unacked = 0;
   let ackTimer = null;
+  let opened = false;
+  let checkTimer = null;
 
   // Acknowledge what was processed, so the server keeps relaying (it stops after
   // WS_MAX_UNACKED live events without an ack and asks for a resync).
@@ -50,7 +59,12 @@ function open(path, after) {
 
   function connect() {
     socket = new WebSocket(url());
-    socket.onopen = () => { delay = 500; emit("onState", "open"); };
+    socket.onopen = () => {
+      delay = 500;
+      emit("onState", "open");
+      if (opened) emit("onCheck"); // open again: what happened while it was closed?
+      opened = true;
+    };
     socket.onmessage = (message) => {
       const parsed = JSON.parse(message.data);
       // A frame is one message, or an array of events (one ingested batch, or a replay).
@@ -73,6 +87,8 @@ function open(path, after) {
       emit("onState", "closed", event.code);
       // 4400/4401/4403: not allowed; 4409: too far behind, the page reloads instead.
       if (stopped || [4400, 4401, 4403, 4409].includes(event.code)) return;
+      // 1013: the server's channel layer is down (it sent what it had); not before 5 s.
+      if (event.code === 1013) delay = Math.max(delay, 5000);
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 10000);
     };
@@ -82,12 +98,13 @@ function open(path, after) {
   return {
     path,
     send,
-    listen(callbacks) {
+    listen(callbacks, checkEvery = 0) {
       for (const [kind, fn] of Object.entries(callbacks)) if (fn) listeners[kind].push(fn);
+      if (checkEvery > 0 && !checkTimer) checkTimer = setInterval(() => emit("onCheck"), checkEvery);
       // After the caller has its socket in hand (it may send on "open").
       if (socket?.readyState === WebSocket.OPEN) queueMicrotask(() => callbacks.onState?.("open"));
     },
-    close() { stopped = true; socket?.close(); },
+    close() { stopped = true; clearInterval(checkTimer); socket?.close(); },
     get lastSeq() { return lastSeq; },
   };
 }

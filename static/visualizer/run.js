@@ -76,7 +76,7 @@ function addColumns(columns) {
 
 let selected = null;
 let watched = null;
-let finished = data.run.status !== "running";
+let live = data.run.status === "running"; // "● live", "follow" and awaited steps only while it runs
 
 function setHash() {
   const parts = [];
@@ -123,7 +123,7 @@ function missingStep(index) {
   const notice = $("step-missing");
   const last = list.steps[list.steps.length - 1];
   const range = last ? ` (it has ${number(list.steps.length)}: #${list.steps[0].index}–#${last.index})` : "";
-  awaited = finished ? null : index;
+  awaited = live ? index : null;
   notice.textContent = awaited != null
     ? `Step #${index} has not run yet: it opens when it finishes.`
     : `This run has no step #${index}${range}.`;
@@ -273,7 +273,7 @@ function setStatus(status) {
 }
 
 const indicator = $("live-indicator");
-$("follow-label").hidden = finished;
+$("follow-label").hidden = !live;
 let tokens = data.run.total_tokens;
 let errors = data.run.error_count;
 
@@ -312,9 +312,10 @@ function onEvent(event) {
     if (d.total_duration_ms != null) setDuration(d.total_duration_ms);
     if (d.total_tokens != null) setTokens(d.total_tokens);
     if ($("run-status").textContent !== "Failed") setStatus(d.completed ? "completed" : "failed");
-    finished = true;
+    live = false;  // "● live" only while the run runs
     indicator.hidden = true;
     $("follow-label").hidden = true;
+    if (awaited != null) missingStep(awaited); // it will not come now
     charts.refresh();
   }
 }
@@ -438,12 +439,15 @@ Promise.all([charts.start(data), stepShown]).then(async () => {
   document.body.dataset.charts = "true";
 });
 
-// "● live" while the run runs and its socket is open; a finished run is not live.
-liveSocket(data.ws_path, {
+// While the run is live the page asks, every live_check_ms, whether it missed events
+// (live.js): the server sends what the database has beyond what it sent.
+const socket = liveSocket(data.ws_path, {
   after: data.after,
+  checkEvery: data.live_check_ms,
   onEvent,
   onMessage(message) {
     if (message.type === "resync" || message.type === "run_updated") location.reload();
   },
-  onState(state) { indicator.hidden = state !== "open" || finished; },
+  onState(state) { indicator.hidden = state !== "open" || !live; },
+  onCheck() { if (live) socket.send({ type: "sync" }); },
 });

@@ -125,8 +125,21 @@ window.addEventListener("pageshow", () => {
   for (const el of form?.elements ?? []) el.disabled = false;
 });
 
+// Pushes are lost while the channel layer is down (live.js): every live_check_ms, and when
+// the socket opens again, the rows of running runs are fetched again and the newest runs
+// asked for, as if each had changed.
+function check() {
+  if (!follow.checked) return;
+  for (const badge of rows.querySelectorAll("tr[data-execution-id] .badge.running")) {
+    scheduleRow(badge.closest("tr").dataset.executionId);
+  }
+  scheduleCheck();
+}
+
 const indicator = document.getElementById("live-indicator");
 liveSocket(data.ws_path, {
+  checkEvery: data.live_check_ms,
+  onCheck: check,
   onMessage(message) {
     if (message.type === "subscribed") {
       // Subscribed first, then look: anything started since the page rendered shows up.

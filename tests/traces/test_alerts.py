@@ -280,6 +280,13 @@ class Receiver:
 
 
 @pytest.fixture(autouse=True)
+def receivers_on_loopback(settings: Any) -> None:
+    """The receivers here listen on 127.0.0.1, which webhooks refuse by default
+    (``traces/egress.py``; tests/traces/test_egress.py tests that)."""
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = True
+
+
+@pytest.fixture(autouse=True)
 def tasks_in_process() -> Iterator[None]:
     """The evaluation and webhook tasks run in this process, as the embedded defaults run
     them, whether or not REDIS_URL names a broker (no worker listens to it here); the

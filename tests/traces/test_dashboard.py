@@ -48,18 +48,20 @@ def test_a_day_long_window_counts_per_hour(project: Project) -> None:
 
 
 def test_node_percentiles_interpolate_like_percentile_cont(project: Project) -> None:
-    # 1..100 ms over two runs: p50 = 50.5, p95 = 95.05, p99 = 99.01.
-    add_run(project, "a", NOW - timedelta(days=1), timed_steps("search", list(range(1, 51))))
-    add_run(project, "b", NOW - timedelta(days=2), timed_steps("search", list(range(51, 101))))
-    add_run(project, "c", NOW - timedelta(days=2), timed_steps("plan", [7]))
+    # 1..100 ms over two runs: p50 = 50.5, p95 = 95.05, p99 = 99.01. A day's window holds
+    # no whole UTC day, so it reads the steps: exact (traces/test_rollups.py: longer ones).
+    add_run(project, "a", NOW - timedelta(hours=1), timed_steps("search", list(range(1, 51))))
+    add_run(project, "b", NOW - timedelta(hours=2), timed_steps("search", list(range(51, 101))))
+    add_run(project, "c", NOW - timedelta(hours=2), timed_steps("plan", [7]))
 
-    found = {n.node: n for n in dashboard.node_latency(window(project))}
+    found = {n.node: n for n in dashboard.node_latency(window(project, days=1))}
 
     search = found["search"]
     assert search.steps == 100
     assert search.p50 == pytest.approx(50.5)
     assert search.p95 == pytest.approx(95.05)
     assert search.p99 == pytest.approx(99.01)
+    assert search.exact
     assert (found["plan"].p50, found["plan"].p99) == (7.0, 7.0)
     assert [n.node for n in dashboard.node_latency(window(project))] == ["search", "plan"]
 
@@ -185,3 +187,18 @@ def test_a_bad_window_names_the_parameter(
     with pytest.raises(InputError) as refused:
         dashboard.parse_window(project, params, NOW)
     assert refused.value.path == name
+
+
+def test_the_demo_data_shows_the_retriever_got_slower_this_week(project: Project) -> None:
+    from traces.demo import demo_runs
+    from traces.ingest import ingest_trace
+
+    now = datetime.now(UTC)
+    for trace in demo_runs(60, now=now):
+        ingest_trace(project, trace)
+
+    week = dashboard.Window(project, now - timedelta(days=7), now)
+    top = dashboard.slower_nodes(week)[0]
+
+    assert top.node == "retriever"
+    assert top.change_ms > 500

@@ -19,8 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.auth import AuthMiddlewareStack
+from channels.layers import InMemoryChannelLayer
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test import override_settings
 from rest_framework.test import APIClient
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -38,6 +45,7 @@ from tests.servers import (
     with_redis_db,
 )
 from traces.models import Membership, Project, Role, Run, RunEvent, Step
+from visualizer.routing import websocket_urlpatterns
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -579,3 +587,65 @@ def reconnect_like_live_js(
                 raise
             time.sleep(0.5)  # live.js's backoff, not a wait for a condition
     raise AssertionError("unreachable")
+
+
+def test_a_sync_brings_what_the_layer_lost_while_redis_was_down(
+    api_key: str, open_socket: OpenSocket, fixtures_dir: Path
+) -> None:
+    # A private Redis, to kill. The socket outlives it (the layer's receiver retries), but
+    # what is published meanwhile is lost: {"type": "sync"} asks the database instead.
+    trace = load_fixture(fixtures_dir, "research_agent_success")
+    run_id = trace["execution_id"]
+    with redis_server() as redis, daphne(server_env(current_db_url(), redis.url)) as live:
+        post_events(live, api_key, [started(1)], run_id)
+        viewer = open_socket(live, run_path(execution_id=run_id))
+        assert seqs(viewer.receive_events(1)) == [1]
+
+        redis.kill()
+        post_events(live, api_key, [started(2), started(3)], run_id)
+        assert viewer.silent_for(1)  # lost on the way
+        viewer.connection.send(json.dumps({"type": "sync"}))
+        assert seqs(viewer.receive_events(2)) == [2, 3]
+
+        viewer.connection.send(json.dumps({"type": "sync"}))
+        assert viewer.silent_for(1)  # nothing new: nothing sent twice
+        # A complete trace replaces the run; its run_updated is lost too.
+        response = live.request(
+            "POST", "/api/v1/traces", trace, {"Authorization": f"Bearer {api_key}"}
+        )
+        assert response.status == 200, response.body
+        viewer.connection.send(json.dumps({"type": "sync"}))
+        updated = viewer.receive()
+        assert (updated["type"], updated["run"]["status"]) == ("run_updated", "completed")
+
+
+class JoinFails(InMemoryChannelLayer):  # type: ignore[misc]
+    """The in-memory layer, failing as a consumer joins a group, as Redis does when it goes
+    down between a socket's channel and its group."""
+
+    async def group_add(self, group: str, channel: str) -> None:
+        raise ConnectionError("the channel layer is down")
+
+
+@override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.traces.test_live.JoinFails"}})
+def test_a_viewer_that_cannot_join_gets_the_replay_then_1013(api: APIClient, alice: str) -> None:
+    response = api.post(
+        f"/api/v1/runs/{RUN}/events", {"events": [started(1), started(2)]}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    app = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+    cookie = f"{settings.SESSION_COOKIE_NAME}={alice}".encode()
+
+    async def watch() -> tuple[bool, Any, dict[str, Any]]:
+        viewer = WebsocketCommunicator(app, run_path(), headers=[(b"cookie", cookie)])
+        accepted, _ = await viewer.connect(timeout=30)
+        replay = await viewer.receive_json_from(timeout=30)
+        closed: dict[str, Any] = await viewer.receive_output(timeout=30)
+        await viewer.wait(timeout=30)
+        return accepted, replay, closed
+
+    accepted, replay, closed = async_to_sync(watch)()
+
+    assert accepted
+    assert seqs(replay) == [1, 2]  # what the database has, though the layer failed
+    assert closed == {"type": "websocket.close", "code": 1013}

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from playwright.sync_api import Page, expect
 
-from tests.servers import Daphne, daphne, database_url, server_env
+from tests.servers import Daphne, daphne, database_url, server_env, wait_for
 from tests.visualizer.conftest import ARTIFACTS, CspWatch
 from traces.models import FailureGroup, Membership, Project, Role
 
@@ -84,7 +84,13 @@ def test_a_member_triages_a_group_and_a_viewer_sees_it_live(
     page.goto(url)
     # The chart shows the last 7 days by default: these March runs are not in it.
     expect(page.locator("#chart-range a.on")).to_have_text("Last 7d")
-    page.wait_for_function("document.getElementById('occurrences').data?.[0]?.y.length === 169")
+    wait_for(
+        lambda: page.evaluate(
+            "() => document.getElementById('occurrences').data?.[0]?.y.length === 169"
+        ),
+        30,
+        "the 7-day chart",
+    )
     assert sum(page.evaluate("document.getElementById('occurrences').data[0].y")) == 0
     page.click("#chart-range >> text=All time")
     expect(page).to_have_url(f"{url}?range=all")

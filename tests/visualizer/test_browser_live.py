@@ -13,7 +13,8 @@ import pytest
 from django.db import connection
 from playwright.sync_api import Page, expect
 
-from tests.servers import Daphne, daphne, database_url, server_env
+from tests.servers import Daphne, daphne, database_url, redis_server, server_env
+from traces.models import Run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -243,3 +244,48 @@ def test_watching_a_path_from_the_diff_and_opening_it_from_a_link(
     expect(other.locator("#step-title")).to_have_text("Step #1 · retriever")
     expect(other.locator("#watch-changes li")).to_have_count(1)
     expect(other.locator("#watch-changes li")).to_contain_text("#1 retriever")
+
+
+@pytest.mark.parametrize("redis_back", [False, True], ids=["redis-still-down", "redis-back"])
+def test_a_run_that_ends_while_redis_is_down_shows_as_ended_without_a_reload(
+    page: Page, api_key: str, member: Any, redis_back: bool
+) -> None:
+    # The pushes of a run that ends while the channel layer is down are lost: the pages
+    # learn it from their periodic check (LIVE_CHECK_EVERY, 1 s here), Redis back or not.
+    with (
+        redis_server() as redis,
+        daphne(
+            server_env(database_url(connection.settings_dict), redis.url, LIVE_CHECK_EVERY="1")
+        ) as live,
+    ):
+        post(live, api_key, {"seq": 1, "type": "run_started", "data": {}}, finished(2, 0, "n0"))
+        sign_in(page, live)
+        page.goto(f"{live.origin}/projects/acme/runs/{RUN}/")
+        runs = page.context.new_page()
+        runs.goto(f"{live.origin}/projects/acme/runs/")
+        row = runs.locator(f'#run-rows tr[data-execution-id="{RUN}"]')
+        for view in (page, runs):
+            expect(view.locator("#live-indicator")).to_be_visible()
+            view.evaluate("window.notReloaded = true")
+        # Through the layer while it is up: the viewers are subscribed.
+        post(live, api_key, finished(3, 1, "n1"))
+        expect(page.locator("#stat-nodes")).to_have_text("2")
+        expect(row.locator('[data-col="nodes"]')).to_have_text("2")
+
+        redis.kill()
+        rest = [finished(seq, seq - 2, f"n{seq - 2}") for seq in range(4, 10)]
+        end = {"seq": 10, "type": "run_finished", "data": {"completed": True}}
+        post(live, api_key, *rest, end)
+        stored = Run.objects.get(execution_id=RUN)
+        assert (stored.status, stored.node_count, stored.last_seq) == ("completed", 8, 10)
+        if redis_back:
+            redis.start()
+
+        converged = {"timeout": 60_000}  # waits on the condition; generous for a loaded machine
+        expect(page.locator("#run-status")).to_have_text("Completed", **converged)
+        expect(page.locator("#stat-nodes")).to_have_text("8", **converged)
+        expect(page.locator("#steps tr")).to_have_count(8, **converged)
+        expect(row.locator(".badge")).to_have_text("Completed", **converged)
+        expect(row.locator('[data-col="nodes"]')).to_have_text("8", **converged)
+        for view in (page, runs):
+            assert view.evaluate("window.notReloaded") is True

@@ -206,9 +206,14 @@ def test_a_2000_step_run_lists_only_the_rows_in_view_and_zooms_into_single_execu
     # One double-click resets to the whole run, its axis included.
     page.locator("#timeline .nsewdrag").first.dblclick()
     expect(page.locator("#timeline-window")).to_contain_text("2,000 executions, grouped")
-    page.wait_for_function(
-        f"(() => {{ const r = document.getElementById('timeline')._fullLayout.xaxis.range;"
-        f" return r[0] <= {whole[0] + 1} && r[1] >= {whole[1] - 1}; }})()"
+    wait_for(
+        lambda: page.evaluate(
+            "([lo, hi]) => { const r = document.getElementById('timeline')._fullLayout"
+            ".xaxis.range; return r[0] <= lo + 1 && r[1] >= hi - 1; }",
+            whole,
+        ),
+        30,
+        "the whole run's axis",
     )
     # The same after zooming with the mouse, as a user does.
     box = page.locator("#timeline .nsewdrag").first.bounding_box()
@@ -221,9 +226,14 @@ def test_a_2000_step_run_lists_only_the_rows_in_view_and_zooms_into_single_execu
     expect(page.locator("#timeline-window")).to_contain_text("executions in this window")
     page.locator("#timeline .nsewdrag").first.dblclick()
     expect(page.locator("#timeline-window")).to_contain_text("2,000 executions, grouped")
-    page.wait_for_function(
-        f"(() => {{ const r = document.getElementById('timeline')._fullLayout.xaxis.range;"
-        f" return r[0] <= {whole[0] + 1} && r[1] >= {whole[1] - 1}; }})()"
+    wait_for(
+        lambda: page.evaluate(
+            "([lo, hi]) => { const r = document.getElementById('timeline')._fullLayout"
+            ".xaxis.range; return r[0] <= lo + 1 && r[1] >= hi - 1; }",
+            whole,
+        ),
+        30,
+        "the whole run's axis",
     )
 
 

@@ -56,6 +56,28 @@ def test_latency_figure_groups_percentiles_slowest_first_with_node_links() -> No
     assert link["started_before"] == NOW.isoformat()
 
 
+def test_a_percentile_merged_from_the_daily_rollups_says_so_and_its_bound() -> None:
+    nodes = [NodeLatency("search", 10, 50, 95, 99, exact=False), NodeLatency("plan", 3, 5, 6, 7)]
+    hover = charts.latency_figure(nodes, window(), RUNS)["data"][1]["hovertext"]
+
+    assert hover[0] == "search p95: ≈ 95 ms (10 steps; from daily buckets, within 2%)"
+    assert hover[1] == "plan p95: 6 ms (3 steps)"
+
+
+def test_node_and_graph_names_are_escaped_for_plotly_and_linked_as_they_are() -> None:
+    # Plotly renders a subset of HTML in labels and hover text: a name never forms a tag.
+    evil = "<a href='//x.test'>plan</a>"
+    latency = charts.latency_figure([NodeLatency(evil, 1, 1, 1, 1)], window(), RUNS)["data"][0]
+    tokens = charts.tokens_figure([Tokens(evil, 1, 5)], window(), RUNS, "graph_name")["data"][0]
+    loops = charts.loops_figure([NodeLoops(evil, 2, 1)], window(), RUNS)["data"][0]
+
+    for trace in (latency, tokens, loops):
+        assert trace["x"] == ["&lt;a href='//x.test'&gt;plan&lt;/a&gt;"]
+        assert "<" not in trace["hovertext"][0]
+    assert query(latency["customdata"][0])["node"] == evil
+    assert query(tokens["customdata"][0])["graph_name"] == evil
+
+
 def test_tokens_figures_link_nodes_by_node_and_graphs_by_graph_name() -> None:
     by_node = charts.tokens_figure([Tokens("llm", 4, 400)], window(), RUNS, "node")
     by_graph = charts.tokens_figure([Tokens("agent", 2, 50)], window(), RUNS, "graph_name")

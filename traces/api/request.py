@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions
 from rest_framework.request import Request
@@ -29,7 +30,7 @@ PROJECT_PARAM = OpenApiParameter(
 EXECUTION_ID_PARAM = OpenApiParameter("execution_id", str, OpenApiParameter.PATH)
 
 
-def read_body(request: Request) -> bytes:
+def read_body(request: Request | HttpRequest) -> bytes:
     """The raw body, refusing more than the limit without reading it all."""
     limit: int = settings.TRACE_MAX_BODY_BYTES
     declared = request.META.get("CONTENT_LENGTH")
@@ -37,7 +38,8 @@ def read_body(request: Request) -> bytes:
         raise too_large(int(declared))
     # Read the stream ourselves: request.body would apply Django's own (smaller) cap
     # and answer 400 instead of 413.
-    body: bytes = request._request.read(limit + 1)
+    raw = request._request if isinstance(request, Request) else request
+    body: bytes = raw.read(limit + 1)
     if len(body) > limit:
         raise too_large(None)
     return body

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
@@ -148,6 +149,9 @@ def live_data(project: Project, listing: RunListing) -> dict[str, Any]:
         "filtered": filters.active,
         "is_head": listing.is_head,
         "first_page_url": query(first_page),
+        # How often the script fetches again the rows of running runs and the newest runs:
+        # pushes are lost while the channel layer is down.
+        "live_check_ms": settings.LIVE_CHECK_EVERY * 1000,
     }
 
 
