@@ -333,7 +333,10 @@ function showTab(name) {
   if (name === "charts" && window.Plotly) {
     for (const id of ["breakdown", "graph"]) if ($(id).layout) Plotly.Plots.resize($(id));
   }
-  if (name === "steps") list.render();
+  // Hidden, the list had no height to scroll the selection into: it does now.
+  if (name === "steps") {
+    if (selected != null) list.select(selected); else list.render();
+  }
 }
 $("tab-steps").addEventListener("click", () => showTab("steps"));
 $("tab-charts").addEventListener("click", () => showTab("charts"));

@@ -211,3 +211,22 @@ def test_a_live_run_follows_its_new_steps_and_opens_a_linked_step_when_it_arrive
     post("run_finished", completed=True, total_duration_ms=40, total_tokens=4)
     expect(page.locator("#run-status")).to_have_text("Completed")
     expect(page.locator("#follow-label")).to_be_hidden()
+
+
+def test_stepping_while_the_charts_show_finds_the_row_back_in_the_list(
+    server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
+) -> None:
+    post_trace(server, api_key, json.loads((fixtures_dir / "long_loop_2000.json").read_text()))
+    page.set_viewport_size({"width": 1440, "height": 900})
+    sign_in(page, server, "alice", "pw-alice-123")
+    page.goto(f"{server.origin}/projects/acme/runs/{LONG}/#step=10")
+    ready(page)
+    page.click("#tab-charts")
+    expect(page.locator("#steps-view")).to_be_hidden()
+    for _ in range(3):
+        page.keyboard.press("j")
+    expect(page.locator("#step-title")).to_contain_text("Step #13 ·")
+    page.click("#tab-steps")
+    expect(page.locator("#steps tr.selected td").first).to_have_text("13")
+    expect(page.locator("#steps tr.selected")).to_be_in_viewport()
+    assert_panel_in_view(page)
