@@ -24,7 +24,8 @@ def _percent(part: float, whole: float) -> str:
 def breakdown_figure(steps: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per node (first-run order, top to bottom): total time and total tokens summed over
     its visits, as two horizontal bar charts side by side sharing the node axis. Each bar
-    is labelled with its share of the run total, which hover repeats with the visit count."""
+    is labelled with its share of the run total, which hover repeats with the visit count;
+    its ``customdata`` is the node (a click lists its steps)."""
     durations: dict[str, float] = {}
     tokens: dict[str, int] = {}
     visits: dict[str, int] = {}
@@ -48,6 +49,8 @@ def breakdown_figure(steps: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "name": unit,
             "y": labels,
             "x": [values[n] for n in nodes],
+            # The raw node name: a click lists the node's steps (run.js).
+            "customdata": nodes,
             "xaxis": axis,
             "yaxis": "y",
             "text": shares,

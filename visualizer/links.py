@@ -40,6 +40,13 @@ def template(name: str, *args: Any, project: str | None = None, **blanks: str) -
     return f"{url}?{urlencode({'project': project})}" if project is not None else url
 
 
+def run_page(slug: str, execution_id: str, step: int | None = None) -> str:
+    """The run page, opened at ``step`` when given (a failed run's failing step,
+    ``traces.error_steps.failing_steps``)."""
+    url = reverse("visualizer:run", args=[slug, execution_id])
+    return url if step is None else f"{url}#step={step}"
+
+
 def run_step(slug: str, execution_id: str) -> str:
     """The run page opened at one step (its ``#step=`` link), ``{index}`` left for the
     script to fill."""

@@ -30,12 +30,24 @@ function fetchStep(index) {
   return getExactJSON(fill(data.step_url, { index })).catch(() => null);
 }
 
-// The step the page opens on (the link's, else the first) is asked for before the list is
-// built, so the server works on it while this module and Plotly run.
+// The step a run opens on without a link, the rule links to it follow too
+// (traces/error_steps.py failing_steps): a failed run's first error's step when the
+// producer named it, else its first failed step; any other run's first step.
+function openingStep() {
+  const { index, success } = data.steps;
+  const named = data.errors[0]?.execution_index;
+  if (named != null && index.includes(named)) return named;
+  const failed = success.indexOf(false);
+  if (failed >= 0) return index[failed];
+  return data.errors.find((e) => e.step_index != null)?.step_index ?? index[0];
+}
+
+// The step the page opens on (the link's, else the opening one) is asked for before the
+// list is built, so the server works on it while this module and Plotly run.
 let prefetched = null;
 {
   const linked = new URLSearchParams(location.hash.slice(1)).get("step");
-  const first = linked != null && /^\d+$/.test(linked) ? Number(linked) : data.steps.index[0];
+  const first = linked != null && data.steps.index.includes(Number(linked)) ? Number(linked) : openingStep();
   if (first != null) prefetched = { index: first, view: fetchStep(first) };
 }
 
@@ -64,11 +76,12 @@ function addColumns(columns) {
 
 let selected = null;
 let watched = null;
+let live = data.run.status === "running"; // "● live", "follow" and awaited steps only while it runs
 
 function setHash() {
   const parts = [];
   if (selected != null) parts.push(`step=${selected}`);
-  if (watched != null) parts.push(`path=${encodeURIComponent(watched).replace(/%2F/g, "/")}`);
+  if (watched) parts.push(`path=${encodeURIComponent(watched).replace(/%2F/g, "/")}`);
   const hash = parts.length ? `#${parts.join("&")}` : "";
   if (location.hash !== hash) history.replaceState(null, "", hash || location.pathname + location.search);
 }
@@ -94,13 +107,33 @@ async function loadStep(index) {
     prefetched = null;
   } else view = await fetchStep(index);
   if (ticket !== loading || !view) return;
+  // A new step is read from its top: the panel scrolls, never the page.
+  if (view.step.index !== shownIndex) $("step-panel").scrollTop = 0;
+  shownIndex = view.step.index;
   renderPanel(view, { onWatch: watch });
   firstShown();
+}
+
+let shownIndex = null;
+
+// A link to a step the run does not have says so (the page shows its opening step); on a
+// run still running the step may be yet to come, and is opened when it arrives.
+let awaited = null;
+function missingStep(index) {
+  const notice = $("step-missing");
+  const last = list.steps[list.steps.length - 1];
+  const range = last ? ` (it has ${number(list.steps.length)}: #${list.steps[0].index}–#${last.index})` : "";
+  awaited = live ? index : null;
+  notice.textContent = awaited != null
+    ? `Step #${index} has not run yet: it opens when it finishes.`
+    : `This run has no step #${index}${range}.`;
+  notice.hidden = false;
 }
 
 // `quiet`: the page's own default selection, which leaves the URL as it was.
 function selectStep(index, { quiet = false } = {}) {
   if (!list.byIndex.has(index)) return;
+  if (!quiet) { $("step-missing").hidden = true; awaited = null; }
   selected = index;
   list.select(index);
   charts.mark();
@@ -171,6 +204,8 @@ const charts = runCharts({
     return step?.offset == null ? null : [step.offset, step.offset + Math.max(step.duration_ms, 1)];
   },
   onPick: (index) => selectStep(index),
+  onNode: (node) => filterSteps(`node:${node}`),
+  onEdge: (from, to) => filterSteps(`edge:${from}>${to}`),
 });
 
 // ---- Errors: each opens the step the server says it belongs to (step_index). A run with
@@ -238,7 +273,7 @@ function setStatus(status) {
 }
 
 const indicator = $("live-indicator");
-let live = data.run.status === "running";
+$("follow-label").hidden = !live;
 let tokens = data.run.total_tokens;
 let errors = data.run.error_count;
 
@@ -263,7 +298,9 @@ function onEvent(event) {
     $("stat-nodes").textContent = number(list.steps.length);
     setTokens(tokens);
     if (d.success === false) setStatus("failed");
-    if (selected == null) selectStep(d.index, { quiet: true });
+    if (d.index === awaited) selectStep(d.index);
+    else if (selected == null) selectStep(d.index, { quiet: true });
+    else if ($("follow").checked) selectStep(d.index, { quiet: true });
   } else if (event.type === "error") {
     refreshErrors();
     errors += 1;
@@ -277,8 +314,40 @@ function onEvent(event) {
     if ($("run-status").textContent !== "Failed") setStatus(d.completed ? "completed" : "failed");
     live = false;  // "● live" only while the run runs
     indicator.hidden = true;
+    $("follow-label").hidden = true;
+    if (awaited != null) missingStep(awaited); // it will not come now
     charts.refresh();
   }
+}
+
+// ---- Steps or charts: one pane, two tabs. A chart drawn while hidden is sized again
+// when shown. A node (a bar, a graph node) lists its steps, an edge its transitions,
+// through the list's search.
+
+const tabs = { steps: [$("tab-steps"), $("steps-view")], charts: [$("tab-charts"), $("charts-view")] };
+function showTab(name) {
+  for (const [key, [tab, view]] of Object.entries(tabs)) {
+    tab.setAttribute("aria-selected", String(key === name));
+    view.hidden = key !== name;
+  }
+  if (name === "charts" && window.Plotly) {
+    for (const id of ["breakdown", "graph"]) if ($(id).layout) Plotly.Plots.resize($(id));
+  }
+  // Hidden, the list had no height to scroll the selection into: it does now.
+  if (name === "steps") {
+    if (selected != null) list.select(selected); else list.render();
+  }
+}
+$("tab-steps").addEventListener("click", () => showTab("steps"));
+$("tab-charts").addEventListener("click", () => showTab("charts"));
+
+function filterSteps(needle) {
+  search.value = needle;
+  list.search(needle);
+  showTab("steps");
+  if (list.shown.length && (selected == null || list.positionOf(selected) == null)) {
+    selectStep(list.shown[0].index);
+  } else if (selected != null) list.select(selected);
 }
 
 // ---- Keys and buttons.
@@ -310,7 +379,9 @@ function copyButton(button, text) {
     setTimeout(() => { button.textContent = label; }, 1500);
   });
 }
-copyButton($("step-copy"), () => { setHash(); return location.href; });
+// The link names what is open and nothing empty: no "?" without a query, no "#" without a
+// step, no "path=" without a watched path.
+copyButton($("step-copy"), () => { setHash(); return location.origin + location.pathname + location.search + location.hash; });
 // The run as Markdown (Python writes it: traces/run_markdown.py), with the open step's diff.
 copyButton($("run-copy-md"), () => getText(data.markdown_url));
 copyButton($("step-copy-md"), () =>
@@ -350,11 +421,17 @@ function followHash() {
   const path = params.get("path");
   if (path != null && path !== watched) watch(path);
   const step = params.get("step");
-  if (step != null && /^\d+$/.test(step) && Number(step) !== selected) selectStep(Number(step));
+  if (step == null || Number(step) === selected) return;
+  if (/^\d+$/.test(step) && list.byIndex.has(Number(step))) selectStep(Number(step));
+  else if (/^\d+$/.test(step)) missingStep(Number(step));
+  else {
+    $("step-missing").textContent = `"${step}" is not a step number.`;
+    $("step-missing").hidden = false;
+  }
 }
 window.addEventListener("hashchange", followHash);
 followHash();
-if (selected == null && list.steps.length) selectStep(list.steps[0].index, { quiet: true });
+if (selected == null && list.steps.length) selectStep(openingStep(), { quiet: true });
 else if (selected == null) firstShown();
 
 Promise.all([charts.start(data), stepShown]).then(async () => {

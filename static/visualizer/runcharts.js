@@ -9,11 +9,13 @@ import { number } from "./format.js";
 import { onThemeChange, themed } from "./theme.js";
 
 const $ = (id) => document.getElementById(id);
+const TIMELINE_MAX_HEIGHT = 170;
 
 // plotly: a promise of window.Plotly (loaded after the step list); selected(): the selected
 // step's index; offsetSpan(index): [start, end] of a step the timeline has no bar for;
-// onPick(index): a bar was clicked.
-export function runCharts({ plotly, timelineUrl, selected, offsetSpan, onPick }) {
+// onPick(index): a bar was clicked; onNode(name): a breakdown bar or a graph node was;
+// onEdge(from, to): a graph edge was.
+export function runCharts({ plotly, timelineUrl, selected, offsetSpan, onPick, onNode, onEdge }) {
   const plotConfig = { displayModeBar: false, responsive: true };
   const timeline = $("timeline");
   let figures = null;
@@ -76,6 +78,8 @@ export function runCharts({ plotly, timelineUrl, selected, offsetSpan, onPick })
     // A copy: Plotly writes a zoom into the layout it is given, and the overview is
     // drawn again after a window (with the zoom in it, it stayed zoomed).
     const layout = { ...structuredClone(figure.layout), shapes: [] };
+    // Compact on the run page: the step panel below it needs the height more.
+    layout.height = Math.min(layout.height ?? TIMELINE_MAX_HEIGHT, TIMELINE_MAX_HEIGHT);
     // Double-click is ours (below): Plotly's own would "reset" to the window last drawn.
     await Plotly.react(timeline, ...themed(figure.data, layout), { ...plotConfig, doubleClick: false });
     readSpans(figure);
@@ -104,10 +108,23 @@ export function runCharts({ plotly, timelineUrl, selected, offsetSpan, onPick })
     await drawTimeline(windowed, { window: true });
   }
 
+  let chartsBound = false;
   async function drawCharts() {
     const Plotly = await plotly;
     await Plotly.react($("breakdown"), ...themed(figures.breakdown.data, figures.breakdown.layout), plotConfig);
     await Plotly.react($("graph"), ...themed(figures.graph.data, figures.graph.layout), plotConfig);
+    if (chartsBound) return;
+    chartsBound = true;
+    // A bar's customdata is its node; a graph node's too, an edge's [from, to, count].
+    $("breakdown").on("plotly_click", (event) => {
+      const node = event.points?.[0]?.customdata;
+      if (typeof node === "string") onNode(node);
+    });
+    $("graph").on("plotly_click", (event) => {
+      const picked = event.points?.[0]?.customdata;
+      if (typeof picked === "string") onNode(picked);
+      else if (Array.isArray(picked)) onEdge(picked[0], picked[1]);
+    });
   }
 
   const refresh = coalesce(500, async () => {

@@ -42,22 +42,30 @@ export class StepList {
       this.steps.splice(lo, 0, step);
     }
     if (this.needle) {
-      if (this.matches(step)) this.search(this.needle);
+      const at = this.steps.lastIndexOf(step);
+      if (this.matches(step, this.steps[at - 1])) this.search(this.needle);
     } else this.shownAt = null;
     this.schedule();
     return true;
   }
 
-  matches(step) {
+  // `#12` one step; `node:name` a node's steps (a chart's node or bar); `edge:a>b` the
+  // steps of b that came right after a (a graph's edge); else text in node, error, tools.
+  matches(step, previous) {
     if (!this.needle) return true;
     if (this.needle.startsWith("#")) return String(step.index) === this.needle.slice(1);
+    if (this.needle.startsWith("node:")) return step.node.toLowerCase() === this.needle.slice(5);
+    if (this.needle.startsWith("edge:")) {
+      const [from, to] = this.needle.slice(5).split(">");
+      return step.node.toLowerCase() === to && previous?.node.toLowerCase() === from;
+    }
     const text = `${step.node}\n${step.error_message || ""}\n${(step.tools_called || []).join("\n")}`;
     return text.toLowerCase().includes(this.needle);
   }
 
   search(text) {
     this.needle = text.trim().toLowerCase();
-    this.shown = this.needle ? this.steps.filter((s) => this.matches(s)) : this.steps;
+    this.shown = this.needle ? this.steps.filter((s, i) => this.matches(s, this.steps[i - 1])) : this.steps;
     this.shownAt = null;
     this.scroller.scrollTop = 0;
     this.render();

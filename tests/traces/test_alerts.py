@@ -421,7 +421,8 @@ def test_settings_page_creates_a_rule_and_lists_firings_with_their_runs(
     send(api, trace("bad-run", timezone.now(), failed=True))
     assert alerts.evaluate_rule(r.pk) is not None
     page = client.get(url).content.decode()
-    assert f'href="/projects/{project.slug}/runs/bad-run/"' in page
+    # The firing's failed run is linked at its failing step.
+    assert f'href="/projects/{project.slug}/runs/bad-run/#step=0"' in page
     assert r.secret in page
     client.post(url, {"action": "disable_rule", "rule": r.pk})
     r.refresh_from_db()

@@ -62,7 +62,7 @@ def test_every_page_runs_under_the_policy_with_nothing_blocked(
     tour = [
         (f"{server.origin}/", "table.runs tbody tr"),
         (f"{base}/runs/", "#run-rows tr"),
-        (f"{base}/runs/{FAILURE}/#step=2", "#breakdown .main-svg"),
+        (f"{base}/runs/{FAILURE}/#step=2", "#timeline .main-svg"),
         (f"{base}/compare/?a={SUCCESS}&b={FAILURE}", "#compare-timeline .main-svg"),
         (f"{base}/failures/", "#group-rows tr"),
         (f"{base}/failures/{group.pk}/", "#occurrences .main-svg"),

@@ -109,9 +109,11 @@ def test_each_error_opens_its_step(
     server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
 ) -> None:
     open_failure_as_alice(server, page, api_key, fixtures_dir)
-    # Without a link the first step is shown, and the URL is left alone.
-    expect(page.locator("#step-title")).to_have_text("Step #0 · planner")
+    # Without a link a failed run opens on its failing step, and the URL is left alone.
+    expect(page.locator("#step-title")).to_have_text("Step #4 · retriever")
     assert page.evaluate("location.hash") == ""
+    page.keyboard.press("k")
+    expect(page.locator("#step-title")).to_have_text("Step #3 · critic")
 
     error = page.locator("#errors li")
     expect(error).to_have_count(1)
@@ -330,6 +332,7 @@ def test_the_graph_draws_the_declared_schema_and_marks_the_node_never_visited(
     raw["metadata"]["graph_schema_json"] = json.dumps(RESEARCH_SCHEMA)
     declared = post_trace(server, api_key, raw)
     open_failure_as_alice(server, page, api_key, fixtures_dir)
+    page.click("#tab-charts")
     graph = page.locator("#graph")
     # Without a schema: the observed transitions, no legend.
     expect(graph.locator(".annotation-text", has_text="retriever \u00d72")).to_have_count(1)
@@ -341,6 +344,7 @@ def test_the_graph_draws_the_declared_schema_and_marks_the_node_never_visited(
 
     page.goto(f"{server.origin}/projects/acme/runs/{declared}/")
     ready(page)
+    page.click("#tab-charts")
 
     expect(graph.locator(".gtitle")).to_contain_text("Declared graph")
     expect(graph.locator(".gtitle")).to_contain_text("1 never visited")

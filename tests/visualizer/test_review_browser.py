@@ -101,7 +101,8 @@ def test_going_through_the_unreviewed_failures_with_the_keyboard(
     expect(rows).to_have_count(1)
     page.keyboard.press("n")
     page.keyboard.press("o")
-    expect(page).to_have_url(f"{server.origin}/projects/acme/runs/fail-old/")
+    # A failed run opens on its failing step.
+    expect(page).to_have_url(f"{server.origin}/projects/acme/runs/fail-old/#step=4")
 
 
 def test_two_reviewers_splitting_the_queue_see_each_others_changes_live(

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from traces.error_steps import failing_steps
 from traces.models import FailureGroup, GroupStatus, Project, ReviewStatus, Run, RunStatus
 from traces.permissions import REVIEW, user_can
 
@@ -62,7 +63,8 @@ def new_groups(project: Project) -> Any:
     )
 
 
-def run_item(run: Run) -> dict[str, Any]:
+def run_item(run: Run, failing_step: int | None = None) -> dict[str, Any]:
+    """A run of the queue; its link opens ``failing_step`` (the queue lists failures)."""
     review = getattr(run, "review", None)
     return {
         "kind": "run",
@@ -77,7 +79,7 @@ def run_item(run: Run) -> dict[str, Any]:
         "status_label": ReviewStatus(review.status).label if review else "Unreviewed",
         "assignee": review.assignee.username if review and review.assignee else None,
         "labels": list(review.labels) if review else [],
-        "url": reverse("visualizer:run", args=[run.project.slug, run.execution_id]),
+        "url": links.run_page(run.project.slug, run.execution_id, failing_step),
         "api_url": links.api("api:run-review", run.execution_id, project=run.project.slug),
     }
 
@@ -131,7 +133,9 @@ def review_page(request: HttpRequest, slug: str) -> HttpResponse:
             if tab == "assigned"
             else unreviewed_failures(project)
         )
-        items = [run_item(r) for r in runs[:QUEUE_LIMIT]]
+        listed = list(runs[:QUEUE_LIMIT])
+        failing = failing_steps(listed)
+        items = [run_item(r, failing.get(r.pk)) for r in listed]
     can_review = user_can(project, request.user, REVIEW)
     page_data = {
         "project": project.slug,

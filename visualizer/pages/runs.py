@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from traces.error_steps import failing_steps
 from traces.errors import InputError
 from traces.filters import DEFAULT_SORT, FILTER_NAMES, QUICK_RANGES, RunFilter
 from traces.models import Project, Run, RunError, RunStatus, Step
@@ -109,6 +110,8 @@ def run_list_page(project: Project, params: Mapping[str, str]) -> tuple[dict[str
     count = capped_count(project, listing.filter) if listing.cursor is None else None
     context.update(
         runs=listing.page.runs,
+        # A failed run's link opens its failing step.
+        failing_steps=failing_steps(listing.page.runs),
         error=None,
         filtered=listing.filter.active,
         count=count,
@@ -172,4 +175,6 @@ def run_rows(request: HttpRequest, slug: str) -> HttpResponse:
         for r in Run.objects.filter(project=found, execution_id__in=ids).select_related("project")
     }
     rows = [runs[i] for i in dict.fromkeys(ids) if i in runs]
-    return render(request, "visualizer/run_rows.html", {"runs": rows})
+    return render(
+        request, "visualizer/run_rows.html", {"runs": rows, "failing_steps": failing_steps(rows)}
+    )

@@ -13,10 +13,21 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from traces import alerts, members
+from traces.error_steps import failing_steps
 from traces.errors import InputError
-from traces.models import Activity, AlertKind, KeyScope, Membership, Project, Role
+from traces.models import (
+    Activity,
+    AlertFiring,
+    AlertKind,
+    KeyScope,
+    Membership,
+    Project,
+    Role,
+    Run,
+)
 from traces.permissions import MANAGE, has_role
 
+from .. import links
 from .access import member_project
 
 # The scope select's options: what a key of each scope may do (traces/permissions.py maps
@@ -86,7 +97,7 @@ def settings_page(request: HttpRequest, slug: str) -> HttpResponse:
         "activity": _activity(project) if is_admin else [],
         "alert_kinds": ALERT_KINDS,
         "alert_rules": project.alert_rules.all(),
-        "firings": alerts.recent_firings(project),
+        "firings": firing_rows(project, alerts.recent_firings(project)),
     }
     return render(request, "visualizer/settings.html", context)
 
@@ -97,6 +108,20 @@ def _row_id(request: HttpRequest, name: str) -> int:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise InputError(name, f"expected a row id, got {raw[:40]!r}")
     return int(raw)
+
+
+def firing_rows(
+    project: Project, firings: list[AlertFiring]
+) -> list[tuple[AlertFiring, list[tuple[str, str]]]]:
+    """Each firing with its runs' links; a failed run's opens its failing step."""
+    ids = {e for f in firings for e in f.execution_ids}
+    runs = list(Run.objects.filter(project=project, execution_id__in=ids)) if ids else []
+    failing = failing_steps(runs)
+    step_of = {r.execution_id: failing.get(r.pk) for r in runs}
+    return [
+        (f, [(e, links.run_page(project.slug, e, step_of.get(e))) for e in f.execution_ids])
+        for f in firings
+    ]
 
 
 def _activity(project: Project) -> list[Activity]:
