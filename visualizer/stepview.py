@@ -10,7 +10,7 @@ from django.conf import settings
 from traces.chat import transcript
 from traces.diffview import path_history, state_summary, summarize
 from traces.jsondiff import collapse, diff
-from traces.models import Run, Step
+from traces.models import Run, RunError, Step
 from traces.store import load_states
 
 from . import links
@@ -56,18 +56,44 @@ def _shown(value: Any, budget: list[int]) -> dict[str, Any]:
 
 def step_view(run: Run, step: Step) -> dict[str, Any]:
     """Everything the step panel shows for ``step``; states are read for this step only."""
-    states = load_states(run.project_id, [step.state_before_id, step.state_after_id])
+    # A failed step usually wrote no state after; the error's state at the time of failure
+    # stands in for it, so the panel still shows what changed before the node failed.
+    after_id = step.state_after_id
+    compared_with = "state after"
+    if after_id is None and not step.success and step.state_before_id is not None:
+        after_id = state_at_error_id(run, step)
+        compared_with = "state at error"
+    states = load_states(run.project_id, [step.state_before_id, after_id])
     before = states.get(step.state_before_id) if step.state_before_id else None
-    after = states.get(step.state_after_id) if step.state_after_id else None
-    both = step.state_before_id is not None and step.state_after_id is not None
+    after = states.get(after_id) if after_id else None
+    both = step.state_before_id is not None and after_id is not None
     return {
         "step": step.summary(),
         "parallel_with": parallel_with(step.metadata),
+        "compared_with": compared_with if after_id is not None else None,
         **diff_view(before, after, both),
         "download_url": links.api(
             "api:step", run.execution_id, step.index, project=run.project.slug, download="1"
         ),
     }
+
+
+def state_at_error_id(run: Run, step: Step) -> int | None:
+    """The state recorded with the error of ``step`` (a failed one), if any: an error that
+    names this step, or one of its node that names none while this is the node's latest
+    failed step (``traces/error_steps.py``'s rule)."""
+    errors = RunError.objects.filter(
+        run=run, node=step.node, state_at_error__isnull=False
+    ).order_by("-position")
+    for execution_index, state_id in errors.values_list("execution_index", "state_at_error_id"):
+        if execution_index == step.index:
+            return int(state_id)
+        if execution_index is None:
+            later_failure = Step.objects.filter(
+                run=run, node=step.node, success=False, index__gt=step.index
+            ).exists()
+            return None if later_failure else int(state_id)
+    return None
 
 
 def parallel_with(metadata: Any) -> list[str]:

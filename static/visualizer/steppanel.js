@@ -3,7 +3,7 @@
 // (jsontree.js), the changes marked in place or the two side by side. This module only
 // places what the step endpoint returned.
 import { el } from "./dom.js";
-import { number } from "./format.js";
+import { duration, localTime, number } from "./format.js";
 import { JsonTree } from "./jsontree.js";
 
 const $ = (id) => document.getElementById(id);
@@ -211,23 +211,27 @@ function transcript(t) {
 // tree calls it with the path. `labels` ({before, after}) name the two states.
 export function renderPanel(view, { onWatch, labels } = {}) {
   const step = view.step;
+  // A failed step without a state after is compared with the state at its error.
+  if (view.compared_with === "state at error" && !labels) {
+    labels = { before: "Before", after: "At the error" };
+  }
   $("step-hint").hidden = true;
   $("step-body").hidden = false;
   $("step-title").textContent = `Step #${step.index} · ${step.node}`;
   const meta = $("step-meta");
   meta.replaceChildren(
     el("span", `badge ${step.success ? "completed" : "failed"}`, step.success ? "ok" : "failed"),
-    ` ${step.duration_ms} ms · ${step.tokens_used} tokens` +
+    ` ${duration(step.duration_ms)} · ${number(step.tokens_used)} tokens` +
       (step.tools_called.length ? ` · tools: ${step.tools_called.join(", ")}` : "") +
       (view.parallel_with?.length ? ` · in parallel with: ${view.parallel_with.join(", ")}` : "") +
-      (step.started_at ? ` · started ${step.started_at}` : ""),
+      (step.started_at ? ` · started ${localTime(step.started_at) || step.started_at}` : ""),
   );
   const error = $("step-error");
   error.hidden = !step.error_message;
   error.textContent = step.error_message || "";
   const s = view.summary;
   $("step-summary").textContent = view.has_both_states
-    ? `${s.total} · +${s.add} ~${s.replace} −${s.remove}` + (s.keys.length ? ` · keys: ${s.keys.join(", ")}` : "")
+    ? (view.compared_with === "state at error" ? "up to the error: " : "") + `${s.total} · +${s.add} ~${s.replace} −${s.remove}` + (s.keys.length ? ` · keys: ${s.keys.join(", ")}` : "")
     : "";
   const rows = view.changes.map((change) => {
     const tr = document.createElement("tr");
@@ -247,7 +251,9 @@ export function renderPanel(view, { onWatch, labels } = {}) {
   $("step-diff").replaceChildren(...rows);
   const none = $("step-no-diff");
   none.hidden = view.changes.length > 0;
-  if (view.has_both_states) none.textContent = "This step changed nothing in the state.";
+  if (view.has_both_states && view.compared_with === "state at error") {
+    none.textContent = "Nothing changed in the state before the node failed (compared with the state at its error).";
+  } else if (view.has_both_states) none.textContent = "This step changed nothing in the state.";
   else if (view.state_before.present) none.textContent = "No state after: the node ended without writing one.";
   else none.textContent = "No states were recorded for this step.";
   shownView = view;

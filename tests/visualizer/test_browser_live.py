@@ -174,7 +174,7 @@ def test_stepping_through_a_failed_run_with_the_keyboard(
 
     page.keyboard.press("e")  # the next failed step
     expect(page.locator("#step-title")).to_have_text("Step #4 · retriever")
-    expect(page.locator("#step-no-diff")).to_contain_text("No state after")
+    expect(page.locator("#step-no-diff")).to_contain_text("before the node failed")
     page.keyboard.press("k")  # back to the node before it
     expect(page.locator("#step-title")).to_have_text("Step #3 · critic")
     expect(page.locator("#step-diff tr")).to_have_count(2)

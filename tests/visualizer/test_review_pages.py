@@ -91,6 +91,21 @@ def test_a_viewer_sees_the_queue_read_only(project: Project, people: dict[str, A
     assert '"can_review": false' in page
 
 
+def test_a_viewer_gets_the_run_pages_review_controls_disabled_from_the_start(
+    project: Project, people: dict[str, Any]
+) -> None:
+    run = store_failed_run(project, "fail-1")
+    url = f"/projects/acme/runs/{run.execution_id}/"
+    viewer = signed_in(people["vera"]).get(url).content.decode()
+    member = signed_in(people["alice"]).get(url).content.decode()
+
+    viewers_note = 'disabled title="Viewers read; members review"'
+    assert viewer.count(viewers_note) == 6  # three statuses, good, bad, clear
+    assert member.count(viewers_note) == 0
+    assert '<span id="review-readonly" class="badge" title=' in viewer
+    assert '<span id="review-readonly" class="badge" hidden title=' in member
+
+
 def test_outsiders_get_404_and_signed_out_users_sign_in(
     project: Project, people: dict[str, Any]
 ) -> None:

@@ -38,14 +38,45 @@ def test_a_step_shows_what_it_changed_as_json_pointer_paths(failure_run: Run) ->
     assert view["state_after"]["value"]["question"] == "Summarise the 2025 Kafka release notes"
 
 
-def test_a_failed_step_without_a_state_after_has_no_diff(failure_run: Run) -> None:
+def test_a_failed_step_without_a_state_after_is_compared_with_the_state_at_its_error(
+    failure_run: Run,
+) -> None:
     view = step_view(failure_run, failure_run.steps.get(index=4))
 
-    assert view["has_both_states"] is False
+    # The fixture's error (execution_index 4) recorded the state it failed in: the same
+    # as the step's input, so nothing changed before the node failed.
+    assert view["compared_with"] == "state at error"
+    assert view["has_both_states"] is True
     assert view["changes"] == []
     assert view["state_before"]["present"] is True
-    assert view["state_after"]["present"] is False
+    assert view["state_after"]["present"] is True
     assert view["step"]["error_message"].startswith("Timeout: GET")
+
+
+def test_a_failed_step_shows_what_changed_up_to_its_error(project: Any) -> None:
+    trace = {
+        "execution_id": "fails-midway",
+        "nodes_executed": [
+            {"node": "plan", "state_before": {"q": "x"}, "state_after": {"q": "x", "n": 1},
+             "duration_ms": 5, "success": True, "index": 0},
+            {"node": "fetch", "state_before": {"q": "x", "n": 1}, "duration_ms": 9,
+             "success": False, "error_message": "boom", "index": 1},
+        ],
+        "errors": [{"node": "fetch", "message": "boom", "execution_index": 1,
+                    "state_at_error": {"q": "x", "n": 2, "partial": [1]}}],
+        "completed": False,
+    }  # fmt: skip
+    run, _ = ingest_trace(project, ExecutionTrace.from_json(json.dumps(trace)))
+
+    view = step_view(run, run.steps.get(index=1))
+
+    assert view["compared_with"] == "state at error"
+    assert [(c["op"], c["path"]) for c in view["changes"]] == [
+        ("replace", "/n"),
+        ("add", "/partial"),
+    ]
+    ok = step_view(run, run.steps.get(index=0))
+    assert ok["compared_with"] == "state after"
 
 
 def test_a_state_over_the_size_gate_is_shown_as_its_size(failure_run: Run, settings: Any) -> None:

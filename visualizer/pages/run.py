@@ -13,6 +13,7 @@ from django.shortcuts import render
 from traces.compare import last_success, previous_in_thread
 from traces.errors import InputError
 from traces.models import DashStreamCursor, Run, RunStatus
+from traces.permissions import REVIEW, user_can
 
 from .. import links
 from ..run_data import (
@@ -81,6 +82,9 @@ def run_page(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse
         # The review panel shares the page's one socket (static/visualizer/live.js).
         "ws_path": data["ws_path"],
         "review_urls": review_urls(run),
+        # Viewers see the review controls disabled from the start, not only once the
+        # review has loaded (static/visualizer/review.js keeps them so).
+        "can_review": user_can(run.project, request.user, REVIEW),
         "page_json": script_json(data),
     }
     return render(request, "visualizer/run.html", context)
