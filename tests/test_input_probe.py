@@ -219,6 +219,7 @@ def world(project: Project, fixtures_dir: Path) -> dict[str, Any]:
     values = {
         "slug": project.slug,
         "execution_id": run.execution_id,
+        "thread_id": run.thread_id or "a-thread",
         "index": "0",
         "group_id": str(group.pk),
         "id": str(comment.pk),

@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from traces.error_steps import failing_steps
 from traces.errors import InputError
 from traces.threads import thread_page as read_thread
 
@@ -32,6 +33,7 @@ def thread_page(request: HttpRequest, slug: str, thread_id: str) -> HttpResponse
         "nav": "runs",
         "page": page,
         "runs": [turn.run for turn in page.turns],
+        "failing_steps": failing_steps([turn.run for turn in page.turns]),
         "thread_url": url,
         "older_url": f"{url}?{urlencode({'before': page.older})}" if page.older else "",
         "runs_url": reverse("visualizer:runs", args=[project.slug])
