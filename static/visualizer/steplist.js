@@ -4,7 +4,7 @@
 // list and the sticky header stays put. The compare page lists its aligned rows with it
 // too (compare.js overrides `row` and `countText`).
 import { cell, el } from "./dom.js";
-import { number } from "./format.js";
+import { duration, number } from "./format.js";
 
 const OVERSCAN = 10;
 
@@ -114,7 +114,7 @@ export class StepList {
       cell(String(step.index), "num"),
       node,
       outcome,
-      cell(`${step.duration_ms} ms`, "num"),
+      cell(duration(step.duration_ms), "num"),
       cell(String(step.tokens_used), "num"),
       error,
     );
