@@ -35,6 +35,7 @@ ROLES = {
     "developer": "system",
     "tool": "tool",
     "function": "tool",
+    "chat": "user",
 }
 LANGCHAIN_CLASSES = {
     "HumanMessage": "user",
@@ -42,6 +43,9 @@ LANGCHAIN_CLASSES = {
     "SystemMessage": "system",
     "ToolMessage": "tool",
     "FunctionMessage": "tool",
+    "ChatMessage": "user",
+    "HumanMessageChunk": "user",
+    "AIMessageChunk": "assistant",
 }
 # Message text past this many characters is cut (with its length); tool arguments past
 # ARGUMENTS_CHARS. A transcript lists at most MESSAGES_MAX messages, the latest ones.

@@ -23,30 +23,13 @@ from typing import Any, TypedDict
 
 import msgspec
 
+from .chat import LANGCHAIN_CLASSES, ROLES
+
 # A message's text beyond this is cut for the transcript (the run page shows it whole).
 MAX_CONTENT_CHARS = 20_000
 
-_ROLES = {
-    "human": "user",
-    "user": "user",
-    "ai": "assistant",
-    "assistant": "assistant",
-    "system": "system",
-    "developer": "system",
-    "tool": "tool",
-    "function": "tool",
-    "chat": "user",
-}
-_LC_CLASSES = {
-    "HumanMessage": "user",
-    "AIMessage": "assistant",
-    "SystemMessage": "system",
-    "ToolMessage": "tool",
-    "FunctionMessage": "tool",
-    "ChatMessage": "user",
-    "HumanMessageChunk": "user",
-    "AIMessageChunk": "assistant",
-}
+# The roles come from each shape's own names, the same tables the step panel's
+# transcript reads (traces/chat.py).
 
 
 class ToolCall(TypedDict):
@@ -116,8 +99,8 @@ def _tool_calls(message: dict[str, Any]) -> list[ToolCall]:
 def _role(message: dict[str, Any]) -> str | None:
     for key in ("role", "type"):
         value = message.get(key)
-        if isinstance(value, str) and value.lower() in _ROLES:
-            return _ROLES[value.lower()]
+        if isinstance(value, str) and value.lower() in ROLES:
+            return ROLES[value.lower()]
     return None
 
 
@@ -125,7 +108,7 @@ def _unwrap(message: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """A LangChain ``dumpd`` constructor's kwargs and the role its class names."""
     ident, kwargs = message.get("id"), message.get("kwargs")
     if message.get("lc") == 1 and isinstance(ident, list) and isinstance(kwargs, dict):
-        return kwargs, _LC_CLASSES.get(str(ident[-1]) if ident else "")
+        return kwargs, LANGCHAIN_CLASSES.get(str(ident[-1]) if ident else "")
     return message, None
 
 

@@ -326,28 +326,26 @@ def _node_name(span: Span) -> str:
 
 
 def _input(span: Span) -> Any:
-    attrs = span.attributes
-    if "input.value" in attrs:
-        return _state(attrs["input.value"])
-    for key in ("traceloop.entity.input", "gen_ai.task.input"):
-        if key in attrs:
-            value = _state(attrs[key])
-            return value["inputs"] if isinstance(value, dict) and "inputs" in value else value
-    if "gen_ai.input.messages" in attrs:
-        return {"messages": _state(attrs["gen_ai.input.messages"])}
-    return _ABSENT
+    return _io(span, "input", "inputs")
 
 
 def _output(span: Span) -> Any:
+    return _io(span, "output", "outputs")
+
+
+def _io(span: Span, side: str, wrapped: str) -> Any:
+    """A span's ``side`` ("input" or "output") in whichever dialect carries it:
+    OpenInference's ``<side>.value``, OpenLLMetry's entity or task value (unwrapped from
+    its ``<wrapped>`` key), the GenAI conventions' messages."""
     attrs = span.attributes
-    if "output.value" in attrs:
-        return _state(attrs["output.value"])
-    for key in ("traceloop.entity.output", "gen_ai.task.output"):
+    if f"{side}.value" in attrs:
+        return _state(attrs[f"{side}.value"])
+    for key in (f"traceloop.entity.{side}", f"gen_ai.task.{side}"):
         if key in attrs:
             value = _state(attrs[key])
-            return value["outputs"] if isinstance(value, dict) and "outputs" in value else value
-    if "gen_ai.output.messages" in attrs:
-        return {"messages": _state(attrs["gen_ai.output.messages"])}
+            return value[wrapped] if isinstance(value, dict) and wrapped in value else value
+    if f"gen_ai.{side}.messages" in attrs:
+        return {"messages": _state(attrs[f"gen_ai.{side}.messages"])}
     return _ABSENT
 
 
