@@ -8,7 +8,9 @@
 // to it; a page may also open another path (the badge's project socket on the run page).
 // onEvent(event) gets each live event ({seq, type, data}) once, in order received;
 // onMessage(message) each message without a seq; onState("open" | "closed", code) the
-// connection's state, "open" at once when it is open already.
+// connection's state, "open" at once when it is open already. A project socket's
+// {"type": "subscribed"} message reaches a listener that joins after it arrived too (the
+// navigation's badge may open the socket before the page's own script has loaded).
 //
 // Pushes are lost while the server's channel layer (Redis) is down, with the socket open
 // or not; a run that ended then would look live until a reload. So onCheck() is called
@@ -40,6 +42,7 @@ function open(path, after) {
   let ackTimer = null;
   let opened = false;
   let checkTimer = null;
+  let subscribed = null; // this connection's "subscribed" message, for late listeners
 
   // Acknowledge what was processed, so the server keeps sending: it replays only so many
   // bytes (WS_MAX_PENDING_BYTES) ahead of the acks, and tells a client that far behind
@@ -65,6 +68,7 @@ function open(path, after) {
   function connect() {
     socket = new WebSocket(url());
     ackSeq = lastSeq;
+    subscribed = null;
     socket.onopen = () => {
       delay = 500;
       emit("onState", "open");
@@ -85,6 +89,7 @@ function open(path, after) {
           while (seen.has(lastSeq + 1)) lastSeq += 1;
           emit("onEvent", data);
         } else {
+          if (data.type === "subscribed") subscribed = data;
           emit("onMessage", data);
         }
       }
@@ -95,6 +100,7 @@ function open(path, after) {
       else if (!ackTimer) ackTimer = setTimeout(ack, 500);
     };
     socket.onclose = (event) => {
+      subscribed = null;
       emit("onState", "closed", event.code);
       // 4400/4401/4403: not allowed; 4409: too far behind, the page reloads instead.
       if (stopped || [4400, 4401, 4403, 4409].includes(event.code)) return;
@@ -113,7 +119,13 @@ function open(path, after) {
       for (const [kind, fn] of Object.entries(callbacks)) if (fn) listeners[kind].push(fn);
       if (checkEvery > 0 && !checkTimer) checkTimer = setInterval(() => emit("onCheck"), checkEvery);
       // After the caller has its socket in hand (it may send on "open").
-      if (socket?.readyState === WebSocket.OPEN) queueMicrotask(() => callbacks.onState?.("open"));
+      if (socket?.readyState === WebSocket.OPEN) {
+        const late = subscribed;
+        queueMicrotask(() => {
+          callbacks.onState?.("open");
+          if (late) callbacks.onMessage?.(late);
+        });
+      }
     },
     close() { stopped = true; clearInterval(checkTimer); socket?.close(); },
     get lastSeq() { return lastSeq; },

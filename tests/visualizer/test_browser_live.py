@@ -141,6 +141,31 @@ def test_the_run_list_shows_a_new_run_as_it_starts(
     expect(row.locator('[data-col="nodes"]')).to_have_text("1")
 
 
+def test_the_run_list_shows_live_when_its_script_loads_after_the_socket_subscribed(
+    server: Daphne, page: Page, member: Any
+) -> None:
+    # The navigation's inbox badge opens the project socket the run list shares. Here the
+    # list's own script is held until that socket has been told "subscribed": the list
+    # must still learn it is live (it once stayed "not live" for good: CI saw it).
+    sign_in(page, server)
+    held: list[Any] = []
+    page.route(
+        re.compile(r"/static/visualizer/runs(\.[0-9a-f]+)?\.js"), lambda route: held.append(route)
+    )
+    told: list[str] = []
+
+    def watch(socket: Any) -> None:
+        if "/runs/" in socket.url:
+            socket.on("framereceived", lambda frame: told.append(str(frame)))
+
+    page.on("websocket", watch)
+    page.goto(f"{server.origin}/projects/acme/runs/", wait_until="commit")
+    while not (held and any('"subscribed"' in frame for frame in told)):
+        page.wait_for_timeout(50)  # a poll interval: Playwright delivers events while it waits
+    held[0].continue_()
+    expect(page.locator("#live-indicator")).to_be_visible()
+
+
 def test_the_timeline_shows_each_step_and_a_click_selects_it(
     server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
 ) -> None:
