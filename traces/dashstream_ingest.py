@@ -43,6 +43,7 @@ import msgspec
 from django.conf import settings
 
 from . import zstd
+from .capture import Capture
 from .dashstream_read import (
     attributes,
     derived_id,
@@ -104,6 +105,9 @@ class _Work(msgspec.Struct, kw_only=True):
 
     state: Any = None
     has_state: bool = False
+    # The capture policy changed the held state (``StreamRun.save``): a producer's
+    # ``state_hash`` is of its own state, so it cannot be checked against this one.
+    captured: bool = False
     next_index: int = 0
     nodes: list[_Node] = []
     recent_ids: list[str] = []
@@ -131,8 +135,18 @@ class StreamRun:
         work = _work_decoder.decode(zstd.decompress(blob)) if blob else _Work()
         return cls(cursor, cursor.run.execution_id, work)
 
-    def save(self, run: Run) -> None:
-        """Store the cursor (its run created by now)."""
+    def save(self, run: Run, policy: Capture | None = None) -> None:
+        """Store the cursor (its run created by now), with the capture policy applied to
+        the state and open nodes it holds: they are stored bytes too."""
+        if policy is not None:
+            work = self.work
+            held = policy.state(work.state, "$.cursor.state")
+            work.captured = work.captured or held is not work.state
+            work.state = held
+            for node in work.nodes:
+                node.before = policy.state(node.before, "$.cursor.nodes.before")
+                node.metadata = policy.metadata(node.metadata, "$.cursor.nodes.metadata")
+                node.error_message = policy.text(node.error_message, "$.cursor.nodes.error")
         self.cursor.run = run
         self.work.recent_ids = list(self.recent)
         self.cursor.work = zstd.compress(msgspec.json.encode(self.work))
@@ -600,7 +614,7 @@ class Intake:
                 stream.resync(f"the patch of sequence {seq} does not apply: {exc}")
                 self._finish_ended(stream, None, path)
                 return
-        if diff.state_hash:
+        if diff.state_hash and not (work.captured and not diff.full_state):
             verified = hashlib.sha256(canonical_json(new)).digest() == diff.state_hash
             if not verified:
                 stream.resync(f"state hash mismatch after sequence {seq}")
@@ -609,6 +623,8 @@ class Intake:
                 stream.cursor.needs_resync = False
                 stream.cursor.resync_reason = ""
         work.state, work.has_state = new, True
+        if diff.full_state:
+            work.captured = False  # the producer's own state again, until the cursor is saved
         self._finish_ended(stream, new, path)
 
     def _summary(self, summary: pb.ExecutionTrace, path: str) -> None:

@@ -20,9 +20,9 @@ from typing import TypeVar
 
 from django.db import IntegrityError, transaction
 
-from . import events, failures, live, rollups, store
+from . import capture, events, failures, live, rollups, store, zstd
 from .dashstream_ingest import Intake, StreamRun
-from .models import Project, Run
+from .models import CaptureAttachment, Project, Run
 from .parsing import ParsedEvent
 from .proto import dashstream_pb2 as pb
 from .trace import ExecutionTrace
@@ -39,14 +39,20 @@ def ingest_trace(project: Project, trace: ExecutionTrace) -> tuple[Run, bool]:
     """Store ``trace`` as the whole truth about its run; returns ``(run, created)``.
 
     Idempotent on ``(project, execution_id)``: an identical trace writes nothing and
-    notifies nobody (``store.save_trace`` says what else it does).
+    notifies nobody (``store.save_trace`` says what else it does). The project's capture
+    policy is applied first (``traces/capture.py``): nothing it removes is stored.
     """
+    policy = capture.for_project(project)
+    if policy is not None:
+        trace = policy.trace(trace)
+    return atomic_with_retries(lambda: _write_trace(project, trace, policy))
 
-    return atomic_with_retries(lambda: _write_trace(project, trace))
 
-
-def _write_trace(project: Project, trace: ExecutionTrace) -> tuple[Run, bool]:
+def _write_trace(
+    project: Project, trace: ExecutionTrace, policy: capture.Capture | None
+) -> tuple[Run, bool]:
     saved = store.save_trace(project, trace)
+    store_attachments(project, saved.run, policy)
     if saved.changed:
         run = saved.run
         rollups.record(
@@ -70,16 +76,22 @@ def ingest_events(
 ) -> tuple[Run, list[ParsedEvent]]:
     """Store and apply the events of ``batch`` not stored yet; returns the run and the new
     events, which the run's viewers get after commit. A repeated seq is a no-op, so a
-    retried batch is harmless (``live.apply_events``)."""
-
-    return atomic_with_retries(lambda: _write_events(project, execution_id, batch))
+    retried batch is harmless (``live.apply_events``). The project's capture policy is
+    applied to each event first."""
+    policy = capture.for_project(project)
+    batch = capture.apply_to(policy, batch, capture.Capture.event)
+    return atomic_with_retries(lambda: _write_events(project, execution_id, batch, policy))
 
 
 def _write_events(
-    project: Project, execution_id: str, batch: list[ParsedEvent]
+    project: Project,
+    execution_id: str,
+    batch: list[ParsedEvent],
+    policy: capture.Capture | None,
 ) -> tuple[Run, list[ParsedEvent]]:
     applied = live.apply_events(project, execution_id, batch)
     run, new = applied.run, applied.events
+    store_attachments(project, run, policy)
     rollups.record_live(project, run, applied.before, applied.steps)
     failures.record_events(run, new)
     if new:
@@ -93,25 +105,48 @@ def ingest_dashstream(
     """Apply decoded DashStream messages (``(frame index, DashStreamMessage)``): each run
     they touch gets its live events and its cursor in one transaction, a summary of a run
     never seen is stored as a trace. Returns the intake (counts, the first refused
-    message) and the runs touched."""
+    message) and the runs touched. The capture policy is applied to the events, the
+    summaries and the state each cursor holds (``StreamRun.save``)."""
 
     def write() -> tuple[Intake, list[tuple[Run, StreamRun]]]:
+        policy = capture.for_project(project)
         intake = Intake(project)
         for index, message in messages:
             intake.feed(index, message)
         touched = []
         for stream in intake.runs():
             if stream.events:
-                run, _ = _write_events(project, stream.execution_id, stream.events)
+                batch = capture.apply_to(policy, stream.events, capture.Capture.event)
+                run, _ = _write_events(project, stream.execution_id, batch, policy)
             else:
                 run = stream.cursor.run
-            stream.save(run)
+            stream.save(run, policy)
+            store_attachments(project, run, policy)
+            if policy is not None:
+                policy.attachments.clear()  # stored with this run; the next run's are its own
             touched.append((run, stream))
         for trace in intake.traces:
-            _write_trace(project, trace)
+            if policy is not None:
+                trace = policy.trace(trace)
+            _write_trace(project, trace, policy)
         return intake, touched
 
     return atomic_with_retries(write)
+
+
+def store_attachments(project: Project, run: Run | None, policy: capture.Capture | None) -> None:
+    """The values the policy kept aside, one row per distinct value (a stored one stays)."""
+    if policy is None or not policy.attachments:
+        return
+    CaptureAttachment.objects.bulk_create(
+        [
+            CaptureAttachment(
+                project=project, ident=ident, run=run, size=len(data), data=zstd.compress(data)
+            )
+            for ident, data in policy.attachments.items()
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def atomic_with_retries(write: Callable[[], T]) -> T:

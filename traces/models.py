@@ -46,6 +46,9 @@ class Project(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now)
+    # What ingestion drops, redacts, truncates or keeps aside (traces/capture_policy.py
+    # validates it on every write; traces/capture.py applies it).
+    capture_policy = models.JSONField(default=dict, blank=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
     )
@@ -563,6 +566,29 @@ class SpanBuffer(models.Model):
             # The idle sweep: the oldest rows first, per project and for all projects.
             models.Index(fields=["project", "finished", "last_span_at"], name="span_buffer_idle"),
             models.Index(fields=["last_span_at"], name="span_buffer_age"),
+        ]
+
+
+class CaptureAttachment(models.Model):
+    """A value a capture rule kept out of the state blob (``{"$attachment": id}`` marks its
+    place), fetched on demand by the step panel and ``GET /api/v1/attachments/<id>``.
+
+    ``ident`` is a keyed digest of the value, so the same value stored twice is one row and
+    re-ingesting a run writes nothing new. ``run`` is the run that first stored it (none
+    for a value held in an OTLP span buffer before its run existed).
+    """
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # unique_capture_attachment (project, ident) leads with it
+    ident = models.CharField(max_length=32)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, null=True, related_name="+")
+    size = models.PositiveBigIntegerField()
+    data = models.BinaryField()  # zstd of the value's canonical JSON
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "ident"], name="unique_capture_attachment"),
         ]
 
 

@@ -29,10 +29,11 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from . import ingest, zstd
+from . import capture, ingest, zstd
 from .errors import InputError
 from .models import EventType, Project, SpanBuffer
 from .parsing import ParsedEvent
+from .span_capture import capture_span
 from .span_mapping import Mapped, map_spans, run_metadata, stamp, to_trace
 from .spans import Parsed, Span
 from .trace import RunStarted
@@ -77,8 +78,13 @@ def export(project: Project, parsed: Parsed) -> Exported:
     queue instead of deadlocking, and written back in one.
     """
     _sweep(project)
+    # The capture policy first: a buffered span is stored bytes too.
+    policy = capture.for_project(project)
+    spans = capture.apply_to(policy, parsed.spans, capture_span)
+    if policy is not None and policy.attachments:
+        ingest.atomic_with_retries(lambda: ingest.store_attachments(project, None, policy))
     by_trace: dict[str, list[Span]] = {}
-    for span in parsed.spans:
+    for span in spans:
         by_trace.setdefault(span.trace_id, []).append(span)
     outcome = Exported(len(parsed.spans), parsed.rejected, parsed.error)
     if not by_trace:

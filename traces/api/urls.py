@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import alerts, compare, exports, failures, members, review, runs
+from . import alerts, capture, compare, exports, failures, members, review, runs
 
 app_name = "api"
 
@@ -44,6 +44,8 @@ urlpatterns = [
     path("api-keys/<int:key_id>", members.KeyDetail.as_view(), name="key"),
     path("alert-rules", alerts.AlertRuleList.as_view(), name="alert-rules"),
     path("alert-rules/<int:rule_id>", alerts.AlertRuleDetail.as_view(), name="alert-rule"),
+    path("capture-policy", capture.CapturePolicyView.as_view(), name="capture-policy"),
+    path("attachments/<str:ident>", capture.AttachmentView.as_view(), name="attachment"),
     path("inbox", alerts.InboxList.as_view(), name="inbox"),
     path("inbox/read", alerts.InboxRead.as_view(), name="inbox-read"),
 ]
