@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from django.conf import settings
 
+from traces.capture import markers_in
 from traces.chat import transcript
 from traces.diffview import path_history, state_summary, summarize
 from traces.jsondiff import collapse, diff
@@ -72,10 +73,29 @@ def step_view(run: Run, step: Step) -> dict[str, Any]:
         "parallel_with": parallel_with(step.metadata),
         "compared_with": compared_with if after_id is not None else None,
         **diff_view(before, after, both),
+        "capture": capture_view(run, step, before, after),
         "download_url": links.api(
             "api:step", run.execution_id, step.index, project=run.project.slug, download="1"
         ),
     }
+
+
+def capture_view(run: Run, step: Step, before: Any, after: Any) -> list[dict[str, Any]]:
+    """What the capture policy left in this step (its markers and detector tokens, with
+    the rule of each): the step panel's "capture" note; an attachment has its API link."""
+    found = [
+        {**m, "state": side}
+        for side, state in (("before", before), ("after", after))
+        for m in markers_in(state)
+    ]
+    found += [{**m, "state": "metadata"} for m in markers_in(step.metadata)]
+    found += [{**m, "state": "error"} for m in markers_in(step.error_message or "")]
+    for entry in found:
+        if entry["action"] == "attachment" and isinstance(entry.get("attachment"), str):
+            entry["url"] = links.api(
+                "api:attachment", entry["attachment"], project=run.project.slug
+            )
+    return found[:200]
 
 
 def state_at_error_id(run: Run, step: Step) -> int | None:

@@ -4,6 +4,7 @@
 // places what the step endpoint returned.
 import { el } from "./dom.js";
 import { duration, localTime, number } from "./format.js";
+import { getJSON } from "./http.js";
 import { JsonTree } from "./jsontree.js";
 
 const $ = (id) => document.getElementById(id);
@@ -207,6 +208,46 @@ function transcript(t) {
   return section;
 }
 
+// ---- What the capture policy did to this step: each marker, its place and its rule.
+
+const CAPTURE_WORDS = { redacted: "redacted", truncated: "truncated", attachment: "kept as an attachment" };
+
+function captureItem(entry) {
+  let what = CAPTURE_WORDS[entry.action] || entry.action;
+  if (entry.action === "truncated") what += ` to ${bytes(entry.kept)} of ${bytes(entry.bytes)}`;
+  if (entry.action === "attachment") what += ` (${bytes(entry.bytes)})`;
+  const li = el("li", null, null, el("code", null, entry.path), ` in ${entry.state}: ${what} by `, el("code", null, entry.rule || "?"));
+  if (entry.url) {
+    const fetchButton = el("button", "nav", "fetch");
+    fetchButton.type = "button";
+    fetchButton.addEventListener("click", async () => {
+      fetchButton.disabled = true;
+      try {
+        const found = await getJSON(entry.url);
+        li.append(el("pre", "capture-attachment", JSON.stringify(found.value, null, 2)));
+        fetchButton.remove();
+      } catch (error) {
+        fetchButton.disabled = false;
+        li.append(el("span", "error", ` ${error.message}`));
+      }
+    });
+    li.append(" ", fetchButton);
+  }
+  return li;
+}
+
+function renderCapture(entries) {
+  const box = $("step-capture");
+  if (!box) return; // a page without the note (compare)
+  box.hidden = !entries?.length;
+  if (!entries?.length) {
+    box.replaceChildren();
+    return;
+  }
+  const head = el("p", "capture-head", `Capture policy: ${number(entries.length)} value${entries.length === 1 ? "" : "s"} changed before storing`);
+  box.replaceChildren(head, el("ul", "capture-list", null, ...entries.map(captureItem)));
+}
+
 // `onWatch` (optional): a "watch" button on each change and on each node of the state
 // tree calls it with the path. `labels` ({before, after}) name the two states.
 export function renderPanel(view, { onWatch, labels } = {}) {
@@ -229,6 +270,7 @@ export function renderPanel(view, { onWatch, labels } = {}) {
   const error = $("step-error");
   error.hidden = !step.error_message;
   error.textContent = step.error_message || "";
+  renderCapture(view.capture);
   const s = view.summary;
   $("step-summary").textContent = view.has_both_states
     ? (view.compared_with === "state at error" ? "up to the error: " : "") + `${s.total} · +${s.add} ~${s.replace} −${s.remove}` + (s.keys.length ? ` · keys: ${s.keys.join(", ")}` : "")

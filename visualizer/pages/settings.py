@@ -3,6 +3,7 @@ firings (admins change them)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from traces import alerts, members
+from traces.capture_policy import parse_policy, policy_json, save_policy
 from traces.error_steps import failing_steps
 from traces.errors import InputError
 from traces.models import (
@@ -61,6 +63,16 @@ ADMIN_VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
         f"revoked the API key {d.get('name') or d.get('prefix')} ({d.get('prefix')}…)"
     ),
 }
+# The capture policy form's example (the README's), and where a refused policy waits to be
+# shown again in its form, with its error, after the redirect.
+CAPTURE_EXAMPLE = {
+    "rules": [
+        {"path": "/api_key", "action": "redact"},
+        {"path": "/messages/*/content", "action": "truncate", "max_bytes": 2048},
+    ],
+    "detectors": ["email", "secret", "card"],
+}
+CAPTURE_SESSION = "settings_capture_policy"
 # A new key's secret is shown once, on the page the create redirects to (never re-posted).
 NEW_KEY_SESSION = "settings_new_key"
 
@@ -98,6 +110,7 @@ def settings_page(request: HttpRequest, slug: str) -> HttpResponse:
         "alert_kinds": ALERT_KINDS,
         "alert_rules": project.alert_rules.all(),
         "firings": firing_rows(project, alerts.recent_firings(project)),
+        "capture": _capture_context(request, project) if is_admin else None,
     }
     return render(request, "visualizer/settings.html", context)
 
@@ -178,6 +191,8 @@ def _apply(request: HttpRequest, project: Project) -> str | None:
         body["webhook_url"] = request.POST.get("webhook_url", "")
         created = alerts.create_rule(project, {k: v for k, v in body.items() if v != ""})
         messages.success(request, f"Alert rule {created.name!r} was created.")
+    elif action == "save_capture_policy":
+        _save_capture_policy(request, project)
     elif action in ("enable_rule", "disable_rule", "delete_rule"):
         rule = project.alert_rules.filter(pk=_row_id(request, "rule")).first()
         if rule is None:
@@ -191,3 +206,39 @@ def _apply(request: HttpRequest, project: Project) -> str | None:
     else:
         raise InputError("action", f"unknown action {action!r}")
     return None
+
+
+def _save_capture_policy(request: HttpRequest, project: Project) -> None:
+    """Save the posted policy (JSON text); a refused one goes back to its form with the
+    error (the session carries both over the redirect) and the stored policy stays."""
+    text = request.POST.get("policy", "")
+    try:
+        try:
+            data = json.loads(text) if text.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise InputError("policy", f"not JSON: {exc}") from None
+        policy = save_policy(project, data)
+    except InputError as exc:
+        request.session[CAPTURE_SESSION] = {
+            "project": project.pk,
+            "text": text[:100_000],
+            "error": f"{exc.path}: {exc.rule}",
+        }
+        return
+    count = len(policy.rules)
+    messages.success(
+        request,
+        f"Capture policy saved: {count} rule{'s' if count != 1 else ''}, "
+        f"detectors: {', '.join(policy.detectors) or 'none'}.",
+    )
+
+
+def _capture_context(request: HttpRequest, project: Project) -> dict[str, Any]:
+    """The capture policy form: the stored policy as indented JSON, or a refused one
+    shown again with its error."""
+    example = json.dumps(CAPTURE_EXAMPLE, indent=2)
+    refused = request.session.pop(CAPTURE_SESSION, None)
+    if refused and refused.get("project") == project.pk:
+        return {"text": refused["text"], "error": refused["error"], "example": example}
+    stored = policy_json(parse_policy(project.capture_policy or None))
+    return {"text": json.dumps(stored, indent=2), "error": None, "example": example}
