@@ -38,12 +38,14 @@ from mcp.client.streamable_http import streamable_http_client
 from websockets.exceptions import InvalidStatus
 
 from tests.servers import HOST, Daphne, daphne, database_url, server_env, session_cookie
+from traces import zstd
 from traces.filters import FILTER_NAMES
 from traces.ingest import ingest_trace
 from traces.models import (
     AlertKind,
     AlertRule,
     ApiKey,
+    CaptureAttachment,
     Comment,
     Export,
     ExportFormat,
@@ -215,6 +217,9 @@ def world(project: Project, fixtures_dir: Path) -> dict[str, Any]:
     comment = Comment.objects.create(run=run, author=root, body="a comment")
     export = Export.objects.create(project=project, format=ExportFormat.CSV, created_by=root)
     key_row, key = ApiKey.issue(project, "probe", scope=KeyScope.ADMIN)
+    attachment = CaptureAttachment.objects.create(
+        project=project, ident="a" * 32, run=run, size=2, data=zstd.compress(b"{}")
+    )
     rule = AlertRule.objects.create(project=project, name="a rule", kind=AlertKind.REGRESSION)
     values = {
         "slug": project.slug,
@@ -226,6 +231,7 @@ def world(project: Project, fixtures_dir: Path) -> dict[str, Any]:
         "export_id": str(export.pk),
         "key_id": str(key_row.pk),
         "rule_id": str(rule.pk),
+        "ident": attachment.ident,
         "username": "root",
         # The admin's routes.
         "object_id": str(root.pk),

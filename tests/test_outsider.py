@@ -17,11 +17,13 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
+from traces import zstd
 from traces.ingest import ingest_trace
 from traces.models import (
     AlertKind,
     AlertRule,
     ApiKey,
+    CaptureAttachment,
     Comment,
     Export,
     ExportFormat,
@@ -59,6 +61,9 @@ def acme(project: Project, fixtures_dir: Path) -> dict[str, str]:
     comment = Comment.objects.create(run=run, author=ada, body="mine")
     export = Export.objects.create(project=project, format=ExportFormat.CSV, created_by=ada)
     key = ApiKey.issue(project)[0]
+    attachment = CaptureAttachment.objects.create(
+        project=project, ident="a" * 32, run=run, size=2, data=zstd.compress(b"{}")
+    )
     rule = AlertRule.objects.create(project=project, name="mine", kind=AlertKind.REGRESSION)
     return {
         "slug": project.slug,
@@ -69,6 +74,7 @@ def acme(project: Project, fixtures_dir: Path) -> dict[str, str]:
         "export_id": str(export.pk),
         "key_id": str(key.pk),
         "rule_id": str(rule.pk),
+        "ident": attachment.ident,
         "username": "ada",
         "thread_id": str(run.thread_id),
     }

@@ -41,6 +41,8 @@ from .parsing import ParsedEvent
 from .trace import ErrorTrace, ExecutionTrace, NodeExecution, canonical_json
 
 MARKER_KEYS = ("$redacted", "$truncated", "$attachment")
+# The per-request cache of scanned strings: at most this many, each at most this long.
+_CACHE_ENTRIES, _CACHE_STRING = 100_000, 4096
 _DROP = object()
 
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
@@ -76,7 +78,9 @@ def luhn(digits: str) -> bool:
 
 
 def is_marker(value: Any) -> bool:
-    return isinstance(value, dict) and any(k in value for k in MARKER_KEYS)
+    return isinstance(value, dict) and (
+        "$redacted" in value or "$truncated" in value or "$attachment" in value
+    )
 
 
 class Note(msgspec.Struct, frozen=True):
@@ -98,7 +102,17 @@ class Capture:
         self.attachments: dict[str, bytes] = {}
         self._state_rules = policy.state_rules()
         self._meta_rules = policy.metadata_rules()
-        self._patterns = [(n, DETECTOR_PATTERNS[n]) for n in policy.detectors]
+        # One pass per string: the enabled detectors as one alternation of named groups.
+        self._patterns = (
+            re.compile(
+                "|".join(f"(?P<{n}>{DETECTOR_PATTERNS[n].pattern})" for n in policy.detectors)
+            )
+            if policy.detectors
+            else None
+        )
+        # A run's states repeat the same strings step after step (a chat's messages): each
+        # distinct string is scanned once per request. Bounded; long strings are not kept.
+        self._scanned: dict[str, str] = {}
 
     def digest(self, data: bytes) -> str:
         return hmac.new(self.key, data, hashlib.sha256).hexdigest()
@@ -120,10 +134,10 @@ class Capture:
 
     def detect(self, value: Any, where: str = "$") -> Any:
         """Any JSON value with the detectors applied to its strings (no rules)."""
-        return self._detect(value, where) if self._patterns else value
+        return self._detect(value, where) if self._patterns is not None else value
 
     def _apply(self, value: Any, rules: tuple[Rule, ...], where: str) -> Any:
-        if self._patterns:
+        if self._patterns is not None:
             value = self._detect(value, where)
         for rule in rules:
             found = self._at(value, rule, 0, where)
@@ -133,22 +147,41 @@ class Capture:
     def _detect(self, value: Any, where: str) -> Any:
         if isinstance(value, str):
             return self._scan(value, where)
-        if is_marker(value):
-            return value
         if isinstance(value, dict):
-            new = {k: self._detect(v, where) for k, v in value.items()}
-            return value if all(new[k] is value[k] for k in value) else new
+            if is_marker(value):
+                return value
+            new: dict[str, Any] | None = None
+            for key, item in value.items():
+                done = self._detect(item, where)
+                if done is not item:
+                    new = dict(value) if new is None else new
+                    new[key] = done
+            return value if new is None else new
         if isinstance(value, list):
-            items = [self._detect(v, where) for v in value]
-            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+            items: list[Any] | None = None
+            for i, item in enumerate(value):
+                done = self._detect(item, where)
+                if done is not item:
+                    items = list(value) if items is None else items
+                    items[i] = done
+            return value if items is None else items
         return value
 
     def _scan(self, text: str, where: str) -> str:
-        for name, pattern in self._patterns:
-            text = pattern.sub(lambda m, n=name: self._token(n, m.group(0), where), text)  # type: ignore[misc]
-        return text
+        if self._patterns is None:
+            return text
+        known = self._scanned.get(text)
+        if known is not None:
+            return known
+        done = self._patterns.sub(lambda m: self._token(m, where), text)
+        if done == text:
+            done = text  # the same object: callers test identity for "unchanged"
+        if len(text) <= _CACHE_STRING and len(self._scanned) < _CACHE_ENTRIES:
+            self._scanned[text] = done
+        return done
 
-    def _token(self, detector: str, found: str, where: str) -> str:
+    def _token(self, match: re.Match[str], where: str) -> str:
+        detector, found = match.lastgroup or "", match.group(0)
         if detector == "card" and not luhn(re.sub(r"\D", "", found)):
             return found
         self.notes.append(Note(where, f"detector:{detector}", "redact"))

@@ -70,6 +70,8 @@ def parse_pointer(pointer: Any, where: str) -> tuple[str, ...]:
     """RFC 6901 pointer text as unescaped segments; ``*`` stays a wildcard segment."""
     if not isinstance(pointer, str):
         raise InputError(where, "expected a JSON Pointer string such as '/messages/*/content'")
+    if "\x00" in pointer:
+        raise InputError(where, "a NUL character cannot be stored")
     if not pointer.startswith("/") or len(pointer) > MAX_POINTER:
         raise InputError(
             where,

@@ -575,14 +575,15 @@ class CaptureAttachment(models.Model):
 
     ``ident`` is a keyed digest of the value, so the same value stored twice is one row and
     re-ingesting a run writes nothing new. ``run`` is the run that first stored it (none
-    for a value held in an OTLP span buffer before its run existed).
+    for a value held in an OTLP span buffer before its run existed); other runs may point
+    at the same row, so deleting that run keeps it (``SET_NULL``).
     """
 
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="+", db_index=False
     )  # unique_capture_attachment (project, ident) leads with it
     ident = models.CharField(max_length=32)
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, null=True, related_name="+")
+    run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, related_name="+")
     size = models.PositiveBigIntegerField()
     data = models.BinaryField()  # zstd of the value's canonical JSON
 

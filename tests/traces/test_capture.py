@@ -50,6 +50,7 @@ def capture(policy: dict[str, Any], key: bytes = KEY) -> Capture:
         ),
         ({"rules": [{"action": "drop"}]}, "$.rules[0]", "exactly one of"),
         ({"detectors": ["email", "phone"]}, "$.detectors[1]", "unknown detector"),
+        ({"rules": [{"path": "/a\x00", "action": "drop"}]}, "$.rules[0].path", "NUL"),
     ],
 )
 def test_a_bad_policy_is_refused_naming_the_field_and_the_rule(

@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
                 ('size', models.PositiveBigIntegerField()),
                 ('data', models.BinaryField()),
                 ('project', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='traces.project')),
-                ('run', models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='traces.run')),
+                ('run', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='traces.run')),
             ],
             options={
                 'constraints': [models.UniqueConstraint(fields=('project', 'ident'), name='unique_capture_attachment')],
