@@ -46,22 +46,65 @@ _CACHE_ENTRIES, _CACHE_STRING = 100_000, 4096
 _DROP = object()
 
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-DETECTOR_PATTERNS: dict[str, re.Pattern[str]] = {
-    "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+_SECRET = re.compile(
     # Bearer tokens and the key shapes of common providers (and our own dfk_ keys); a bare
     # random string is not flagged, which keeps ids and digests readable.
-    "secret": re.compile(
-        r"(?i:bearer)\s+[A-Za-z0-9\-._~+/]{16,}=*"
-        r"|\bsk-[A-Za-z0-9_-]{16,}"
-        r"|\bgh[pousr]_[A-Za-z0-9]{30,}"
-        r"|\bgithub_pat_[A-Za-z0-9_]{30,}"
-        r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"
-        r"|\bAKIA[0-9A-Z]{16}\b"
-        r"|\bAIza[0-9A-Za-z_-]{35}"
-        r"|\bdfk_[A-Za-z0-9_-]{20,}"
-        r"|\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"
-    ),
-    "card": _CARD,
+    r"(?i:bearer)\s+[A-Za-z0-9\-._~+/]{16,}=*"
+    r"|\bsk-[A-Za-z0-9_-]{16,}"
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}"
+    r"|\bgithub_pat_[A-Za-z0-9_]{30,}"
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"
+    r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\bAIza[0-9A-Za-z_-]{35}"
+    r"|\bdfk_[A-Za-z0-9_-]{20,}"
+    r"|\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"
+)
+_SECRET_HINTS = ("bearer", "sk-", "gh", "xox", "akia", "aiza", "dfk_", "eyj")
+# An email is found from its "@" (a literal the regex engine searches for fast), then its
+# parts around it, each bounded by RFC 5321's lengths: a long string costs one pass, not
+# a try at every position.
+_EMAIL_AT = re.compile(r"@(?=[A-Za-z0-9-])")
+_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9._%+-]{1,64}\Z")
+_EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}")
+_DIGIT = re.compile(r"\d")
+
+Span = tuple[int, int, str]
+
+
+def _emails(text: str) -> list[Span]:
+    if "@" not in text:
+        return []
+    found = []
+    for at in _EMAIL_AT.finditer(text):
+        i = at.start()
+        local = _EMAIL_LOCAL.search(text, max(0, i - 64), i)
+        domain = _EMAIL_DOMAIN.match(text, i + 1)
+        if local is not None and domain is not None:
+            found.append((local.start(), domain.end(), "email"))
+    return found
+
+
+def _secrets(text: str) -> list[Span]:
+    lowered = text.lower()
+    if not any(hint in lowered for hint in _SECRET_HINTS):
+        return []
+    return [(m.start(), m.end(), "secret") for m in _SECRET.finditer(text)]
+
+
+def _cards(text: str) -> list[Span]:
+    if _DIGIT.search(text) is None:
+        return []
+    return [
+        (m.start(), m.end(), "card")
+        for m in _CARD.finditer(text)
+        if luhn(re.sub(r"\D", "", m.group(0)))
+    ]
+
+
+DETECTORS: dict[str, Callable[[str], list[Span]]] = {
+    "email": _emails,
+    "secret": _secrets,
+    "card": _cards,
 }
 TOKEN = re.compile(r"\[redacted:(email|secret|card):[0-9a-f]{16}\]")
 
@@ -102,14 +145,7 @@ class Capture:
         self.attachments: dict[str, bytes] = {}
         self._state_rules = policy.state_rules()
         self._meta_rules = policy.metadata_rules()
-        # One pass per string: the enabled detectors as one alternation of named groups.
-        self._patterns = (
-            re.compile(
-                "|".join(f"(?P<{n}>{DETECTOR_PATTERNS[n].pattern})" for n in policy.detectors)
-            )
-            if policy.detectors
-            else None
-        )
+        self._detectors = [DETECTORS[n] for n in policy.detectors]
         # A run's states repeat the same strings step after step (a chat's messages): each
         # distinct string is scanned once per request. Bounded; long strings are not kept.
         self._scanned: dict[str, str] = {}
@@ -134,10 +170,10 @@ class Capture:
 
     def detect(self, value: Any, where: str = "$") -> Any:
         """Any JSON value with the detectors applied to its strings (no rules)."""
-        return self._detect(value, where) if self._patterns is not None else value
+        return self._detect(value, where) if self._detectors else value
 
     def _apply(self, value: Any, rules: tuple[Rule, ...], where: str) -> Any:
-        if self._patterns is not None:
+        if self._detectors:
             value = self._detect(value, where)
         for rule in rules:
             found = self._at(value, rule, 0, where)
@@ -168,22 +204,26 @@ class Capture:
         return value
 
     def _scan(self, text: str, where: str) -> str:
-        if self._patterns is None:
+        if not self._detectors:
             return text
         known = self._scanned.get(text)
         if known is not None:
             return known
-        done = self._patterns.sub(lambda m: self._token(m, where), text)
-        if done == text:
-            done = text  # the same object: callers test identity for "unchanged"
+        spans = sorted(span for find in self._detectors for span in find(text))
+        done = text
+        if spans:
+            parts, pos = [], 0
+            for start, end, detector in spans:
+                if start < pos:
+                    continue  # inside what another detector took
+                parts += [text[pos:start], self._token(detector, text[start:end], where)]
+                pos = end
+            done = "".join([*parts, text[pos:]])
         if len(text) <= _CACHE_STRING and len(self._scanned) < _CACHE_ENTRIES:
             self._scanned[text] = done
         return done
 
-    def _token(self, match: re.Match[str], where: str) -> str:
-        detector, found = match.lastgroup or "", match.group(0)
-        if detector == "card" and not luhn(re.sub(r"\D", "", found)):
-            return found
+    def _token(self, detector: str, found: str, where: str) -> str:
         self.notes.append(Note(where, f"detector:{detector}", "redact"))
         return f"[redacted:{detector}:{self.digest(found.encode())[:16]}]"
 

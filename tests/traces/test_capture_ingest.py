@@ -123,6 +123,8 @@ def assert_captured(project: Project, api: APIClient, viewer: Client, execution_
         body = b"".join(chunk for chunk, _ in formats.encode_run(fmt, trace))
         assert SECRET.encode() not in body, fmt
         assert EMAIL.encode() not in body, fmt
+        if fmt == ExportFormat.TRACES_JSONL:
+            assert b'"$redacted":"rules[0]"' in body  # exports carry the markers as stored
     as_json = api.get(f"/api/v1/runs/{execution_id}/trace").content
     assert b"$redacted" in as_json
     base = f"/projects/{project.slug}/runs/{execution_id}/"
