@@ -76,8 +76,18 @@ function scalarClass(value) {
   return "jt-str";
 }
 
+// A capture policy's marker (traces/capture.py) says what it stands for when collapsed.
+function markerSummary(value) {
+  if ("$redacted" in value) return `{redacted by ${value.$redacted}}`;
+  if ("$truncated" in value) return `{truncated: ${number(value.bytes)} bytes, ${number(value.$truncated)} kept, by ${value.rule}}`;
+  if ("$attachment" in value) return `{attachment: ${number(value.bytes)} bytes, by ${value.rule}}`;
+  return null;
+}
+
 function summary(value) {
   if (Array.isArray(value)) return `[…] ${number(value.length)} item${value.length === 1 ? "" : "s"}`;
+  const marker = markerSummary(value);
+  if (marker) return marker;
   const n = Object.keys(value).length;
   return `{…} ${number(n)} key${n === 1 ? "" : "s"}`;
 }

@@ -76,6 +76,9 @@ def test_the_step_panel_lists_the_markers_and_fetches_an_attachment(
     item = note.locator("li", has_text="/document in after")
     item.locator("button", has_text="fetch").click()
     expect(item.locator("pre")).to_contain_text(DOC["pages"][0])
+    # In the state tree a collapsed marker says what it stands for.
+    expect(page.locator("#step-states")).to_contain_text('"api_key": {redacted by rules[0]}')
+    expect(page.locator("#step-states")).to_contain_text("{truncated: 540 bytes, 32 kept")
     html = page.content()
     assert SECRET not in html
     assert EMAIL not in html
