@@ -24,6 +24,7 @@ from traces.capture_policy import save_policy
 from traces.models import (
     ApiKey,
     CaptureAttachment,
+    DashStreamCursor,
     ExportFormat,
     KeyScope,
     Membership,
@@ -196,6 +197,13 @@ def test_dashstream_frames_are_captured_with_the_state_the_cursor_holds(
         assert response.status_code == 200, response.content
         assert tables_holding(SECRET) == []
     assert_captured(policy, api, viewer, "streamed")
+    # The patches of the second request applied to the captured state the cursor held,
+    # and a producer's state_hash (of its own state) did not mark the run out of sync.
+    cursor = DashStreamCursor.objects.get(run__execution_id="streamed")
+    assert not cursor.needs_resync, cursor.resync_reason
+    run = Run.objects.get(execution_id="streamed")
+    want = [n["node"] for n in doc["nodes_executed"]]
+    assert [n.node for n in store.load_trace(run).nodes_executed] == want
 
 
 def test_an_unchanged_policy_stores_what_came(
