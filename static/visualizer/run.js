@@ -228,6 +228,8 @@ function errorItem(error, at) {
 function renderErrors(errors) {
   $("errors").replaceChildren(...errors.map(errorItem));
   if (errors.length) $("errors-card").hidden = false;
+  // The card shows two rows and scrolls: with more, the count says how many there are.
+  $("errors-count").textContent = errors.length > 2 ? number(errors.length) : "";
   const more = $("errors-more");
   more.hidden = !$("errors").querySelector("li[hidden]");
   more.textContent = `show all ${number(errors.length)} errors`;
