@@ -115,26 +115,28 @@ def insert_new_rows(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     unique: Sequence[str],
-    returning: str,
+    returning: str | tuple[str, ...],
 ) -> set[Any]:
     """Insert the rows that do not collide on ``unique`` (one statement, one round trip);
-    returns the ``returning`` column of those inserted. SQLite >= 3.35 and PostgreSQL
-    both speak ON CONFLICT ... DO NOTHING RETURNING."""
+    returns the ``returning`` column of those inserted (for several columns, tuples of
+    them). SQLite >= 3.35 and PostgreSQL both speak ON CONFLICT ... DO NOTHING RETURNING."""
     if not rows:
         return set()
     quote = connection.ops.quote_name
     cols = ", ".join(quote(c) for c in columns)
     keys = ", ".join(quote(c) for c in unique)
+    one = isinstance(returning, str)
+    back = quote(returning) if isinstance(returning, str) else ", ".join(map(quote, returning))
     inserted: set[Any] = set()
     with connection.cursor() as cursor:
         for start in range(0, len(rows), _SMALL_BATCH):
             values, params = _values(columns, rows[start : start + _SMALL_BATCH])
             cursor.execute(
                 f"INSERT INTO {quote(model._meta.db_table)} ({cols}) VALUES {values}"
-                f" ON CONFLICT ({keys}) DO NOTHING RETURNING {quote(returning)}",
+                f" ON CONFLICT ({keys}) DO NOTHING RETURNING {back}",
                 params,
             )
-            inserted.update(row[0] for row in cursor.fetchall())
+            inserted.update(row[0] if one else tuple(row) for row in cursor.fetchall())
     return inserted
 
 

@@ -130,9 +130,11 @@ def occurrences(run: Run) -> list[Occurrence]:
     return found
 
 
-def record_run(run: Run) -> list[FailureGroup]:
+def record_run(run: Run, had_failures: bool = True) -> list[FailureGroup]:
     """Bring the run's Failure rows in line with its stored rows; returns the groups that
-    changed (published to the project's viewers after commit).
+    changed (published to the project's viewers after commit). ``had_failures=False``
+    (the caller knows the run had none before: new, or neither failed nor with errors)
+    saves looking them up.
 
     Call it inside the transaction that stored the run, with the run row locked (both
     ingestion paths hold it ``select_for_update``), so two requests for one run never
@@ -140,6 +142,8 @@ def record_run(run: Run) -> list[FailureGroup]:
     """
     now = timezone.now()
     wanted = {o.key: o for o in occurrences(run)}
+    if not wanted and not had_failures:
+        return []
     existing = {f.key: f for f in Failure.objects.filter(run=run).select_related("group")}
     if not wanted and not existing:
         return []
