@@ -1,6 +1,7 @@
 """Request bodies over their route's limit are refused by Daphne before it buffers them
 (dashflow_site/bodylimit.py), with a 413 naming the limit, while bodies within it, up to a
-whole 20 MB trace by an API key, are served as before."""
+20 MB trace by an API key, are served as before (a larger whole trace:
+tests/traces/test_large_traces.py)."""
 
 from __future__ import annotations
 
@@ -102,9 +103,12 @@ def test_a_chunked_body_is_counted_as_it_arrives_and_refused_once_over(
         while True:  # endless: only the server's answer stops it
             yield b"%x\r\n%s\r\n" % (len(piece), piece)
 
+    # Live events: a producer's route with TRACE_MAX_BODY_BYTES (a whole trace's route
+    # has its own limit, tests/traces/test_large_traces.py).
     answer, sent = exchange(
         server,
-        "POST /api/v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        "POST /api/v1/runs/run-1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Transfer-Encoding: chunked\r\n"
         f"Content-Type: application/json\r\nAuthorization: Bearer {api_key}\r\n",
         chunks=chunks(),
     )
