@@ -241,7 +241,8 @@ def render(cases: list[Case], limit: int) -> str:
         f" {platform.machine()}, {os.cpu_count()} CPUs (shared with other work),"
         f" Python {platform.python_version()}, PostgreSQL.",
         "",
-        f"Generated {NODES:,}-step traces (two states a step, each state new) posted to"
+        f"Generated {NODES:,}-step traces (a chat loop: each step's state after is the next"
+        f" one's state before, {NODES + 1:,} distinct states, mostly small objects) posted to"
         f" `POST /api/v1/traces` of a fresh Daphne with `TRACE_UPLOAD_MAX_BYTES={limit}`."
         " Peak growth is the server process's `VmHWM` after the answer minus its `VmRSS`"
         " before the post (warm: one small trace stored first). Seconds are until the"

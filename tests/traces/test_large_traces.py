@@ -21,7 +21,7 @@ import pytest
 from django.db import connection
 
 from tests.servers import Daphne, daphne, database_url, server_env
-from tests.test_bodylimit import exchange, refused
+from tests.test_bodylimit import endless_chunks, exchange, refused
 from traces import parsing, store
 from traces.errors import InputError
 from traces.models import Run, StateSnapshot, Step
@@ -114,16 +114,11 @@ def test_a_body_over_the_upload_limit_is_refused_naming_it(server: Daphne, api_k
 def test_a_chunked_trace_is_refused_once_past_the_upload_limit(
     server: Daphne, api_key: str
 ) -> None:
-    def chunks() -> Iterator[bytes]:
-        piece = b"x" * 65536
-        while True:  # endless: only the server's answer stops it
-            yield b"%x\r\n%s\r\n" % (len(piece), piece)
-
     answer, sent = exchange(
         server,
         "POST /api/v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
         f"Authorization: Bearer {api_key}\r\n",
-        chunks=chunks(),
+        chunks=endless_chunks(),
     )
 
     refused(answer, "TRACE_UPLOAD_MAX_BYTES")
