@@ -57,7 +57,8 @@ def request_trace(request: Request) -> Body:
     if declared is not None and declared > limit:
         raise too_large(declared, name)
     encoding = request.META.get("HTTP_CONTENT_ENCODING")
-    _release_freed_memory()
+    if declared is None or declared > _TRIM_ABOVE:
+        _release_freed_memory()
     return read_stream(_django(request).read, encoding, name, limit)
 
 
@@ -83,6 +84,9 @@ def _libc() -> Any:
 
 
 _LIBC = _libc()
+# Bodies smaller than this leave too little in the heap to be worth a trim (it walks the
+# whole heap: milliseconds on a large one).
+_TRIM_ABOVE = 4 * 1024 * 1024
 
 
 def _declared(request: Request | HttpRequest) -> int | None:
