@@ -85,6 +85,7 @@ lint: setup-dev
 
 bench: setup-dev
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/large_ingest.py
 	$(PY) benchmarks/diff.py
 	$(PY) benchmarks/live.py
 	$(PY) benchmarks/exports.py

@@ -13,11 +13,13 @@ route's limit at the headers, reading none of the body, and counts the pieces of
 
 The limit depends on the route and on the request's credentials:
 
-- the producers' routes (``PRODUCER_PATHS``) with an ``Authorization: Bearer`` header:
-  ``TRACE_MAX_BODY_BYTES`` (a whole trace), once the key is known to be live. A body that
+- the whole-trace route (``UPLOAD_PATH``, ``POST /api/v1/traces``) with an
+  ``Authorization: Bearer`` header: ``TRACE_UPLOAD_MAX_BYTES``, once the key is known to
+  be live; the other producers' routes (``PRODUCER_PATHS``: live events, DashStream,
+  OTLP): ``TRACE_MAX_BODY_BYTES``, on the same condition. A body that
   may be larger than ``REQUEST_MAX_BODY_BYTES`` waits, unread (the socket is paused), while
   the key is looked up in a worker thread; an unknown or revoked key gets the smaller
-  limit, so a forged header cannot make the server take in 20 MB;
+  limit, so a forged header cannot make the server take in 20 MB (or 256 MB);
 - any route with a bearer header or a session cookie: ``REQUEST_MAX_BODY_BYTES`` (the
   session itself is checked by the app, after reading, as is a key on other routes);
 - anything else (anonymous): ``ANONYMOUS_MAX_BODY_BYTES``, a login form's worth.
@@ -50,6 +52,8 @@ from traces.permissions import bearer_key
 
 # The producers' endpoints: API-key only, JSON in and out, never a browser session.
 PRODUCER_PATHS = re.compile(r"^(?:/api/v1/(?:traces|dashstream|runs/[^/]+/events)|/v1/traces)$")
+# The one route that takes a whole trace, with its own, larger limit.
+UPLOAD_PATH = "/api/v1/traces"
 
 # Seconds a refused request's remaining body is read and discarded before the connection
 # is dropped.
@@ -59,6 +63,8 @@ LINGER_SECONDS = 2.0
 def body_limit(path: str, authorization: bytes | None, has_session: bool) -> tuple[str, int]:
     """The setting that bounds a request body to ``path``, and its value."""
     bearer = authorization is not None and authorization[:7].lower() == b"bearer "
+    if bearer and path == UPLOAD_PATH:
+        return "TRACE_UPLOAD_MAX_BYTES", settings.TRACE_UPLOAD_MAX_BYTES
     if bearer and PRODUCER_PATHS.match(path):
         return "TRACE_MAX_BODY_BYTES", settings.TRACE_MAX_BODY_BYTES
     if bearer or has_session:

@@ -301,6 +301,11 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Limits (ARCHITECTURE.md, "Invariants"). Each is documented in the README.
 TRACE_MAX_BODY_BYTES = env_int("TRACE_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
+# A whole trace (`POST /api/v1/traces` only): larger than the other producer bodies, and
+# held to it twice when gzipped (the body as sent and the JSON it inflates to). Its states
+# stay undecoded slices of the body until each is stored, so the server's peak memory is a
+# small multiple of the body whatever the trace's shape (benchmarks/large_ingest.py).
+TRACE_UPLOAD_MAX_BYTES = env_int("TRACE_UPLOAD_MAX_BYTES", 256 * 1024 * 1024, minimum=1024)
 # Bodies of every other request with credentials (a bearer header or a session cookie), and
 # of a request with none, refused by Daphne before it buffers them (dashflow_site/bodylimit.py).
 REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)

@@ -39,6 +39,7 @@ from .trace import (
     PerformanceMetrics,
     convert,
     state_hash,
+    state_value,
 )
 
 _json = msgspec.json.Encoder()
@@ -49,29 +50,39 @@ _CHUNK = bulk.CHUNK  # within SQLite's limit on bound variables
 class Snapshots:
     """Collects the distinct states of one trace (or of the many runs one OTLP request
     writes) and resolves them to snapshot ids: ``resolve`` again after more ``add``s looks
-    up only the states added since."""
+    up only the states added since.
+
+    ``add`` is the one place each state of a trace passes on its way to storage: it is
+    decoded there (``trace.state_value``: a parsed trace keeps its states as undecoded
+    JSON), hashed, encoded and compressed, and only the compressed bytes are kept, so a
+    large trace never has all its states decoded, or encoded, at once.
+    """
 
     def __init__(self, project: Project) -> None:
         self.project = project
-        self._pending: dict[str, bytes] = {}  # digest -> JSON in the producer's key order
+        # digest -> (JSON size, zstd of the JSON in the producer's key order)
+        self._pending: dict[str, tuple[int, bytes]] = {}
         self._ids: dict[str, int] = {}
         self._by_object: dict[int, str] = {}
-        # The objects hashed, kept alive: an id() is only unique while its object lives.
+        # The states hashed (as given, not decoded), kept alive: an id() is only unique
+        # while its object lives.
         self._objects: list[Any] = []
 
-    def add(self, value: Any) -> str | None:
-        if value is None:
+    def add(self, state: Any) -> str | None:
+        if state is None:
             return None
         # The same object often appears twice (a step's state_after is the next step's
         # state_before after a round trip through the live API); hash it once.
-        key = id(value)
+        key = id(state)
         digest = self._by_object.get(key)
         if digest is None:
+            value = state_value(state)
             digest = state_hash(value)
             self._by_object[key] = digest
-            self._objects.append(value)
+            self._objects.append(state)
             if digest not in self._pending:
-                self._pending[digest] = _json.encode(value)
+                data = _json.encode(value)
+                self._pending[digest] = (len(data), StateSnapshot.compress(data))
         return digest
 
     def resolve(self) -> dict[str, int]:
@@ -102,10 +113,7 @@ class Snapshots:
         if not digests:
             return
         columns = ["project_id", "digest", "size_bytes", "data"]
-        rows: list[tuple[Any, ...]] = [
-            (self.project.pk, d, len(self._pending[d]), StateSnapshot.compress(self._pending[d]))
-            for d in digests
-        ]
+        rows: list[tuple[Any, ...]] = [(self.project.pk, d, *self._pending[d]) for d in digests]
         if with_ids:
             columns.insert(0, "id")
             rows = [(self._ids[row[1]], *row) for row in rows]
@@ -130,7 +138,30 @@ def trace_states(trace: ExecutionTrace) -> list[Any]:
 
 
 def trace_digest(trace: ExecutionTrace) -> str:
-    return hashlib.sha256(trace.to_json()).hexdigest()
+    """SHA-256 of the trace's compact JSON (``trace.to_json()``) with its states decoded,
+    computed a step at a time: the JSON of a large trace is never built whole, and a
+    trace whose states are still undecoded JSON (``parsing.parse_trace``) has the digest
+    it would have decoded, whatever the spacing of its body."""
+    decoded = msgspec.structs.replace
+    outline = decoded(
+        trace, nodes_executed=[], errors=[], final_state=state_value(trace.final_state)
+    ).to_json()
+    # Compact JSON escapes every quote inside a string, so these keys (the first two
+    # fields holding lists) are found at their own place, whatever the strings hold.
+    head, rest = outline.split(b'"nodes_executed":[]', 1)
+    middle, tail = rest.split(b'"errors":[]', 1)
+    digest = hashlib.sha256(head + b'"nodes_executed":[')
+    for i, n in enumerate(trace.nodes_executed):
+        step = decoded(
+            n, state_before=state_value(n.state_before), state_after=state_value(n.state_after)
+        )
+        digest.update((b"," if i else b"") + _json.encode(step))
+    digest.update(b"]" + middle + b'"errors":[')
+    for i, e in enumerate(trace.errors):
+        error = decoded(e, state_at_error=state_value(e.state_at_error))
+        digest.update((b"," if i else b"") + _json.encode(error))
+    digest.update(b"]" + tail)
+    return digest.hexdigest()
 
 
 class Saved(NamedTuple):
