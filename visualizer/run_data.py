@@ -53,9 +53,10 @@ def step_rows(run: Run) -> list[dict[str, Any]]:
         )
     )
     tools = msgspec.json.decode("[" + ",".join(row[-1] or "[]" for row in rows) + "]")
-    names = [*fields, "started_at"]
+    names = (*fields, "started_at", "tools_called")
+    # One dict per row, built from the row with its decoded tools in place of the text.
     return [
-        {**dict(zip(names, row[:-1], strict=True)), "tools_called": called}
+        dict(zip(names, (*row[:-1], called), strict=True))
         for row, called in zip(rows, tools, strict=True)
     ]
 
@@ -132,9 +133,12 @@ def error_rows(run: Run, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The run's errors, each with the step it belongs to (``step_index``, the rule of
     ``traces/error_steps.py``)."""
     errors = list(run.errors.all())
+    # Only failed steps can own an error that names no step; when every error names its
+    # step, a long run's steps need not be gone through at all.
+    unnamed = any(e.execution_index is None for e in errors)
     belongs = error_steps(
         ((e.node, e.execution_index) for e in errors),
-        ((s["index"], s["node"], s["success"]) for s in steps),
+        ((s["index"], s["node"], False) for s in steps if not s["success"]) if unnamed else (),
     )
     return [
         {**error.summary(), "step_index": index}
@@ -148,13 +152,14 @@ def run_page_data(run: Run) -> dict[str, Any]:
     steps = step_rows(run)
     route = (run.project.slug, run.execution_id)
     listed = columns(steps, LIST_FIELDS)
+    offsets = step_offsets(steps)
     # Where each step sits on the timeline, to outline the selected one there.
-    listed["offset"] = [round(o, 1) for o in step_offsets(steps)]
+    listed["offset"] = [round(o, 1) for o in offsets]
     return {
         "run": run.summary(),
         "steps": listed,
         # "timeline", "breakdown" and "graph": the same figures timeline.json refetches.
-        **run_figures(steps, running_nodes(run, steps), read_graph_schema(run.metadata)),
+        **run_figures(steps, running_nodes(run, steps), read_graph_schema(run.metadata), offsets),
         "timeline_url": reverse("visualizer:run-timeline", args=route),
         "step_url": links.template("visualizer:run-step", *route, index="int"),
         # "Copy as Markdown": the run, and the run with one step's diff.
