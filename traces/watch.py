@@ -14,7 +14,9 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from . import zstd
+from .bulk import raw_rows
 from .diffview import pointer_reader
+from .fields import from_db_u64
 from .jsondiff import same
 from .models import Run, StateSnapshot, Step
 
@@ -49,12 +51,14 @@ def watch(run: Run, pointer: str) -> Watched:
     ``ValueError`` for a malformed pointer."""
     read = pointer_reader(pointer)
     steps = [
-        row
-        for row in Step.objects.filter(run_id=run.pk)
-        .order_by("position")
-        .values_list("index", "node", "state_before_id", "state_after_id")
+        (from_db_u64(index), node, before, after)
+        for index, node, before, after in raw_rows(
+            Step.objects.filter(run_id=run.pk)
+            .order_by("position")
+            .values_list("index", "node", "state_before_id", "state_after_id")
+        )
         # A step without both states says nothing about what it wrote.
-        if row[2] is not None and row[3] is not None
+        if before is not None and after is not None
     ]
     wanted = {i for _, _, before, after in steps if before != after for i in (before, after)}
     values: dict[int, tuple[bool, Any]] = {}

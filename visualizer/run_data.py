@@ -9,13 +9,13 @@ from typing import Any
 
 import msgspec
 from django.conf import settings
-from django.db import connection
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from traces.bulk import raw_rows
 from traces.error_steps import error_steps
 from traces.errors import InputError
 from traces.fields import from_db_u64
@@ -45,21 +45,16 @@ LIST_FIELDS = (
 def step_rows(run: Run) -> list[dict[str, Any]]:
     """The run's steps without states, as the figures and the list read them.
 
-    Tuples from the database as it gives them (the ORM writes the query, its per-value
-    converters are skipped as ``traces/store.py`` skips them: a third of reading a
-    100,000-step run), the two that matter applied here; ``tools_called`` read as text
+    Tuples from the database as it gives them (``bulk.raw_rows``: a third of reading a
+    100,000-step run), the two converters that matter applied here; ``tools_called`` read as text
     and decoded in one msgspec call rather than one ``json.loads`` per row: a
     10,000-step run builds in ~60 ms instead of ~700 ms."""
     fields = [f for f in LIST_FIELDS if f != "tools_called"]
-    query = (
-        run.steps.order_by("position")
-        .values_list(*fields, "started_at_text", Cast("tools_called", TextField()))
-        .query
+    rows = raw_rows(
+        run.steps.order_by("position").values_list(
+            *fields, "started_at_text", Cast("tools_called", TextField())
+        )
     )
-    sql, params = query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
     tools = msgspec.json.decode("[" + ",".join(row[-1] or "[]" for row in rows) + "]")
     # u64 columns come wrapped past 2**63 (traces/fields.py), booleans as 0/1 on SQLite.
     return [
