@@ -123,7 +123,7 @@ def run_step(request: HttpRequest, slug: str, execution_id: str, index: int) -> 
 
 
 @login_required
-def run_watch(request: HttpRequest, slug: str, execution_id: str) -> JsonResponse:
+def run_watch(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse:
     """``?path=<JSON Pointer>`` through every step of the run."""
     run = member_run(request, slug, execution_id)
     pointer = request.GET.get("path", "")
