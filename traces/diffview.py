@@ -125,7 +125,12 @@ def pointer_reader(pointer: str) -> Callable[[bytes], tuple[bool, Any]]:
         return lambda raw: (True, msgspec.json.decode(raw))
     head, rest = tokens[0], tokens[1:]
     # One field, renamed to the key: any string is a valid JSON key, not a valid name.
-    struct = msgspec.defstruct("Head", [("value", Any, msgspec.UNSET)], rename={"value": head})
+    try:
+        struct = msgspec.defstruct("Head", [("value", Any, msgspec.UNSET)], rename={"value": head})
+    except ValueError:
+        # msgspec refuses a field name with a quote, a backslash or a control character:
+        # such a key is read from the whole decoded state.
+        return lambda raw: _resolve(msgspec.json.decode(raw), tokens)
     decoder = msgspec.json.Decoder(struct)
 
     def read(raw: bytes) -> tuple[bool, Any]:

@@ -135,14 +135,28 @@ def test_watch_refuses_a_malformed_pointer(loop_run: Run) -> None:
 
 
 STATES: list[Any] = [
-    {"a": {"b": [1, {"c": None}]}, "x/y": 1, "m~n": 2, "": 3},
+    {"a": {"b": [1, {"c": None}]}, "x/y": 1, "m~n": 2, "": 3, 'q"\\\n<b>': {"k": 4}},
     {"a": 1.0, "z": True},
     [{"a": 1}, {"a": 2}],
     "text",
     None,
     {},
 ]
-POINTERS = ["", "/a", "/a/b", "/a/b/1/c", "/a/b/2", "/x~1y", "/m~0n", "/", "/0/a", "/z", "/q"]
+POINTERS = [
+    '/q"\\\n<b>',
+    '/q"\\\n<b>/k',
+    "",
+    "/a",
+    "/a/b",
+    "/a/b/1/c",
+    "/a/b/2",
+    "/x~1y",
+    "/m~0n",
+    "/",
+    "/0/a",
+    "/z",
+    "/q",
+]
 
 
 @pytest.mark.parametrize("pointer", POINTERS)
