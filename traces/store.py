@@ -585,12 +585,7 @@ def _step_rows(steps: QuerySet[Step], first: bool = False) -> list[tuple[Any, ..
     time of reading a long run's steps); ``_row_to_node`` applies the two that matter,
     unwrapping the u64 columns and SQLite's 0/1 booleans."""
     ordered = steps.order_by("position").values_list(*_STEP_FIELDS)
-    query = (ordered[:1] if first else ordered).query
-    sql, params = query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows: list[tuple[Any, ...]] = cursor.fetchall()
-    return rows
+    return bulk.raw_rows(ordered[:1] if first else ordered)
 
 
 def _row_to_node(row: tuple[Any, ...], states: dict[int, Any]) -> NodeExecution:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -122,12 +123,15 @@ def run_step(request: HttpRequest, slug: str, execution_id: str, index: int) -> 
 
 
 @login_required
-def run_watch(request: HttpRequest, slug: str, execution_id: str) -> JsonResponse:
+def run_watch(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse:
     """``?path=<JSON Pointer>`` through every step of the run."""
     run = member_run(request, slug, execution_id)
     pointer = request.GET.get("path", "")
     try:
-        return JsonResponse(watch_view(run, pointer))
+        # msgspec, not JsonResponse's json.dumps: a path a 100,000-step run changes at
+        # every third step answers 33,000 changes (3.7 MB) in a tenth of the time.
+        view = msgspec.json.encode(watch_view(run, pointer))
+        return HttpResponse(view, content_type="application/json")
     except ValueError as exc:
         return JsonResponse(
             {"detail": f"path: {exc}", "path": "path", "rule": str(exc)}, status=400
