@@ -46,7 +46,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.servers import drain, raw_websocket, send_text
+from tests.servers import drain, live_events, raw_websocket, send_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "hardening.md"
@@ -257,31 +257,34 @@ def drained(sock: socket.socket) -> str:
     return f"{found.size / MB:.1f} MB read{resync}{close}, {found.end}"
 
 
-def events(first: int, last: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "seq": seq,
-            "type": "node_finished",
-            "data": {
-                "node": "worker",
-                "index": seq,
-                "duration_ms": 1,
-                "state_after": {"seq": seq, "notes": "n" * EVENT_BYTES},
-            },
-        }
-        for seq in range(first, last + 1)
-    ]
-
-
 def post_events(server: Server, first: int, last: int, run: str = RUN) -> None:
     status, body = request(
         server.port,
         "POST",
         f"/api/v1/runs/{run}/events",
-        json.dumps({"events": events(first, last)}).encode(),
+        json.dumps({"events": live_events(first, last, EVENT_BYTES)}).encode(),
         {"Authorization": f"Bearer {server.key}", "Content-Type": "application/json"},
     )
     assert status == 200, body[:300]
+
+
+def feed(server: Server, run: str, acks: Callable[[int, int], list[dict[str, Any]]]) -> str:
+    """Post ``EVENTS`` live events to ``run`` in batches, with a viewer that reads nothing
+    and sends ``acks(first, last)`` after each batch; what happened, in words."""
+    post_events(server, 1, 1, run)
+    viewer = ws_open(server, f"/ws/runs/{run}/?after=0")
+    assert viewer is not None, "the viewer was refused"
+    began = time.monotonic()
+    for first in range(2, EVENTS + 1, BATCH):
+        last = min(first + BATCH - 1, EVENTS)
+        post_events(server, first, last, run)
+        with suppress(OSError):
+            for ack in acks(first, last):
+                send_text(viewer, ack)
+    posted = time.monotonic() - began
+    notes = f"posted in {posted:.1f} s; the viewer: {drained(viewer)}"
+    viewer.close()
+    return notes
 
 
 def scenarios(tree: Path) -> list[dict[str, Any]]:
@@ -364,18 +367,9 @@ def scenarios(tree: Path) -> list[dict[str, Any]]:
         row = {"scenario": f"E. {EVENTS:,} x 16 KB live events, 1 viewer acking without reading"}
         log(row["scenario"])
         with measuring(server, row):
-            post_events(server, 1, 1)
-            viewer = ws_open(server, f"/ws/runs/{RUN}/?after=0")
-            assert viewer is not None, "the viewer was refused"
-            began = time.monotonic()
-            for first in range(2, EVENTS + 1, BATCH):
-                post_events(server, first, min(first + BATCH - 1, EVENTS))
-                with suppress(OSError):
-                    send_text(viewer, {"type": "ack"})
-                    send_text(viewer, {"type": "ack", "seq": 10**9})
-            posted = time.monotonic() - began
-            row["notes"] = f"posted in {posted:.1f} s; the viewer: {drained(viewer)}"
-            viewer.close()
+            row["notes"] = feed(
+                server, RUN, lambda first, last: [{"type": "ack"}, {"type": "ack", "seq": 10**9}]
+            )
         settle(server, row)
         rows.append(row)
 
@@ -399,20 +393,12 @@ def scenarios(tree: Path) -> list[dict[str, Any]]:
         }
         log(row["scenario"])
         with measuring(server, row):
-            post_events(server, 1, 1, "guessed")
-            viewer = ws_open(server, "/ws/runs/guessed/?after=0")
-            assert viewer is not None, "the viewer was refused"
-            began = time.monotonic()
-            for first in range(2, EVENTS + 1, BATCH):
-                last = min(first + BATCH - 1, EVENTS)
-                post_events(server, first, last, "guessed")
-                # Seqs are consecutive: it names each one it was sent, reading none.
-                with suppress(OSError):
-                    for seq in range(first, last + 1):
-                        send_text(viewer, {"type": "ack", "seq": seq})
-            posted = time.monotonic() - began
-            row["notes"] = f"posted in {posted:.1f} s; the viewer: {drained(viewer)}"
-            viewer.close()
+            # Seqs are consecutive: it names each one it was sent, reading none.
+            row["notes"] = feed(
+                server,
+                "guessed",
+                lambda first, last: [{"type": "ack", "seq": seq} for seq in range(first, last + 1)],
+            )
         settle(server, row)
         rows.append(row)
 

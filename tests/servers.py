@@ -551,6 +551,24 @@ def raw_websocket(
     return sock
 
 
+def live_events(first: int, last: int, state_bytes: int) -> list[dict[str, Any]]:
+    """Live events ``first..last``, each a ``node_finished`` with a state of about
+    ``state_bytes`` bytes."""
+    return [
+        {
+            "seq": seq,
+            "type": "node_finished",
+            "data": {
+                "node": "worker",
+                "index": seq,
+                "duration_ms": 1,
+                "state_after": {"seq": seq, "notes": "n" * state_bytes},
+            },
+        }
+        for seq in range(first, last + 1)
+    ]
+
+
 def send_text(sock: socket.socket, message: Any) -> None:
     """Send ``message`` as JSON in one masked text frame (as a client must)."""
     payload = json.dumps(message).encode()

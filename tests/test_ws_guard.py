@@ -22,6 +22,7 @@ from tests.servers import (
     daphne,
     database_url,
     drain,
+    live_events,
     raw_websocket,
     send_text,
     server_env,
@@ -66,19 +67,7 @@ def post(server: Daphne, key: str, path: str, body: dict[str, Any]) -> None:
 
 
 def events(first: int, last: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "seq": seq,
-            "type": "node_finished",
-            "data": {
-                "node": "worker",
-                "index": seq,
-                "duration_ms": 1,
-                "state_after": {"seq": seq, "notes": "n" * BIG},
-            },
-        }
-        for seq in range(first, last + 1)
-    ]
+    return live_events(first, last, BIG)
 
 
 def test_a_run_viewer_that_acks_every_seq_without_reading_is_closed_at_the_cap(
