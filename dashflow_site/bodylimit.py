@@ -30,10 +30,10 @@ thread; it may be Redis), and a request over the rate is answered 429 with
 leaves the other keys' requests the server's time (``benchmarks/ingest_rate.py``). A
 request let through carries the throttle's mark, so the view takes no second token.
 
-A refusal is a 413 (or 429) in the API's error shape (``{"detail", "path", "rule"}``), written at
-once with ``Connection: close``. What the client still sends is read and thrown away for
-``LINGER_SECONDS`` (as nginx's lingering close does), so that a client still sending sees
-the answer rather than a connection reset; then the connection is dropped.
+A refusal is a 413 (or 429) in the API's error shape (``{"detail", "path", "rule"}``),
+written at once with ``Connection: close``. What the client still sends is read and thrown
+away for ``LINGER_SECONDS`` (as nginx's lingering close does), so that a client still
+sending sees the answer rather than a connection reset; then the connection is dropped.
 
 Daphne builds its HTTP factory when it starts serving, after importing the application,
 so ``install()`` (called by ``asgi.py``) swaps in ``LimitedHTTPFactory`` for every way
@@ -182,6 +182,7 @@ def _factory() -> type:
             )
             check_rate = (
                 authorization is not None
+                and authorization[:7].lower() == b"bearer "
                 and bool(settings.INGEST_RATE)
                 and INGEST_PATHS.match(path) is not None
             )
