@@ -14,8 +14,8 @@ read; autobahn gives the client its close-handshake timeout (1 s) to read up to 
 answer, then aborts the connection, which frees the buffer. Every socket path goes through
 this one protocol, whatever its consumer.
 
-A message larger than the cap on its own still goes out when nothing is waiting (Daphne
-bounds one message by its ``websocket_max_message_size``, 1 MB).
+A message goes out whenever nothing is waiting, however large, so a socket holds at most
+the cap or one message (a run socket's frames stop at 512 KB, ``FRAME_BYTES``).
 
 Daphne builds its websocket factory when it starts serving, from ``daphne.server``'s
 ``WebSocketFactory``; ``install()`` (called by ``asgi.py``, as ``bodylimit.install``)
