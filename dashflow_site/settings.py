@@ -325,6 +325,19 @@ WS_MAX_REPLAY = env_int("WS_MAX_REPLAY", 5000, minimum=1)
 # past this, live events find it behind and tell it to resync. The bound on what a client
 # that stops reading can make the server buffer (plus one frame).
 WS_MAX_PENDING_BYTES = env_int("WS_MAX_PENDING_BYTES", 8 * 1024 * 1024, minimum=64 * 1024)
+# Bytes Daphne may hold unsent for one websocket (its transport's write buffer), whatever
+# the client acknowledges: past it the socket is closed with 4409 and the buffer freed
+# (dashflow_site/wsbuffer.py). Every socket path, acked or not. Above WS_MAX_PENDING_BYTES
+# plus a frame by default, so that a run socket's honest slow reader meets the acks' bound
+# (a resync it can read) first; at least one frame (1 MB).
+WS_MAX_UNSENT_BYTES = env_int(
+    "WS_MAX_UNSENT_BYTES", WS_MAX_PENDING_BYTES + 2 * 1024 * 1024, minimum=1024 * 1024
+)
+# Websockets one signed-in user may have open at once in one server process (and one
+# address without a session, whose sockets are refused anyway): past it the handshake is
+# closed with 4429 and the page tries again later (visualizer/socket_limit.py).
+WS_MAX_SOCKETS_PER_USER = env_int("WS_MAX_SOCKETS_PER_USER", 50, minimum=1)
+WS_MAX_SOCKETS_PER_ADDRESS = env_int("WS_MAX_SOCKETS_PER_ADDRESS", 50, minimum=1)
 # Seconds between a live page's checks that it missed nothing: pushes are lost while the
 # channel layer (Redis) is down, and a run that ended then would look live until a reload.
 LIVE_CHECK_EVERY = env_int("LIVE_CHECK_EVERY", 15, minimum=1)

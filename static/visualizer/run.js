@@ -453,6 +453,11 @@ const socket = liveSocket(data.ws_path, {
   onMessage(message) {
     if (message.type === "resync" || message.type === "run_updated") location.reload();
   },
-  onState(state) { indicator.hidden = state !== "open" || !live; },
+  onState(state, code) {
+    indicator.hidden = state !== "open" || !live;
+    // Closed as too far behind without a resync message (the server's cap on bytes it
+    // holds unsent for a socket, past which it closes with no message first).
+    if (code === 4409) location.reload();
+  },
   onCheck() { if (live) socket.send({ type: "sync" }); },
 });

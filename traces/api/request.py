@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..models import Project, Run
 from ..parsing import Body, decode_body, parse_json, read_stream, too_large
 from ..permissions import KeyPrincipal, user_can, write_refused
-from ..throttle import ingest_refused
+from ..throttle import checked, ingest_refusal, ingest_refused
 from .auth import request_project
 
 M = TypeVar("M", bound=Model)
@@ -115,19 +115,18 @@ class JSONParser(BaseParser):
 def key_project(request: Request) -> Project:
     """The project of the request's API key; ingestion takes keys only, not sessions, only
     keys whose scope writes, and each key within its rate (429 with Retry-After), checked
-    before the body is read."""
+    before the body is read (under Daphne, by Daphne, before the request reaches Django:
+    ``traces/throttle.py``)."""
     if not isinstance(request.user, KeyPrincipal):
         raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
     refused = write_refused(request.user, "ingestion")
     if refused is not None:
         raise exceptions.PermissionDenied(refused)
+    if checked(request.META.get("HTTP_X_DASHFLOW_RATE_CHECKED")):
+        return request.user.project  # Daphne took this request's token already
     throttled = ingest_refused(request.user.key.key_hash)
     if throttled is not None:
-        raise exceptions.Throttled(
-            throttled.retry_after,
-            f"over this API key's ingestion rate ({throttled.limit}: "
-            f"{settings.INGEST_RATE} requests per second, bursts of {settings.INGEST_BURST}).",
-        )
+        raise exceptions.Throttled(throttled.retry_after, ingest_refusal(throttled))
     return request.user.project
 
 
