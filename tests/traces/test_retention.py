@@ -18,6 +18,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.traces.exports_support import export_dir, trace_of
+from tests.traces.test_live_ingest import node, post
 from tests.traces.test_review import add_user
 from traces import exports, ingest, retention, review, store, tasks
 from traces.errors import InputError
@@ -88,22 +89,9 @@ def rows_of(runs: Iterable[Run]) -> dict[str, int]:
 
 
 def post_events(api: APIClient, execution_id: str) -> None:
-    events = [
-        {"seq": 1, "type": "run_started", "data": {"metadata": {"graph_name": "g"}}},
-        {
-            "seq": 2,
-            "type": "node_finished",
-            "data": {
-                "node": "n0",
-                "index": 0,
-                "duration_ms": 5,
-                "tokens_used": 1,
-                "state_before": {"live": execution_id, "i": 0},
-                "state_after": {"live": execution_id, "i": 1},
-            },
-        },
-    ]
-    response = api.post(f"/api/v1/runs/{execution_id}/events", {"events": events}, format="json")
+    started = {"seq": 1, "type": "run_started", "data": {"metadata": {"graph_name": "g"}}}
+    finished = {"seq": 2, "type": "node_finished", "data": node(0, state_after={"live": 1})}
+    response = post(api, [started, finished], execution_id)
     assert response.status_code == 200, response.content
 
 

@@ -14,18 +14,13 @@ from rest_framework.test import APIClient
 
 from tests.traces.exports_support import trace_of
 from tests.traces.test_review import add_user
+from tests.traces.test_review_api import client_for
 from traces import ingest, retention
 from traces.models import ApiKey, KeyScope, Project, Role, Run
 
 RUN = "to-keep"
 PIN = f"/api/v1/runs/{RUN}/pin?project=acme"
 RETENTION = "/api/v1/retention?project=acme"
-
-
-def client_for(user: Any) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.test import Client
@@ -14,18 +13,13 @@ from django.utils import timezone
 
 from tests.traces.exports_support import trace_of
 from tests.traces.test_review import add_user
+from tests.visualizer.test_review_pages import signed_in
 from traces import ingest
 from traces.models import Project, Role, Run
 
 pytestmark = pytest.mark.django_db
 
 SETTINGS = "/projects/acme/settings/"
-
-
-def signed_in(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
