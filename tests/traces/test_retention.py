@@ -4,6 +4,7 @@ projects stay; the dry-run count is what a purge then deletes; beat runs it."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from datetime import timedelta
 from io import StringIO
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -291,3 +292,35 @@ def test_retention_days_refuses_anything_else(value: Any) -> None:
     with pytest.raises(InputError) as caught:
         retention.parse_retention_days(value)
     assert caught.value.path == "retention_days"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_a_writer_holds_is_skipped_not_waited_on(aged: Project, fixtures_dir: Path) -> None:
+    if not connection.features.has_select_for_update_skip_locked:
+        pytest.skip("SQLite has one writer at a time: no row is ever held by another")
+    runs = [store_run(aged, fixtures_dir, "research_agent_success", f"r{i}") for i in range(3)]
+    age(runs, DAYS + 1)
+    held, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        # Another connection holds r1's row, as a live event's transaction does.
+        try:
+            with transaction.atomic():
+                Run.objects.select_for_update().get(pk=runs[1].pk)
+                held.set()
+                release.wait(120)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert held.wait(60)
+        done = retention.purge(aged, batch=1)
+    finally:
+        release.set()
+        thread.join(60)
+
+    assert done.runs == 2
+    assert list(Run.objects.filter(project=aged).values_list("execution_id", flat=True)) == ["r1"]
+    assert retention.purge(aged).runs == 1  # the next purge takes it
