@@ -288,7 +288,13 @@ def _exports_holding(project: Project, run_ids: list[int], oldest: datetime) -> 
     created after the oldest of them arrived: an older export cannot hold it)."""
     holding = []
     for export in Export.objects.filter(project=project, created_at__gte=oldest):
-        selection, _ = parse_selection(project, export.filters, strict=False)
+        try:
+            selection, _ = parse_selection(project, export.filters, strict=False)
+        except InputError:
+            # Its selection no longer reads (its failure group went with its runs, say):
+            # it may hold these runs and nothing can tell, so it goes with them.
+            holding.append(export)
+            continue
         if selection.runs(project).filter(pk__in=run_ids).exists():
             holding.append(export)
     return holding

@@ -324,3 +324,21 @@ def test_a_run_a_writer_holds_is_skipped_not_waited_on(aged: Project, fixtures_d
     assert done.runs == 2
     assert list(Run.objects.filter(project=aged).values_list("execution_id", flat=True)) == ["r1"]
     assert retention.purge(aged).runs == 1  # the next purge takes it
+
+
+def test_an_export_whose_selection_no_longer_reads_goes_with_the_runs(
+    aged: Project, fixtures_dir: Path, export_dir: Path
+) -> None:
+    run = store_run(aged, fixtures_dir, "tool_timeout_failure", "old-failed")
+    group = FailureGroup.objects.get(project=aged)
+    export = exports.start_export(aged, None, "traces_jsonl", {"group": group.pk})
+    assert exports.run_export(str(export.pk)) == "done"
+    file = exports.final_path(export)
+    group.delete()  # its filter names a group that is gone: nothing can tell what it holds
+    age([run], DAYS + 1)
+
+    done = retention.purge(aged)
+
+    assert (done.runs, done.exports) == (1, 1)
+    assert not Export.objects.filter(pk=export.pk).exists()
+    assert not file.exists()
