@@ -96,6 +96,7 @@ bench: setup-dev
 	$(PY) benchmarks/request_cpu.py
 	$(PY) benchmarks/otlp.py
 	$(PY) benchmarks/hardening.py
+	$(PY) benchmarks/retention.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

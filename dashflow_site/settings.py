@@ -458,6 +458,12 @@ ALERT_WEBHOOK_TIMEOUT = env_int("ALERT_WEBHOOK_TIMEOUT", 10, minimum=1)
 ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 # A firing keeps at most this many of the runs behind it.
 ALERT_MAX_RUNS = env_int("ALERT_MAX_RUNS", 20, minimum=1)
+# Run retention (traces/retention.py): beat purges every project's expired runs this often
+# (seconds), in transactions of at most RETENTION_BATCH_RUNS runs and, past the first run,
+# RETENTION_BATCH_STEPS steps, so no purge holds row locks for long.
+RETENTION_PURGE_EVERY = env_int("RETENTION_PURGE_EVERY", 3600, minimum=60)
+RETENTION_BATCH_RUNS = env_int("RETENTION_BATCH_RUNS", 100, minimum=1)
+RETENTION_BATCH_STEPS = env_int("RETENTION_BATCH_STEPS", 20_000, minimum=1)
 # Beat (`celery -A dashflow_site beat`, or `worker -B`) runs the retention sweep hourly;
 # creating an export and opening the exports page also run it, so it holds without beat.
 CELERY_BEAT_SCHEDULE = {
@@ -468,6 +474,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-idle-otlp-traces": {
         "task": "traces.tasks.expire_idle_otlp_traces",
         "schedule": 60.0,
+    },
+    "purge-expired-runs": {
+        "task": "traces.tasks.purge_expired_runs",
+        "schedule": float(RETENTION_PURGE_EVERY),
     },
     "evaluate-alerts": {
         "task": "traces.tasks.evaluate_alerts",

@@ -46,6 +46,9 @@ class Project(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now)
+    # Runs older than this many days are deleted by the retention purge
+    # (traces/retention.py); null keeps them forever.
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
     )
@@ -255,6 +258,8 @@ class Run(models.Model):
     # What the run list's free text (``q``) matches, lower-cased (traces/filters.py). Its
     # trigram index is PostgreSQL-only, so migration 0004_runlist_search creates it.
     search_text = models.TextField(blank=True, default="")
+    # A pinned run is kept whatever the project's retention (traces/retention.py).
+    pinned = models.BooleanField(default=False, db_default=False)
 
     objects = RunQuerySet.as_manager()
 
@@ -319,6 +324,7 @@ class Run(models.Model):
             "first_error_node": self.first_error_node or None,
             "last_seq": self.last_seq,
             "missing_seqs": self.missing_seqs,
+            "pinned": self.pinned,
             "metadata": self.metadata,
         }
 

@@ -1,6 +1,7 @@
 """The run page, and the JSON its script asks for as the run grows or the user looks
 closer: figures (``timeline.json``), a step (``steps/<n>.json``), a watched path
-(``watch.json``) and the errors with their steps (``errors.json``)."""
+(``watch.json``) and the errors with their steps (``errors.json``); the header's pin form
+(``pin``: members keep the run whatever the project's retention)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 
 import msgspec
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
+from traces import retention
 from traces.compare import last_success, previous_in_thread
 from traces.errors import InputError
 from traces.models import DashStreamCursor, Run, RunStatus
@@ -89,6 +92,17 @@ def run_page(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse
         "page_json": script_json(data),
     }
     return render(request, "visualizer/run.html", context)
+
+
+@login_required
+@require_POST
+def run_pin(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse:
+    """Pin (``pinned=1``) or unpin the run, then back to its page; members and up."""
+    run = member_run(request, slug, execution_id)
+    if not user_can(run.project, request.user, REVIEW):
+        return HttpResponseForbidden("only a member of this project can pin its runs")
+    retention.set_pinned(run, request.POST.get("pinned") == "1")
+    return redirect("visualizer:run", run.project.slug, run.execution_id)
 
 
 @login_required
