@@ -24,14 +24,13 @@ import os
 import platform
 import random
 import statistics
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from databases import recreate_database
+from databases import django_on_fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "retention.md"
@@ -50,21 +49,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20_000)
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB_URL)
-    recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashflow_site.settings")
-    os.environ["DEBUG"] = "false"
-    os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 50)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    django_on_fresh_database(url, ROOT)
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
-
-    call_command("migrate", verbosity=0)
 
     from traces import retention
     from traces.demo import research_run
