@@ -85,6 +85,7 @@ lint: setup-dev
 
 bench: setup-dev
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/large_ingest.py
 	$(PY) benchmarks/diff.py
 	$(PY) benchmarks/live.py
 	$(PY) benchmarks/exports.py
@@ -95,6 +96,7 @@ bench: setup-dev
 	$(PY) benchmarks/request_cpu.py
 	$(PY) benchmarks/otlp.py
 	$(PY) benchmarks/hardening.py
+	$(PY) benchmarks/retention.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

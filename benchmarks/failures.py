@@ -22,13 +22,12 @@ import os
 import platform
 import random
 import statistics
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from databases import recreate_database
+from databases import django_on_fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "failures.md"
@@ -38,19 +37,7 @@ RUNS = 300
 
 def main() -> None:
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB_URL)
-    recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashflow_site.settings")
-    os.environ["DEBUG"] = "false"
-    os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 50)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    django_on_fresh_database(url, ROOT)
 
     from traces import failures, fingerprint
     from traces.demo import research_run

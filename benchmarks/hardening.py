@@ -20,7 +20,12 @@ each scenario:
 * E0. 5,000 live events of 16 KB posted with no viewer: what ingesting them costs;
 * E. the same to one viewer that never reads and sends ``{"type":
   "ack"}`` and an ack of a seq never sent after every batch;
-* F. a replay of those 5,000 events to three viewers that never read (nor ack).
+* F. a replay of those 5,000 events to three viewers that never read (nor ack);
+* G. 5,000 live events of 16 KB to one viewer that never reads but acks every seq it was
+  sent (they are consecutive, so it guesses them): the acks' bound never holds it back,
+  Daphne's cap on unsent bytes (``WS_MAX_UNSENT_BYTES``) does;
+* H. 400 runs with 100 KB of metadata each ingested while a project socket (no acks)
+  never reads: their summaries.
 
 "after" is read once the scenario's clients have gone (the server had 3 s to let go).
 With ``--against REV`` the same scenarios run first against ``git archive REV`` in a
@@ -41,12 +46,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.servers import drain, live_events, raw_websocket, send_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "hardening.md"
@@ -57,6 +65,7 @@ HOST = "127.0.0.1"
 MB = 1024 * 1024
 RUN = "hardening-live"
 EVENTS, EVENT_BYTES, BATCH = 5000, 16 * 1024, 50
+RUNS = 400  # scenario H: 40 MB of run summaries
 
 # Run in the tree under test: a project, a member with a session, a write key.
 SETUP = r"""
@@ -237,64 +246,15 @@ def settle(server: Server, row: dict[str, Any]) -> None:
 
 def ws_open(server: Server, path: str) -> socket.socket | None:
     """A websocket that reads nothing past the handshake; None if the server refused it."""
-    sock = socket.create_connection((HOST, server.port), timeout=30)
-    sock.sendall(
-        (
-            f"GET {path} HTTP/1.1\r\nHost: {HOST}:{server.port}\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            f"Sec-WebSocket-Version: 13\r\nOrigin: http://{HOST}:{server.port}\r\n"
-            f"Cookie: sessionid={server.cookie}\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)  # one byte at a time: nothing past the handshake is read
-    if not head.startswith(b"HTTP/1.1 101"):
-        sock.close()
-        return None
-    return sock
+    return raw_websocket(server.port, path, server.cookie)
 
 
-def ws_send(sock: socket.socket, message: dict[str, Any]) -> None:
-    payload = json.dumps(message).encode()
-    mask = os.urandom(4)
-    assert len(payload) < 126
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
-
-
-def drain(sock: socket.socket) -> str:
-    """What the server sent, read at last: until it closed, or reset the connection (the
-    client's unread bytes are then lost), or was silent for 5 s."""
-    sock.settimeout(5)
-    got = 0
-    resync = False
-    try:
-        while more := sock.recv(1 << 20):
-            got += len(more)
-            resync = resync or b'"resync"' in more
-        end = "closed by the server"
-    except ConnectionResetError:
-        end = "reset by the server"
-    except TimeoutError:
-        end = "still open"
-    return f"{got / MB:.1f} MB read{', resync' if resync else ''}, {end}"
-
-
-def events(first: int, last: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "seq": seq,
-            "type": "node_finished",
-            "data": {
-                "node": "worker",
-                "index": seq,
-                "duration_ms": 1,
-                "state_after": {"seq": seq, "notes": "n" * EVENT_BYTES},
-            },
-        }
-        for seq in range(first, last + 1)
-    ]
+def drained(sock: socket.socket) -> str:
+    """What the server sent, read at last (``tests.servers.drain``), in words."""
+    found = drain(sock)
+    close = f", close {found.close_code}" if found.close_code is not None else ""
+    resync = ", resync" if found.resync else ""
+    return f"{found.size / MB:.1f} MB read{resync}{close}, {found.end}"
 
 
 def post_events(server: Server, first: int, last: int, run: str = RUN) -> None:
@@ -302,10 +262,29 @@ def post_events(server: Server, first: int, last: int, run: str = RUN) -> None:
         server.port,
         "POST",
         f"/api/v1/runs/{run}/events",
-        json.dumps({"events": events(first, last)}).encode(),
+        json.dumps({"events": live_events(first, last, EVENT_BYTES)}).encode(),
         {"Authorization": f"Bearer {server.key}", "Content-Type": "application/json"},
     )
     assert status == 200, body[:300]
+
+
+def feed(server: Server, run: str, acks: Callable[[int, int], list[dict[str, Any]]]) -> str:
+    """Post ``EVENTS`` live events to ``run`` in batches, with a viewer that reads nothing
+    and sends ``acks(first, last)`` after each batch; what happened, in words."""
+    post_events(server, 1, 1, run)
+    viewer = ws_open(server, f"/ws/runs/{run}/?after=0")
+    assert viewer is not None, "the viewer was refused"
+    began = time.monotonic()
+    for first in range(2, EVENTS + 1, BATCH):
+        last = min(first + BATCH - 1, EVENTS)
+        post_events(server, first, last, run)
+        with suppress(OSError):
+            for ack in acks(first, last):
+                send_text(viewer, ack)
+    posted = time.monotonic() - began
+    notes = f"posted in {posted:.1f} s; the viewer: {drained(viewer)}"
+    viewer.close()
+    return notes
 
 
 def scenarios(tree: Path) -> list[dict[str, Any]]:
@@ -388,18 +367,9 @@ def scenarios(tree: Path) -> list[dict[str, Any]]:
         row = {"scenario": f"E. {EVENTS:,} x 16 KB live events, 1 viewer acking without reading"}
         log(row["scenario"])
         with measuring(server, row):
-            post_events(server, 1, 1)
-            viewer = ws_open(server, f"/ws/runs/{RUN}/?after=0")
-            assert viewer is not None, "the viewer was refused"
-            began = time.monotonic()
-            for first in range(2, EVENTS + 1, BATCH):
-                post_events(server, first, min(first + BATCH - 1, EVENTS))
-                with suppress(OSError):
-                    ws_send(viewer, {"type": "ack"})
-                    ws_send(viewer, {"type": "ack", "seq": 10**9})
-            posted = time.monotonic() - began
-            row["notes"] = f"posted in {posted:.1f} s; the viewer: {drain(viewer)}"
-            viewer.close()
+            row["notes"] = feed(
+                server, RUN, lambda first, last: [{"type": "ack"}, {"type": "ack", "seq": 10**9}]
+            )
         settle(server, row)
         rows.append(row)
 
@@ -409,11 +379,50 @@ def scenarios(tree: Path) -> list[dict[str, Any]]:
             opened = [ws_open(server, f"/ws/runs/{RUN}/?after=0") for _ in range(3)]
             viewers = [viewer for viewer in opened if viewer is not None]
             time.sleep(5)  # what the server does for them meanwhile is what is measured
-            row["notes"] = "after 5 s, each viewer: " + "; ".join(drain(v) for v in viewers)
+            row["notes"] = "after 5 s, each viewer: " + "; ".join(drained(v) for v in viewers)
             if len(viewers) < len(opened):
                 row["notes"] += f"; {len(opened) - len(viewers)} refused at the handshake"
             for viewer in viewers:
                 viewer.close()
+        settle(server, row)
+        rows.append(row)
+
+        row = {
+            "scenario": f"G. {EVENTS:,} x 16 KB live events, 1 viewer acking every seq"
+            " (guessed) without reading"
+        }
+        log(row["scenario"])
+        with measuring(server, row):
+            # Seqs are consecutive: it names each one it was sent, reading none.
+            row["notes"] = feed(
+                server,
+                "guessed",
+                lambda first, last: [{"type": "ack", "seq": seq} for seq in range(first, last + 1)],
+            )
+        settle(server, row)
+        rows.append(row)
+
+        row = {"scenario": f"H. {RUNS} runs with 100 KB of metadata, 1 project socket not reading"}
+        log(row["scenario"])
+        trace = json.loads(FIXTURE.read_bytes())
+        trace["metadata"] = {"notes": "m" * 100 * 1024}
+        with measuring(server, row):
+            viewer = ws_open(server, "/ws/projects/bench/runs/")
+            assert viewer is not None, "the socket was refused"
+            began = time.monotonic()
+            for number in range(RUNS):
+                trace["execution_id"] = f"hardening-project-{number}"
+                status, body = request(
+                    server.port,
+                    "POST",
+                    "/api/v1/traces",
+                    json.dumps(trace).encode(),
+                    {"Authorization": f"Bearer {server.key}", "Content-Type": "application/json"},
+                )
+                assert status in (200, 201), body[:300]
+            posted = time.monotonic() - began
+            row["notes"] = f"posted in {posted:.1f} s; the socket: {drained(viewer)}"
+            viewer.close()
         settle(server, row)
         rows.append(row)
     finally:
@@ -452,7 +461,8 @@ def main() -> None:
         "- One Daphne as `make run` starts it, embedded defaults (SQLite, in-memory layer);"
         " RSS of the Daphne process in MB: before, peak during, after (3 s after the clients"
         " went); each scenario on a fresh Daphne. Bounds: ANONYMOUS_MAX_BODY_BYTES 64 KB,"
-        " TRACE_MAX_BODY_BYTES 20 MB, WS_MAX_PENDING_BYTES 8 MB.",
+        " TRACE_MAX_BODY_BYTES 20 MB, WS_MAX_PENDING_BYTES 8 MB, WS_MAX_UNSENT_BYTES 10 MB"
+        " (this tree only).",
         "",
     ]
     header = "| Scenario | this tree: before / peak / after | what happened |"

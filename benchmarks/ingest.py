@@ -1,4 +1,5 @@
-"""Ingestion benchmark: a 2,000-step trace over HTTP into a real Daphne + PostgreSQL.
+"""Ingestion benchmark: a 2,000-step trace over HTTP into a real Daphne + PostgreSQL, and a
+generated 100,000-step trace stored by ``ingest_trace`` directly.
 
 Run from the project root::
 
@@ -14,6 +15,10 @@ free port and measures, against the targets of the ingestion issue:
 * the bytes PostgreSQL keeps for one ingested trace against the raw JSON;
 * the floor: COPY of exactly the rows that ingest stored (states uncompressed), built
   before the clock starts, in one transaction; ingest time is compared with it.
+* a generated 100,000-node run (``benchmarks/ui.py``'s ``generated_trace``; some 65 MB of
+  JSON, over the API's body limit), read from a file, parsed and stored by
+  ``ingest_trace`` in its own process, as ``manage.py import_traces`` does: seconds to
+  parse and to ingest, and that process's peak memory against the file's size.
 
 The table goes to ``benchmarks/results/ingest.md`` and to stdout.
 """
@@ -43,6 +48,7 @@ from urllib.parse import urlsplit
 import psycopg
 import zstandard
 from databases import recreate_database
+from ui import generated_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "dashflow" / "long_loop_2000.json"
@@ -54,6 +60,27 @@ REPEATS = 7
 TARGET_SECONDS = 1.5
 TARGET_FLOOR_RATIO = 3.0
 TARGET_STATE_RATIO = 0.5
+
+HUGE_NODES = 100_000
+# In a process of its own, so its peak memory (ru_maxrss) is the ingest's alone: read the
+# file, parse it as every path does, store it; the seconds of each part as JSON.
+HUGE_INGEST = """
+import json, sys, time
+import django
+django.setup()
+from traces.ingest import ingest_trace
+from traces.models import Project
+from traces.parsing import parse_trace
+body = open(sys.argv[1], "rb").read()
+project, _ = Project.objects.get_or_create(slug="bench-huge", defaults={"name": "bench-huge"})
+started = time.perf_counter()
+trace = parse_trace(body)
+parsed = time.perf_counter()
+del body
+run, _ = ingest_trace(project, trace)
+print(json.dumps({"parse": parsed - started, "ingest": time.perf_counter() - parsed,
+                  "run_id": run.pk}))
+"""
 
 TABLES = {
     "snapshot": "traces_statesnapshot",
@@ -387,6 +414,47 @@ class Machine:
     platform: str
 
 
+@dataclass
+class HugeIngest:
+    nodes: int
+    raw_bytes: int
+    parse: float
+    ingest: float
+    peak_rss: int  # bytes
+    steps: int
+
+
+def huge_ingest(env: dict[str, str], conn: psycopg.Connection[Any]) -> HugeIngest:
+    """Store a generated ``HUGE_NODES``-node run in its own process (``HUGE_INGEST``)."""
+    with tempfile.NamedTemporaryFile("wb", suffix=".json") as file:
+        file.write(json.dumps(generated_trace(HUGE_NODES, "generated-huge")).encode())
+        file.flush()
+        raw_bytes = file.tell()
+        log(f"ingesting a generated {HUGE_NODES:,}-node run ({mb(raw_bytes)})")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HUGE_INGEST, file.name],
+            cwd=ROOT,
+            env={**env, "DJANGO_SETTINGS_MODULE": "dashflow_site.settings"},
+            stdout=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        # wait4, not wait: the rusage of this child alone (Daphne is a child too).
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the {HUGE_NODES:,}-node ingest failed ({proc.returncode})")
+    took = json.loads(out)
+    steps = one_int(conn, "SELECT count(*) FROM traces_step WHERE run_id = %s", [took["run_id"]])
+    conn.commit()
+    if steps != HUGE_NODES:
+        raise RuntimeError(f"{steps} step rows, expected {HUGE_NODES}")
+    # ru_maxrss is in KiB on Linux.
+    return HugeIngest(
+        HUGE_NODES, raw_bytes, took["parse"], took["ingest"], usage.ru_maxrss * 1024, steps
+    )
+
+
 def describe_machine(conn: psycopg.Connection[Any]) -> Machine:
     version = str(fetch_one(conn, "SHOW server_version", [])[0])
     return Machine(
@@ -417,6 +485,7 @@ def render(
     dedup: list[float],
     floor: list[float],
     storage: Storage,
+    huge: HugeIngest,
 ) -> str:
     fresh_median = statistics.median(fresh)
     dedup_median = statistics.median(dedup)
@@ -522,6 +591,23 @@ def render(
         *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows),
         "",
         f"All runs (s): fresh project {fmt(fresh)}; same project {fmt(dedup)}; floor {fmt(floor)}.",
+        "",
+        f"## A generated {huge.nodes:,}-node run",
+        "",
+        f"`generated_trace({huge.nodes})` of `benchmarks/ui.py` ({mb(huge.raw_bytes)} of JSON,"
+        " over the API's body limit), stored by `parse_trace` and `ingest_trace` in a process"
+        " of its own as `manage.py import_traces` does (read from a file; one transaction;"
+        " the first run of an empty project, so every state is new).",
+        "",
+        "| Measure | Value |",
+        "|---|---|",
+        f"| Parse (msgspec into `ExecutionTrace`, the rules) | {huge.parse:.2f} s |",
+        f"| Ingest (`ingest_trace`: rows, rollups, failures, commit) | {huge.ingest:.2f} s |",
+        f"|   node executions / s (ingest) | {huge.nodes / huge.ingest:,.0f} |",
+        f"| Peak memory of the process (ru_maxrss: Python, Django, the file, the parsed"
+        f" trace, the rows) | {mb(huge.peak_rss)} ({huge.peak_rss / huge.raw_bytes:.1f}x"
+        " the JSON) |",
+        f"| Step rows stored | {huge.steps:,} |",
         "",
         f"Per table for the one run: {per_table}.",
         "",
@@ -632,6 +718,8 @@ def main() -> int:
             tail = server_log.read()[-4000:]
             log(f"--- daphne log (tail) ---\n{tail}")
             raise
+        huge = huge_ingest(env, conn)
+        log(f"{HUGE_NODES:,} nodes: parse {huge.parse:.1f} s, ingest {huge.ingest:.1f} s")
         machine = describe_machine(conn)
 
     report = render(
@@ -644,6 +732,7 @@ def main() -> int:
         dedup=dedup,
         floor=floor,
         storage=storage,
+        huge=huge,
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(report)

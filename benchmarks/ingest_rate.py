@@ -9,7 +9,8 @@ One Daphne on a fresh SQLite database (the embedded mode), two projects with a k
 Key B reads the run list 40 times, 0.1 s apart (well within its own rate), first on an
 idle server, then while key A posts a 60 kB trace from ``--flooders`` threads as fast as
 the server answers; B also ingests during the flood. Twice: with ``INGEST_RATE=--rate``
-(A's excess answered 429 before its body is parsed) and with ``INGEST_RATE=0`` (no
+(A's excess answered 429 by Daphne from the headers, before Django and before its
+body is read: dashflow_site/bodylimit.py) and with ``INGEST_RATE=0`` (no
 limit: every one of A's posts is ingested). The table (B's latency, A's answers) goes to
 ``benchmarks/results/ingest_rate.md`` and to stdout. Wall-clock latency: the machine's
 other work shows in it, so compare the two rows of one run.
@@ -127,14 +128,18 @@ def main() -> None:
     parser.add_argument("--flooders", type=int, default=4)
     parser.add_argument("--rate", type=int, default=20)
     args = parser.parse_args()
+    load_before = os.getloadavg()
     rows = [phase(args.rate, args.flooders), phase(0, args.flooders)]
+    load_after = os.getloadavg()
     lines = [
         "# One key flooding ingestion: the other key's latency",
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} cores, "
         f"`benchmarks/ingest_rate.py --flooders {args.flooders} --rate {args.rate}`: "
         f"key A posts a 60 kB trace from {args.flooders} threads as fast as answered; key B "
-        f"reads the run list {READS} times, 0.1 s apart, and ingests 5 traces meanwhile.",
+        f"reads the run list {READS} times, 0.1 s apart, and ingests 5 traces meanwhile. "
+        f"Load average (1, 5, 15 min) {', '.join(f'{x:.2f}' for x in load_before)} before, "
+        f"{', '.join(f'{x:.2f}' for x in load_after)} after.",
         "",
         "| INGEST_RATE (burst) | B read p50 idle | B read p50 flood | B read p95 idle "
         "| B read p95 flood | B's 5 ingests | A's answers |",

@@ -1116,6 +1116,8 @@ def main() -> int:
             SECRET_KEY=secret,
             LOG_LEVEL="WARNING",
             INGEST_RATE="0",
+            # Phase D's 100 viewers are one user's sockets (WS_MAX_SOCKETS_PER_USER is 50).
+            WS_MAX_SOCKETS_PER_USER=str(D_VIEWERS + WARMUP_VIEWERS),
         )
         log(f"redis-server on port {redis_proc.port}; starting two Daphne processes")
         servers = start_daphnes(env, env)

@@ -15,15 +15,17 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
 
-from dashflow_site import bodylimit  # noqa: E402
+from dashflow_site import bodylimit, wsbuffer  # noqa: E402
 from dashflow_site.bodylimit import PRODUCER_PATHS  # noqa: E402
 from dashflow_site.input_guard import text_input_guard, websocket_text_guard  # noqa: E402
 from dashflow_site.origins import OriginCheck  # noqa: E402
 from traces.mcp.http import mcp_app  # noqa: E402
 from visualizer.routing import websocket_urlpatterns  # noqa: E402
 
-# Under Daphne, bodies over their route's limit are refused before they are buffered.
+# Under Daphne, bodies over their route's limit are refused before they are buffered, and
+# a websocket whose client does not read is closed before its unsent bytes pass a bound.
 bodylimit.install()
+wsbuffer.install()
 
 
 class ProducerHandler(ASGIHandler):

@@ -301,6 +301,11 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Limits (ARCHITECTURE.md, "Invariants"). Each is documented in the README.
 TRACE_MAX_BODY_BYTES = env_int("TRACE_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
+# A whole trace (`POST /api/v1/traces` only): larger than the other producer bodies, and
+# held to it twice when gzipped (the body as sent and the JSON it inflates to). Its states
+# stay undecoded slices of the body until each is stored, so the server's peak memory is a
+# small multiple of the body whatever the trace's shape (benchmarks/large_ingest.py).
+TRACE_UPLOAD_MAX_BYTES = env_int("TRACE_UPLOAD_MAX_BYTES", 256 * 1024 * 1024, minimum=1024)
 # Bodies of every other request with credentials (a bearer header or a session cookie), and
 # of a request with none, refused by Daphne before it buffers them (dashflow_site/bodylimit.py).
 REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
@@ -320,6 +325,19 @@ WS_MAX_REPLAY = env_int("WS_MAX_REPLAY", 5000, minimum=1)
 # past this, live events find it behind and tell it to resync. The bound on what a client
 # that stops reading can make the server buffer (plus one frame).
 WS_MAX_PENDING_BYTES = env_int("WS_MAX_PENDING_BYTES", 8 * 1024 * 1024, minimum=64 * 1024)
+# Bytes Daphne may hold unsent for one websocket (its transport's write buffer), whatever
+# the client acknowledges: past it the socket is closed with 4409 and the buffer freed
+# (dashflow_site/wsbuffer.py). Every socket path, acked or not. Above WS_MAX_PENDING_BYTES
+# plus a frame by default, so that a run socket's honest slow reader meets the acks' bound
+# (a resync it can read) first; at least one frame (1 MB).
+WS_MAX_UNSENT_BYTES = env_int(
+    "WS_MAX_UNSENT_BYTES", WS_MAX_PENDING_BYTES + 2 * 1024 * 1024, minimum=1024 * 1024
+)
+# Websockets one signed-in user may have open at once in one server process (and one
+# address without a session, whose sockets are refused anyway): past it the handshake is
+# closed with 4429 and the page tries again later (visualizer/socket_limit.py).
+WS_MAX_SOCKETS_PER_USER = env_int("WS_MAX_SOCKETS_PER_USER", 50, minimum=1)
+WS_MAX_SOCKETS_PER_ADDRESS = env_int("WS_MAX_SOCKETS_PER_ADDRESS", 50, minimum=1)
 # Seconds between a live page's checks that it missed nothing: pushes are lost while the
 # channel layer (Redis) is down, and a run that ended then would look live until a reload.
 LIVE_CHECK_EVERY = env_int("LIVE_CHECK_EVERY", 15, minimum=1)
@@ -440,6 +458,12 @@ ALERT_WEBHOOK_TIMEOUT = env_int("ALERT_WEBHOOK_TIMEOUT", 10, minimum=1)
 ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 # A firing keeps at most this many of the runs behind it.
 ALERT_MAX_RUNS = env_int("ALERT_MAX_RUNS", 20, minimum=1)
+# Run retention (traces/retention.py): beat purges every project's expired runs this often
+# (seconds), in transactions of at most RETENTION_BATCH_RUNS runs and, past the first run,
+# RETENTION_BATCH_STEPS steps, so no purge holds row locks for long.
+RETENTION_PURGE_EVERY = env_int("RETENTION_PURGE_EVERY", 3600, minimum=60)
+RETENTION_BATCH_RUNS = env_int("RETENTION_BATCH_RUNS", 100, minimum=1)
+RETENTION_BATCH_STEPS = env_int("RETENTION_BATCH_STEPS", 20_000, minimum=1)
 # Beat (`celery -A dashflow_site beat`, or `worker -B`) runs the retention sweep hourly;
 # creating an export and opening the exports page also run it, so it holds without beat.
 CELERY_BEAT_SCHEDULE = {
@@ -450,6 +474,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-idle-otlp-traces": {
         "task": "traces.tasks.expire_idle_otlp_traces",
         "schedule": 60.0,
+    },
+    "purge-expired-runs": {
+        "task": "traces.tasks.purge_expired_runs",
+        "schedule": float(RETENTION_PURGE_EVERY),
     },
     "evaluate-alerts": {
         "task": "traces.tasks.evaluate_alerts",

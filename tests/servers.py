@@ -511,3 +511,113 @@ class WsClient:
     def close(self) -> None:
         with suppress(OSError, ConnectionClosed):
             self._stack.close()
+
+
+# -- websockets, raw: a client that never reads must not have a library reading for it --
+
+
+def raw_websocket(
+    port: int,
+    path: str,
+    cookie: str | None = None,
+    receive_buffer: int | None = None,
+    cookie_name: str = "sessionid",
+) -> socket.socket | None:
+    """A websocket that reads nothing past the handshake (read one byte at a time up to
+    its end); None if the server refused it. ``receive_buffer`` shrinks the client's
+    receive buffer (before connecting, so the window the server sees stays small)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.settimeout(30)
+    sock.connect((HOST, port))
+    cookie_line = f"Cookie: {cookie_name}={cookie}\r\n" if cookie else ""
+    sock.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: http://{HOST}:{port}\r\n{cookie_line}\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        byte = sock.recv(1)
+        if not byte:
+            break
+        head += byte
+    if not head.startswith(b"HTTP/1.1 101"):
+        sock.close()
+        return None
+    return sock
+
+
+def live_events(first: int, last: int, state_bytes: int) -> list[dict[str, Any]]:
+    """Live events ``first..last``, each a ``node_finished`` with a state of about
+    ``state_bytes`` bytes."""
+    return [
+        {
+            "seq": seq,
+            "type": "node_finished",
+            "data": {
+                "node": "worker",
+                "index": seq,
+                "duration_ms": 1,
+                "state_after": {"seq": seq, "notes": "n" * state_bytes},
+            },
+        }
+        for seq in range(first, last + 1)
+    ]
+
+
+def send_text(sock: socket.socket, message: Any) -> None:
+    """Send ``message`` as JSON in one masked text frame (as a client must)."""
+    payload = json.dumps(message).encode()
+    mask = os.urandom(4)
+    assert len(payload) < 126, "a small message"
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+
+
+@dataclass
+class Drained:
+    """What a raw websocket had been sent, read at last."""
+
+    size: int  # bytes read
+    texts: int  # whole text frames among them
+    resync: bool  # a {"type": "resync"} message among them
+    close_code: int | None  # the code of the close frame read, if one was
+    end: str  # "closed by the server", "reset by the server" or "still open"
+
+
+def drain(sock: socket.socket, quiet: float = 5.0) -> Drained:
+    """Read what the server sent until it closed, reset the connection (the client's
+    unread bytes are then lost) or was silent for ``quiet`` seconds; frames are parsed
+    as they come, so only the unparsed tail is held."""
+    sock.settimeout(quiet)
+    pending = b""
+    found = Drained(0, 0, False, None, "still open")
+    try:
+        while more := sock.recv(1 << 20):
+            found.size += len(more)
+            pending += more
+            while len(pending) >= 2:
+                length, start = pending[1] & 0x7F, 2
+                if length == 126:
+                    length, start = int.from_bytes(pending[2:4]), 4
+                elif length == 127:
+                    length, start = int.from_bytes(pending[2:10]), 10
+                if len(pending) < start + length:
+                    break
+                opcode, payload = pending[0] & 0x0F, pending[start : start + length]
+                pending = pending[start + length :]
+                if opcode == 0x1:
+                    found.texts += 1
+                    found.resync = found.resync or payload.startswith(b'{"type": "resync"')
+                elif opcode == 0x8 and len(payload) >= 2:
+                    found.close_code = int.from_bytes(payload[:2])
+        found.end = "closed by the server"
+    except ConnectionResetError:
+        found.end = "reset by the server"
+    except TimeoutError:
+        pass
+    return found

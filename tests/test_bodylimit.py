@@ -1,6 +1,7 @@
 """Request bodies over their route's limit are refused by Daphne before it buffers them
 (dashflow_site/bodylimit.py), with a 413 naming the limit, while bodies within it, up to a
-whole 20 MB trace by an API key, are served as before."""
+20 MB trace by an API key, are served as before (a larger whole trace:
+tests/traces/test_large_traces.py)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,13 @@ def exchange(server: Daphne, head: str, chunks: Iterator[bytes] | None = None) -
     return answer, sent
 
 
+def endless_chunks() -> Iterator[bytes]:
+    """A chunked body's pieces of 64 KB, endless: only the server's answer stops it."""
+    piece = b"x" * 65536
+    while True:
+        yield b"%x\r\n%s\r\n" % (len(piece), piece)
+
+
 def refused(answer: bytes, setting: str) -> dict[str, Any]:
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413 "), answer[:300]
@@ -97,16 +105,14 @@ def test_an_anonymous_post_to_the_ingest_route_gets_the_small_limit_not_the_trac
 def test_a_chunked_body_is_counted_as_it_arrives_and_refused_once_over(
     server: Daphne, api_key: str
 ) -> None:
-    def chunks() -> Iterator[bytes]:
-        piece = b"x" * 65536
-        while True:  # endless: only the server's answer stops it
-            yield b"%x\r\n%s\r\n" % (len(piece), piece)
-
+    # Live events: a producer's route with TRACE_MAX_BODY_BYTES (a whole trace's route
+    # has its own limit, tests/traces/test_large_traces.py).
     answer, sent = exchange(
         server,
-        "POST /api/v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        "POST /api/v1/runs/run-1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Transfer-Encoding: chunked\r\n"
         f"Content-Type: application/json\r\nAuthorization: Bearer {api_key}\r\n",
-        chunks=chunks(),
+        chunks=endless_chunks(),
     )
     refused(answer, "TRACE_MAX_BODY_BYTES")
     # Refused at 20 MB; what the client sent past it before seeing the answer is bounded
@@ -123,16 +129,11 @@ def test_a_forged_key_gets_the_request_limit_not_the_trace_limit(server: Daphne)
     )
     refused(answer, "REQUEST_MAX_BODY_BYTES")
 
-    def chunks() -> Iterator[bytes]:
-        piece = b"x" * 65536
-        while True:
-            yield b"%x\r\n%s\r\n" % (len(piece), piece)
-
     answer, sent = exchange(
         server,
         "POST /api/v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
         "Authorization: Bearer dfk_forged\r\n",
-        chunks=chunks(),
+        chunks=endless_chunks(),
     )
     refused(answer, "REQUEST_MAX_BODY_BYTES")
     assert sent < 20 * MB

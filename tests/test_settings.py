@@ -61,6 +61,7 @@ def test_service_urls_switch_to_postgres_and_redis() -> None:
         ({"DATABASE_URL": "nonsense"}, "DATABASE_URL="),
         ({"REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL="),
         ({"TRACE_MAX_BODY_BYTES": "lots"}, "TRACE_MAX_BODY_BYTES='lots'"),
+        ({"TRACE_UPLOAD_MAX_BYTES": "10"}, "TRACE_UPLOAD_MAX_BYTES='10': must be at least 1024"),
         ({"TRACE_MAX_DEPTH": "2"}, "TRACE_MAX_DEPTH='2': must be at least 8"),
         ({"TRACE_MAX_DEPTH": "401"}, "TRACE_MAX_DEPTH='401': must be at most 400"),
         ({"SITE_URL": "127.0.0.1:8000"}, "SITE_URL='127.0.0.1:8000': expected http(s)://"),

@@ -11,7 +11,7 @@ class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["slug", "name", "created_at"]
+    list_display = ["slug", "name", "retention_days", "created_at"]
     inlines = [MembershipInline]
 
 
@@ -24,7 +24,7 @@ class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["execution_id", "project", "status", "graph_name", "started_at", "node_count"]
-    list_filter = ["status", "project"]
+    list_filter = ["status", "pinned", "project"]
     search_fields = ["execution_id", "thread_id"]
     readonly_fields = [f.name for f in Run._meta.fields]
 

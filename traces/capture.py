@@ -157,7 +157,12 @@ class Capture:
 
     def state(self, value: Any, where: str = "$") -> Any:
         """A state with the detectors and the state rules applied (a new value; the
-        argument is never changed)."""
+        argument is never changed). A state still undecoded (``msgspec.Raw``: a trace
+        parsed from a body, ``parsing.parse_trace``) is decoded, applied and encoded again
+        here, one at a time, so a large trace never has all its states decoded at once."""
+        if isinstance(value, msgspec.Raw):
+            applied = self._apply(msgspec.json.decode(value), self._state_rules, where)
+            return msgspec.Raw(msgspec.json.encode(applied))
         return self._apply(value, self._state_rules, where)
 
     def metadata(self, value: dict[str, Any], where: str = "$") -> dict[str, Any]:

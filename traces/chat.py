@@ -90,7 +90,7 @@ class Transcript(TypedDict):
 BODY = ("content", "tool_calls", "tool_call_id")
 
 
-def _fields(value: Any) -> tuple[str, dict[str, Any]] | None:
+def message_fields(value: Any) -> tuple[str, dict[str, Any]] | None:
     """A message's role and the dict holding its fields, or None if it is not one."""
     if not isinstance(value, dict):
         return None
@@ -110,7 +110,9 @@ def _fields(value: Any) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def _text(content: Any) -> str:
+def content_text(content: Any) -> str:
+    """A message's content as text: parts joined, other parts named in brackets, tool-use
+    parts left to the tool calls, anything else as its JSON (cut)."""
     if content is None:
         return ""
     if isinstance(content, str):
@@ -137,7 +139,9 @@ def _arguments(value: Any) -> str:
     return collapse(value, ARGUMENTS_CHARS)["text"]
 
 
-def _tool_calls(fields: dict[str, Any]) -> list[ToolCall]:
+def tool_calls_of(fields: dict[str, Any]) -> list[ToolCall]:
+    """A message's tool calls (OpenAI, LangChain / DashFlow, Anthropic ``tool_use``
+    parts), arguments as text cut past ``ARGUMENTS_CHARS``."""
     calls: list[Any] = []
     for source in (fields.get("tool_calls"), (fields.get("additional_kwargs") or {})):
         if isinstance(source, list):
@@ -177,7 +181,7 @@ def message_list(state: Any) -> tuple[str, list[Any]] | None:
         path, items = "", state
     else:
         return None
-    if not items or any(_fields(item) is None for item in items):
+    if not items or any(message_fields(item) is None for item in items):
         return None
     return path, items
 
@@ -215,11 +219,11 @@ def transcript(state: Any, changes: Iterable[Change] = ()) -> Transcript | None:
     budget = FULL_BUDGET
     messages: list[Message] = []
     for index in range(start, len(items)):
-        fields = _fields(items[index])
+        fields = message_fields(items[index])
         assert fields is not None  # message_list checked every element
         role, body = fields
         name, call_id = body.get("name"), body.get("tool_call_id")
-        text = _text(body.get("content"))
+        text = content_text(body.get("content"))
         shown = collapse_text(text, TEXT_CHARS)
         full = None
         if shown["truncated"] and budget > 0:
@@ -232,7 +236,7 @@ def transcript(state: Any, changes: Iterable[Change] = ()) -> Transcript | None:
                 "name": name if isinstance(name, str) else None,
                 "text": shown,
                 "full": full,
-                "tool_calls": _tool_calls(body),
+                "tool_calls": tool_calls_of(body),
                 "tool_call_id": call_id if isinstance(call_id, str) else None,
                 "new": everything or index in added,
                 "changed": index in changed,

@@ -82,6 +82,9 @@ class InputError(ValueError):
 
 
 _MISSING = object()
+# A refused body larger than this is not decoded again to show the bad value: a whole
+# large trace decoded to Python objects takes several times its size.
+_LOOKUP_MAX_BYTES = 16 * 1024 * 1024
 _PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 
 
@@ -91,7 +94,9 @@ def _join(prefix: str, path: str) -> str:
 
 def _lookup(source: Any, path: str) -> Any:
     """The value at a msgspec error path, for the message (only on the error path)."""
-    if isinstance(source, (bytes, str)):
+    if isinstance(source, (bytes, bytearray, str)):
+        if len(source) > _LOOKUP_MAX_BYTES:
+            return _MISSING  # the message names msgspec's type instead of the value
         try:
             source = msgspec.json.decode(source)
         except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):

@@ -130,9 +130,11 @@ def occurrences(run: Run) -> list[Occurrence]:
     return found
 
 
-def record_run(run: Run) -> list[FailureGroup]:
+def record_run(run: Run, had_failures: bool = True) -> list[FailureGroup]:
     """Bring the run's Failure rows in line with its stored rows; returns the groups that
-    changed (published to the project's viewers after commit).
+    changed (published to the project's viewers after commit). ``had_failures=False``
+    (the caller knows the run had none before: new, or neither failed nor with errors)
+    saves looking them up.
 
     Call it inside the transaction that stored the run, with the run row locked (both
     ingestion paths hold it ``select_for_update``), so two requests for one run never
@@ -140,6 +142,8 @@ def record_run(run: Run) -> list[FailureGroup]:
     """
     now = timezone.now()
     wanted = {o.key: o for o in occurrences(run)}
+    if not wanted and not had_failures:
+        return []
     existing = {f.key: f for f in Failure.objects.filter(run=run).select_related("group")}
     if not wanted and not existing:
         return []
@@ -221,16 +225,30 @@ def record_run(run: Run) -> list[FailureGroup]:
         group.save(update_fields=fields)
         changed[group.pk] = group
 
-    deleted: list[int] = []
     # Rows that left or moved: their groups are recounted (rare: a run replaced by its
     # final trace, or a failed step whose ErrorTrace arrived in a later batch).
-    for group in recount:
-        group = changed.get(group.pk, group)
+    recounted, deleted = recount_groups([changed.get(g.pk, g) for g in recount])
+    changed.update((g.pk, g) for g in recounted)
+    Activity.objects.bulk_create(activity)
+    result = list(changed.values())
+    publish_groups(result, {a.group_id: [activity_entry(a)] for a in activity if a.group_id})
+    publish_deleted(run.project_id, deleted)
+    return result
+
+
+def recount_groups(groups: Iterable[FailureGroup]) -> tuple[list[FailureGroup], list[int]]:
+    """Bring locked groups' count and first/last seen in line with their ``Failure`` rows;
+    returns the groups kept and the ids of those deleted. A group left empty that nobody
+    triaged goes (a live run's passing guess, or everything it grouped was deleted by
+    retention); a triaged one stays, count 0, so its status and history are kept and a
+    new occurrence of a resolved group still counts as a regression."""
+    kept: list[FailureGroup] = []
+    deleted: list[int] = []
+    for group in groups:
         stats = Failure.objects.filter(group=group).aggregate(
             n=Count("id"), first=Min("seen_at"), last=Max("seen_at")
         )
         if stats["n"] == 0 and _untouched(group):
-            # Nobody triaged it and nothing is left in it: a live run's passing guess.
             deleted.append(group.pk)
             group.delete()
             continue
@@ -238,13 +256,14 @@ def record_run(run: Run) -> list[FailureGroup]:
         if stats["n"]:
             group.first_seen, group.last_seen = stats["first"], stats["last"]
         group.save(update_fields=["count", "first_seen", "last_seen"])
-        changed[group.pk] = group
-    Activity.objects.bulk_create(activity)
-    result = list(changed.values())
-    publish_groups(result, {a.group_id: [activity_entry(a)] for a in activity if a.group_id})
-    for pk in deleted:
-        events.failure_group_changed(run.project_id, {"id": pk, "deleted": True}, [])
-    return result
+        kept.append(group)
+    return kept, deleted
+
+
+def publish_deleted(project_id: int, group_ids: Iterable[int]) -> None:
+    """After commit: each deleted group's id to its project's viewers (failure pages)."""
+    for pk in group_ids:
+        events.failure_group_changed(project_id, {"id": pk, "deleted": True}, [])
 
 
 # A new group's first/last seen before its first occurrence is counted.

@@ -4,7 +4,9 @@ Both ways a run arrives go through here, as zulip's ``zerver/actions`` do a writ
 ``ingest_trace`` (a whole ``ExecutionTrace``: ``POST /api/v1/traces``, ``import_traces``,
 ``seed_demo``) and ``ingest_events`` (a batch of live events:
 ``POST /api/v1/runs/<id>/events``); ``ingest_dashstream`` (``POST /api/v1/dashstream``)
-turns DashStream messages into the same two (``traces/dashstream_ingest.py``). Each
+turns DashStream messages into the same two (``traces/dashstream_ingest.py``);
+``ingest_traces`` and ``ingest_many_events`` are the first two for many runs at once
+(the OTLP receiver's request, ``traces/otlp.py``). Each
 opens one transaction, lets the storage write the rows (``traces/store.py`` maps a
 trace, ``traces/live.py`` applies events; both hold the run's row locked), brings the
 dashboard's duration rollups in line with the steps written and removed
@@ -45,30 +47,47 @@ def ingest_trace(project: Project, trace: ExecutionTrace) -> tuple[Run, bool]:
     policy = capture.for_project(project)
     if policy is not None:
         trace = policy.trace(trace)
-    return atomic_with_retries(lambda: _write_trace(project, trace, policy))
-
-
-def _write_trace(
-    project: Project, trace: ExecutionTrace, policy: capture.Capture | None
-) -> tuple[Run, bool]:
-    saved = store.save_trace(project, trace)
-    store_attachments(project, saved.run, policy)
-    if saved.changed:
-        run = saved.run
-        rollups.record(
-            project,
-            [saved.removed] if saved.removed else [],
-            [
-                rollups.RunSteps(
-                    run.started_at,
-                    run.graph_name,
-                    [(n.node, n.duration_ms, n.tokens_used) for n in trace.nodes_executed],
-                )
-            ],
-        )
-        failures.record_run(saved.run)
-        events.run_changed(saved.run)
+    (saved,) = atomic_with_retries(lambda: _write_traces(project, [trace], policy=policy))
     return saved.run, saved.created
+
+
+def ingest_traces(
+    project: Project, traces: list[ExecutionTrace], snapshots: store.Snapshots | None = None
+) -> list[store.Saved]:
+    """``ingest_trace`` for several runs at once, their rows written together
+    (``store.save_traces``, which says what ``snapshots`` is). The caller has applied the
+    capture policy already (the OTLP receiver does, to the spans it buffers)."""
+
+    return atomic_with_retries(lambda: _write_traces(project, traces, snapshots))
+
+
+def _write_traces(
+    project: Project,
+    traces: list[ExecutionTrace],
+    snapshots: store.Snapshots | None = None,
+    policy: capture.Capture | None = None,
+) -> list[store.Saved]:
+    all_saved = store.save_traces(project, traces, snapshots)
+    if policy is not None and policy.attachments:
+        # One trace's values kept aside belong to its run (several: the first run's).
+        store_attachments(project, all_saved[0].run if len(all_saved) == 1 else None, policy)
+    changed = [(s, t) for s, t in zip(all_saved, traces, strict=True) if s.changed]
+    rollups.record(
+        project,
+        [saved.removed for saved, _ in changed if saved.removed],
+        [
+            rollups.RunSteps(
+                saved.run.started_at,
+                saved.run.graph_name,
+                [(n.node, n.duration_ms, n.tokens_used) for n in trace.nodes_executed],
+            )
+            for saved, trace in changed
+        ],
+    )
+    for saved, _ in changed:
+        failures.record_run(saved.run, had_failures=saved.had_failures)
+        events.run_changed(saved.run)
+    return all_saved
 
 
 def ingest_events(
@@ -90,13 +109,36 @@ def _write_events(
     policy: capture.Capture | None,
 ) -> tuple[Run, list[ParsedEvent]]:
     applied = live.apply_events(project, execution_id, batch)
+    store_attachments(project, applied.run, policy)
+    return _after_events(project, applied)
+
+
+def _after_events(project: Project, applied: live.Applied) -> tuple[Run, list[ParsedEvent]]:
+    """The rest of the workflow after a live batch is stored: rollups, failure groups,
+    the push after commit."""
     run, new = applied.run, applied.events
-    store_attachments(project, run, policy)
     rollups.record_live(project, run, applied.before, applied.steps)
     failures.record_events(run, new)
     if new:
         events.run_events(run, [e.wire() for e in new])
     return run, new
+
+
+def ingest_many_events(
+    project: Project,
+    batches: list[tuple[str, list[ParsedEvent]]],
+    snapshots: store.Snapshots,
+) -> list[tuple[Run, list[ParsedEvent]]]:
+    """``ingest_events`` for the batches of several runs at once (``live.apply_many``),
+    the capture policy applied by the caller (the OTLP receiver, to its buffered spans)."""
+
+    def write() -> list[tuple[Run, list[ParsedEvent]]]:
+        done = []
+        for applied in live.apply_many(project, batches, snapshots):
+            done.append(_after_events(project, applied))
+        return done
+
+    return atomic_with_retries(write)
 
 
 def ingest_dashstream(
@@ -125,10 +167,12 @@ def ingest_dashstream(
             if policy is not None:
                 policy.attachments.clear()  # stored with this run; the next run's are its own
             touched.append((run, stream))
-        for trace in intake.traces:
+        for trace in intake.traces:  # one at a time: two may be of the same run
             if policy is not None:
                 trace = policy.trace(trace)
-            _write_trace(project, trace, policy)
+            _write_traces(project, [trace], policy=policy)
+            if policy is not None:
+                policy.attachments.clear()  # stored with this run
         return intake, touched
 
     return atomic_with_retries(write)
@@ -156,6 +200,12 @@ def atomic_with_retries(write: Callable[[], T]) -> T:
     A rolled-back pass leaves nothing behind: Django drops the ``on_commit`` callbacks
     queued inside it, so only the pass that commits notifies anyone.
     """
+    if transaction.get_connection().in_atomic_block:
+        # Inside a caller's transaction (the OTLP receiver writes many runs in one): no
+        # savepoint (two round trips a run); a lost race fails the whole transaction, and
+        # the caller's own ``atomic_with_retries`` runs it again.
+        with transaction.atomic(savepoint=False):
+            return write()
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
             with transaction.atomic():

@@ -10,11 +10,12 @@ layer may lose messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import msgspec
+from django.db import models
 from django.utils import timezone
 
 from . import bulk, zstd
@@ -70,12 +71,132 @@ def apply_events(project: Project, execution_id: str, events: list[ParsedEvent])
             started_at=now,
             last_event_at=now,
         )
+    applied, changed = _drive([_store(run, before, events, Snapshots(project), now)])[0]
+    if changed:
+        bulk.update_fields(run, changed)
+    return applied
+
+
+def apply_many(
+    project: Project, batches: list[tuple[str, list[ParsedEvent]]], snapshots: Snapshots
+) -> list[Applied]:
+    """``apply_events`` for the batches of several runs (distinct execution ids), their
+    run rows locked, created and updated in one statement each rather than one a run (the
+    OTLP receiver's live runs). ``snapshots``: shared with other runs the caller writes."""
+    now = timezone.now()
+    ids = sorted({execution_id for execution_id, _ in batches})
+    if len(ids) != len(batches):
+        raise ValueError("apply_many: two batches share an execution_id")
+    runs: dict[str, Run] = {}
+    for start in range(0, len(ids), bulk.CHUNK):
+        # Locked in execution id order, so two writers of overlapping runs queue.
+        for run in (
+            Run.objects.select_for_update()
+            .filter(project=project, execution_id__in=ids[start : start + bulk.CHUNK])
+            .order_by("execution_id")
+        ):
+            run.project = project
+            runs[run.execution_id] = run
+    before = {i: (run.started_at, run.graph_name) for i, run in runs.items()}
+    new = [
+        Run(
+            project=project,
+            execution_id=i,
+            status=RunStatus.RUNNING,
+            started_at=now,
+            last_event_at=now,
+        )
+        for i in ids
+        if i not in runs
+    ]
+    Run.objects.bulk_create(new)
+    runs.update((run.execution_id, run) for run in new)
+    stored = _drive(
+        [_store(runs[i], before.get(i), events, snapshots, now) for i, events in batches]
+    )
+    applied: list[Applied] = []
+    touched: list[Run] = []
+    fields: set[str] = set()
+    for one, changed in stored:
+        applied.append(one)
+        if changed:
+            touched.append(one.run)
+            fields.update(changed)
+    if touched:
+        # Every field any run changed, for all of them: the rows are locked and each
+        # instance holds its row's current values, so a field one run did not change is
+        # written back as it was.
+        Run.objects.bulk_create(
+            touched,
+            update_conflicts=True,
+            unique_fields=["project", "execution_id"],
+            update_fields=sorted(fields),
+        )
+    return applied
+
+
+# Storing one run's batch is a generator (``_store``) that yields the rows it inserts,
+# table by table, and is sent back the keys of the rows that were new (the events' seqs,
+# the steps' positions); ``_drive`` runs several in step, one statement per table for
+# all of them.
+Insert = tuple[str, list[tuple[Any, ...]]]  # a table ("events", "steps", "errors"), rows
+Stored = tuple[Applied, list[str]]  # what was applied, the Run fields to write back
+Stages = Generator[Insert, set[Any], Stored]
+
+_TABLES: dict[str, tuple[type[models.Model], Sequence[str], tuple[str, str] | None]] = {
+    "events": (RunEvent, EVENT_COLUMNS, ("run_id", "seq")),
+    "steps": (Step, STEP_COLUMNS, ("run_id", "position")),
+    "errors": (RunError, ERROR_COLUMNS, None),
+}
+
+
+def _drive(stages: list[Stages]) -> list[Stored]:
+    """Run the generators of several runs' batches (of distinct runs) to their ends: the
+    rows they yield for one table go in one statement, and each is sent the keys of its
+    own rows inserted."""
+    results: dict[int, Stored] = {}
+    waiting: dict[int, Insert] = {}
+    for number, stage in enumerate(stages):
+        waiting[number] = next(stage)
+    while waiting:
+        table = next(iter(waiting.values()))[0]
+        these = [n for n, (t, _) in waiting.items() if t == table]
+        rows = [row for n in these for row in waiting[n][1]]
+        model, columns, unique = _TABLES[table]
+        new: dict[int, set[Any]] = {}
+        if unique is None:
+            bulk.insert_rows(model, columns, rows)
+        else:
+            # (run_id, key) of each row inserted; column 0 of every row is its run's id.
+            for run_id, key in bulk.insert_new_rows(
+                model, columns, rows, unique=unique, returning=unique
+            ):
+                new.setdefault(run_id, set()).add(key)
+        for n in these:
+            request_rows = waiting.pop(n)[1]
+            run_id = request_rows[0][0] if request_rows else None
+            try:
+                waiting[n] = stages[n].send(new.get(run_id, set()) if run_id else set())
+            except StopIteration as done:
+                results[n] = done.value
+    return [results[n] for n in range(len(stages))]
+
+
+def _store(
+    run: Run,
+    before: tuple[datetime, str] | None,
+    events: list[ParsedEvent],
+    snapshots: Snapshots,
+    now: datetime,
+) -> Stages:
+    """Store and apply to ``run`` (locked) the events it has not stored (as ``_drive``
+    runs it); returns what was applied and the Run fields to write back (the caller
+    writes them)."""
     unique: dict[int, ParsedEvent] = {}
     for event in events:
         unique.setdefault(event.seq, event)  # a seq repeated inside one batch counts once
     candidates = [unique[seq] for seq in sorted(unique)]
 
-    snapshots = Snapshots(project)
     digests = [
         {name: snapshots.add(getattr(e.data, name)) for name in STATE_FIELDS.get(e.type, ())}
         for e in candidates
@@ -97,16 +218,14 @@ def apply_events(project: Project, execution_id: str, events: list[ParsedEvent])
         )
     # The unique (run, seq) constraint decides what is new: a stored seq is skipped in the
     # same statement that inserts the rest, with no look-up first.
-    inserted = bulk.insert_new_rows(
-        RunEvent, EVENT_COLUMNS, event_rows, unique=("run_id", "seq"), returning="seq"
-    )
+    inserted = yield "events", event_rows
     kept = [i for i, e in enumerate(candidates) if e.seq in inserted]
     fresh = [candidates[i] for i in kept]
     if not fresh:
-        return Applied(run, [], before, [])
+        return Applied(run, [], before, []), []
     digests = [digests[i] for i in kept]
 
-    changed, steps = _apply(run, fresh, digests, snapshots)
+    changed, steps = yield from _apply(run, fresh, digests, snapshots)
     run.last_seq = max(run.last_seq, fresh[-1].seq)
     # The row is locked (select_for_update), so the count read with it is current.
     run.event_count += len(fresh)
@@ -115,10 +234,8 @@ def apply_events(project: Project, execution_id: str, events: list[ParsedEvent])
     # A live batch clears the digest, so a complete trace posted later (store.save_trace)
     # is never taken for one already stored: it replaces everything.
     run.trace_digest = ""
-    bulk.update_fields(
-        run, [*changed, "last_seq", "event_count", "last_event_at", "updated_at", "trace_digest"]
-    )
-    return Applied(run, fresh, before, steps)
+    changed += ["last_seq", "event_count", "last_event_at", "updated_at", "trace_digest"]
+    return Applied(run, fresh, before, steps), changed
 
 
 def _apply(
@@ -126,9 +243,9 @@ def _apply(
     events: list[ParsedEvent],
     digests: list[dict[str, str | None]],
     snapshots: Snapshots,
-) -> tuple[list[str], list[tuple[str, int, int]]]:
-    """Apply events to the run's rows; returns the Run fields it changed and the node and
-    stored duration and tokens of each step it inserted."""
+) -> Generator[Insert, set[Any], tuple[list[str], list[tuple[str, int, int]]]]:
+    """Apply events to the run's rows (as part of ``_store``); returns the Run fields it
+    changed and the node and stored duration and tokens of each step it inserted."""
     changed: list[str] = []
     summary = Summary.of_run(run)
     # Steps first: the unique (run, position) constraint says which are new (the same step
@@ -149,9 +266,7 @@ def _apply(
             rows.append(
                 step_row(run.pk, position, data, snapshots.id_for(before), snapshots.id_for(after))
             )
-    new_steps = bulk.insert_new_rows(
-        Step, STEP_COLUMNS, rows, unique=("run_id", "position"), returning="position"
-    )
+    new_steps = yield "steps", rows
     inserted: dict[int, tuple[str, int, int]] = {}  # position -> node, duration, tokens
     for row in rows:
         if row[1] in new_steps:
@@ -193,7 +308,7 @@ def _apply(
             summary.finish(data.completed, data.ended_at)
             summary.totals(data.total_duration_ms, data.total_tokens)
     if errors:
-        bulk.insert_rows(RunError, ERROR_COLUMNS, errors)
+        yield "errors", errors
     # The run list's free-text search: what these events add.
     summary.search(run.execution_id, applied)
     return changed + summary.write(run), list(inserted.values())

@@ -49,6 +49,9 @@ class Project(models.Model):
     # What ingestion drops, redacts, truncates or keeps aside (traces/capture_policy.py
     # validates it on every write; traces/capture.py applies it).
     capture_policy = models.JSONField(default=dict, blank=True)
+    # Runs older than this many days are deleted by the retention purge
+    # (traces/retention.py); null keeps them forever.
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
     )
@@ -258,6 +261,8 @@ class Run(models.Model):
     # What the run list's free text (``q``) matches, lower-cased (traces/filters.py). Its
     # trigram index is PostgreSQL-only, so migration 0004_runlist_search creates it.
     search_text = models.TextField(blank=True, default="")
+    # A pinned run is kept whatever the project's retention (traces/retention.py).
+    pinned = models.BooleanField(default=False, db_default=False)
 
     objects = RunQuerySet.as_manager()
 
@@ -322,6 +327,7 @@ class Run(models.Model):
             "first_error_node": self.first_error_node or None,
             "last_seq": self.last_seq,
             "missing_seqs": self.missing_seqs,
+            "pinned": self.pinned,
             "metadata": self.metadata,
         }
 
@@ -355,6 +361,9 @@ class Step(models.Model):
         ]
         indexes = [
             models.Index(fields=["node", "run"], name="step_node"),
+            # A step by its DashFlow index (the step panel, links, the API): without it a
+            # 100,000-step run's lookup filtered every step of the run (~50 ms).
+            models.Index(fields=["run", "index"], name="step_by_index"),
             # The dashboard's per-node aggregates read only these columns of a window's
             # steps: from this index alone, per run, instead of the whole step rows.
             models.Index(

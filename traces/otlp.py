@@ -7,12 +7,14 @@ wait in its ``SpanBuffer`` row (at most ``OTLP_MAX_TRACE_SPANS`` spans and
 ``TRACE_MAX_BODY_BYTES`` bytes); each request, in one transaction, adds its spans there
 and writes what has become certain. While the graph span is missing the run is live:
 each node execution whose ``state_after`` is known (a later step's span arrived) is sent
-as a live event (``ingest.ingest_events``). When the graph span arrives the whole run is
-stored as a trace (``ingest.ingest_trace``, which replaces what the events wrote, so a
-span that came late or out of order still lands in its place); a late span for a
-finished trace stores it again. A trace whose graph span never comes ends
-``OTLP_IDLE_TIMEOUT`` seconds after its last span, marked so (``expire_idle``: by each
-request for its project, at most every few seconds, and by Celery beat every minute).
+as a live event. When the graph span arrives the whole run is stored as a trace (which
+replaces what the events wrote, so a span that came late or out of order still lands in
+its place); a late span for a finished trace stores it again. A request's runs are
+written together (``ingest.ingest_many_events``, ``ingest.ingest_traces``): one
+statement per table, not one per run, since those round trips were most of its time.
+A trace whose graph span never comes ends ``OTLP_IDLE_TIMEOUT`` seconds after its last
+span, marked so (``expire_idle``: by each request for its project, at most every few
+seconds, and by Celery beat every minute).
 """
 
 from __future__ import annotations
@@ -23,20 +25,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 import msgspec
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from . import capture, ingest, zstd
+from . import capture, ingest, live, rollups, store, zstd
 from .errors import InputError
 from .models import EventType, Project, SpanBuffer
 from .parsing import ParsedEvent
 from .span_capture import capture_span
 from .span_mapping import Mapped, map_spans, run_metadata, stamp, to_trace
 from .spans import Parsed, Span
-from .trace import RunStarted
+from .trace import ExecutionTrace, RunStarted
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +133,16 @@ def _add_all(
         .order_by("trace_id")
     )
     changed = []
+    writes: list[Write] = []
     refused_total, first_reason = 0, ""
     for row in rows:
-        refused, reason, stored = _add_spans(project, row, by_trace[row.trace_id])
+        refused, reason, write = _add_spans(project, row, by_trace[row.trace_id])
         refused_total += refused
         first_reason = first_reason or reason
-        if stored:
+        if write is not None:
             changed.append(row)
+            writes.append(write)
+    _write_runs(project, writes)
     # One INSERT ... ON CONFLICT DO UPDATE: bulk_update's CASE per column and row cost
     # ~0.25 s for 40 rows on a loaded machine.
     SpanBuffer.objects.bulk_create(
@@ -193,9 +199,43 @@ def _check_open_traces(project: Project, trace_ids: list[str]) -> None:
         raise Busy(retry_after=min(settings.OTLP_IDLE_TIMEOUT, 30))
 
 
-def _add_spans(project: Project, row: SpanBuffer, spans: list[Span]) -> tuple[int, str, bool]:
-    """Add a trace's spans to its (locked) buffer row and write what they make certain;
-    returns how many spans were refused, why, and whether the row changed."""
+@dataclass
+class Write:
+    """What a trace's new spans make certain: its whole run, or live events."""
+
+    trace_id: str
+    trace: ExecutionTrace | None
+    events: list[ParsedEvent]
+
+    def states(self) -> list[Any]:
+        if self.trace is not None:
+            return store.trace_states(self.trace)
+        return [getattr(e.data, f) for e in self.events for f in live.STATE_FIELDS.get(e.type, ())]
+
+
+def _write_runs(project: Project, writes: list[Write]) -> None:
+    """Write the runs of a group in the current transaction: the states of all of them
+    looked up and inserted in one round trip each way, and the dashboard's rollups in one
+    upsert, instead of once a run (most of a request's time was those round trips)."""
+    snapshots = store.Snapshots(project)
+    for write in writes:
+        snapshots.add_all(write.states())
+    snapshots.resolve()
+    with rollups.batched(project):
+        traces = [write.trace for write in writes if write.trace is not None]
+        if traces:
+            ingest.ingest_traces(project, traces, snapshots)
+        batches = [(write.trace_id, write.events) for write in writes if write.events]
+        if batches:
+            ingest.ingest_many_events(project, batches, snapshots)
+
+
+def _add_spans(
+    project: Project, row: SpanBuffer, spans: list[Span]
+) -> tuple[int, str, Write | None]:
+    """Add a trace's spans to its (locked) buffer row and say what to write of its run;
+    returns how many spans were refused, why, and the write (None: the row is
+    unchanged)."""
     known: list[Span] = _decode(zstd.decompress(bytes(row.spans))) if row.spans else []
     ids = {s.span_id for s in known}
     fresh = []
@@ -213,7 +253,7 @@ def _add_spans(project: Project, row: SpanBuffer, spans: list[Span]) -> tuple[in
     )
     fresh = fresh[:room]
     if not fresh:
-        return refused, reason, False
+        return refused, reason, None
     all_spans = known + fresh
     encoded = _encode(all_spans)
     limit: int = settings.TRACE_MAX_BODY_BYTES
@@ -224,7 +264,7 @@ def _add_spans(project: Project, row: SpanBuffer, spans: list[Span]) -> tuple[in
             refused + len(fresh),
             f"trace {row.trace_id}: its spans would pass TRACE_MAX_BODY_BYTES={limit} bytes; "
             f"{len(fresh)} left out",
-            False,
+            None,
         )
     mapped = map_spans(all_spans)
     ended = mapped.root is not None or row.finished
@@ -233,22 +273,22 @@ def _add_spans(project: Project, row: SpanBuffer, spans: list[Span]) -> tuple[in
         trace.refuse_nul()
     except InputError as exc:
         # Nothing of this trace is written; the request's other traces still are.
-        return refused + len(fresh), f"trace {row.trace_id}: {exc}", False
+        return refused + len(fresh), f"trace {row.trace_id}: {exc}", None
     if ended:
-        ingest.ingest_trace(project, trace)
+        write = Write(row.trace_id, trace, [])
         row.finished = True
     else:
-        _send_live(project, row, mapped, first=not known)
+        write = Write(row.trace_id, None, _live_events(row, mapped, first=not known))
     row.spans = zstd.compress(encoded)
     row.span_count = len(all_spans)
     row.last_span_at = timezone.now()
-    return refused, reason, True
+    return refused, reason, write
 
 
-def _send_live(project: Project, row: SpanBuffer, mapped: Mapped, first: bool) -> None:
+def _live_events(row: SpanBuffer, mapped: Mapped, first: bool) -> list[ParsedEvent]:
     """The run so far as live events: ``run_started`` with the first spans, then each node
-    execution whose ``state_after`` is known, in order. Seqs follow positions, so sending
-    a node again is a no-op."""
+    execution whose ``state_after`` is known, in order (``row.emitted`` moves past them).
+    Seqs follow positions, so sending a node again is a no-op."""
     events = []
     if first:
         started = RunStarted(
@@ -264,9 +304,8 @@ def _send_live(project: Project, row: SpanBuffer, mapped: Mapped, first: bool) -
     for position in range(row.emitted, settled):
         node = mapped.nodes[position]
         events.append(ParsedEvent(position + 2, EventType.NODE_FINISHED, node))
-    if events:
-        ingest.ingest_events(project, row.trace_id, events)
     row.emitted = max(row.emitted, settled)
+    return events
 
 
 def _end_idle(pk: int, cutoff: datetime) -> bool:

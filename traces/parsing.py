@@ -7,8 +7,10 @@ as it was. Limits are settings; each refusal names the field path and rule.
 
 from __future__ import annotations
 
+import gc
 import re
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote_to_bytes
@@ -33,38 +35,75 @@ from .trace import (
     refuse_nul_in,
 )
 
+_NULL = msgspec.Raw(b"null")
+
+# Compressed bytes read (and inflated) at a time: the body as sent is never held whole.
+_INFLATE_CHUNK = 1024 * 1024
+
+Body = bytes | bytearray
+
 
 def decode_body(body: bytes, content_encoding: str | None) -> bytes:
     """Undo ``Content-Encoding: gzip``; the inflated size is held to the body limit too,
     so a small gzip bomb cannot expand past it."""
     limit: int = settings.TRACE_MAX_BODY_BYTES
-    encoding = (content_encoding or "identity").strip().lower()
-    if encoding == "identity":
-        if len(body) > limit:
-            raise too_large(len(body))
+    if len(body) > limit:
+        raise too_large(len(body))
+    if _encoding(content_encoding) == "identity":
         return body
-    if encoding != "gzip":
+    return bytes(_inflate([body], "TRACE_MAX_BODY_BYTES", limit))
+
+
+def read_stream(
+    read: Callable[[int], bytes], content_encoding: str | None, name: str, limit: int
+) -> Body:
+    """A body read from a stream (``read(n)``) within ``limit`` (the setting ``name``);
+    ``Content-Encoding: gzip`` is inflated as it is read, so neither the compressed body
+    nor the JSON it inflates to may pass the limit, and only the inflated JSON is held."""
+    if _encoding(content_encoding) == "identity":
+        body = read(limit + 1)
+        if len(body) > limit:
+            raise too_large(None, name)
+        return body
+    return _inflate(iter(lambda: read(_INFLATE_CHUNK), b""), name, limit)
+
+
+def _encoding(content_encoding: str | None) -> str:
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding not in ("identity", "gzip"):
         raise InputError(
             "Content-Encoding", f"unsupported {encoding!r}; use gzip or none", status=415
         )
+    return encoding
+
+
+def _inflate(chunks: Iterable[bytes], name: str, limit: int) -> bytearray:
+    """The gzip stream ``chunks`` inflated, each side within ``limit``."""
     inflater = zlib.decompressobj(wbits=31)
+    out = bytearray()
+    received = 0
     try:
-        data = inflater.decompress(body, limit + 1)
+        for chunk in chunks:
+            received += len(chunk)
+            if received > limit:
+                raise too_large(None, name)
+            # Never more output than the limit leaves room for: what zlib holds back
+            # (unconsumed_tail) then means the JSON would pass it.
+            out += inflater.decompress(inflater.unconsumed_tail + chunk, limit + 1 - len(out))
+            if len(out) > limit or inflater.unconsumed_tail:
+                raise too_large(None, name)
     except zlib.error as exc:
         raise InputError("Content-Encoding", f"body is not valid gzip ({exc})") from None
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise too_large(None)
     if not inflater.eof:
         raise InputError("Content-Encoding", "gzip body is truncated")
-    return data
+    return out
 
 
-def too_large(size: int | None) -> InputError:
-    limit = settings.TRACE_MAX_BODY_BYTES
+def too_large(size: int | None, name: str = "TRACE_MAX_BODY_BYTES") -> InputError:
+    """The 413 for a body over the setting ``name`` (``size``: the bytes declared)."""
+    limit = getattr(settings, name)
     got = f" (got {size} bytes)" if size is not None else ""
-    return InputError(
-        "$", f"body is larger than TRACE_MAX_BODY_BYTES={limit} bytes{got}", status=413
-    )
+    return InputError("$", f"body is larger than {name}={limit} bytes{got}", status=413)
 
 
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
@@ -73,7 +112,7 @@ _PARENS = bytes.maketrans(b"[{]}", b"(())")
 _NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'[]{}"\0')
 
 
-def json_depth(data: bytes) -> int:
+def json_depth(data: Body) -> int:
     """The deepest nesting of arrays and objects, without building any object (the
     decoder recurses, so depth is checked before decoding)."""
     brackets = _brackets_outside_strings(data)
@@ -91,7 +130,12 @@ def json_depth(data: bytes) -> int:
     return max(accumulate(steps))
 
 
-def _brackets_outside_strings(data: bytes) -> bytes | None:
+# Bytes blanked and filtered at a time: the copies that takes stay this small however
+# large the body (a 256 MB trace would otherwise be copied twice whole).
+_DEPTH_CHUNK = 4 * 1024 * 1024
+
+
+def _brackets_outside_strings(data: Body) -> bytes | None:
     r"""The brackets that the ``_STRINGS`` regex leaves, found with bytes methods only
     (the regex takes ~0.15 s on a 4.7 MB trace); ``None`` when the document is malformed
     in a way this shortcut could read differently, so the caller takes the regex.
@@ -99,14 +143,24 @@ def _brackets_outside_strings(data: bytes) -> bytes | None:
     A bracket is inside a string when an odd number of quotes precede it. Escaped quotes
     are blanked first: inside a string every run of backslashes starts an escape, so
     pairing ``\\`` then ``\"`` left to right is exact there (other escapes cannot end a
-    string). Then only quotes, brackets and blanks are kept, and adjacent quote pairs are
-    dropped: that keeps every remaining quote's parity, so the pieces at even positions of
-    a split on quotes are the parts outside strings. A blank there means an escape outside
-    any string, which the regex reads differently.
+    string). That is done a piece at a time, each piece ending before a byte that is not
+    a backslash, so no pair is cut. Then only quotes, brackets and blanks are kept, and
+    adjacent quote pairs are dropped: that keeps every remaining quote's parity, so the
+    pieces at even positions of a split on quotes are the parts outside strings. A blank
+    there means an escape outside any string, which the regex reads differently.
     """
     escapes = b"\\" in data
-    text = data.replace(b"\\\\", b"\0\0").replace(b'\\"', b"\0\0") if escapes else data
-    pieces = text.translate(None, _NOT_STRUCTURE).replace(b'""', b"").split(b'"')
+    if escapes:
+        text = b"".join(
+            bytes(piece)
+            .replace(b"\\\\", b"\0\0")
+            .replace(b'\\"', b"\0\0")
+            .translate(None, _NOT_STRUCTURE)
+            for piece in _pieces(data)
+        )
+    else:
+        text = bytes(data.translate(None, _NOT_STRUCTURE))
+    pieces = text.replace(b'""', b"").split(b'"')
     if len(pieces) % 2 == 0:  # an unterminated string
         return None
     outside = b"".join(pieces[::2])
@@ -115,7 +169,19 @@ def _brackets_outside_strings(data: bytes) -> bytes | None:
     return outside.translate(None, _NOT_BRACKETS)
 
 
-def check_depth(data: bytes) -> None:
+def _pieces(data: Body) -> Iterator[memoryview]:
+    """``data`` in pieces of about ``_DEPTH_CHUNK`` bytes, none ending in a backslash."""
+    view = memoryview(data)
+    start = 0
+    while start < len(data):
+        end = min(start + _DEPTH_CHUNK, len(data))
+        while end < len(data) and data[end - 1] == 0x5C:
+            end += 1
+        yield view[start:end]
+        start = end
+
+
+def check_depth(data: Body) -> None:
     """Refuse a JSON document nested deeper than ``TRACE_MAX_DEPTH``, before decoding it
     (the decoder and every reader of a state recurse once per level)."""
     max_depth: int = settings.TRACE_MAX_DEPTH
@@ -123,17 +189,69 @@ def check_depth(data: bytes) -> None:
         raise InputError("$", f"nesting is deeper than TRACE_MAX_DEPTH={max_depth}")
 
 
-def parse_trace(data: bytes) -> ExecutionTrace:
-    """Validate a JSON document as an ``ExecutionTrace`` within the limits."""
+class _LazyNode(NodeExecution, kw_only=True):
+    state_before: msgspec.Raw = _NULL
+    state_after: msgspec.Raw = _NULL
+
+
+class _LazyError(ErrorTrace, kw_only=True):
+    state_at_error: msgspec.Raw = _NULL
+
+
+class _LazyTrace(ExecutionTrace, kw_only=True):
+    """``ExecutionTrace`` with each state left as a ``msgspec.Raw`` slice of the body."""
+
+    nodes_executed: list[_LazyNode]  # type: ignore[assignment]
+    errors: list[_LazyError] = []  # type: ignore[assignment]
+    final_state: msgspec.Raw = _NULL
+
+
+def parse_trace(data: Body) -> ExecutionTrace:
+    """Validate a JSON document as an ``ExecutionTrace`` within the limits.
+
+    Its states are validated here (JSON, UTF-8; depth with the whole document) but left
+    undecoded: each is a ``msgspec.Raw`` slice of ``data`` (``None`` for null), decoded
+    one at a time on its way to storage (``trace.state_value``, called by
+    ``store.Snapshots.add``). States decoded to Python objects take several times their
+    JSON, so a large trace with all its states decoded at once would take several times
+    its body in memory.
+    """
     check_depth(data)
-    trace = ExecutionTrace.from_json(data)
+    trace = _LazyTrace.from_json(data)
     max_nodes: int = settings.TRACE_MAX_NODES
     if len(trace.nodes_executed) > max_nodes:
         raise InputError(
             "$.nodes_executed",
             f"has {len(trace.nodes_executed)} items, more than TRACE_MAX_NODES={max_nodes}",
         )
+    collecting = gc.isenabled()
+    gc.disable()  # as in ExecutionTrace.from_json: decoded states hold no cycles
+    try:
+        for i, node in enumerate(trace.nodes_executed):
+            path = f"$.nodes_executed[{i}]"
+            node.state_before = _checked_state(f"{path}.state_before", node.state_before)
+            node.state_after = _checked_state(f"{path}.state_after", node.state_after)
+        for i, error in enumerate(trace.errors):
+            path = f"$.errors[{i}].state_at_error"
+            error.state_at_error = _checked_state(path, error.state_at_error)
+        trace.final_state = _checked_state("$.final_state", trace.final_state)
+    finally:
+        if collecting:
+            gc.enable()
     return trace
+
+
+def _checked_state(path: str, raw: msgspec.Raw) -> msgspec.Raw | None:
+    """A state's slice if it is valid JSON (decoded once, then dropped), None for null."""
+    if raw == _NULL:
+        return None
+    try:
+        msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InputError(path, f"malformed JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, NOT_UTF8) from None
+    return raw
 
 
 Seq = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]

@@ -26,9 +26,11 @@ lock them in the same order. Migration 0009 fills the table from the steps alrea
 from __future__ import annotations
 
 import math
+import threading
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
@@ -90,15 +92,42 @@ def _add(delta: dict[Key, list[int]], part: RunSteps, sign: int) -> None:
         entry[2] += sign * min(from_db_u64(tokens), CAP_MS)
 
 
+# The delta being gathered by ``batched`` in this thread (the OTLP receiver writes a
+# request's groups of runs in threads of their own), with its project's id.
+_gathering = threading.local()
+
+
+@contextmanager
+def batched(project: Project) -> Iterator[None]:
+    """Within: ``record`` for ``project`` adds to one delta, applied when the block ends
+    without an exception, in one statement (a write of many runs: one upsert, not one a
+    run). Call it inside the write's transaction."""
+    delta: dict[Key, list[int]] = {}
+    outer = getattr(_gathering, "batch", None)
+    _gathering.batch = (project.pk, delta)
+    try:
+        yield
+    finally:
+        _gathering.batch = outer
+    _write(project, delta)
+
+
 def record(project: Project, removed: Iterable[RunSteps], added: Iterable[RunSteps]) -> None:
     """Apply to the rollups the steps a write removed and added (call it in the write's
     transaction). What cancels out (a live run's final trace repeating its steps) writes
     nothing."""
-    delta: dict[Key, list[int]] = {}
+    batch = getattr(_gathering, "batch", None)
+    gathering = batch is not None and batch[0] == project.pk
+    delta: dict[Key, list[int]] = batch[1] if batch is not None and gathering else {}
     for part in removed:
         _add(delta, part, -1)
     for part in added:
         _add(delta, part, 1)
+    if not gathering:
+        _write(project, delta)
+
+
+def _write(project: Project, delta: dict[Key, list[int]]) -> None:
     rows: list[tuple[Any, ...]] = [
         (project.pk, *key, *sums) for key, sums in sorted(delta.items()) if any(sums)
     ]

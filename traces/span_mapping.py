@@ -364,7 +364,10 @@ def _json(text: str) -> Any:
     if not stripped.startswith(("{", "[")):
         return _ABSENT
     data = text.encode()
-    if json_depth(data) > settings.TRACE_MAX_DEPTH:
+    limit: int = settings.TRACE_MAX_DEPTH
+    # The depth is at most the count of opening brackets: counting them is ~20x cheaper
+    # than measuring it, and most attributes (metadata, a step's state) are well within.
+    if data.count(b"{") + data.count(b"[") > limit and json_depth(data) > limit:
         return _ABSENT
     try:
         return msgspec.json.decode(data)

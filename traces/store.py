@@ -17,6 +17,7 @@ import gc
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import msgspec
@@ -27,7 +28,7 @@ from django.utils import timezone
 
 from . import bulk, rollups, summary, zstd
 from .fields import from_db_u64, parse_time, to_db_u64
-from .models import Project, Run, RunError, StateSnapshot, Step, graph_name_of
+from .models import Project, Run, RunError, RunStatus, StateSnapshot, Step, graph_name_of
 from .trace import (
     U64_MAX,
     UNSET,
@@ -38,6 +39,7 @@ from .trace import (
     PerformanceMetrics,
     convert,
     state_hash,
+    state_value,
 )
 
 _json = msgspec.json.Encoder()
@@ -46,41 +48,59 @@ _CHUNK = bulk.CHUNK  # within SQLite's limit on bound variables
 
 
 class Snapshots:
-    """Collects the distinct states of one trace and resolves them to snapshot ids."""
+    """Collects the distinct states of one trace (or of the many runs one OTLP request
+    writes) and resolves them to snapshot ids: ``resolve`` again after more ``add``s looks
+    up only the states added since.
+
+    ``add`` is the one place each state of a trace passes on its way to storage: it is
+    decoded there (``trace.state_value``: a parsed trace keeps its states as undecoded
+    JSON), hashed, encoded and compressed, and only the compressed bytes are kept, so a
+    large trace never has all its states decoded, or encoded, at once.
+    """
 
     def __init__(self, project: Project) -> None:
         self.project = project
-        self._pending: dict[str, bytes] = {}  # digest -> JSON in the producer's key order
+        # digest -> (JSON size, zstd of the JSON in the producer's key order)
+        self._pending: dict[str, tuple[int, bytes]] = {}
         self._ids: dict[str, int] = {}
         self._by_object: dict[int, str] = {}
+        # The states hashed (as given, not decoded), kept alive: an id() is only unique
+        # while its object lives.
+        self._objects: list[Any] = []
 
-    def add(self, value: Any) -> str | None:
-        if value is None:
+    def add(self, state: Any) -> str | None:
+        if state is None:
             return None
         # The same object often appears twice (a step's state_after is the next step's
         # state_before after a round trip through the live API); hash it once.
-        key = id(value)
+        key = id(state)
         digest = self._by_object.get(key)
         if digest is None:
+            value = state_value(state)
             digest = state_hash(value)
             self._by_object[key] = digest
+            self._objects.append(state)
             if digest not in self._pending:
-                self._pending[digest] = _json.encode(value)
+                data = _json.encode(value)
+                self._pending[digest] = (len(data), StateSnapshot.compress(data))
         return digest
 
     def resolve(self) -> dict[str, int]:
         """Insert the snapshots the project lacks; return digest -> id for all of them."""
-        digests = list(self._pending)
+        digests = [d for d in self._pending if d not in self._ids]
+        if not digests:
+            return self._ids
         if connection.vendor == "postgresql":
             # One round trip finds the stored ids and draws ids for the rest from the
             # table's sequence, so the COPY needs no second look-up (~20 ms a trace).
-            self._ids, missing = bulk.pg_ids_by_key(
+            found, missing = bulk.pg_ids_by_key(
                 StateSnapshot, "project_id", self.project.pk, "digest", digests
             )
+            self._ids.update(found)
             self._insert(missing, with_ids=True)
         else:
-            self._ids = bulk.ids_by_key(
-                StateSnapshot, "project_id", self.project.pk, "digest", digests
+            self._ids.update(
+                bulk.ids_by_key(StateSnapshot, "project_id", self.project.pk, "digest", digests)
             )
             missing = [d for d in digests if d not in self._ids]
             self._insert(missing, with_ids=False)
@@ -93,21 +113,55 @@ class Snapshots:
         if not digests:
             return
         columns = ["project_id", "digest", "size_bytes", "data"]
-        rows: list[tuple[Any, ...]] = [
-            (self.project.pk, d, len(self._pending[d]), StateSnapshot.compress(self._pending[d]))
-            for d in digests
-        ]
+        rows: list[tuple[Any, ...]] = [(self.project.pk, d, *self._pending[d]) for d in digests]
         if with_ids:
             columns.insert(0, "id")
             rows = [(self._ids[row[1]], *row) for row in rows]
         bulk.insert_rows(StateSnapshot, columns, rows)
 
+    def add_all(self, values: Iterable[Any]) -> None:
+        for value in values:
+            self.add(value)
+
     def id_for(self, digest: str | None) -> int | None:
         return None if digest is None else self._ids[digest]
 
 
+def trace_states(trace: ExecutionTrace) -> list[Any]:
+    """The states ``save_trace`` stores for ``trace`` (for a caller that resolves the
+    states of many runs at once before saving them)."""
+    return [
+        *(s for n in trace.nodes_executed for s in (n.state_before, n.state_after)),
+        *(e.state_at_error for e in trace.errors),
+        trace.final_state,
+    ]
+
+
 def trace_digest(trace: ExecutionTrace) -> str:
-    return hashlib.sha256(trace.to_json()).hexdigest()
+    """SHA-256 of the trace's compact JSON (``trace.to_json()``) with its states decoded,
+    computed a step at a time: the JSON of a large trace is never built whole, and a
+    trace whose states are still undecoded JSON (``parsing.parse_trace``) has the digest
+    it would have decoded, whatever the spacing of its body."""
+    decoded = msgspec.structs.replace
+    outline = decoded(
+        trace, nodes_executed=[], errors=[], final_state=state_value(trace.final_state)
+    ).to_json()
+    # Compact JSON escapes every quote inside a string, so these keys (the first two
+    # fields holding lists) are found at their own place, whatever the strings hold.
+    head, rest = outline.split(b'"nodes_executed":[]', 1)
+    middle, tail = rest.split(b'"errors":[]', 1)
+    digest = hashlib.sha256(head + b'"nodes_executed":[')
+    for i, n in enumerate(trace.nodes_executed):
+        step = decoded(
+            n, state_before=state_value(n.state_before), state_after=state_value(n.state_after)
+        )
+        digest.update((b"," if i else b"") + _json.encode(step))
+    digest.update(b"]" + middle + b'"errors":[')
+    for i, e in enumerate(trace.errors):
+        error = decoded(e, state_at_error=state_value(e.state_at_error))
+        digest.update((b"," if i else b"") + _json.encode(error))
+    digest.update(b"]" + tail)
+    return digest.hexdigest()
 
 
 class Saved(NamedTuple):
@@ -115,9 +169,16 @@ class Saved(NamedTuple):
     created: bool
     changed: bool  # False: the identical trace was stored already and nothing was written
     removed: rollups.RunSteps | None = None  # the steps a replaced trace had, as counted
+    # Whether the run may have had Failure rows before: it existed and was failed or had
+    # errors (both ingestion paths mark a run failed on any error or failed step, and
+    # only such a run ever gets Failure rows).
+    had_failures: bool = True
+    had_errors: bool = False  # a replaced run had error rows (deleted)
 
 
-def save_trace(project: Project, trace: ExecutionTrace) -> Saved:
+def save_trace(
+    project: Project, trace: ExecutionTrace, snapshots: Snapshots | None = None
+) -> Saved:
     """Write ``trace``'s rows as the whole truth about its run; call it inside a
     transaction (``traces/ingest.py``'s ``ingest_trace`` is the workflow around it).
 
@@ -126,26 +187,116 @@ def save_trace(project: Project, trace: ExecutionTrace) -> Saved:
     errors, so no node execution is ever stored twice. A trace without ``execution_id``
     gets a new UUID, set on ``trace`` (so a retried transaction keeps it).
     """
-    if trace.execution_id is None:
-        trace.execution_id = str(uuid.uuid4())
-    digest = trace_digest(trace)
-    run = (
-        Run.objects.select_for_update()
-        .filter(project=project, execution_id=trace.execution_id)
-        .first()
-    )
-    if run is not None and run.trace_digest == digest:
-        return Saved(run, created=False, changed=False)
-    created = run is None
-    snapshots = Snapshots(project)
-    step_digests = [
-        (snapshots.add(n.state_before), snapshots.add(n.state_after)) for n in trace.nodes_executed
-    ]
-    error_digests = [snapshots.add(e.state_at_error) for e in trace.errors]
-    final_digest = snapshots.add(trace.final_state)
+    return save_traces(project, [trace], snapshots)[0]
+
+
+def save_traces(
+    project: Project, traces: list[ExecutionTrace], snapshots: Snapshots | None = None
+) -> list[Saved]:
+    """``save_trace`` for several runs (distinct execution ids) at once, in one statement
+    per table rather than one per run: the OTLP receiver writes a request's runs so, and a
+    round trip to the database was most of a run's cost. ``snapshots``: shared with
+    other runs the caller writes, else the traces' own."""
+    for trace in traces:
+        if trace.execution_id is None:
+            trace.execution_id = str(uuid.uuid4())
+    ids = sorted({str(t.execution_id) for t in traces})
+    if len(ids) != len(traces):
+        raise ValueError("save_traces: two traces share an execution_id")
+    found: dict[str, Run] = {}
+    for start in range(0, len(ids), _CHUNK):
+        # Locked in execution id order, so two writers of overlapping runs queue.
+        for locked in (
+            Run.objects.select_for_update()
+            .filter(project=project, execution_id__in=ids[start : start + _CHUNK])
+            .order_by("execution_id")
+        ):
+            locked.project = project  # the summary pushed after commit names it: no query
+            found[locked.execution_id] = locked
+    snapshots = snapshots or Snapshots(project)
+    for trace in traces:
+        snapshots.add_all(trace_states(trace))
     snapshots.resolve()
 
     now = timezone.now()
+    saved: list[Saved] = []
+    new: list[Run] = []
+    replaced: list[Run] = []
+    columns: list[str] = []  # the Run fields a whole trace sets (a replaced run's others stay)
+    for trace in traces:
+        digest = trace_digest(trace)
+        run = found.get(str(trace.execution_id))
+        if run is not None and run.trace_digest == digest:
+            saved.append(Saved(run, created=False, changed=False))
+            continue
+        fields = _run_fields(trace, digest, snapshots, run, now)
+        columns = list(fields)
+        if run is None:
+            run = Run(project=project, execution_id=str(trace.execution_id), **fields)
+            new.append(run)
+            saved.append(Saved(run, created=True, changed=True, had_failures=False))
+            continue
+        before = (run.started_at, run.graph_name)
+        # Only a failed run or one with errors ever gets Failure rows: both ingestion
+        # paths mark a run failed on any error or failed step.
+        had_failures = run.status == RunStatus.FAILED or run.error_count > 0
+        # The column counts the run's stored error rows: none, nothing to delete.
+        had_errors = run.error_count > 0
+        for name, value in fields.items():
+            setattr(run, name, value)
+        replaced.append(run)
+        removed = rollups.RunSteps(*before, [])  # its steps: filled in once deleted
+        saved.append(Saved(run, False, True, removed, had_failures, had_errors))
+    Run.objects.bulk_create(new)
+    if replaced:
+        Run.objects.bulk_create(
+            replaced,
+            update_conflicts=True,
+            unique_fields=["project", "execution_id"],
+            update_fields=columns,
+        )
+        steps = _delete_steps([r.pk for r in replaced])
+        saved = [
+            one._replace(removed=one.removed._replace(steps=steps.get(one.run.pk, [])))
+            if one.removed is not None
+            else one
+            for one in saved
+        ]
+        with_errors = [one.run.pk for one in saved if one.had_errors]
+        if with_errors:
+            RunError.objects.filter(run_id__in=with_errors).delete()
+
+    written = [(one.run, trace) for one, trace in zip(saved, traces, strict=True) if one.changed]
+    bulk.insert_rows(
+        Step,
+        STEP_COLUMNS,
+        (
+            step_row(
+                run.pk,
+                position,
+                n,
+                snapshots.id_for(snapshots.add(n.state_before)),
+                snapshots.id_for(snapshots.add(n.state_after)),
+            )
+            for run, trace in written
+            for position, n in enumerate(trace.nodes_executed)
+        ),
+    )
+    bulk.insert_rows(
+        RunError,
+        ERROR_COLUMNS,
+        (
+            error_row(run.pk, position, e, snapshots.id_for(snapshots.add(e.state_at_error)))
+            for run, trace in written
+            for position, e in enumerate(trace.errors)
+        ),
+    )
+    return saved
+
+
+def _run_fields(
+    trace: ExecutionTrace, digest: str, snapshots: Snapshots, run: Run | None, now: datetime
+) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "thread_id": trace.thread_id,
         "parent_execution_id": _opt(trace.parent_execution_id),
@@ -154,7 +305,7 @@ def save_trace(project: Project, trace: ExecutionTrace) -> Saved:
         "graph_name": graph_name_of(trace.metadata),
         "started_at": parse_time(trace.started_at) or (run.started_at if run else now),
         "started_at_text": trace.started_at,
-        "final_state_id": snapshots.id_for(final_digest),
+        "final_state_id": snapshots.id_for(snapshots.add(trace.final_state)),
         "metadata": trace.metadata,
         "execution_metrics": _builtins(trace.execution_metrics),
         "performance_metrics": _builtins(trace.performance_metrics),
@@ -162,48 +313,25 @@ def save_trace(project: Project, trace: ExecutionTrace) -> Saved:
         "updated_at": now,
         **summary.of_trace(trace).as_fields(),
     }
-    removed = None
-    if run is None:
-        run = Run.objects.create(project=project, execution_id=trace.execution_id, **fields)
-    else:
-        before = (run.started_at, run.graph_name)
-        for name, value in fields.items():
-            setattr(run, name, value)
-        run.save(update_fields=list(fields))
-        removed = rollups.RunSteps(*before, _delete_steps(run))
-        run.errors.all().delete()
-
-    bulk.insert_rows(
-        Step,
-        STEP_COLUMNS,
-        (
-            step_row(run.pk, position, n, snapshots.id_for(b), snapshots.id_for(a))
-            for position, (n, (b, a)) in enumerate(
-                zip(trace.nodes_executed, step_digests, strict=True)
-            )
-        ),
-    )
-    bulk.insert_rows(
-        RunError,
-        ERROR_COLUMNS,
-        (
-            error_row(run.pk, position, e, snapshots.id_for(d))
-            for position, (e, d) in enumerate(zip(trace.errors, error_digests, strict=True))
-        ),
-    )
-    return Saved(run, created=created, changed=True, removed=removed)
+    return fields
 
 
-def _delete_steps(run: Run) -> list[tuple[str, int, int]]:
-    """Delete the run's steps; returns each one's node, stored duration and tokens (for
-    the rollups), read by the same statement. Nothing references a step by key."""
+def _delete_steps(run_ids: list[int]) -> dict[int, list[tuple[str, int, int]]]:
+    """Delete these runs' steps; returns each one's node, stored duration and tokens (for
+    the rollups) by run, read by the same statement. Nothing references a step by key."""
+    removed: dict[int, list[tuple[str, int, int]]] = {}
+    table = connection.ops.quote_name(Step._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {connection.ops.quote_name(Step._meta.db_table)} WHERE run_id = %s"
-            " RETURNING node, duration_ms, tokens_used",
-            [run.pk],
-        )
-        return [(node, duration, tokens) for node, duration, tokens in cursor.fetchall()]
+        for start in range(0, len(run_ids), _CHUNK):
+            chunk = run_ids[start : start + _CHUNK]
+            cursor.execute(
+                f"DELETE FROM {table} WHERE run_id IN ({', '.join(['%s'] * len(chunk))})"
+                " RETURNING run_id, node, duration_ms, tokens_used",
+                chunk,
+            )
+            for run_id, node, duration, tokens in cursor.fetchall():
+                removed.setdefault(run_id, []).append((node, duration, tokens))
+    return removed
 
 
 STEP_COLUMNS = [
@@ -457,12 +585,7 @@ def _step_rows(steps: QuerySet[Step], first: bool = False) -> list[tuple[Any, ..
     time of reading a long run's steps); ``_row_to_node`` applies the two that matter,
     unwrapping the u64 columns and SQLite's 0/1 booleans."""
     ordered = steps.order_by("position").values_list(*_STEP_FIELDS)
-    query = (ordered[:1] if first else ordered).query
-    sql, params = query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows: list[tuple[Any, ...]] = cursor.fetchall()
-    return rows
+    return bulk.raw_rows(ordered[:1] if first else ordered)
 
 
 def _row_to_node(row: tuple[Any, ...], states: dict[int, Any]) -> NodeExecution:

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
-from . import alerts, exports, otlp, webhooks
+from . import alerts, exports, otlp, retention, webhooks
 from .models import DeliveryStatus
 
 log = logging.getLogger(__name__)
@@ -132,3 +132,11 @@ def expire_idle_otlp_traces() -> int:
     """Celery beat, every minute: end the OpenTelemetry traces whose root span never came
     (``traces/otlp.py``); each OTLP request also sweeps its own project."""
     return otlp.expire_idle()
+
+
+@shared_task(acks_late=True)  # type: ignore[untyped-decorator]
+def purge_expired_runs() -> int:
+    """Celery beat, every ``RETENTION_PURGE_EVERY`` seconds: delete every project's runs
+    older than its retention, in short batches (``traces/retention.py``); returns how many
+    runs went. Safe to run twice at once: each batch skips the runs another holds."""
+    return retention.purge_all()

@@ -12,14 +12,23 @@ atomic increment); ingestion is a token bucket per key (``INGEST_RATE`` per seco
 ``INGEST_BURST`` at once), kept as its "theoretical arrival time" (GCRA), updated by one
 Lua script on Redis so that concurrent processes cannot both take the last token.
 
+Under Daphne the ingestion bucket is taken where the request's headers arrive
+(``dashflow_site/bodylimit.py``), before Django's request machinery runs and before the
+body is read, so a refused request costs the server as little as it can; the request it
+lets through carries ``CHECKED_HEADER`` with this process's ``CHECKED_TOKEN`` (a secret a
+client cannot forge), and ``api/request.py`` then takes no second token. Served any other
+way (the test client), the view takes it.
+
 Times come from ``clock``, which the tests advance instead of sleeping.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import math
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +39,8 @@ from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import RedisError
+
+from .models import hash_api_key
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +177,33 @@ def ingest_refused(key_hash: str) -> Refused | None:
     if wait <= 0:
         return None
     return Refused("INGEST_RATE", _seconds(wait))
+
+
+def ingest_refusal(refused: Refused) -> str:
+    """What a 429 from the ingestion rate limit says (the view's and Daphne's)."""
+    return (
+        f"over this API key's ingestion rate ({refused.limit}: "
+        f"{settings.INGEST_RATE} requests per second, bursts of {settings.INGEST_BURST})."
+    )
+
+
+# The header, and its value in this process, of a request whose token was taken already.
+CHECKED_HEADER = "x-dashflow-rate-checked"
+CHECKED_TOKEN = secrets.token_urlsafe(24)
+
+
+def checked(value: str | None) -> bool:
+    """Whether a request's ``CHECKED_HEADER`` says its token was taken in this process."""
+    return value is not None and hmac.compare_digest(value, CHECKED_TOKEN)
+
+
+def header_refused(authorization: str) -> Refused | None:
+    """``ingest_refused`` for the key an ``Authorization: Bearer`` header presents, without
+    looking the key up: its bucket is named by the key's hash as stored, so a live key
+    shares its bucket with the view's check, and a forged one has a bucket of its own
+    (the view refuses it with 401 afterwards)."""
+    scheme, _, raw = authorization.partition(" ")
+    raw = raw.strip()
+    if scheme.lower() != "bearer" or not raw:
+        return None
+    return ingest_refused(hash_api_key(raw))

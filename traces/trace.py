@@ -50,6 +50,7 @@ __all__ = [
     "refuse_nul",
     "refuse_nul_in",
     "state_hash",
+    "state_value",
 ]
 
 U64_MAX = 2**64 - 1
@@ -239,7 +240,7 @@ class ExecutionTrace(msgspec.Struct, kw_only=True):
     # -- JSON ------------------------------------------------------------------------
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> ExecutionTrace:
+    def from_json(cls, data: bytes | bytearray | str) -> ExecutionTrace:
         """Parse DashFlow JSON. Raises ``InputError`` naming the path and the rule."""
         # A 2,000-step trace allocates ~70k lists and dicts while decoding: ~100 young
         # collections, and usually a full one (~0.1 s in a server process), none of which
@@ -418,6 +419,13 @@ def canonical_json(value: Any) -> bytes:
 def state_hash(value: Any) -> str:
     """SHA-256 (hex) of the canonical JSON of a state."""
     return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def state_value(state: Any) -> Any:
+    """A state as Python values: a trace parsed from a body (``parsing.parse_trace``)
+    holds each state as its undecoded JSON (``msgspec.Raw``), decoded here when needed,
+    one at a time; any other state is returned as it is."""
+    return msgspec.json.decode(state) if isinstance(state, msgspec.Raw) else state
 
 
 def convert(obj: Any, type_: type[Any], path: str = "$") -> Any:

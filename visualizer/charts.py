@@ -109,11 +109,13 @@ def run_figures(
     steps: Sequence[dict[str, Any]],
     running: Sequence[dict[str, Any]] = (),
     declared: SchemaReading | None = None,
+    offsets: Sequence[float] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every figure on the run page, for the first render and for each live refetch;
-    ``declared`` is the run's declared graph, if any (``traces/graph_schema.py``)."""
+    ``declared`` is the run's declared graph, if any (``traces/graph_schema.py``);
+    ``offsets`` the steps' start offsets when the caller has them."""
     return {
-        "timeline": timeline_figure(steps, running),
+        "timeline": timeline_figure(steps, running, offsets=offsets),
         "breakdown": breakdown_figure(steps),
         "graph": graph_figure(steps, declared),
     }

@@ -59,12 +59,15 @@ from traces.events import encode_event, exports_group, project_group, run_group
 from traces.exports import recent_exports
 from traces.live import replay
 from traces.models import Project, Run
+from visualizer import socket_limit
 
 # Close codes (4000-4999 are the application's): the browser script reads them.
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_REQUEST = 4400
 CLOSE_RESYNC = 4409
+# Too many sockets open for this user (or address): the page tries again later, slowly.
+CLOSE_TOO_MANY = 4429
 # The standard "try again later": the channel layer failed as the socket joined its group.
 CLOSE_TRY_AGAIN = 1013
 
@@ -129,9 +132,13 @@ class GroupConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await handler(message)
 
     async def accept_user(self) -> Any:
-        """The signed-in user, or None after closing with 4401."""
+        """The signed-in user, or None after closing with 4429 (the user, or the address
+        without a session, has ``WS_MAX_SOCKETS_PER_USER`` open already) or 4401."""
         # Accept first: a close before accept is an HTTP 403 with no code for the client.
         await self.accept()
+        if not socket_limit.take(self):
+            await self.close(code=CLOSE_TOO_MANY)
+            return None
         user = self.scope["user"]
         if not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -166,6 +173,7 @@ class GroupConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         return True
 
     async def disconnect(self, code: int) -> None:
+        socket_limit.release(self)
         if hasattr(self, "group"):
             try:
                 await self.channel_layer.group_discard(self.group, self.channel_name)

@@ -9,10 +9,11 @@ from django.conf import settings
 
 from traces.capture import markers_in
 from traces.chat import transcript
-from traces.diffview import path_history, state_summary, summarize
+from traces.diffview import state_summary, summarize
 from traces.jsondiff import collapse, diff
 from traces.models import Run, RunError, Step
 from traces.store import load_states
+from traces.watch import watch
 
 from . import links
 
@@ -174,34 +175,19 @@ def pair_view(run_a: Run, step_a: Step, run_b: Run, step_b: Step, at: str) -> di
 def watch_view(run: Run, pointer: str) -> dict[str, Any]:
     """One JSON path through the whole run: the steps that changed it, with the value each
     left, and the first and last of them ("which node wrote this?")."""
-    steps = list(run.steps.all())
-    states = load_states(
-        run.project_id, [i for s in steps for i in (s.state_before_id, s.state_after_id)]
-    )
-    history = path_history(
-        [
-            (s.index, states.get(s.state_before_id), states.get(s.state_after_id))
-            for s in steps
-            # A step without both states says nothing about what it wrote.
-            if s.state_before_id is not None and s.state_after_id is not None
-        ],
-        pointer,
-    )
-    nodes = {s.index: s.node for s in steps}
-    changes = [
-        {
-            "index": h["index"],
-            "node": nodes[h["index"]],
-            "found": h["found"],
-            "value": collapse(h["value"], VALUE_PREVIEW_CHARS) if h["found"] else None,
-        }
-        for h in history["steps"]
-        if h["changed"]
-    ]
+    watched = watch(run, pointer)
     return {
         "pointer": pointer,
-        "changes": changes,
-        "steps_seen": len(history["steps"]),
-        "first_changed": history["first_changed"],
-        "last_changed": history["last_changed"],
+        "changes": [
+            {
+                "index": c["index"],
+                "node": c["node"],
+                "found": c["found"],
+                "value": collapse(c["value"], VALUE_PREVIEW_CHARS) if c["found"] else None,
+            }
+            for c in watched["changes"]
+        ],
+        "steps_seen": watched["steps_seen"],
+        "first_changed": watched["first_changed"],
+        "last_changed": watched["last_changed"],
     }

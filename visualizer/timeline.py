@@ -105,34 +105,43 @@ def _bucket_bars(
 ) -> list[dict[str, Any]]:
     """Executions of one outcome grouped per node and per slice of the time axis: one bar
     from the first start to the last end in the slice, opening its first execution."""
-    groups: dict[tuple[str, int], list[tuple[dict[str, Any], float]]] = {}
+    # One pass, each group's figures folded in place ([start, end, first, last, count,
+    # ms, tokens]) rather than listing each group's members and going over them again.
+    groups: dict[tuple[str, int], list[Any]] = {}
     for s, o in picked:
         slot = min(max(int((o - lo) / width), 0), buckets - 1)
-        groups.setdefault((s["node"], slot), []).append((s, o))
-    bars = []
-    for (node, _), members in groups.items():
-        start = min(o for _, o in members)
-        end = max(o + max(s["duration_ms"], 1) for s, o in members)
-        first, last = members[0][0]["index"], members[-1][0]["index"]
-        ms = sum(s["duration_ms"] for s, _ in members)
-        tokens = sum(s["tokens_used"] for s, _ in members)
-        bars.append(
-            {
-                "y": label[node],
-                "x": round(end - start, 1),
-                "base": round(start, 1),
-                "index": first,
-                "hover": f"{label[node]} \u00d7{len(members)} · #{first}\u2013#{last}<br>"
-                f"{ms:,} ms · {tokens:,} tokens<br>zoom in to see each execution",
-            }
-        )
-    return bars
+        ms = s["duration_ms"]
+        end = o + (ms if ms > 1 else 1)
+        group = groups.get((s["node"], slot))
+        if group is None:
+            groups[(s["node"], slot)] = [o, end, s["index"], s["index"], 1, ms, s["tokens_used"]]
+            continue
+        if o < group[0]:
+            group[0] = o
+        if end > group[1]:
+            group[1] = end
+        group[3] = s["index"]
+        group[4] += 1
+        group[5] += ms
+        group[6] += s["tokens_used"]
+    return [
+        {
+            "y": label[node],
+            "x": round(end - start, 1),
+            "base": round(start, 1),
+            "index": first,
+            "hover": f"{label[node]} \u00d7{count} · #{first}\u2013#{last}<br>"
+            f"{ms:,} ms · {tokens:,} tokens<br>zoom in to see each execution",
+        }
+        for (node, _), (start, end, first, last, count, ms, tokens) in groups.items()
+    ]
 
 
 def timeline_figure(
     steps: Sequence[dict[str, Any]],
     running: Sequence[dict[str, Any]] = (),
     window: tuple[float, float] | None = None,
+    offsets: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """One row per node name (in first-run order), a bar per execution at its start offset,
     green when it succeeded and red when it failed; hover shows duration, tokens, tools.
@@ -150,9 +159,11 @@ def timeline_figure(
     as it has run so far, which the page widens as time passes until the node finishes.
 
     ``window`` in the result says what was drawn: ``from``/``to`` (ms), ``executions`` in
-    view, and ``aggregated``."""
+    view, and ``aggregated``. ``offsets`` are the steps' ``step_offsets`` when the caller
+    has them already (the run page lists them too)."""
     nodes = list(dict.fromkeys([*(s["node"] for s in steps), *(r["node"] for r in running)]))
-    offsets = step_offsets(steps)
+    if offsets is None:
+        offsets = step_offsets(steps)
     # Row labels are rendered as Plotly's HTML subset: escaped (once per name).
     label = {n: escape(n) for n in nodes}
     placed = list(zip(steps, offsets, strict=True))
@@ -164,8 +175,12 @@ def timeline_figure(
     buckets = max(10, TIMELINE_BAR_BUDGET // max(len(nodes), 1))
     width = max(hi - lo, 1.0) / buckets
     traces = []
+    # Both outcomes in one pass over a long run's steps.
+    by_outcome: dict[bool, list[tuple[dict[str, Any], float]]] = {True: [], False: []}
+    for pair in placed:
+        by_outcome[pair[0]["success"] is True].append(pair)
     for success, name, color in ((True, "ok", OK_COLOR), (False, "failed", FAIL_COLOR)):
-        picked = [(s, o) for s, o in placed if s["success"] is success]
+        picked = by_outcome[success]
         if not picked:
             continue
         bars = (

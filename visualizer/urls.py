@@ -41,6 +41,7 @@ register_converter(AnyTextConverter, "anytext")
 # Under projects/<slug>/runs/<execution_id>/: the page and the JSON its script asks for.
 run_routes: list[URLPattern | URLResolver] = [
     path("", run.run_page, name="run"),
+    path("pin", run.run_pin, name="run-pin"),
     path("timeline.json", run.run_timeline, name="run-timeline"),
     path("errors.json", run.run_errors, name="run-errors"),
     path("watch.json", run.run_watch, name="run-watch"),

@@ -1,7 +1,8 @@
 // The page's websocket: every page opens its one socket through here. It reconnects with
 // backoff and resumes where it left off (?after=<last seq seen>), drops any seq it has
 // already delivered, acknowledges what it delivered, and stops on the close codes that
-// say "not allowed" or "too far behind" (the page reloads instead).
+// say "not allowed" or "too far behind" (the page reloads instead), and waits long on the
+// one that says "too many sockets open" (4429).
 //
 // One socket per path: a second liveSocket() call for the same path (the run page's
 // review panel, the navigation's inbox badge) gets the same socket and adds its callbacks
@@ -106,8 +107,10 @@ function open(path, after) {
       if (stopped || [4400, 4401, 4403, 4409].includes(event.code)) return;
       // 1013: the server's channel layer is down (it sent what it had); not before 5 s.
       if (event.code === 1013) delay = Math.max(delay, 5000);
+      // 4429: this user has too many sockets open (other tabs); try again, slowly.
+      if (event.code === 4429) delay = Math.max(delay, 30000);
       setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 10000);
+      delay = Math.min(delay * 2, event.code === 4429 ? 120000 : 10000);
     };
   }
 

@@ -228,6 +228,8 @@ function errorItem(error, at) {
 function renderErrors(errors) {
   $("errors").replaceChildren(...errors.map(errorItem));
   if (errors.length) $("errors-card").hidden = false;
+  // The card shows two rows and scrolls: with more, the count says how many there are.
+  $("errors-count").textContent = errors.length > 2 ? number(errors.length) : "";
   const more = $("errors-more");
   more.hidden = !$("errors").querySelector("li[hidden]");
   more.textContent = `show all ${number(errors.length)} errors`;
@@ -451,6 +453,11 @@ const socket = liveSocket(data.ws_path, {
   onMessage(message) {
     if (message.type === "resync" || message.type === "run_updated") location.reload();
   },
-  onState(state) { indicator.hidden = state !== "open" || !live; },
+  onState(state, code) {
+    indicator.hidden = state !== "open" || !live;
+    // Closed as too far behind without a resync message (the server's cap on bytes it
+    // holds unsent for a socket, past which it closes with no message first).
+    if (code === 4409) location.reload();
+  },
   onCheck() { if (live) socket.send({ type: "sync" }); },
 });

@@ -317,14 +317,14 @@ def test_gzip_body_is_inflated_and_stored(api: APIClient, success: dict[str, Any
 def test_gzip_body_is_counted_against_the_limit_after_inflating(
     api: APIClient, settings: Any, stored_failure: dict[str, Any], success: dict[str, Any]
 ) -> None:
-    settings.TRACE_MAX_BODY_BYTES = 4096
+    settings.TRACE_UPLOAD_MAX_BYTES = 4096
     bomb = gzip.compress(encode(success) + b" " * 200_000)
     assert len(bomb) < 4096
     before = row_counts()
 
     response = post(api, bomb, HTTP_CONTENT_ENCODING="gzip")
 
-    assert_refused(response, 413, "$", "body is larger than TRACE_MAX_BODY_BYTES=4096 bytes")
+    assert_refused(response, 413, "$", "body is larger than TRACE_UPLOAD_MAX_BYTES=4096 bytes")
     assert row_counts() == before
     assert not Run.objects.filter(execution_id=SUCCESS_ID).exists()
 
@@ -381,7 +381,7 @@ def test_body_over_the_size_limit_is_refused_with_413(
     api: APIClient, settings: Any, stored_failure: dict[str, Any], success: dict[str, Any]
 ) -> None:
     body = encode(success)
-    settings.TRACE_MAX_BODY_BYTES = len(body) - 1
+    settings.TRACE_UPLOAD_MAX_BYTES = len(body) - 1
     before = row_counts()
 
     response = post(api, body)
@@ -390,10 +390,10 @@ def test_body_over_the_size_limit_is_refused_with_413(
         response,
         413,
         "$",
-        f"body is larger than TRACE_MAX_BODY_BYTES={len(body) - 1} bytes (got {len(body)} bytes)",
+        f"body is larger than TRACE_UPLOAD_MAX_BYTES={len(body) - 1} bytes (got {len(body)} bytes)",
     )
     assert row_counts() == before
-    settings.TRACE_MAX_BODY_BYTES = len(body)
+    settings.TRACE_UPLOAD_MAX_BYTES = len(body)
     assert_still_serving(api, success)
 
 
@@ -401,7 +401,7 @@ def test_body_exactly_at_the_size_limit_is_accepted(
     api: APIClient, settings: Any, success: dict[str, Any]
 ) -> None:
     body = encode(success)
-    settings.TRACE_MAX_BODY_BYTES = len(body)
+    settings.TRACE_UPLOAD_MAX_BYTES = len(body)
 
     response = post(api, body)
 

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
@@ -247,6 +249,45 @@ def test_spans_in_any_order_over_several_requests_make_the_same_run(
     trace = run_json(api, trace_id(openinference))
     assert_is_the_app_run(trace, "openinference")
     assert trace["metadata"]["otlp"]["spans"] == len(openinference)
+
+
+def copies(spans: list[ProtoSpan], count: int, first: int) -> list[list[ProtoSpan]]:
+    """``count`` runs of the app: its spans under other trace ids."""
+    runs = []
+    for number in range(first, first + count):
+        run = []
+        for span in spans:
+            copy = ProtoSpan()
+            copy.CopyFrom(span)
+            copy.trace_id = bytes([0xAB, number]) + span.trace_id[2:]
+            run.append(copy)
+        runs.append(run)
+    return runs
+
+
+@pytest.mark.django_db
+def test_a_request_writes_its_runs_in_statements_per_table_not_per_run(
+    otlp_client: Client, api: Any, openinference: list[ProtoSpan]
+) -> None:
+    # A request's runs are written together: the statements a request takes do not grow
+    # with its runs, whether they go out live (no root yet) or are completed by it.
+    counts = []
+    # The first pair is a warm-up: a project's first requests do some things once (the
+    # key's last use, the first rollup rows).
+    for first, count in ((20, 1), (0, 2), (10, 7)):
+        runs = copies(openinference, count, first)
+        ended = [sorted(run, key=lambda s: s.end_time_unix_nano) for run in runs]
+        roots = [spans.pop() for spans in ended]
+        statements = []
+        for batch in ([s for spans in ended for s in spans], roots):
+            otlp._last_sweep.clear()  # each request runs the idle sweep
+            with CaptureQueriesContext(connection) as queries:
+                assert post(otlp_client, encode_spans(batch)).status_code == 200
+            statements.append(len(queries))
+        counts.append(statements)
+        for run in runs:
+            assert_is_the_app_run(run_json(api, trace_id(run)), "openinference")
+    assert counts[1] == counts[2], counts
 
 
 @pytest.mark.django_db

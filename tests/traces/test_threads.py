@@ -87,7 +87,7 @@ def test_openai_langchain_and_dashflow_messages_read_as_one_shape() -> None:
         "name": "",
         "content": "",
         "cut": 0,
-        "tool_calls": [{"name": "search", "arguments": '{"q":"x"}'}],
+        "tool_calls": [{"id": "c1", "name": "search", "arguments": '{"q":"x"}'}],
     }
     parts = chat_message(
         {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url"}]}
@@ -102,7 +102,7 @@ def test_openai_langchain_and_dashflow_messages_read_as_one_shape() -> None:
     )
     assert (langchain["role"], langchain["tool_calls"]) == (
         "assistant",
-        [{"name": "fetch", "arguments": '{"url":"u"}'}],
+        [{"id": "t", "name": "fetch", "arguments": '{"url":"u"}'}],
     )
     dumped = chat_message(
         {

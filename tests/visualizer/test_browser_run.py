@@ -124,6 +124,27 @@ def test_each_error_opens_its_step(
     assert page.evaluate("location.hash") == "#step=4"
 
 
+def test_a_run_with_many_errors_says_how_many_and_shows_all_on_request(
+    server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
+) -> None:
+    trace = json.loads((fixtures_dir / "tool_timeout_failure.json").read_text())
+    first = trace["errors"][0]
+    trace["execution_id"] = "many-errors-run"
+    trace["errors"] = [{**first, "message": f"Timeout number {n}"} for n in range(14)]
+    post_trace(server, api_key, trace)
+    sign_in(page, server, "alice", "pw-alice-123")
+    page.goto(f"{server.origin}/projects/acme/runs/many-errors-run/")
+    ready(page)
+    # The card shows a couple of rows and scrolls: its heading gives the count.
+    expect(page.locator("#errors-count")).to_have_text("14")
+    items = page.locator("#errors li")
+    expect(items).to_have_count(14)
+    expect(page.locator("#errors li:visible")).to_have_count(12)
+    page.get_by_role("button", name="show all 14 errors").click()
+    expect(page.locator("#errors li:visible")).to_have_count(14)
+    expect(items.last).to_contain_text("Timeout number 13")
+
+
 def test_copy_as_markdown_copies_the_run_and_the_selected_steps_diff(
     server: Daphne, page: Page, api_key: str, member: Any, fixtures_dir: Any
 ) -> None:

@@ -111,6 +111,28 @@ def test_long_runs_are_aggregated_per_node_and_time_slice(fixtures_dir: Path) ->
     json.dumps(figure)
 
 
+def test_aggregated_bars_count_every_execution_once_with_its_tokens(fixtures_dir: Path) -> None:
+    steps = steps_of(fixtures_dir, "long_loop_2000.json")
+
+    figure = timeline_figure(steps)
+
+    # Each bar's hover says how many executions it groups and their tokens.
+    counts = tokens = 0
+    for trace in figure["data"]:
+        for text in trace["hovertext"]:
+            counts += int(text.split("\u00d7", 1)[1].split(" ", 1)[0])
+            tokens += int(text.split(" ms · ", 1)[1].split(" tokens", 1)[0].replace(",", ""))
+    assert counts == len(steps)
+    assert tokens == sum(s["tokens_used"] for s in steps)
+
+
+def test_the_offsets_a_caller_has_draw_the_same_timeline(fixtures_dir: Path) -> None:
+    steps = steps_of(fixtures_dir, "long_loop_2000.json")
+
+    assert timeline_figure(steps, offsets=step_offsets(steps)) == timeline_figure(steps)
+    assert run_figures(steps, offsets=step_offsets(steps)) == run_figures(steps)
+
+
 def test_failures_keep_their_own_red_bars_when_aggregated(fixtures_dir: Path) -> None:
     steps = steps_of(fixtures_dir, "long_loop_2000.json")
     steps[1234] = dict(steps[1234], success=False)

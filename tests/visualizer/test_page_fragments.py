@@ -76,6 +76,26 @@ def test_each_error_names_its_step_the_named_one_else_the_latest_failure_of_its_
     assert error["step_index"] is None
 
 
+def test_step_rows_read_raw_columns_as_the_orm_would(failed_run: Run) -> None:
+    # A u64 past 2**63 is stored wrapped (traces/fields.py); the list shows it whole.
+    failed_run.steps.filter(index=1).update(duration_ms=2**64 - 1, tokens_used=2**63)
+
+    rows = step_rows(failed_run)
+
+    orm = list(failed_run.steps.order_by("position"))
+    assert [r["index"] for r in rows] == [s.index for s in orm]
+    assert [r["position"] for r in rows] == [s.position for s in orm]
+    assert [(r["node"], r["error_message"]) for r in rows] == [
+        (s.node, s.error_message) for s in orm
+    ]
+    assert [r["success"] for r in rows] == [s.success for s in orm]
+    assert {type(r["success"]) for r in rows} == {bool}
+    assert [r["tools_called"] for r in rows] == [s.tools_called for s in orm]
+    assert [r["started_at"] for r in rows] == [s.started_at_text for s in orm]
+    wrapped = next(r for r in rows if r["index"] == 1)
+    assert (wrapped["duration_ms"], wrapped["tokens_used"]) == (2**64 - 1, 2**63)
+
+
 def test_the_run_page_hands_its_script_reversed_urls_and_one_socket_path(
     alice: Client, failed_run: Run
 ) -> None:

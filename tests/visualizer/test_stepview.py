@@ -220,3 +220,15 @@ def test_a_step_carries_its_states_chat_messages_with_the_new_ones_marked(
     # A failed step without a state after: the messages of the state it received.
     failed = step_view(failure_run, failure_run.steps.get(index=4))["transcript"]
     assert [m["new"] for m in failed["messages"]] == [False, False, False]
+
+
+def test_the_watch_endpoint_answers_the_watch_view_as_json(failure_run: Run, member: Any) -> None:
+    client = Client()
+    client.force_login(member)
+
+    response = client.get(f"/projects/acme/runs/{FAILURE}/watch.json", {"path": "/iteration"})
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == json.loads(json.dumps(watch_view(failure_run, "/iteration")))
+    assert [c["index"] for c in response.json()["changes"]] == [3]

@@ -3,6 +3,8 @@ the requester's role in it, a run of the project, and the parameters the schema 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -15,9 +17,9 @@ from rest_framework.request import Request
 
 from ..errors import InputError
 from ..models import Project, Run
-from ..parsing import decode_body, parse_json, too_large
+from ..parsing import Body, decode_body, parse_json, read_stream, too_large
 from ..permissions import KeyPrincipal, user_can, write_refused
-from ..throttle import ingest_refused
+from ..throttle import checked, ingest_refusal, ingest_refused
 from .auth import request_project
 
 M = TypeVar("M", bound=Model)
@@ -34,16 +36,66 @@ EXECUTION_ID_PARAM = OpenApiParameter("execution_id", str, OpenApiParameter.PATH
 def read_body(request: Request | HttpRequest) -> bytes:
     """The raw body, refusing more than the limit without reading it all."""
     limit: int = settings.TRACE_MAX_BODY_BYTES
-    declared = request.META.get("CONTENT_LENGTH")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large(int(declared))
+    declared = _declared(request)
+    if declared is not None and declared > limit:
+        raise too_large(declared)
     # Read the stream ourselves: request.body would apply Django's own (smaller) cap
     # and answer 400 instead of 413.
-    raw = request._request if isinstance(request, Request) else request
-    body: bytes = raw.read(limit + 1)
+    body: bytes = _django(request).read(limit + 1)
     if len(body) > limit:
         raise too_large(None)
     return body
+
+
+def request_trace(request: Request) -> Body:
+    """A whole trace's body (``POST /api/v1/traces``) within ``TRACE_UPLOAD_MAX_BYTES``,
+    gzip inflated as it is read: the compressed body and the JSON are each held to the
+    limit, and only the JSON is kept (Django spools the body to a file as it arrives)."""
+    name = "TRACE_UPLOAD_MAX_BYTES"
+    limit: int = settings.TRACE_UPLOAD_MAX_BYTES
+    declared = _declared(request)
+    if declared is not None and declared > limit:
+        raise too_large(declared, name)
+    encoding = request.META.get("HTTP_CONTENT_ENCODING")
+    if declared is None or declared > _TRIM_ABOVE:
+        _release_freed_memory()
+    return read_stream(_django(request).read, encoding, name, limit)
+
+
+def _release_freed_memory() -> None:
+    """Give the C heap's free pages back to the system before a large body is read.
+
+    Daphne hands the application a body in 8 KB messages, all queued at once; Django
+    has copied them to a file by now, and freed them, but the C allocator keeps the
+    freed pages of its heap for later small objects, and the body, read whole next, is
+    one new large block: without this the process would peak at the body twice
+    (benchmarks/large_ingest.py). ``malloc_trim`` is glibc's; elsewhere nothing is done.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _libc() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _libc()
+# Bodies smaller than this leave too little in the heap to be worth a trim (it walks the
+# whole heap: milliseconds on a large one).
+_TRIM_ABOVE = 4 * 1024 * 1024
+
+
+def _declared(request: Request | HttpRequest) -> int | None:
+    declared = request.META.get("CONTENT_LENGTH")
+    return int(declared) if declared and declared.isdigit() else None
+
+
+def _django(request: Request | HttpRequest) -> HttpRequest:
+    return request._request if isinstance(request, Request) else request
 
 
 class JSONParser(BaseParser):
@@ -63,19 +115,18 @@ class JSONParser(BaseParser):
 def key_project(request: Request) -> Project:
     """The project of the request's API key; ingestion takes keys only, not sessions, only
     keys whose scope writes, and each key within its rate (429 with Retry-After), checked
-    before the body is read."""
+    before the body is read (under Daphne, by Daphne, before the request reaches Django:
+    ``traces/throttle.py``)."""
     if not isinstance(request.user, KeyPrincipal):
         raise exceptions.PermissionDenied("ingestion requires an API key (Bearer)")
     refused = write_refused(request.user, "ingestion")
     if refused is not None:
         raise exceptions.PermissionDenied(refused)
+    if checked(request.META.get("HTTP_X_DASHFLOW_RATE_CHECKED")):
+        return request.user.project  # Daphne took this request's token already
     throttled = ingest_refused(request.user.key.key_hash)
     if throttled is not None:
-        raise exceptions.Throttled(
-            throttled.retry_after,
-            f"over this API key's ingestion rate ({throttled.limit}: "
-            f"{settings.INGEST_RATE} requests per second, bursts of {settings.INGEST_BURST}).",
-        )
+        raise exceptions.Throttled(throttled.retry_after, ingest_refusal(throttled))
     return request.user.project
 
 

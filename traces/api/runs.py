@@ -33,6 +33,7 @@ from .request import (
     get_run,
     key_project,
     request_json,
+    request_trace,
 )
 
 
@@ -42,7 +43,8 @@ class TraceIngest(APIView):
         summary="Ingest one ExecutionTrace (DashFlow JSON)",
         description=(
             "Body: one ExecutionTrace exactly as DashFlow's `to_json()` writes it, "
-            "optionally `Content-Encoding: gzip`. Requires `Authorization: Bearer <key>`. "
+            "optionally `Content-Encoding: gzip`, up to `TRACE_UPLOAD_MAX_BYTES` (256 MB by "
+            "default) both as sent and inflated. Requires `Authorization: Bearer <key>`. "
             "Idempotent on `execution_id`: 201 when stored, 200 when already stored. "
             "A trace without `execution_id` gets one, returned in the body."
         ),
@@ -52,12 +54,15 @@ class TraceIngest(APIView):
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="Already stored"),
             400: OpenApiResponse(description="Invalid trace: `path` and `rule` say why"),
             401: OpenApiResponse(description="Missing, unknown or revoked key"),
-            413: OpenApiResponse(description="Body over TRACE_MAX_BODY_BYTES"),
+            413: OpenApiResponse(
+                description="Body (or, gzipped, the JSON it inflates to) over "
+                "TRACE_UPLOAD_MAX_BYTES"
+            ),
         },
     )
     def post(self, request: Request) -> Response:
         project = key_project(request)
-        trace = parse_trace(request_json(request))
+        trace = parse_trace(request_trace(request))
         run, created = ingest.ingest_trace(project, trace)
         body = {
             "execution_id": run.execution_id,

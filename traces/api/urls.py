@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import alerts, capture, compare, exports, failures, members, review, runs
+from . import alerts, capture, compare, exports, failures, members, retention, review, runs
 
 app_name = "api"
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("runs/<str:execution_id>/steps/<int:index>", runs.RunStep.as_view(), name="step"),
     path("runs/<str:execution_id>/trace", runs.RunTrace.as_view(), name="trace"),
     path("runs/<str:execution_id>/events", runs.RunEvents.as_view(), name="events"),
+    path("runs/<str:execution_id>/pin", retention.RunPin.as_view(), name="run-pin"),
     path("runs/<str:execution_id>/review", review.RunReviewView.as_view(), name="run-review"),
     path(
         "runs/<str:execution_id>/steps/<int:index>/verdict",
@@ -46,6 +47,7 @@ urlpatterns = [
     path("alert-rules/<int:rule_id>", alerts.AlertRuleDetail.as_view(), name="alert-rule"),
     path("capture-policy", capture.CapturePolicyView.as_view(), name="capture-policy"),
     path("attachments/<str:ident>", capture.AttachmentView.as_view(), name="attachment"),
+    path("retention", retention.Retention.as_view(), name="retention"),
     path("inbox", alerts.InboxList.as_view(), name="inbox"),
     path("inbox/read", alerts.InboxRead.as_view(), name="inbox-read"),
 ]

@@ -23,7 +23,7 @@ import msgspec
 from django.db.models import OuterRef, Q, Subquery
 
 from .. import compare, failure_json, failures, review, runlist, store
-from ..diffview import path_history, state_summary, summarize, value_at
+from ..diffview import state_summary, summarize, value_at
 from ..errors import InputError
 from ..fields import from_db_u64
 from ..jsondiff import collapse, diff
@@ -31,6 +31,7 @@ from ..models import Failure, FailureGroup, Run, Step
 from ..permissions import KeyPrincipal, write_refused
 from ..run_markdown import run_markdown
 from ..trace import NodeExecution
+from ..watch import watch
 
 # No answer is longer than this many characters of JSON (server.py checks every one).
 ANSWER_MAX_CHARS = 20_000
@@ -328,36 +329,26 @@ def _steps(run: Run, with_states: bool) -> list[tuple[int, NodeExecution]]:
 def watch_path(key: KeyPrincipal, execution_id: str, path: str, offset: int) -> dict[str, Any]:
     run = project_run(key, execution_id)
     check_offset(offset)
-    steps = _steps(run, with_states=True)
     try:
-        history = path_history(
-            [
-                (index, s.state_before, s.state_after)
-                for index, s in steps
-                # A step without both states says nothing about what it wrote.
-                if s.state_before is not None and s.state_after is not None
-            ],
-            path,
-        )
+        # Read path by path, not as whole states: a 100,000-step run (traces/watch.py).
+        watched = watch(run, path)
     except ValueError as exc:
         raise InputError("path", str(exc)) from None
-    nodes = {index: s.node for index, s in steps}
     changed = [
         {
-            "index": h["index"],
-            "node": nodes[h["index"]],
-            "found": h["found"],
-            **({"value": _change_value(h["value"])} if h["found"] else {}),
+            "index": c["index"],
+            "node": c["node"],
+            "found": c["found"],
+            **({"value": _change_value(c["value"])} if c["found"] else {}),
         }
-        for h in history["steps"]
-        if h["changed"]
+        for c in watched["changes"]
     ]
     page, more = fill(changed[offset:])
     return {
         "path": path,
-        "first_changed": history["first_changed"],
-        "last_changed": history["last_changed"],
-        "steps_seen": len(history["steps"]),
+        "first_changed": watched["first_changed"],
+        "last_changed": watched["last_changed"],
+        "steps_seen": watched["steps_seen"],
         "changes_total": len(changed),
         "changes": page,
         "next_offset": offset + len(page) if more else None,

@@ -1,15 +1,19 @@
 """The run page, and the JSON its script asks for as the run grows or the user looks
 closer: figures (``timeline.json``), a step (``steps/<n>.json``), a watched path
-(``watch.json``) and the errors with their steps (``errors.json``)."""
+(``watch.json``) and the errors with their steps (``errors.json``); the header's pin form
+(``pin``: members keep the run whatever the project's retention)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
+from traces import retention
 from traces.compare import last_success, previous_in_thread
 from traces.errors import InputError
 from traces.models import DashStreamCursor, Run, RunStatus
@@ -91,6 +95,17 @@ def run_page(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse
 
 
 @login_required
+@require_POST
+def run_pin(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse:
+    """Pin (``pinned=1``) or unpin the run, then back to its page; members and up."""
+    run = member_run(request, slug, execution_id)
+    if not user_can(run.project, request.user, REVIEW):
+        return HttpResponseForbidden("only a member of this project can pin its runs")
+    retention.set_pinned(run, request.POST.get("pinned") == "1")
+    return redirect("visualizer:run", run.project.slug, run.execution_id)
+
+
+@login_required
 def run_timeline(request: HttpRequest, slug: str, execution_id: str) -> JsonResponse:
     """The run page's figures (timeline, breakdown, graph), for a run growing live; with
     ``?from=<ms>&to=<ms>`` only the timeline, over that window (the page zoomed in)."""
@@ -122,12 +137,15 @@ def run_step(request: HttpRequest, slug: str, execution_id: str, index: int) -> 
 
 
 @login_required
-def run_watch(request: HttpRequest, slug: str, execution_id: str) -> JsonResponse:
+def run_watch(request: HttpRequest, slug: str, execution_id: str) -> HttpResponse:
     """``?path=<JSON Pointer>`` through every step of the run."""
     run = member_run(request, slug, execution_id)
     pointer = request.GET.get("path", "")
     try:
-        return JsonResponse(watch_view(run, pointer))
+        # msgspec, not JsonResponse's json.dumps: a path a 100,000-step run changes at
+        # every third step answers 33,000 changes (3.7 MB) in a tenth of the time.
+        view = msgspec.json.encode(watch_view(run, pointer))
+        return HttpResponse(view, content_type="application/json")
     except ValueError as exc:
         return JsonResponse(
             {"detail": f"path: {exc}", "path": "path", "rule": str(exc)}, status=400

@@ -1,5 +1,5 @@
 """The project's settings page: members and roles, API keys, alert rules and their recent
-firings (admins change them)."""
+firings, run retention and how many runs it would delete now (admins change them)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from traces import alerts, members
+from traces import alerts, members, retention
 from traces.capture_policy import parse_policy, policy_json, save_policy
 from traces.error_steps import failing_steps
 from traces.errors import InputError
@@ -111,6 +111,7 @@ def settings_page(request: HttpRequest, slug: str) -> HttpResponse:
         "alert_rules": project.alert_rules.all(),
         "firings": firing_rows(project, alerts.recent_firings(project)),
         "capture": _capture_context(request, project) if is_admin else None,
+        "expired_runs": retention.dry_run_count(project),
     }
     return render(request, "visualizer/settings.html", context)
 
@@ -203,6 +204,10 @@ def _apply(request: HttpRequest, project: Project) -> str | None:
         else:
             alerts.update_rule(rule, {"enabled": action == "enable_rule"})
             messages.success(request, f"Alert rule {rule.name!r} is {action[:-5]}d.")
+    elif action == "set_retention":
+        days = retention.set_retention(project, request.POST.get("retention_days"))
+        kept = f"for {days} day{'s' if days != 1 else ''}" if days else "forever"
+        messages.success(request, f"Runs are now kept {kept}.")
     else:
         raise InputError("action", f"unknown action {action!r}")
     return None

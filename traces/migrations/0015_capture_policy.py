@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('traces', '0012_inbox_kinds'),
+        ('traces', '0014_retention'),
     ]
 
     operations = [
