@@ -420,6 +420,9 @@ EXPORT_RETENTION_DAYS = env_int("EXPORT_RETENTION_DAYS", 7, minimum=1)
 EXPORT_TIME_LIMIT = env_int("EXPORT_TIME_LIMIT", 6 * 3600, minimum=10)
 # Progress is saved (and pushed to browsers) every this many runs or half second.
 EXPORT_PROGRESS_EVERY = env_int("EXPORT_PROGRESS_EVERY", 50, minimum=1)
+# An export reads a run's steps (and their states) this many at a time: what bounds its
+# memory however long the run (traces/step_windows.py).
+EXPORT_WINDOW_STEPS = env_int("EXPORT_WINDOW_STEPS", 2000, minimum=1)
 # Testing only: a pause after each run, so a test can catch an export in the middle.
 EXPORT_RUN_DELAY_MS = env_int("EXPORT_RUN_DELAY_MS", 0)
 # Redis redelivers a task not acknowledged within the visibility timeout (tasks are acked

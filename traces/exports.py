@@ -12,11 +12,11 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from django.conf import settings
@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from . import events, formats, store
+from . import events, formats, step_windows, store
 from .fields import iso
 from .models import Export, ExportStatus, Project, Run, StepVerdict
 from .selection import Selection, parse_format, parse_selection
@@ -282,8 +282,7 @@ def _write(export: Export, part: Path) -> str:
     part.parent.mkdir(parents=True, exist_ok=True)
     runs_done = rows = saved_at_run = 0
     saved_at = time.monotonic()
-    # Training examples copy each state's fields out as they are stored (formats.py).
-    loaded = _load(ids, load_for_copy if fmt == "training_examples" else store.load_trace)
+    loaded = _load(ids, _loader(fmt))
     encoder = formats.RunEncoder(fmt)
     with part.open("wb") as out, closing(loaded):  # "wb": a rerun starts the file over
         out.write(formats.file_header(fmt))
@@ -332,32 +331,38 @@ def _verdicts(run_ids: list[int]) -> dict[int, dict[int, str]]:
     return by_run
 
 
-def load_for_copy(run: Run, *, reuse: dict[int, Any] | None = None) -> ExecutionTrace:
-    """``store.load_trace`` for an export that only copies states out (``formats``:
-    training examples): the steps' states stay their stored JSON text, as
-    ``msgspec.Raw``, which msgspec encodes verbatim. The text is what encoding the
-    decoded state gives (every snapshot is written by msgspec), so the output is the
-    same, without decoding and re-encoding each state. Such a trace is shaped as the
-    canonical type but is not one: it is for ``formats`` only."""
-    return store.read_trace(run, msgspec.Raw, reuse=reuse)
+# Formats that copy each state's stored text out as is, as ``msgspec.Raw``, which msgspec
+# encodes verbatim: the text is what encoding the decoded state gives (every snapshot is
+# written by msgspec), so the output is the same without decoding each state. The others
+# need the states decoded (CSV compares them, fine-tuning rows and DashStream rewrite them).
+_COPY_STATES = frozenset({"training_examples", "traces_jsonl"})
 
 
-class _Loader(Protocol):
-    def __call__(self, run: Run, *, reuse: dict[int, Any] | None = ...) -> ExecutionTrace: ...
+def _loader(fmt: str) -> Callable[[Run], ExecutionTrace]:
+    """How ``fmt`` reads a run: its steps a window at a time (``step_windows``), so an
+    export holds one window of a run, however long the run."""
+    read_state: Callable[[bytes], Any] = msgspec.Raw if fmt in _COPY_STATES else msgspec.json.decode
+
+    def load(run: Run) -> ExecutionTrace:
+        if run.execution_id is None and fmt.startswith("dashstream"):
+            # DashStream derives such a run's message ids from its whole JSON.
+            return store.load_trace(run)
+        return step_windows.windowed_trace(run, read_state)
+
+    return load
 
 
-def _load(ids: list[int], load: _Loader) -> Generator[tuple[ExecutionTrace | None, dict[int, str]]]:
-    """Each run's trace (None if it is gone) and its verdicts, in order, one at a time.
-    A run's states that the previous one had too are not read again (``reuse``)."""
-    reuse: dict[int, Any] = {}
+def _load(
+    ids: list[int], load: Callable[[Run], ExecutionTrace]
+) -> Generator[tuple[ExecutionTrace | None, dict[int, str]]]:
+    """Each run's trace (None if it is gone) and its verdicts, in order, one at a time."""
     for start in range(0, len(ids), RUN_BATCH):
         batch = ids[start : start + RUN_BATCH]
         runs = Run.objects.in_bulk(batch)
         verdicts = _verdicts(batch)
         for pk in batch:
             run = runs.get(pk)
-            trace = load(run, reuse=reuse) if run is not None else None
-            yield trace, verdicts.get(pk, {})
+            yield (load(run) if run is not None else None), verdicts.get(pk, {})
 
 
 def _write_run(

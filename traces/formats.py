@@ -111,8 +111,12 @@ SYSTEM_PROMPT = "You are a helpful AI assistant."
 # Rows gathered per chunk: enough that per-chunk work (a file write, a progress update)
 # is negligible, few enough to bound what a chunk holds.
 _CHUNK_ROWS = 1000
+_CHUNK_BYTES = 1024 * 1024  # a whole trace's line is written in pieces of about this
 
 _encode = msgspec.json.encode
+
+# States whose encoded parts a RunEncoder keeps (two generations of this many at most).
+_CACHED_STATES = 4096
 
 
 def file_header(fmt: str) -> bytes:
@@ -185,7 +189,7 @@ class RunEncoder:
         elif fmt == "csv":
             chunks = _csv_rows(trace, steps)
         else:
-            chunks = iter([(trace.to_json() + b"\n", 1)])
+            chunks = _trace_line(trace)
         return _collector_paused(chunks)
 
     def _rows(self, lines: Iterator[bytes]) -> Iterator[tuple[bytes, int]]:
@@ -202,6 +206,11 @@ class RunEncoder:
             if entry is None:
                 entry = (state, encode(state))
             self._parts[key] = entry
+            if len(self._parts) >= _CACHED_STATES:
+                # A long run read in windows (``step_windows``): the parts of states
+                # steps no longer share go, a generation at a time, so the cache stays
+                # bounded however long the run.
+                self._previous, self._parts = self._parts, {}
         return entry[1]
 
     def _example_lines(
@@ -313,7 +322,7 @@ _raw_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 def _raw_example_parts(state: msgspec.Raw) -> tuple[bytes, bytes, bytes]:
     """``_example_parts`` of a state still in its stored JSON text
-    (``exports.load_for_copy``): the fields are cut from the text, not decoded and encoded again.
+    (``exports._loader``): the fields are cut from the text, not decoded and encoded again.
     The text is msgspec's encoding of the state, so each value's text is what encoding
     the value gives, and the parts are the same bytes."""
     text = bytes(state)
@@ -351,6 +360,34 @@ def _selected(
     if steps is None:
         return enumerate(trace.nodes_executed)
     return ((p, n) for p, n in enumerate(trace.nodes_executed) if p in steps)
+
+
+_NODES_FIELD = b'"nodes_executed":[]'
+
+
+def _trace_line(trace: ExecutionTrace) -> Iterator[tuple[bytes, int]]:
+    """A ``traces_jsonl`` line: ``trace.to_json()`` and a newline. A trace whose steps
+    are read in windows (``step_windows``) is written in pieces: the fields before
+    ``nodes_executed``, each step, then the rest; the same bytes, since msgspec encodes
+    a list as its elements' encodings between commas."""
+    nodes = trace.nodes_executed
+    if type(nodes) is list:
+        yield trace.to_json() + b"\n", 1
+        return
+    # Every field before nodes_executed is a name or a number: the first match is the
+    # field itself (inside a JSON string a quote is escaped).
+    head, tail = msgspec.structs.replace(trace, nodes_executed=[]).to_json().split(_NODES_FIELD, 1)
+    parts = [head + b'"nodes_executed":[']
+    size = 0
+    for position, node in enumerate(nodes):
+        encoded = _encode(node)
+        parts.append(encoded if position == 0 else b"," + encoded)
+        size += len(encoded)
+        if size >= _CHUNK_BYTES:
+            yield b"".join(parts), 0
+            parts, size = [], 0
+    parts.append(b"]" + tail + b"\n")
+    yield b"".join(parts), 1
 
 
 def _chunked(lines: Iterator[bytes]) -> Iterator[tuple[bytes, int]]:

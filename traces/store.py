@@ -7,7 +7,7 @@ rule is ``traces/summary.py``'s, and the bulk SQL (COPY on PostgreSQL, ``execute
 SQLite) is ``traces/bulk.py``'s.
 
 Longer than the house's ~400 lines on purpose: the two directions of one mapping (the
-column lists, ``step_row`` / ``_row_to_node``, ``error_row`` / ``error_to_trace``, the
+column lists, ``step_row`` / ``row_to_node``, ``error_row`` / ``error_to_trace``, the
 trace's fields onto ``Run`` and back) stay side by side so they cannot drift apart.
 """
 
@@ -429,7 +429,7 @@ def load_states(project_id: int, ids: Iterable[int | None]) -> dict[int, Any]:
 def _step_states(
     run: Run, steps: list[tuple[Any, ...]], known: dict[int, Any], read: Callable[[bytes], Any]
 ) -> dict[int, Any]:
-    """The states of a run's steps (rows of ``_STEP_FIELDS``), each stored JSON text
+    """The states of a run's steps (rows of ``STEP_FIELDS``), each stored JSON text
     passed to ``read``; those in ``known`` (by snapshot id) are taken from it, not read
     again. The rest are selected by a subquery: listing a long run's thousand snapshot
     ids as parameters cost more (psycopg parses each one) than reading them."""
@@ -460,7 +460,7 @@ def load_step(run: Run, index: int) -> NodeExecution | None:
     if not rows:
         return None
     states = load_states(run.project_id, rows[0][3:5])
-    return _row_to_node(rows[0], states)
+    return row_to_node(rows[0], states)
 
 
 def error_to_trace(error: RunError, states: dict[int, Any]) -> ErrorTrace:
@@ -498,27 +498,33 @@ def read_trace(
     read_state: Callable[[bytes], Any] | None,
     *,
     reuse: dict[int, Any] | None = None,
+    steps: bool = True,
 ) -> ExecutionTrace:
     """``load_trace`` with the steps' states made by ``read_state`` from their stored
     JSON text (``None``: no state is read). ``load_trace`` decodes them; an export that
-    only copies states out keeps the text (``exports.load_for_copy``). ``reuse`` as in
-    ``load_trace``: it holds states made by the same ``read_state``."""
+    only copies states out keeps the text (``exports._loader``). ``reuse`` as in
+    ``load_trace``: it holds states made by the same ``read_state``. ``steps=False``
+    leaves ``nodes_executed`` empty and reads none of their states (``step_windows``
+    reads them a window at a time)."""
     # As in ExecutionTrace.from_json: decoding a long run's states allocates tens of
     # thousands of containers, and the collections they trigger cannot free any (decoded
     # JSON has no cycles): half the time of loading a 2,000-step run.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _read_trace(run, read_state, reuse)
+        return _read_trace(run, read_state, reuse, steps)
     finally:
         if collecting:
             gc.enable()
 
 
 def _read_trace(
-    run: Run, read_state: Callable[[bytes], Any] | None, reuse: dict[int, Any] | None
+    run: Run,
+    read_state: Callable[[bytes], Any] | None,
+    reuse: dict[int, Any] | None,
+    with_steps: bool = True,
 ) -> ExecutionTrace:
-    steps = _step_rows(run.steps.all())
+    steps = _step_rows(run.steps.all()) if with_steps else []
     errors = list(run.errors.all())
     states: dict[int, Any] = {}
     if read_state is not None:
@@ -540,7 +546,7 @@ def _read_trace(
         parent_execution_id=_unset(run.parent_execution_id),
         root_execution_id=_unset(run.root_execution_id),
         depth=_unset(run.depth),
-        nodes_executed=[_row_to_node(s, states) for s in steps],
+        nodes_executed=[row_to_node(s, states) for s in steps],
         total_duration_ms=run.duration_ms,
         total_tokens=run.total_tokens,
         errors=[error_to_trace(e, states) for e in errors],
@@ -564,7 +570,7 @@ def _read_trace(
 
 # The JSON columns come as text and go through msgspec: Django's JSONField decodes
 # with json.loads, a quarter of the time of loading a long run.
-_STEP_FIELDS: tuple[Any, ...] = (
+STEP_FIELDS: tuple[Any, ...] = (
     "node",
     "duration_ms",
     "tokens_used",
@@ -580,15 +586,15 @@ _STEP_FIELDS: tuple[Any, ...] = (
 
 
 def _step_rows(steps: QuerySet[Step], first: bool = False) -> list[tuple[Any, ...]]:
-    """Steps as rows of ``_STEP_FIELDS``, in run order, as the database gives them:
+    """Steps as rows of ``STEP_FIELDS``, in run order, as the database gives them:
     the ORM writes the query but its per-value converters are skipped (a third of the
-    time of reading a long run's steps); ``_row_to_node`` applies the two that matter,
+    time of reading a long run's steps); ``row_to_node`` applies the two that matter,
     unwrapping the u64 columns and SQLite's 0/1 booleans."""
-    ordered = steps.order_by("position").values_list(*_STEP_FIELDS)
+    ordered = steps.order_by("position").values_list(*STEP_FIELDS)
     return bulk.raw_rows(ordered[:1] if first else ordered)
 
 
-def _row_to_node(row: tuple[Any, ...], states: dict[int, Any]) -> NodeExecution:
+def row_to_node(row: tuple[Any, ...], states: dict[int, Any]) -> NodeExecution:
     """A row of ``_step_rows`` as the canonical type: the one mapping of a step's columns."""
     node, duration, tokens, before, after, tools, success, error, index, started, meta = row
     return NodeExecution(

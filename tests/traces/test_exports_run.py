@@ -321,7 +321,7 @@ def test_example_files_are_the_definition_byte_for_byte(
     stored = list(store_runs(project, fixtures_dir, names).values())
     stored += store_copies(project, fixtures_dir, "research_agent_success", 3)
     # States hard to cut into fields (escapes, Unicode, big numbers, non-objects): training
-    # examples copy stored fields out as text (exports.load_for_copy).
+    # examples copy stored fields out as text (exports._loader).
     stored.insert(0, ingest.ingest_trace(project, awkward_trace())[0])
     reviewed = stored[-2]
     StepVerdict.objects.create(run=reviewed, step_position=0, verdict="good")
