@@ -21,6 +21,12 @@ its wall time and its peak resident memory (``ru_maxrss``, the whole process: Py
 Django and the export). Targets (issue 6): at least 20,000 node executions per second
 for training examples, and a peak under 300 MB.
 
+``--single 100000`` exports one generated run of that many node executions instead
+(``generated_trace`` of ``benchmarks/ui.py``: ~0.5 KB states, each step's state_after the
+next one's state_before), the case a run's length rather than the number of runs makes
+hard; its table goes to ``benchmarks/results/exports_single.md``. An export reads a run's
+steps ``EXPORT_WINDOW_STEPS`` at a time, so its peak should not grow with the run.
+
 A format this build does not have (``traces/formats.py`` lacks it) is listed as such.
 The table goes to ``benchmarks/results/exports.md`` and to stdout.
 """
@@ -35,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +53,7 @@ from databases import recreate_database
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "dashflow" / "long_loop_2000.json"
 RESULTS = ROOT / "benchmarks" / "results" / "exports.md"
+SINGLE_RESULTS = ROOT / "benchmarks" / "results" / "exports_single.md"
 DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/dashflow_bench_exports"
 COMMAND = ".venv/bin/python benchmarks/exports.py"
 DEFAULT_FORMATS = "training_examples,dashstream,openai_finetune,dashstream_jsonl,csv,traces_jsonl"
@@ -117,6 +125,14 @@ def run(env: dict[str, str], *args: str) -> str:
     return result.stdout.strip()
 
 
+GENERATE = r"""
+import json, sys
+sys.path.insert(0, "benchmarks")
+from ui import generated_trace
+with open(sys.argv[1], "wb") as out:
+    out.write(json.dumps(generated_trace(int(sys.argv[2]), "bench-0000")).encode())
+"""
+
 SEED = r"""
 import sys
 import django
@@ -164,6 +180,13 @@ def main() -> None:
     parser.add_argument(
         "--shared", action="store_true", help="identical copies: every state shared by all runs"
     )
+    parser.add_argument(
+        "--single",
+        type=int,
+        default=0,
+        metavar="NODES",
+        help="one generated run of this many node executions instead of the copies",
+    )
     args = parser.parse_args()
     formats_wanted = [f.strip() for f in args.formats.split(",") if f.strip()]
 
@@ -173,10 +196,20 @@ def main() -> None:
         log(f"recreating {urlsplit(db_url).path.lstrip('/')} and migrating")
         recreate_database(db_url)
         run(env, "manage.py", "migrate", "--noinput")
-        log(f"storing {args.copies} copies of {FIXTURE.name}")
         start = time.perf_counter()
-        mode = "shared" if args.shared else "distinct"
-        nodes = int(run(env, "-c", SEED, str(FIXTURE), str(args.copies), mode))
+        if args.single:
+            log(f"storing one generated run of {args.single:,} node executions")
+            source = Path(tmp) / "generated.json"
+            # Generated in a child: a parent that held it would hand its peak memory
+            # on to every export process (Linux keeps ru_maxrss across fork and exec).
+            run(env, "-c", GENERATE, str(source), str(args.single))
+            # One run, stored as generated ("shared": no copy number added).
+            nodes = int(run(env, "-c", SEED, str(source), "1", "shared"))
+            source.unlink()
+        else:
+            log(f"storing {args.copies} copies of {FIXTURE.name}")
+            mode = "shared" if args.shared else "distinct"
+            nodes = int(run(env, "-c", SEED, str(FIXTURE), str(args.copies), mode))
         log(f"stored {nodes:,} node executions in {time.perf_counter() - start:.1f} s")
 
         results: list[tuple[str, dict[str, Any]]] = []
@@ -188,10 +221,37 @@ def main() -> None:
             results.append((fmt, result))
             for leftover in Path(tmp).iterdir():
                 leftover.unlink()
-        report = render(results, nodes, args.copies, args.shared, machine(db_url))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(report)
+        if args.single:
+            report = render_single(results, nodes, machine(db_url))
+        else:
+            report = render(results, nodes, args.copies, args.shared, machine(db_url))
+    target = SINGLE_RESULTS if args.single else RESULTS
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(report)
     print(report)
+
+
+def dated(title: str, host: dict[str, str]) -> list[str]:
+    """A results file's title, date and machine lines."""
+    return [
+        title,
+        "",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Machine: {host['nproc']} CPUs, {host['platform']}, Python {host['python']}, "
+        f"PostgreSQL {host['postgres']}; load average {host['load']} (1/5/15 min) at the end",
+    ]
+
+
+def measured(
+    results: list[tuple[str, dict[str, Any]]], lines: list[str], columns: int
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The formats this build has, with their results; a row in ``lines`` for the others."""
+    for fmt, r in results:
+        if r.get("available"):
+            yield fmt, r
+        else:
+            cells = " |" * (columns - 2)
+            lines.append(f"| `{fmt}` | not in this build's `traces/formats.py` |{cells}")
 
 
 def render(
@@ -208,11 +268,7 @@ def render(
         " (within a run, as in the fixture)"
     )
     lines = [
-        "# Export benchmark",
-        "",
-        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Machine: {host['nproc']} CPUs, {host['platform']}, Python {host['python']}, "
-        f"PostgreSQL {host['postgres']}; load average {host['load']} (1/5/15 min) at the end",
+        *dated("# Export benchmark", host),
         f"- Input: {copies} copies of `long_loop_2000.json` under new execution ids: "
         f"{copies} runs, {nodes:,} node executions, in PostgreSQL; {sharing}",
         "- Each export runs `traces.exports.run_export` (what the Celery task runs) in a"
@@ -228,10 +284,7 @@ def render(
         "| Peak memory | Targets |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for fmt, r in results:
-        if not r.get("available"):
-            lines.append(f"| `{fmt}` | not in this build's `traces/formats.py` | | | | | | |")
-            continue
+    for fmt, r in measured(results, lines, columns=8):
         rate = nodes / r["seconds"]
         peak_mb = r["peak_kb"] / 1024
         start_mb = r["baseline_kb"] / 1024
@@ -245,6 +298,33 @@ def render(
             f"{r['cpu']:.2f} ({nodes / r['cpu']:,.0f}/s) | {r['rows']:,} | "
             f"{r['size'] / 1e6:.1f} MB | {peak_mb:.0f} MB (at start {start_mb:.0f} MB)"
             f" | {'; '.join(checks)} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def render_single(
+    results: list[tuple[str, dict[str, Any]]], nodes: int, host: dict[str, str]
+) -> str:
+    """The ``--single`` table: seconds and peak memory per format for one long run."""
+    lines = [
+        *dated("# Export benchmark: one long run", host),
+        f"- Input: one run of {nodes:,} node executions, `generated_trace({nodes})` of"
+        " `benchmarks/ui.py` (~0.5 KB states), in PostgreSQL",
+        "- Each export runs `traces.exports.run_export` in a fresh process set up as a"
+        " worker's; seconds are wall time, CPU the process's user + system time, peak its"
+        " `ru_maxrss` (Python + Django + export); the run is read `EXPORT_WINDOW_STEPS`"
+        " (default 2,000) steps at a time",
+        f"- Command: `{COMMAND} --single {nodes}` (from the project root)",
+        "",
+        "| Format | Seconds | CPU s | Rows | File | Peak memory |",
+        "|---|---|---|---|---|---|",
+    ]
+    for fmt, r in measured(results, lines, columns=6):
+        lines.append(
+            f"| `{fmt}` | {r['seconds']:.2f} | {r['cpu']:.2f} | {r['rows']:,} | "
+            f"{r['size'] / 1e6:.1f} MB | {r['peak_kb'] / 1024:.0f} MB"
+            f" (at start {r['baseline_kb'] / 1024:.0f} MB) |"
         )
     lines.append("")
     return "\n".join(lines)
