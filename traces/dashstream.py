@@ -300,18 +300,31 @@ class _Stream:
 
 
 class _Summary:
-    """The closing ``ExecutionTrace`` message, gathered while the nodes stream."""
+    """The closing ``ExecutionTrace`` message, gathered while the nodes stream.
+
+    Each node's record is added to the message itself as it comes, not kept as a Python
+    object of its own: the message's storage is compact, a record object per node was
+    most of a 100,000-node run's DashStream export memory (``benchmarks/exports.py
+    --single``)."""
 
     def __init__(self) -> None:
-        self.records: list[pb.NodeExecutionRecord] = []
+        self.whole = pb.DashStreamMessage()
+        self.summary = self.whole.execution_trace
         self.positions: set[int] = set()
         self.size = 0
         self.with_states = True
+        # The records' size without states: the summary is at least this big, so past
+        # DashFlow's limit it will not be sent, and no more records are kept.
+        self.floor = 0
+        self.too_big = False
 
     def add(
         self, position: int, node: NodeExecution, before: bytes | None, after: bytes | None
     ) -> None:
-        record = pb.NodeExecutionRecord(
+        self.positions.add(position)
+        if self.too_big:
+            return
+        record = self.summary.nodes_executed.add(
             node=node.node,
             duration_ms=node.duration_ms,
             total_tokens=node.tokens_used,
@@ -319,7 +332,13 @@ class _Summary:
             started_at=node.started_at or "",
             metadata={key: _encode(value).decode() for key, value in node.metadata.items()},
         )
-        self.size += record.ByteSize() + 8
+        bare = record.ByteSize()
+        self.size += bare + 8
+        self.floor += bare + 2  # + its field tag and length
+        if self.floor > MAX_MESSAGE_BYTES:
+            self.too_big = True
+            del self.summary.nodes_executed[:]
+            return
         if self.with_states:
             if before is None and node.state_before is not None:
                 before = canonical_json(node.state_before)
@@ -328,47 +347,48 @@ class _Summary:
             self.size += len(before or b"") + len(after or b"") + 16
             if self.size > SUMMARY_BUDGET:
                 self.with_states = False
-                for earlier in self.records:
+                for earlier in self.summary.nodes_executed:
                     earlier.ClearField("input")
                     earlier.ClearField("output")
             else:
                 record.input = before or b""
                 record.output = after or b""
-        self.records.append(record)
-        self.positions.add(position)
 
     def message(self, trace: ExecutionTrace, all_errors: bool) -> pb.DashStreamMessage | None:
         """The summary, or ``None`` when even without node states it would be over the
         10 MB DashFlow's decoders accept (the stream has said everything already)."""
-        summary = pb.ExecutionTrace(
-            thread_id=trace.thread_id or "",
-            execution_id=trace.execution_id or "",
-            nodes_executed=self.records,
-            total_duration_ms=trace.total_duration_ms,
-            total_tokens=trace.total_tokens,
-            errors=[
-                pb.ErrorRecord(
-                    node=e.node,
-                    message=e.message,
-                    error_code=e.error_type or "",
-                    timestamp=e.timestamp or "",
-                    recovered=e.recoverable,
-                    stack_trace=e.context or "",
-                )
-                for e in trace.errors
-                if all_errors or e.execution_index in self.positions
-            ],
-            completed=trace.completed,
-            started_at=trace.started_at or "",
-            ended_at=trace.ended_at or "",
-            final_state=b"" if trace.final_state is None else canonical_json(trace.final_state),
-            metadata={key: _encode(value) for key, value in trace.metadata.items()},
+        if self.too_big:
+            return None
+        summary = self.summary
+        summary.thread_id = trace.thread_id or ""
+        summary.execution_id = trace.execution_id or ""
+        summary.total_duration_ms = trace.total_duration_ms
+        summary.total_tokens = trace.total_tokens
+        summary.errors.extend(
+            pb.ErrorRecord(
+                node=e.node,
+                message=e.message,
+                error_code=e.error_type or "",
+                timestamp=e.timestamp or "",
+                recovered=e.recoverable,
+                stack_trace=e.context or "",
+            )
+            for e in trace.errors
+            if all_errors or e.execution_index in self.positions
         )
+        summary.completed = trace.completed
+        summary.started_at = trace.started_at or ""
+        summary.ended_at = trace.ended_at or ""
+        summary.final_state = (
+            b"" if trace.final_state is None else canonical_json(trace.final_state)
+        )
+        for key, value in trace.metadata.items():
+            summary.metadata[key] = _encode(value)
         if not self.with_states:
             summary.metadata[SUMMARY_STATES_OMITTED] = b"true"
         if summary.ByteSize() > MAX_MESSAGE_BYTES - 1024:  # room for the header
             return None
-        return pb.DashStreamMessage(execution_trace=summary)
+        return self.whole
 
 
 def frame(message: pb.DashStreamMessage) -> bytes:

@@ -586,3 +586,23 @@ def test_state_hash_matches_the_dashstream_test_vector() -> None:
     assert diff.state_hash.hex() == (
         "f35279c8aa6b00bc82d43a191596cc3b41b7de7899ee16e36a08efe3afc45103"
     )
+
+
+def test_a_summary_over_dashflows_limit_is_left_out_and_its_records_let_go(
+    fixtures_dir: Path,
+) -> None:
+    # 2,000 records of ~6 KB of node metadata each: ~12 MB without any state, over the
+    # 10 MB a DashFlow decoder accepts, so the stream ends without the summary, and the
+    # records stop being gathered once they alone pass the limit.
+    doc = ExecutionTrace.from_json((fixtures_dir / "long_loop_2000.json").read_bytes())
+    for node in doc.nodes_executed:
+        node.metadata = {"note": "x" * 6000}
+    stream = dashstream._Stream(doc)
+    sent = list(stream.run(None))
+    assert sent[-1].WhichOneof("message") != "execution_trace"
+    summary = dashstream._Summary()
+    for position, node in enumerate(doc.nodes_executed):
+        summary.add(position, node, None, None)
+    assert summary.too_big
+    assert len(summary.summary.nodes_executed) == 0
+    assert summary.message(doc, True) is None
