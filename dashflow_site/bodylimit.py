@@ -28,9 +28,13 @@ The ingestion routes (``INGEST_PATHS``) take the key's token from its rate limit
 (``INGEST_RATE``, ``traces/throttle.py``) here too, before Django's request machinery and
 before the body is read: the socket is paused while the bucket is asked (in a worker
 thread; it may be Redis), and a request over the rate is answered 429 with
-``Retry-After`` at once, its body never read. Under a flood from one key that is what
-leaves the other keys' requests the server's time (``benchmarks/ingest_rate.py``). A
-request let through carries the throttle's mark, so the view takes no second token.
+``Retry-After``, its body never read. That answer is held back
+``INGEST_THROTTLE_DELAY_MS`` (at most its ``Retry-After``; the socket stays paused, a
+timer in the reactor costs nothing): a client that sends again as soon as it is
+answered would otherwise keep the one process busy refusing it, thousands of times a
+second, and the other keys' requests would wait behind those refusals
+(``benchmarks/ingest_rate.py``). A request let
+through carries the throttle's mark, so the view takes no second token.
 
 A refusal is a 413 (or 429) in the API's error shape (``{"detail", "path", "rule"}``),
 written at once with ``Connection: close``. What the client still sends is read and thrown
@@ -210,7 +214,8 @@ def _factory() -> type:
             if lookup.exception() is None:
                 over_rate, live = lookup.result()
                 if over_rate is not None:
-                    self.refuse(rate_refusal(over_rate))
+                    delay = min(settings.INGEST_THROTTLE_DELAY_MS / 1000, over_rate.retry_after)
+                    self.linger = reactor.callLater(delay, self.refuse, rate_refusal(over_rate))
                     return
                 self.requestHeaders.setRawHeaders(
                     throttle.CHECKED_HEADER.encode(), [throttle.CHECKED_TOKEN.encode()]
@@ -238,6 +243,8 @@ def _factory() -> type:
             super().handleContentChunk(data)
 
         def refuse(self, answer: bytes) -> None:
+            if self.refused or self.channel is None:
+                return  # answered already, or the client went while its 429 was held
             self.refused = True
             channel = self.channel
             channel.persistent = False
@@ -257,8 +264,8 @@ def _factory() -> type:
             super().requestReceived(command, path, version)
 
         def connectionLost(self, reason: Any) -> None:
-            if self.refused and self.linger.active():
-                self.linger.cancel()
+            if self.linger is not None and self.linger.active():
+                self.linger.cancel()  # the lingering close, or a held 429
             super().connectionLost(reason)
 
     class LimitedHTTPFactory(HTTPFactory):  # type: ignore[misc]

@@ -279,6 +279,10 @@ LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20, m
 # INGEST_RATE per second (0: no limit); over it, 429 with Retry-After.
 INGEST_RATE = env_int("INGEST_RATE", 100)
 INGEST_BURST = env_int("INGEST_BURST", 200, minimum=1)
+# Milliseconds a 429 for a key over its rate is held before it is sent (at most its
+# Retry-After): a client that retries as soon as it is answered then costs the server a
+# timer, not thousands of refusals a second (dashflow_site/bodylimit.py).
+INGEST_THROTTLE_DELAY_MS = env_int("INGEST_THROTTLE_DELAY_MS", 1000, maximum=60_000)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
