@@ -582,23 +582,32 @@ class CaptureAttachment(models.Model):
     """A value a capture rule kept out of the state blob (``{"$attachment": id}`` marks its
     place), fetched on demand by the step panel and ``GET /api/v1/attachments/<id>``.
 
-    ``ident`` is a keyed digest of the value, so the same value stored twice is one row and
-    re-ingesting a run writes nothing new. ``run`` is the run that first stored it (none
-    for a value held in an OTLP span buffer before its run existed); other runs may point
-    at the same row, so deleting that run keeps it (``SET_NULL``).
+    ``ident`` is a keyed digest of the value, so re-ingesting a run writes nothing new.
+    One row per run that stored the value (and one with no run for a value held in an OTLP
+    span buffer before its run existed): a run's attachments go with it (the retention
+    purge), and another run holding the same value keeps its own row.
     """
 
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="+", db_index=False
-    )  # unique_capture_attachment (project, ident) leads with it
+    )  # the unique constraints (project, ident, ...) lead with it
     ident = models.CharField(max_length=32)
-    run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, related_name="+")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, null=True, related_name="+")
     size = models.PositiveBigIntegerField()
     data = models.BinaryField()  # zstd of the value's canonical JSON
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "ident"], name="unique_capture_attachment"),
+            models.UniqueConstraint(
+                fields=["project", "ident", "run"],
+                condition=models.Q(run__isnull=False),
+                name="unique_capture_attachment_of_run",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "ident"],
+                condition=models.Q(run__isnull=True),
+                name="unique_capture_attachment_unbound",
+            ),
         ]
 
 

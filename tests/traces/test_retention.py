@@ -21,10 +21,12 @@ from rest_framework.test import APIClient
 from tests.traces.exports_support import export_dir, trace_of
 from tests.traces.test_live_ingest import node, post
 from tests.traces.test_review import add_user
-from traces import exports, ingest, retention, review, store, tasks
+from traces import exports, ingest, retention, review, store, tasks, zstd
+from traces.capture_policy import load_attachment
 from traces.errors import InputError
 from traces.models import (
     Activity,
+    CaptureAttachment,
     Comment,
     DashStreamCursor,
     Export,
@@ -342,3 +344,26 @@ def test_an_export_whose_selection_no_longer_reads_goes_with_the_runs(
     assert (done.runs, done.exports) == (1, 1)
     assert not Export.objects.filter(pk=export.pk).exists()
     assert not file.exists()
+
+
+def test_a_purged_runs_attachments_go_with_it_and_another_runs_stay(
+    project: Project, fixtures_dir: Path
+) -> None:
+    # A value a capture rule kept aside is a row per run holding it: the purge takes the
+    # expired run's (a secret kept aside must not outlive its run), the kept run's stays.
+    old = store_run(project, fixtures_dir, "research_agent_success", "att-old")
+    new = store_run(project, fixtures_dir, "research_agent_success", "att-new")
+    value = zstd.compress(b'"sk-kept-aside"')
+    for run in (old, new):
+        CaptureAttachment.objects.create(
+            project=project, ident="a" * 32, run=run, size=15, data=value
+        )
+    age([old], DAYS + 1)
+    retention.set_retention(project, DAYS)
+
+    assert retention.purge(project).runs == 1
+
+    assert list(CaptureAttachment.objects.values_list("run_id", flat=True)) == [new.pk]
+    loaded = load_attachment(project, "a" * 32)
+    assert loaded is not None
+    assert loaded["value"] == "sk-kept-aside"
