@@ -343,7 +343,11 @@ def replay(run: Run, after: int, limit: int) -> Iterator[dict[str, Any]]:
         for row in rows:
             data = msgspec.json.decode(zstd.decompress(bytes(row.data)))
             for name, snapshot_id in row.states.items():
-                data[name] = states[snapshot_id]
+                # A state that only the events of a run since replaced by a whole trace
+                # named is not seen as in use by the retention purge, which may have
+                # deleted it: the event is replayed without it (the run's steps hold the
+                # trace that replaced them).
+                data[name] = states.get(snapshot_id)
             yield {"seq": row.seq, "type": row.type, "data": data}
         after = rows[-1].seq
         sent += len(rows)

@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 from tests.traces.exports_support import export_dir, trace_of
 from tests.traces.test_live_ingest import node, post
 from tests.traces.test_review import add_user
-from traces import exports, ingest, retention, review, store, tasks, zstd
+from traces import exports, ingest, live, retention, review, store, tasks, zstd
 from traces.capture_policy import load_attachment
 from traces.errors import InputError
 from traces.models import (
@@ -367,3 +367,22 @@ def test_a_purged_runs_attachments_go_with_it_and_another_runs_stay(
     loaded = load_attachment(project, "a" * 32)
     assert loaded is not None
     assert loaded["value"] == "sk-kept-aside"
+
+
+def test_a_replaced_runs_events_replay_without_a_state_the_purge_deleted(
+    project: Project, api: APIClient, fixtures_dir: Path
+) -> None:
+    # The purge sees a state in use through steps, errors and runs, not through the
+    # events of a run since replaced whole: such a state may go, and the replay goes on.
+    post_events(api, "replaced-live")
+    run = Run.objects.get(execution_id="replaced-live")
+    named = {i for e in RunEvent.objects.filter(run=run) for i in e.states.values()}
+    ingest.ingest_trace(project, trace_of(fixtures_dir, "research_agent_success", "replaced-live"))
+    gone = StateSnapshot.objects.filter(pk__in=named).exclude(pk__in=snapshot_ids([run]))
+    assert gone.exists()
+    gone.delete()
+
+    replayed = list(live.replay(run, 0, 100))
+
+    assert [e["seq"] for e in replayed] == [1, 2]
+    assert replayed[1]["data"]["state_after"] is None
