@@ -36,6 +36,13 @@ from traces.models import (
 from traces.percentiles import percentile
 
 
+def just_now() -> datetime:
+    """A start a second ago: a trace ends 5 ms after its start, and its failure is seen
+    then, so one started "now" could end after the evaluation that follows at once (whose
+    window ends at its own now) and be left out of it."""
+    return timezone.now() - timedelta(seconds=1)
+
+
 def trace(
     execution_id: str,
     started: datetime,
@@ -150,9 +157,9 @@ def test_new_failure_group_fires_once_per_group(project: Project, api: APIClient
     assert first is not None
     assert first.value == 1
     assert first.execution_ids == ["a"]
-    send(api, trace("b", timezone.now(), failed=True, error="disk full"))  # same group
+    send(api, trace("b", just_now(), failed=True, error="disk full"))  # same group
     assert alerts.evaluate_rule(r.pk) is None
-    send(api, trace("c", timezone.now(), failed=True, error="quota exceeded"))  # a new group
+    send(api, trace("c", just_now(), failed=True, error="quota exceeded"))  # a new group
     second = alerts.evaluate_rule(r.pk)
     assert second is not None
     assert second.execution_ids == ["c"]
@@ -166,7 +173,7 @@ def test_regression_fires_when_a_resolved_group_fails_again(
     r = rule(project, AlertKind.REGRESSION, window_minutes=60)
     assert alerts.evaluate_rule(r.pk) is None
     FailureGroup.objects.filter(project=project).update(status=GroupStatus.RESOLVED)
-    send(api, trace("b", timezone.now(), failed=True))
+    send(api, trace("b", just_now(), failed=True))
     firing = alerts.evaluate_rule(r.pk)
     assert firing is not None
     assert firing.execution_ids[0] == "b"
@@ -193,7 +200,7 @@ def test_a_threshold_rule_stays_quiet_while_breached_and_fires_again_after_clear
 
 @pytest.mark.django_db
 def test_a_disabled_rule_does_not_fire(project: Project, api: APIClient) -> None:
-    send(api, trace("f1", timezone.now(), failed=True))
+    send(api, trace("f1", just_now(), failed=True))
     r = rule(project, AlertKind.FAILURE_RATE, enabled=False)
     assert alerts.evaluate_rule(r.pk) is None
     assert tasks.evaluate_alerts() == 0
@@ -360,7 +367,7 @@ def test_a_failing_webhook_is_retried_until_it_answers(
     project: Project, api: APIClient, receiver: Receiver
 ) -> None:
     r = rule(project, AlertKind.FAILURE_RATE, threshold=0, webhook_url=receiver.url)
-    send(api, trace("f", timezone.now(), failed=True))
+    send(api, trace("f", just_now(), failed=True))
     tasks.evaluate_alerts()
     assert receiver.delivered.wait(10)
     firing = AlertFiring.objects.get(rule=r)
@@ -377,7 +384,7 @@ def test_a_refused_webhook_is_not_retried(
     project: Project, api: APIClient, receiver: Receiver
 ) -> None:
     r = rule(project, AlertKind.FAILURE_RATE, webhook_url=receiver.url)
-    send(api, trace("f", timezone.now(), failed=True))
+    send(api, trace("f", just_now(), failed=True))
     tasks.evaluate_alerts()
     firing = AlertFiring.objects.get(rule=r)
     assert firing.webhook_status == DeliveryStatus.FAILED
@@ -392,7 +399,7 @@ def test_retries_stop_at_the_limit(project: Project, api: APIClient, settings: A
     port = server.server_address[1]
     server.server_close()
     r = rule(project, AlertKind.FAILURE_RATE, webhook_url=f"http://127.0.0.1:{port}/")
-    send(api, trace("f", timezone.now(), failed=True))
+    send(api, trace("f", just_now(), failed=True))
     tasks.evaluate_alerts()
     firing = AlertFiring.objects.get(rule=r)
     assert firing.webhook_status == DeliveryStatus.FAILED
@@ -418,7 +425,7 @@ def test_settings_page_creates_a_rule_and_lists_firings_with_their_runs(
     )
     r = AlertRule.objects.get()
     assert r.threshold == pytest.approx(0.1)
-    send(api, trace("bad-run", timezone.now(), failed=True))
+    send(api, trace("bad-run", just_now(), failed=True))
     assert alerts.evaluate_rule(r.pk) is not None
     page = client.get(url).content.decode()
     # The firing's failed run is linked at its failing step.
@@ -434,7 +441,7 @@ def test_inbox_page_lists_items_and_marks_them_read(
     client: Any, project: Project, api: APIClient, member: Any
 ) -> None:
     r = rule(project, AlertKind.FAILURE_RATE)
-    send(api, trace("bad-run", timezone.now(), failed=True))
+    send(api, trace("bad-run", just_now(), failed=True))
     alerts.evaluate_rule(r.pk)
     client.force_login(member)
     page = client.get(f"/projects/{project.slug}/inbox/").content.decode()

@@ -8,10 +8,9 @@ import socket
 from typing import Any
 
 import pytest
-from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.traces.test_alerts import Receiver, rule, send, tasks_in_process, trace
+from tests.traces.test_alerts import Receiver, just_now, rule, send, tasks_in_process, trace
 from traces import egress, tasks
 from traces.models import AlertFiring, AlertKind, DeliveryStatus, Project
 
@@ -113,7 +112,7 @@ def test_delivery_checks_the_address_again(
     # The URL was fine when saved; by delivery it is not (the setting stands in for a
     # name that now resolves to a private address).
     settings.ALERT_WEBHOOK_ALLOW_PRIVATE = False
-    send(api, trace("f", timezone.now(), failed=True))
+    send(api, trace("f", just_now(), failed=True))
 
     tasks.evaluate_alerts.apply()
 
