@@ -171,8 +171,13 @@ def test_the_run_list_shows_live_when_its_script_loads_after_the_socket_subscrib
 
     page.on("websocket", watch)
     page.goto(f"{server.origin}/projects/acme/runs/", wait_until="commit")
-    while not (held and any('"subscribed"' in frame for frame in told)):
-        page.wait_for_timeout(50)  # a poll interval: Playwright delivers events while it waits
+    # Playwright delivers the route and socket events during its own calls: the
+    # condition makes one.
+    wait_for(
+        lambda: page.evaluate("1") and held and any('"subscribed"' in f for f in told),
+        60,
+        "the list's script held and its socket subscribed",
+    )
     held[0].continue_()
     expect(page.locator("#live-indicator")).to_be_visible()
 

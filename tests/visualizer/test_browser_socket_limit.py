@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from playwright.sync_api import Page, WebSocket, expect
 
-from tests.servers import Daphne, daphne, database_url, server_env, session_cookie
+from tests.servers import Daphne, daphne, database_url, server_env, session_cookie, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,13 +36,12 @@ def test_a_page_over_the_socket_limit_waits_before_trying_again(
     page.context.add_cookies([{"name": "sessionid", "value": cookie, "url": server.origin}])
     page.goto(f"{server.origin}/projects/acme/runs/")
 
-    def poll(condition: Any, seconds: float, what: str) -> None:
-        deadline = time.monotonic() + seconds
-        while not condition():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            page.wait_for_timeout(250)  # lets Playwright deliver the socket events
-
-    poll(lambda: opened and opened[0][1].is_closed(), 60, "the first socket to be refused")
+    # Playwright delivers the socket events during its own calls: the condition makes one.
+    wait_for(
+        lambda: page.evaluate("1") and opened and opened[0][1].is_closed(),
+        60,
+        "the first socket to be refused",
+    )
     refused_at = time.monotonic()
     held.close()
     # The page goes live once its slot is free; it may find the slot still taken once
