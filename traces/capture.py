@@ -38,7 +38,7 @@ from django.conf import settings
 
 from .capture_policy import WILDCARD, Policy, Rule, parse_policy
 from .parsing import ParsedEvent
-from .trace import ErrorTrace, ExecutionTrace, NodeExecution, canonical_json
+from .trace import EVENT_STATE_FIELDS, ErrorTrace, ExecutionTrace, NodeExecution, canonical_json
 
 MARKER_KEYS = ("$redacted", "$truncated", "$attachment")
 # The per-request cache of scanned strings: at most this many, each at most this long.
@@ -334,9 +334,8 @@ class Capture:
             data = self.error(data, where)
         else:
             changes: dict[str, Any] = {}
-            for name in ("initial_state", "final_state"):
-                if hasattr(data, name):
-                    changes[name] = self.state(getattr(data, name), f"{where}.{name}")
+            for name in EVENT_STATE_FIELDS.get(event.type, ()):
+                changes[name] = self.state(getattr(data, name), f"{where}.{name}")
             if hasattr(data, "metadata"):
                 changes["metadata"] = self.metadata(data.metadata, f"{where}.metadata")
             data = msgspec.structs.replace(data, **changes) if changes else data

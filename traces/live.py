@@ -20,11 +20,12 @@ from django.utils import timezone
 
 from . import bulk, zstd
 from .fields import parse_time
-from .models import EventType, Project, Run, RunError, RunEvent, RunStatus, Step, graph_name_of
+from .models import Project, Run, RunError, RunEvent, RunStatus, Step, graph_name_of
 from .parsing import ParsedEvent
 from .store import ERROR_COLUMNS, STEP_COLUMNS, Snapshots, error_row, load_states, step_row
 from .summary import Summary
 from .trace import (
+    EVENT_STATE_FIELDS,
     UNSET,
     ErrorTrace,
     NodeExecution,
@@ -33,12 +34,6 @@ from .trace import (
 )
 
 # The fields of each event's data that hold a state (stored as snapshots).
-STATE_FIELDS: dict[str, tuple[str, ...]] = {
-    EventType.RUN_STARTED: ("initial_state",),
-    EventType.NODE_FINISHED: ("state_before", "state_after"),
-    EventType.ERROR: ("state_at_error",),
-    EventType.RUN_FINISHED: ("final_state",),
-}
 
 EVENT_COLUMNS = ("run_id", "seq", "type", "data", "states", "received_at")
 
@@ -198,7 +193,7 @@ def _store(
     candidates = [unique[seq] for seq in sorted(unique)]
 
     digests = [
-        {name: snapshots.add(getattr(e.data, name)) for name in STATE_FIELDS.get(e.type, ())}
+        {name: snapshots.add(getattr(e.data, name)) for name in EVENT_STATE_FIELDS.get(e.type, ())}
         for e in candidates
     ]
     snapshots.resolve()

@@ -32,14 +32,14 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from . import capture, ingest, live, rollups, store, zstd
+from . import capture, ingest, rollups, store, zstd
 from .errors import InputError
 from .models import EventType, Project, SpanBuffer
 from .parsing import ParsedEvent
 from .span_capture import capture_span
 from .span_mapping import Mapped, map_spans, run_metadata, stamp, to_trace
 from .spans import Parsed, Span
-from .trace import ExecutionTrace, RunStarted
+from .trace import EVENT_STATE_FIELDS, ExecutionTrace, RunStarted
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ class Write:
     def states(self) -> list[Any]:
         if self.trace is not None:
             return store.trace_states(self.trace)
-        return [getattr(e.data, f) for e in self.events for f in live.STATE_FIELDS.get(e.type, ())]
+        return [getattr(e.data, f) for e in self.events for f in EVENT_STATE_FIELDS.get(e.type, ())]
 
 
 def _write_runs(project: Project, writes: list[Write]) -> None:

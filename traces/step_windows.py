@@ -20,12 +20,10 @@ from . import bulk, store, zstd
 from .models import Run, StateSnapshot, Step
 from .trace import ExecutionTrace, NodeExecution
 
-DEFAULT_WINDOW = 2000
-
 
 def window_size() -> int:
-    """Steps read at a time (``EXPORT_WINDOW_STEPS``, at least 1)."""
-    return max(1, int(getattr(settings, "EXPORT_WINDOW_STEPS", DEFAULT_WINDOW)))
+    """Steps read at a time (``EXPORT_WINDOW_STEPS``; settings.py holds it to at least 1)."""
+    return int(settings.EXPORT_WINDOW_STEPS)
 
 
 class StepWindows(Sequence[NodeExecution]):

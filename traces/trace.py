@@ -439,7 +439,16 @@ def convert(obj: Any, type_: type[Any], path: str = "$") -> Any:
 NOT_UTF8 = "is not valid UTF-8 (JSON text must be UTF-8)"
 
 
-_STATE_FIELDS = {"state_before", "state_after", "state_at_error", "final_state", "initial_state"}
+# The states each live event's data carries, by event type (the other types carry none):
+# stored as snapshots (traces/live.py), captured (traces/capture.py), kept out of the NUL
+# rule below.
+EVENT_STATE_FIELDS: dict[str, tuple[str, ...]] = {
+    "run_started": ("initial_state",),
+    "node_finished": ("state_before", "state_after"),
+    "error": ("state_at_error",),
+    "run_finished": ("final_state",),
+}
+_STATE_FIELDS = {name for names in EVENT_STATE_FIELDS.values() for name in names}
 
 
 def refuse_nul(path: str, payload: msgspec.Struct) -> None:
