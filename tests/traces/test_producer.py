@@ -19,7 +19,6 @@ import os
 import random
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -349,11 +348,10 @@ def emit(streamer: RunStreamer, count: int) -> list[float]:
 
 
 def assert_never_blocked(took: list[float]) -> None:
-    """The agent's calls cost microseconds; a call that waited on the network would take
-    the post's timeout or a backoff. The bound on the slowest call leaves room for a busy
-    machine (a GIL switch is 5 ms)."""
-    assert statistics.median(took) < 0.002, f"median call {statistics.median(took) * 1e3:.1f} ms"
-    assert max(took) < 0.05, f"slowest call {max(took) * 1e3:.1f} ms"
+    """The agent's calls only queue; a call that waited on the network would take a
+    post's timeout, 2 s in every test here (or wait for ever on a held server). The bound
+    sits far from both, so a busy machine cannot fail it and a blocking call cannot pass."""
+    assert max(took) < 1.0, f"slowest call {max(took) * 1e3:.1f} ms"
 
 
 def test_503s_are_retried_until_accepted_and_each_event_arrives_once(fake: Any, quick: Any) -> None:
@@ -444,18 +442,20 @@ def test_a_server_that_never_answers_times_out_and_close_gives_up_in_time(quick:
         streamer = quick(
             f"http://127.0.0.1:{silent.getsockname()[1]}",
             flush_interval=0,
-            timeout=0.2,
+            timeout=2.0,
             max_retries=1000,
         )
         assert_never_blocked(emit(streamer, 3))
-        wait_for(lambda: streamer.stats.retried >= 1)  # the first post timed out
+        wait_for(lambda: streamer.stats.retried >= 1, timeout=30)  # the first post timed out
         assert_never_blocked(emit(streamer, 100))
 
         start = time.monotonic()
         assert not streamer.close(0.5)
-        assert time.monotonic() - start < 0.7
+        # close gives up at its deadline, not after the post on the wire (2 s) and its
+        # 1,000 retries.
+        assert time.monotonic() - start < 1.5
         # The post on the wire ends within its timeout; then the batch is counted.
-        wait_for(lambda: streamer.stats.dropped == 103)
+        wait_for(lambda: streamer.stats.dropped == 103, timeout=30)
     stats = streamer.stats
     assert stats.sent == 0
     assert stats.retried >= 1

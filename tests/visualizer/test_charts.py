@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from itertools import pairwise
 from pathlib import Path
@@ -290,16 +289,15 @@ def test_breakdown_and_graph_escape_trace_strings_in_hover_and_labels() -> None:
     assert "&lt;b&gt;x&lt;/b&gt; → a&amp;b" in graph["data"][0]["hovertext"][0]
 
 
-def test_figures_are_plain_json_and_cheap_for_ten_thousand_steps(fixtures_dir: Path) -> None:
+def test_figures_of_ten_thousand_steps_are_plain_json_sized_by_their_nodes(
+    fixtures_dir: Path,
+) -> None:
     loop = steps_of(fixtures_dir, "long_loop_2000.json")
     steps = [dict(s, index=s["index"] + 2000 * k) for k in range(5) for s in loop]
     assert len(steps) == 10_000
 
-    started = time.perf_counter()
+    # Their time is benchmarks/ui.py's to measure; here, what they hold.
     breakdown, graph = breakdown_figure(steps), graph_figure(steps)
-    elapsed = time.perf_counter() - started
-
-    assert elapsed < 0.25
     # Aggregated: the size follows the distinct nodes, not the steps.
     assert len(json.dumps(breakdown)) + len(json.dumps(graph)) < 20_000
     assert set(run_figures(steps[:10])) == {"timeline", "breakdown", "graph"}
