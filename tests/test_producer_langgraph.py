@@ -1,5 +1,5 @@
 """The LangGraph adapter (``dashflow_producer.langgraph.stream_langgraph``): a real
-LangGraph graph (tests/langgraph_support.py: a fake chat model with usage metadata and a
+LangGraph graph (tests/langgraph_app.py: a fake chat model with usage metadata and a
 tool call, a conditional edge, a real tool, two nodes in one superstep) streamed to a real
 Daphne through the producer client, watched mid-run over the API and a run websocket."""
 
@@ -16,9 +16,12 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from langgraph.graph import END, START, StateGraph
 
-from tests.langgraph_support import (
+from tests.langgraph_app import (
     ANSWER,
-    EXPECTED_PARALLEL_NODES,
+    EXPECTED_PARALLEL,
+    GRAPH_NAME,
+    PLAN_NOTE,
+    RECALL_NOTE,
     TOOL,
     State,
     build_graph,
@@ -82,14 +85,14 @@ def test_a_langgraph_run_streams_live_with_its_nodes_states_tokens_and_tool_call
     assert {c["type"] for c in chunks} >= {"task", "task_result"}  # LangGraph's own chunks
     trace = get(server, key, f"/api/v1/runs/{run_id}/trace")
     nodes = trace["nodes_executed"]
-    assert [n["node"] for n in nodes] == EXPECTED_PARALLEL_NODES
+    assert [n["node"] for n in nodes] == EXPECTED_PARALLEL["nodes"]
     assert trace["thread_id"] == "lg-thread-7"
     assert trace["completed"] is True
-    assert [n["tokens_used"] for n in nodes] == [0, 0, 20, 0, 39]
-    assert trace["total_tokens"] == 59
-    assert nodes[3]["tools_called"] == [TOOL]
+    assert [n["tokens_used"] for n in nodes] == EXPECTED_PARALLEL["tokens"]
+    assert trace["total_tokens"] == EXPECTED_PARALLEL["total_tokens"]
+    assert [n["tools_called"] for n in nodes] == EXPECTED_PARALLEL["tools"]
     assert nodes[2]["metadata"]["tool_calls"][0]["name"] == TOOL
-    assert trace["metadata"]["graph_name"] == "weather_agent"
+    assert trace["metadata"]["graph_name"] == GRAPH_NAME
 
     # Parallel: plan and recall ran in one superstep, and both started before either
     # finished.
@@ -112,10 +115,8 @@ def test_a_langgraph_run_streams_live_with_its_nodes_states_tokens_and_tool_call
     assert [(c.op, c.path) for c in changes] == [("add", "/messages/2")]
     assert tools["state_after"]["messages"][2]["type"] == "tool"
     assert tools["state_after"]["messages"][2]["content"] == "sunny in Paris"
-    assert nodes[0]["state_after"]["notes"] == [
-        "plan: look the weather up",
-        "recall: the user is in Paris",
-    ]
+    assert nodes[0]["state_after"]["notes"] == [PLAN_NOTE, RECALL_NOTE]
+    assert nodes[1]["state_after"] == nodes[0]["state_after"]
     assert nodes[4]["state_before"] == tools["state_after"]
     assert trace["final_state"]["messages"][-1]["content"] == ANSWER
     assert nodes[4]["metadata"]["writes"]["messages"][0]["content"] == ANSWER
@@ -169,10 +170,10 @@ def test_leaving_the_loop_early_finishes_the_run_as_not_completed(server: Daphne
         assert client.flush()
 
     trace = get(server, key, "/api/v1/runs/langgraph-stopped/trace")
-    assert [n["node"] for n in trace["nodes_executed"]] == ["agent", "tools"]
+    assert [n["node"] for n in trace["nodes_executed"]] == ["plan", "agent", "tools"]
     assert trace["completed"] is False
     assert trace["errors"] == []
-    assert trace["nodes_executed"][1]["state_after"] is None
+    assert trace["nodes_executed"][2]["state_after"] is None
 
 
 def test_an_async_app_streams_the_same_run_through_astream(server: Daphne) -> None:
@@ -193,11 +194,11 @@ def test_an_async_app_streams_the_same_run_through_astream(server: Daphne) -> No
         assert client.flush()
 
     assert [c["payload"]["name"] for c in chunks if c["type"] == "task"] == (
-        EXPECTED_PARALLEL_NODES
+        EXPECTED_PARALLEL["nodes"]
     )
     trace = get(server, key, "/api/v1/runs/langgraph-async/trace")
-    assert [n["node"] for n in trace["nodes_executed"]] == EXPECTED_PARALLEL_NODES
-    assert [n["tokens_used"] for n in trace["nodes_executed"]] == [0, 0, 20, 0, 39]
-    assert trace["nodes_executed"][3]["tools_called"] == [TOOL]
+    assert [n["node"] for n in trace["nodes_executed"]] == EXPECTED_PARALLEL["nodes"]
+    assert [n["tokens_used"] for n in trace["nodes_executed"]] == EXPECTED_PARALLEL["tokens"]
+    assert [n["tools_called"] for n in trace["nodes_executed"]] == EXPECTED_PARALLEL["tools"]
     assert trace["thread_id"] == "lg-async-thread"
     assert trace["completed"] is True

@@ -1,5 +1,5 @@
 """OpenTelemetry in: ``POST /v1/traces`` with the spans real instrumentations write for a
-real LangGraph app (tests/langgraph_otel_app.py), encoded by the OTLP exporters' own
+real LangGraph app (tests/langgraph_app.py), encoded by the OTLP exporters' own
 encoder, and each dialect's run as the README's mapping table says."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
-from tests.langgraph_otel_app import EXPECTED
+from tests.langgraph_app import EXPECTED, GRAPH_NAME, PLAN_NOTE, QUESTION
 from tests.servers import ROOT
 from traces import otlp
 from traces.models import ApiKey, KeyScope, Project, Run, SpanBuffer
@@ -39,14 +39,14 @@ PROTOBUF = "application/x-protobuf"
 
 def capture(library: str, city: str = "Paris") -> list[ProtoSpan]:
     """The spans of one run of the app under ``library``'s instrumentation, as the OTLP
-    exporters encode them (the app runs in a process of its own: tests/langgraph_otel_app.py)."""
+    exporters encode them (the app runs in a process of its own: tests/langgraph_app.py)."""
     with tempfile.TemporaryDirectory() as folder:
         dump = Path(folder) / "spans.pb"
         subprocess.run(
             [
                 sys.executable,
                 "-m",
-                "tests.langgraph_otel_app",
+                "tests.langgraph_app",
                 "--instrument",
                 library,
                 "--city",
@@ -152,21 +152,21 @@ def assert_is_the_app_run(trace: dict[str, Any], dialect: str) -> None:
     assert trace["completed"] is True
     assert trace["errors"] == []
     assert trace["metadata"]["otlp"]["dialect"] == dialect
-    assert trace["metadata"]["graph_name"] == "LangGraph"
+    assert trace["metadata"]["graph_name"] == GRAPH_NAME
     # state_before: the node's input; state_after: what the next node received.
-    assert nodes[0]["state_before"]["question"] == "weather in Paris?"
-    assert nodes[0]["state_before"]["plan"] == ""
+    assert nodes[0]["state_before"]["question"] == QUESTION
+    assert nodes[0]["state_before"]["notes"] == []
     for node, following in itertools.pairwise(nodes):
         assert node["state_after"] == following["state_before"]
-    assert nodes[1]["state_before"]["plan"].startswith("look up the weather")
+    assert nodes[1]["state_before"]["notes"] == [PLAN_NOTE]
     assert len(nodes[2]["state_before"]["messages"]) == 2  # the question, the tool call
     assert len(nodes[3]["state_before"]["messages"]) == 3  # and the tool's answer
     # The last node's state_after is the graph's output, with the answer in it.
     assert nodes[-1]["state_after"] == trace["final_state"]
     assert EXPECTED["final_answer"] in json.dumps(trace["final_state"])
     # The node's own output (a partial update) is kept beside the states.
-    assert "plan" in nodes[0]["metadata"]["update"]
-    assert "plan" not in nodes[1]["metadata"]["update"]
+    assert "notes" in nodes[0]["metadata"]["update"]
+    assert "notes" not in nodes[1]["metadata"]["update"]
 
 
 @pytest.mark.django_db
@@ -297,7 +297,7 @@ def test_a_run_is_live_until_its_root_span_arrives(
     # The exporters send spans as they end: everything but the root, in end order.
     ended = sorted(openinference, key=lambda s: s.end_time_unix_nano)
     root = ended.pop()
-    assert root.name == "LangGraph"
+    assert root.name == GRAPH_NAME
     middle = next(i for i, s in enumerate(ended) if s.name == "tools") + 1
     execution_id = trace_id(openinference)
 
@@ -308,7 +308,7 @@ def test_a_run_is_live_until_its_root_span_arrives(
     # not until the next agent span says what it received.
     assert [n["node"] for n in run["nodes"]] == ["plan", "agent"]
     first = api.get(f"/api/v1/runs/{execution_id}/steps/1").json()
-    assert first["tokens_used"] == 17
+    assert first["tokens_used"] == EXPECTED["tokens"][1]
 
     assert post(otlp_client, encode_spans(ended[middle:])).status_code == 200
     run = api.get(f"/api/v1/runs/{execution_id}").json()
@@ -324,7 +324,7 @@ def test_a_run_is_live_until_its_root_span_arrives(
 def test_a_trace_whose_root_never_comes_ends_after_the_idle_timeout_marked_so(
     otlp_client: Client, api: Any, project: Project, openinference: list[ProtoSpan]
 ) -> None:
-    without_root = [s for s in openinference if s.name != "LangGraph"]
+    without_root = [s for s in openinference if s.name != GRAPH_NAME]
     assert post(otlp_client, encode_spans(without_root)).status_code == 200
     execution_id = trace_id(openinference)
     assert otlp.expire_idle() == 0  # not idle yet

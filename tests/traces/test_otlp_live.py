@@ -18,7 +18,7 @@ import pytest
 from django.db import connection
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
-from tests.langgraph_otel_app import EXPECTED
+from tests.langgraph_app import EXPECTED, PLAN_NOTE, QUESTION
 from tests.servers import ROOT, Daphne, daphne, database_url, free_port, server_env, wait_for
 from tests.traces.test_otlp import capture, encode_spans
 
@@ -78,7 +78,7 @@ def run_app(library: str, thread: str, otel: dict[str, str]) -> None:
     env.update(otel)
     args = ["--instrument", library, "--thread", thread]
     done = subprocess.run(
-        [sys.executable, "-m", "tests.langgraph_otel_app", *args],
+        [sys.executable, "-m", "tests.langgraph_app", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -133,9 +133,9 @@ def test_an_instrumented_langgraph_app_exporting_otlp_shows_up_as_a_run(
     nodes = trace["nodes_executed"]
     assert [n["tokens_used"] for n in nodes] == EXPECTED["tokens"]
     assert [n["tools_called"] for n in nodes] == EXPECTED["tools"]
-    assert nodes[0]["state_before"]["question"] == "weather in Paris?"
+    assert nodes[0]["state_before"]["question"] == QUESTION
     assert nodes[0]["state_after"] == nodes[1]["state_before"]
-    assert nodes[0]["state_after"]["plan"].startswith("look up the weather")
+    assert nodes[0]["state_after"]["notes"] == [PLAN_NOTE]
     assert EXPECTED["final_answer"] in str(nodes[-1]["state_after"])
     assert trace["metadata"]["otlp"]["dialect"] == library
 
