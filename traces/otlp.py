@@ -20,6 +20,7 @@ seconds, and by Celery beat every minute).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from . import capture, ingest, rollups, store, zstd
+from . import capture, events, ingest, rollups, store, zstd
 from .errors import InputError
 from .models import EventType, Project, SpanBuffer
 from .parsing import ParsedEvent
@@ -96,11 +97,15 @@ def export(project: Project, parsed: Parsed) -> Exported:
     _check_open_traces(project, trace_ids)
     workers = settings.OTLP_WORKERS if connection.vendor == "postgresql" else 1
     groups = [trace_ids[i::workers] for i in range(min(workers, len(trace_ids)))]
+    # What the groups' transactions publish is sent once they are all done, in one hop
+    # from this thread (events.Outbox).
+    outbox = events.Outbox()
     if len(groups) == 1:
-        results = [ingest.atomic_with_retries(partial(_add_all, project, trace_ids, by_trace))]
+        with events.collecting(outbox):
+            results = [ingest.atomic_with_retries(partial(_add_all, project, trace_ids, by_trace))]
     else:
-        with ThreadPoolExecutor(len(groups), thread_name_prefix="otlp") as pool:
-            results = list(pool.map(partial(_add_group, project, by_trace), groups))
+        results = list(_writers().map(partial(_add_group, project, by_trace, outbox), groups))
+    outbox.publish()
     for refused, reason in results:
         outcome.accepted -= refused
         outcome.rejected += refused
@@ -108,12 +113,27 @@ def export(project: Project, parsed: Parsed) -> Exported:
     return outcome
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _writers() -> ThreadPoolExecutor:
+    """The process's writer threads, kept between requests (a thread's zstd contexts are
+    reused; its database connection goes back to the pool after each group)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(settings.OTLP_WORKERS, thread_name_prefix="otlp")
+        return _pool
+
+
 def _add_group(
-    project: Project, by_trace: dict[str, list[Span]], trace_ids: list[str]
+    project: Project, by_trace: dict[str, list[Span]], outbox: events.Outbox, trace_ids: list[str]
 ) -> tuple[int, str]:
-    """``_add_all`` in a pool thread, which has a connection of its own to give back."""
+    """``_add_all`` in a writer thread, which has a connection of its own to give back."""
     try:
-        return ingest.atomic_with_retries(partial(_add_all, project, trace_ids, by_trace))
+        with events.collecting(outbox):
+            return ingest.atomic_with_retries(partial(_add_all, project, trace_ids, by_trace))
     finally:
         connection.close()
 

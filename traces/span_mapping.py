@@ -67,7 +67,9 @@ def map_spans(spans: list[Span]) -> Mapped:
     by_id = {s.span_id: s for s in spans}
     ordered = sorted(spans, key=lambda s: (s.start_ns, s.end_ns))
     dialect = _dialect(ordered)
-    node_spans = _marked_node_spans(ordered, by_id, dialect)
+    # LangGraph's metadata of every span, read once (it is JSON text in OpenInference).
+    marks = {s.span_id: _langgraph(s) for s in spans}
+    node_spans = _marked_node_spans(ordered, by_id, dialect, marks)
     # The graph's span: the parent of its node spans where they say which they are (the
     # graph may run inside a larger trace, under a web request's span), else the root.
     graph = by_id.get(node_spans[0].parent_id) if node_spans else None
@@ -77,7 +79,7 @@ def map_spans(spans: list[Span]) -> Mapped:
         node_spans = [s for s in ordered if s.parent_id == body.span_id]
     owner = _owners(ordered, by_id, {s.span_id for s in node_spans})
 
-    steps = [_langgraph(s)[1] for s in node_spans]
+    steps = [marks[s.span_id][1] for s in node_spans]
     inputs = [_input(s) for s in node_spans]
     initial = _input(body) if body is not None else _ABSENT
     if initial is _ABSENT:
@@ -120,7 +122,7 @@ def map_spans(spans: list[Span]) -> Mapped:
         failure = node_errors.get(span.span_id)
         nodes.append(
             NodeExecution(
-                node=_node_name(span),
+                node=_node_name(span, marks[span.span_id][0]),
                 duration_ms=(span.end_ns - span.start_ns) // 1_000_000,
                 tokens_used=tokens.get(span.span_id, 0),
                 state_before=None if inputs[i] is _ABSENT else inputs[i],
@@ -313,8 +315,11 @@ def _own_name(span: Span) -> str:
     return span.name
 
 
-def _node_name(span: Span) -> str:
-    node = _langgraph(span)[0]
+def _node_name(span: Span, node: str | None = None) -> str:
+    """A node span's node: LangGraph's ``node`` (read by the caller, else here), else the
+    dialects' names for it."""
+    if node is None:
+        node = _langgraph(span)[0]
     if node is None:
         attrs = span.attributes
         for key in ("node.name", "gen_ai.task.name", "gen_ai.agent.name", "gen_ai.tool.name"):
@@ -426,19 +431,25 @@ def _graph_body(root: Span | None, spans: list[Span]) -> Span | None:
     return body
 
 
-def _marked_node_spans(spans: list[Span], by_id: dict[str, Span], dialect: str) -> list[Span]:
-    """The node spans that say they are nodes (LangGraph's metadata, DashFlow's span
-    name); empty when the dialect does not mark them (then the graph span's children)."""
-    if any(_langgraph(s)[0] is not None for s in spans):
+def _marked_node_spans(
+    spans: list[Span],
+    by_id: dict[str, Span],
+    dialect: str,
+    marks: dict[str, tuple[str | None, int | None, str]],
+) -> list[Span]:
+    """The node spans that say they are nodes (LangGraph's metadata, ``marks``, DashFlow's
+    span name); empty when the dialect does not mark them (then the graph span's
+    children)."""
+    if any(mark[0] is not None for mark in marks.values()):
         found = []
         for span in spans:
-            node, step, namespace = _langgraph(span)
+            node, step, namespace = marks[span.span_id]
             if node is None or "|" in namespace or _kind(span) != "other":
                 continue  # a subgraph's node (its namespace nests), an LLM or a tool call
             if node not in (span.name, _own_name(span), span.name.removeprefix("execute_task ")):
                 continue  # a conditional edge's function, or a chain inside the node
             parent = by_id.get(span.parent_id)
-            if parent is not None and _langgraph(parent) == (node, step, namespace):
+            if parent is not None and marks[parent.span_id] == (node, step, namespace):
                 continue
             found.append(span)
         return found

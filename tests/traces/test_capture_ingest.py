@@ -249,7 +249,7 @@ def test_a_bad_policy_is_a_400_naming_the_rule_and_keeps_the_old_one(project: Pr
 OTLP_POLICY = {
     "rules": [
         {"path": "/question", "action": "redact"},
-        {"path": "/plan", "action": "drop"},
+        {"path": "/notes", "action": "drop"},
         {"path": "/messages/*/data/content", "action": "truncate", "max_bytes": 16},
         {"path": "/messages/*/data/tool_calls", "action": "attachment"},
     ],
@@ -279,13 +279,13 @@ def test_otlp_spans_are_captured_in_the_span_buffer_and_the_run(
     trace = store.load_trace(Run.objects.get(project=project, execution_id=execution_id))
     first = trace.nodes_executed[0].state_before
     assert first["question"]["$redacted"] == "rules[0]"
-    assert all("plan" not in n.state_before for n in trace.nodes_executed)
+    assert all("notes" not in n.state_before for n in trace.nodes_executed)
     # LangChain's serialized messages: {"type": ..., "data": {"content", "tool_calls"}}.
     messages = [m["data"] for m in trace.nodes_executed[-1].state_before["messages"]]
     calls = messages[1]["tool_calls"]
     assert calls["rule"] == "rules[3]"
     fetched = api.get(f"/api/v1/attachments/{calls['$attachment']}")
-    assert fetched.json()["value"][0]["name"] == "lookup"
+    assert fetched.json()["value"][0]["name"] == "lookup_weather"
     answer = messages[2]["content"]  # "sunny in <email>" with the email redacted, then cut
     assert answer["$truncated"] == 16
     assert answer["head"] == "sunny in [redact"
