@@ -183,14 +183,20 @@ def pg_ids_by_key(
     quote = connection.ops.quote_name
     ids: dict[str, int] = {}
     missing: list[str] = []
+    # The values as one comma-separated text, split by the server: a text[] parameter is
+    # quoted element by element in Python (client-side binding), which cost more than the
+    # statement. Values holding a comma (or empty) go as an array.
+    joined = ",".join(values)
+    many = all(values) and joined.count(",") == len(values) - 1
+    listed = "string_to_array(%s, ',')" if many else "%s::text[]"
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT value, coalesce(id, nextval((SELECT pg_get_serial_sequence(%s, 'id'))"
             "::regclass)), id IS NULL FROM ("
-            " SELECT d.value, s.id FROM unnest(%s::text[]) WITH ORDINALITY AS d(value, n)"
+            f" SELECT d.value, s.id FROM unnest({listed}) WITH ORDINALITY AS d(value, n)"
             f" LEFT JOIN {quote(table)} s ON s.{quote(scope)} = %s AND s.{quote(key)} = d.value"
             " ORDER BY d.n) AS found",
-            [table, list(values), scope_id],
+            [table, joined if many else list(values), scope_id],
         )
         for value, pk, is_new in cursor.fetchall():
             ids[value] = pk
