@@ -18,11 +18,14 @@ the models; callers pass them in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
+import psycopg
 from django.db import connection, connections, models
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 M = TypeVar("M", bound=models.Model)
 
@@ -94,6 +97,28 @@ def update_fields(instance: models.Model, names: list[str]) -> None:
 # SQLite's default limit on bound variables is 32,766; stay well below it.
 CHUNK = 900
 
+
+@contextmanager
+def _bulk_cursor() -> Iterator[CursorWrapper]:
+    """A cursor for statements with many parameters: on PostgreSQL one that binds them on
+    the server (psycopg dumps them in C), not Django's client-side binding, which quotes
+    each value into the SQL text in Python (a fifth of the OTLP receiver's time). Same
+    connection and transaction, through Django's wrapper (errors, execute wrappers, the
+    query log)."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    connection.ensure_connection()
+    raw = psycopg.Cursor(connection.connection)
+    wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper
+    wrapped = wrapper(raw, connection)
+    try:
+        yield wrapped
+    finally:
+        raw.close()
+
+
 # Below this many rows one multi-row INSERT beats COPY, which costs extra round trips
 # (start, data, end): a live batch of a few events is mostly round trips.
 _SMALL_BATCH = 64
@@ -106,7 +131,7 @@ def insert_rows(
     on PostgreSQL (a multi-row INSERT for a small list), ``executemany`` on SQLite."""
     table = model._meta.db_table
     cols = ", ".join(connection.ops.quote_name(c) for c in columns)
-    with connection.cursor() as cursor:
+    with _bulk_cursor() as cursor:
         if connection.vendor == "postgresql":
             if isinstance(rows, list) and len(rows) <= _SMALL_BATCH:
                 if rows:
@@ -140,7 +165,7 @@ def insert_new_rows(
     one = isinstance(returning, str)
     back = quote(returning) if isinstance(returning, str) else ", ".join(map(quote, returning))
     inserted: set[Any] = set()
-    with connection.cursor() as cursor:
+    with _bulk_cursor() as cursor:
         for start in range(0, len(rows), _SMALL_BATCH):
             values, params = _values(columns, rows[start : start + _SMALL_BATCH])
             cursor.execute(
