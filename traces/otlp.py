@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -101,11 +102,19 @@ def export(project: Project, parsed: Parsed) -> Exported:
     # from this thread (events.Outbox).
     outbox = events.Outbox()
     if len(groups) == 1:
-        with events.collecting(outbox):
-            results = [ingest.atomic_with_retries(partial(_add_all, project, trace_ids, by_trace))]
+        try:
+            with events.collecting(outbox):
+                write = partial(_add_all, project, trace_ids, by_trace)
+                results = [ingest.atomic_with_retries(write)]
+        finally:
+            outbox.publish()
     else:
-        results = list(_writers().map(partial(_add_group, project, by_trace, outbox), groups))
-    outbox.publish()
+        # Every group ends before the answer, a failed one too (its error is raised once
+        # the others are done), and what the committed ones push is sent.
+        pending = [_writers().submit(_add_group, project, by_trace, outbox, g) for g in groups]
+        futures.wait(pending)
+        outbox.publish()
+        results = [future.result() for future in pending]
     for refused, reason in results:
         outcome.accepted -= refused
         outcome.rejected += refused

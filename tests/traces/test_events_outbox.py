@@ -35,7 +35,7 @@ def heard(group: str, steps: list[Callable[[], Any]]) -> list[list[str]]:
         await layer.group_add(group, channel)
         lists = []
         for step in steps:
-            await sync_to_async(step, thread_sensitive=False)()
+            await sync_to_async(closing(step), thread_sensitive=False)()
             await layer.group_send(group, SENTINEL)
             types = []
             while (message := await layer.receive(channel))["type"] != SENTINEL["type"]:
@@ -45,6 +45,19 @@ def heard(group: str, steps: list[Callable[[], Any]]) -> list[list[str]]:
         return lists
 
     return async_to_sync(listen)()
+
+
+def closing(step: Callable[[], Any]) -> Callable[[], None]:
+    """``step``, then its thread's database connection given back (the test database is
+    dropped at the end: no connection may stay open)."""
+
+    def run() -> None:
+        try:
+            step()
+        finally:
+            connection.close()
+
+    return run
 
 
 def in_thread(work: Callable[[], None]) -> None:
