@@ -362,31 +362,23 @@ def _selected(
     return ((p, n) for p, n in enumerate(trace.nodes_executed) if p in steps)
 
 
-_NODES_FIELD = b'"nodes_executed":[]'
-
-
 def _trace_line(trace: ExecutionTrace) -> Iterator[tuple[bytes, int]]:
     """A ``traces_jsonl`` line: ``trace.to_json()`` and a newline. A trace whose steps
-    are read in windows (``step_windows``) is written in pieces: the fields before
-    ``nodes_executed``, each step, then the rest; the same bytes, since msgspec encodes
-    a list as its elements' encodings between commas."""
+    are read in windows (``step_windows``) is written in pieces of about
+    ``_CHUNK_BYTES`` (``ExecutionTrace.to_json_pieces``)."""
     nodes = trace.nodes_executed
     if type(nodes) is list:
         yield trace.to_json() + b"\n", 1
         return
-    # Every field before nodes_executed is a name or a number: the first match is the
-    # field itself (inside a JSON string a quote is escaped).
-    head, tail = msgspec.structs.replace(trace, nodes_executed=[]).to_json().split(_NODES_FIELD, 1)
-    parts = [head + b'"nodes_executed":[']
+    parts: list[bytes] = []
     size = 0
-    for position, node in enumerate(nodes):
-        encoded = _encode(node)
-        parts.append(encoded if position == 0 else b"," + encoded)
-        size += len(encoded)
+    for piece in trace.to_json_pieces():
+        parts.append(piece)
+        size += len(piece)
         if size >= _CHUNK_BYTES:
             yield b"".join(parts), 0
             parts, size = [], 0
-    parts.append(b"]" + tail + b"\n")
+    parts.append(b"\n")
     yield b"".join(parts), 1
 
 

@@ -143,24 +143,15 @@ def trace_digest(trace: ExecutionTrace) -> str:
     trace whose states are still undecoded JSON (``parsing.parse_trace``) has the digest
     it would have decoded, whatever the spacing of its body."""
     decoded = msgspec.structs.replace
-    outline = decoded(
-        trace, nodes_executed=[], errors=[], final_state=state_value(trace.final_state)
-    ).to_json()
-    # Compact JSON escapes every quote inside a string, so these keys (the first two
-    # fields holding lists) are found at their own place, whatever the strings hold.
-    head, rest = outline.split(b'"nodes_executed":[]', 1)
-    middle, tail = rest.split(b'"errors":[]', 1)
-    digest = hashlib.sha256(head + b'"nodes_executed":[')
-    for i, n in enumerate(trace.nodes_executed):
-        step = decoded(
+    digest = hashlib.sha256()
+    for piece in trace.to_json_pieces(
+        node=lambda n: decoded(
             n, state_before=state_value(n.state_before), state_after=state_value(n.state_after)
-        )
-        digest.update((b"," if i else b"") + _json.encode(step))
-    digest.update(b"]" + middle + b'"errors":[')
-    for i, e in enumerate(trace.errors):
-        error = decoded(e, state_at_error=state_value(e.state_at_error))
-        digest.update((b"," if i else b"") + _json.encode(error))
-    digest.update(b"]" + tail)
+        ),
+        error=lambda e: decoded(e, state_at_error=state_value(e.state_at_error)),
+        final_state=state_value(trace.final_state),
+    ):
+        digest.update(piece)
     return digest.hexdigest()
 
 

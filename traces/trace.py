@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from typing import Annotated, Any
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -52,6 +53,14 @@ __all__ = [
     "state_hash",
     "state_value",
 ]
+
+_T = TypeVar("_T")
+_encode = msgspec.json.Encoder().encode
+
+
+def _same(value: _T) -> _T:
+    return value
+
 
 U64_MAX = 2**64 - 1
 
@@ -287,6 +296,30 @@ class ExecutionTrace(msgspec.Struct, kw_only=True):
         """Compact JSON, fields in DashFlow's order."""
         return msgspec.json.encode(self)
 
+    def to_json_pieces(
+        self,
+        node: Callable[[NodeExecution], NodeExecution] = _same,
+        error: Callable[[ErrorTrace], ErrorTrace] = _same,
+        **fields: Any,
+    ) -> Iterator[bytes]:
+        """``to_json()`` a piece at a time (the fields before ``nodes_executed``, each
+        step, the fields between, each error, the rest), so a large trace's JSON is never
+        built whole; joined, the same bytes (msgspec writes a list as its elements'
+        encodings between commas). ``node`` / ``error`` replace each element before it is
+        encoded and ``fields`` fields of the trace itself (a state decoded)."""
+        outline = msgspec.structs.replace(self, nodes_executed=[], errors=[], **fields)
+        # Compact JSON escapes every quote inside a string, so these keys (the first two
+        # fields holding lists) are found at their own place, whatever the strings hold.
+        head, rest = outline.to_json().split(b'"nodes_executed":[]', 1)
+        middle, tail = rest.split(b'"errors":[]', 1)
+        yield head + b'"nodes_executed":['
+        for i, n in enumerate(self.nodes_executed):
+            yield (b"," if i else b"") + _encode(node(n))
+        yield b"]" + middle + b'"errors":['
+        for i, e in enumerate(self.errors):
+            yield (b"," if i else b"") + _encode(error(e))
+        yield b"]" + tail
+
     # -- analysis (DashFlow's semantics) ---------------------------------------------
 
     @property
@@ -475,14 +508,11 @@ def refuse_nul_in(path: str, value: Any, rule: str = _NUL_IN_TRACE) -> None:
         # only then is the value walked, for the path. A string holding a backslash and
         # "u0000" also matches; the walk then finds nothing.
         try:
-            if b"\\u0000" not in _nul_probe(value):
+            if b"\\u0000" not in _encode(value):
                 return
         except (TypeError, msgspec.EncodeError):
             pass  # not JSON-encodable as it is: walk it
     _walk_nul(path, value, rule)
-
-
-_nul_probe = msgspec.json.Encoder().encode
 
 
 def _walk_nul(path: str, value: Any, rule: str) -> None:
